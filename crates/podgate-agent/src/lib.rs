@@ -1,0 +1,8 @@
+//! podgate-agent: runs as PID 1 in a sandbox, reaps zombies, forwards signals and serves the agent API.
+
+pub mod args;
+pub mod exec;
+pub mod init;
+pub mod paths;
+pub mod reaper;
+pub mod server;

@@ -1,0 +1,74 @@
+//! `podgate-agent serve`: the entry point run as PID 1 inside every sandbox.
+
+use std::sync::Arc;
+
+use podgate_agent::{args, init, paths::Dirs, reaper, server};
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("--version") {
+        println!(
+            "podgate-agent {} (protocol {})",
+            env!("CARGO_PKG_VERSION"),
+            podgate_types::AGENT_PROTOCOL_VERSION
+        );
+        return;
+    }
+    let args = match args::parse(&argv) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("podgate-agent: {e}");
+            std::process::exit(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("podgate-agent: cannot start runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(serve(args)) {
+        eprintln!("podgate-agent: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn serve(args: args::Args) -> std::io::Result<()> {
+    let secret = std::fs::read_to_string(&args.secret_file)
+        .map_err(|e| std::io::Error::other(format!("reading {}: {e}", args.secret_file.display())))?
+        .trim()
+        .to_string();
+    if secret.is_empty() {
+        return Err(std::io::Error::other(format!(
+            "{} is empty",
+            args.secret_file.display()
+        )));
+    }
+    // The secret stays in memory only: processes in the sandbox cannot read it from the file.
+    std::fs::remove_file(&args.secret_file)?;
+    // Outside a container (tests), adopt orphans of our children as PID 1 would.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+
+    let reaper = reaper::Reaper::default();
+    tokio::spawn(reaper::run(reaper.clone()));
+    init::start_main(&reaper, &args.cmd);
+
+    let _ = std::fs::remove_file(&args.socket);
+    let listener = tokio::net::UnixListener::bind(&args.socket)?;
+    let state = Arc::new(server::AgentState {
+        secret,
+        reaper: reaper.clone(),
+        dirs: Dirs::from_env(),
+    });
+    eprintln!("podgate-agent: serving on {}", args.socket.display());
+    let app = server::router(state);
+    tokio::select! {
+        r = axum::serve(listener, app) => r,
+        r = init::forward_signals(reaper) => r,
+    }
+}

@@ -1,0 +1,193 @@
+//! REST API request and response bodies (also used by the CLI and the typed client).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::{Base64Bytes, MemorySize};
+
+/// Body of `POST /v1/sandboxes`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateSandboxRequest {
+    /// Container image; the server's default image (`podgate/base:latest`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Name, unique among the caller's sandboxes: lowercase letters, digits and `-`, at most 63.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Environment variables of every process in the sandbox (empty values are valid).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Main command (argv) started by the agent; the sandbox keeps running when it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    /// CPU limit in cores (e.g. 0.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
+    /// Memory limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemorySize>,
+    /// Seconds after creation at which the sandbox is deleted; the server default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
+    /// Free-form labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Lifecycle state of a sandbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxState {
+    Pending,
+    Starting,
+    Running,
+    Paused,
+    Stopping,
+    Stopped,
+    Failed,
+    Deleted,
+}
+
+impl SandboxState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [SandboxState; 8] = [
+        Self::Pending,
+        Self::Starting,
+        Self::Running,
+        Self::Paused,
+        Self::Stopping,
+        Self::Stopped,
+        Self::Failed,
+        Self::Deleted,
+    ];
+
+    /// The snake_case name used in JSON and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
+impl std::str::FromStr for SandboxState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown sandbox state {s:?}"))
+    }
+}
+
+impl std::fmt::Display for SandboxState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A sandbox as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Sandbox {
+    pub id: String,
+    pub name: String,
+    /// Id of the owning user.
+    pub owner: String,
+    pub state: SandboxState,
+    pub image: String,
+    pub env: BTreeMap<String, String>,
+    pub cmd: Option<Vec<String>>,
+    pub cpu: Option<f64>,
+    pub memory: Option<MemorySize>,
+    pub labels: BTreeMap<String, String>,
+    pub ttl_seconds: Option<u64>,
+    /// Why the sandbox failed, when `state` is `failed`.
+    pub error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// Body of `GET /v1/sandboxes`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SandboxList {
+    pub sandboxes: Vec<Sandbox>,
+}
+
+/// Runs one process to completion inside a sandbox (`POST /v1/sandboxes/{id}/exec`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    /// Program and arguments; no shell is involved unless argv names one.
+    pub argv: Vec<String>,
+    /// Extra environment variables, on top of the sandbox's.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory; relative paths resolve against the sandbox workdir, `~` is home.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Kill the process (and its process group) after this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    /// Bytes written to the process's stdin, then stdin is closed (base64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<Base64Bytes>,
+}
+
+/// Result of an exec. `stdout` and `stderr` are the exact bytes, base64-encoded.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExecResponse {
+    /// Exit code; 128+N when the process was killed by signal N.
+    pub exit_code: i32,
+    /// The signal that ended the process, if any.
+    pub signal: Option<i32>,
+    /// Whether `timeout_seconds` passed and the process was killed.
+    pub timed_out: bool,
+    pub stdout: Base64Bytes,
+    pub stderr: Base64Bytes,
+    /// Whether output beyond the per-stream limit was dropped.
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    pub duration_ms: u64,
+}
+
+/// Every API error: `{"error":{"code":"…","message":"…"}}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// Machine-readable code and human-readable message of an API error.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+/// Body of `GET /v1/users/me`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserInfo {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+}

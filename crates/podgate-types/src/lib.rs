@@ -1,0 +1,13 @@
+//! Shared podgate types: API and agent wire types, sandbox states and the agent protocol version (serde only, no IO).
+
+pub mod agent;
+pub mod api;
+pub mod bytes;
+pub mod memory;
+pub mod validate;
+
+pub use bytes::Base64Bytes;
+pub use memory::MemorySize;
+
+/// Version of the server ↔ agent protocol. The server refuses an agent that reports another one.
+pub const AGENT_PROTOCOL_VERSION: u32 = 1;

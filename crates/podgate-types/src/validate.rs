@@ -1,0 +1,120 @@
+//! Input validation shared by the server and the CLI: names, env keys, labels, argv.
+
+use std::collections::BTreeMap;
+
+/// Longest sandbox name (a DNS label).
+pub const MAX_NAME_LEN: usize = 63;
+
+/// A sandbox name: 1–63 of `a-z`, `0-9`, `-`, starting and ending with a letter or digit.
+pub fn sandbox_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid sandbox name {name:?}: use 1-63 lowercase letters, digits and '-', not starting or ending with '-'"
+        ))
+    }
+}
+
+/// Environment variables: POSIX-style names, no NUL bytes in values, bounded size.
+pub fn env(env: &BTreeMap<String, String>) -> Result<(), String> {
+    if env.len() > 1000 {
+        return Err(format!("too many env variables: {} (max 1000)", env.len()));
+    }
+    for (k, v) in env {
+        let mut bytes = k.bytes();
+        let first_ok = bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+        if !first_ok || !bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') || k.len() > 256 {
+            return Err(format!(
+                "invalid env name {k:?}: use letters, digits and '_', not starting with a digit"
+            ));
+        }
+        if v.contains('\0') {
+            return Err(format!("env value of {k:?} contains a NUL byte"));
+        }
+        if v.len() > 128 * 1024 {
+            return Err(format!("env value of {k:?} is longer than 128 KiB"));
+        }
+    }
+    Ok(())
+}
+
+/// Labels: keys of `A-Za-z0-9._/-` (1–63), values up to 256 bytes, at most 64 labels.
+pub fn labels(labels: &BTreeMap<String, String>) -> Result<(), String> {
+    if labels.len() > 64 {
+        return Err(format!("too many labels: {} (max 64)", labels.len()));
+    }
+    for (k, v) in labels {
+        let ok = !k.is_empty()
+            && k.len() <= 63
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'));
+        if !ok {
+            return Err(format!(
+                "invalid label key {k:?}: use 1-63 of letters, digits, '.', '_', '/', '-'"
+            ));
+        }
+        if v.len() > 256 || v.contains('\0') {
+            return Err(format!(
+                "invalid label value for {k:?}: at most 256 bytes, no NUL"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An argv: at least one element, no NUL bytes.
+pub fn argv(what: &str, argv: &[String]) -> Result<(), String> {
+    if argv.is_empty() {
+        return Err(format!("{what} must not be empty"));
+    }
+    if argv.len() > 4096 {
+        return Err(format!("{what} has too many arguments (max 4096)"));
+    }
+    if let Some(a) = argv.iter().find(|a| a.contains('\0')) {
+        return Err(format!("{what} argument {a:?} contains a NUL byte"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(sandbox_name("web-1").is_ok());
+        assert!(sandbox_name("a").is_ok());
+        for bad in ["", "-a", "a-", "A", "a_b", "a b", "é", &"a".repeat(64)] {
+            assert!(sandbox_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn env_names() {
+        let mut m = BTreeMap::new();
+        m.insert("EMPTY".to_string(), String::new());
+        m.insert("_X1".to_string(), "v".to_string());
+        assert!(env(&m).is_ok());
+        for bad in ["1A", "A-B", "", "A=B", "A B"] {
+            let m = BTreeMap::from([(bad.to_string(), "v".to_string())]);
+            assert!(env(&m).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn argvs() {
+        assert!(argv("argv", &[]).is_err());
+        assert!(argv("argv", &["a\0b".into()]).is_err());
+        assert!(argv("argv", &["echo".into(), String::new()]).is_ok());
+    }
+}
