@@ -1,0 +1,376 @@
+//! podgate's Docker Engine driver: one container per sandbox, the static agent bind-mounted
+//! read-only as its entrypoint, the agent's unix socket in a per-sandbox host directory.
+
+mod errors;
+
+use std::collections::HashMap;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, HostConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StartContainerOptions,
+};
+use futures_util::StreamExt as _;
+use podgate_runtime::{
+    AgentEndpoint, Driver, Error, Instance, InstanceStatus, PlacementSpec, Result,
+};
+
+use errors::{engine_error, is_not_found};
+
+/// Label on every container podgate creates, holding the sandbox id.
+pub const LABEL_SANDBOX: &str = "io.podgate.sandbox";
+/// Label holding the id of the server instance that owns the container.
+pub const LABEL_INSTANCE: &str = "io.podgate.instance";
+
+/// Where the agent binary and its run directory appear inside the container.
+const AGENT_PATH: &str = "/.podgate/bin/podgate-agent";
+const RUN_PATH: &str = "/.podgate/run";
+/// Longest unix socket path the kernel accepts, minus a margin.
+const MAX_SOCKET_PATH: usize = 100;
+
+/// How the driver places sandboxes.
+#[derive(Clone, Debug)]
+pub struct DockerConfig {
+    /// The static agent binary on this host.
+    pub agent_bin: PathBuf,
+    /// Host directory holding one run directory (agent socket, secret) per sandbox.
+    pub run_dir: PathBuf,
+    /// Id of this server instance; only containers with this label are ever touched.
+    pub instance: String,
+}
+
+/// The Docker driver.
+pub struct DockerDriver {
+    docker: Docker,
+    cfg: DockerConfig,
+}
+
+impl DockerDriver {
+    /// Connects to the engine named by `DOCKER_HOST` (or the default socket) and negotiates the API version.
+    pub async fn connect(cfg: DockerConfig) -> Result<DockerDriver> {
+        let docker = Docker::connect_with_defaults()
+            .map_err(|e| Error::Unavailable(format!("cannot connect to the docker engine: {e}")))?
+            .negotiate_version()
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot reach the docker engine: {e}")))?;
+        let probe = cfg
+            .run_dir
+            .join("sb-00000000000000000000")
+            .join("agent.sock");
+        if probe.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(Error::InvalidSpec(format!(
+                "run directory {} is too long for unix socket paths; use a shorter --data-dir",
+                cfg.run_dir.display()
+            )));
+        }
+        std::fs::create_dir_all(&cfg.run_dir).map_err(|e| {
+            Error::Unavailable(format!("cannot create {}: {e}", cfg.run_dir.display()))
+        })?;
+        Ok(DockerDriver { docker, cfg })
+    }
+
+    fn container_name(sandbox_id: &str) -> String {
+        format!("podgate-{sandbox_id}")
+    }
+
+    fn sandbox_dir(&self, sandbox_id: &str) -> PathBuf {
+        self.cfg.run_dir.join(sandbox_id)
+    }
+
+    /// Writes the agent's secret into a fresh run directory only root on the host can read.
+    fn prepare_run_dir(&self, spec: &PlacementSpec) -> Result<PathBuf> {
+        let dir = self.sandbox_dir(&spec.sandbox_id);
+        let io =
+            |e: std::io::Error| Error::Unavailable(format!("preparing {}: {e}", dir.display()));
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        let secret = dir.join("secret");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&secret)
+            .map_err(io)?;
+        std::io::Write::write_all(&mut f, spec.agent_secret.as_bytes()).map_err(io)?;
+        Ok(dir)
+    }
+
+    fn body(&self, spec: &PlacementSpec, dir: &Path) -> ContainerCreateBody {
+        let mut entrypoint = vec![
+            AGENT_PATH.to_string(),
+            "serve".into(),
+            "--socket".into(),
+            format!("{RUN_PATH}/agent.sock"),
+            "--secret-file".into(),
+            format!("{RUN_PATH}/secret"),
+            "--".into(),
+        ];
+        entrypoint.extend(spec.cmd.clone().unwrap_or_default());
+        let labels = HashMap::from([
+            (LABEL_SANDBOX.to_string(), spec.sandbox_id.clone()),
+            (LABEL_INSTANCE.to_string(), self.cfg.instance.clone()),
+        ]);
+        ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint: Some(entrypoint),
+            // An empty Cmd replaces the image's CMD: the main command comes from the spec only.
+            cmd: Some(Vec::new()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(labels),
+            hostname: Some(spec.sandbox_id.clone()),
+            stop_timeout: Some(10),
+            host_config: Some(HostConfig {
+                binds: Some(vec![
+                    format!("{}:{AGENT_PATH}:ro", self.cfg.agent_bin.display()),
+                    format!("{}:{RUN_PATH}:rw", dir.display()),
+                ]),
+                nano_cpus: spec.cpu.map(|c| (c * 1e9) as i64),
+                memory: spec.memory.map(|m| m as i64),
+                // Without swap accounting the memory limit would leak into swap.
+                memory_swap: spec.memory.map(|m| m as i64),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    async fn pull(&self, image: &str) -> Result<()> {
+        let opts = CreateImageOptionsBuilder::new().from_image(image).build();
+        let mut stream = self.docker.create_image(Some(opts), None, None);
+        while let Some(item) = stream.next().await {
+            item.map_err(|e| Error::ImageUnavailable {
+                image: image.to_string(),
+                reason: engine_error(&e),
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn create_container(
+        &self,
+        spec: &PlacementSpec,
+        dir: &Path,
+    ) -> Result<(), bollard::errors::Error> {
+        let opts = CreateContainerOptionsBuilder::new()
+            .name(&Self::container_name(&spec.sandbox_id))
+            .build();
+        self.docker
+            .create_container(Some(opts), self.body(spec, dir))
+            .await
+            .map(|_| ())
+    }
+
+    fn instance_of(&self, labels: Option<&HashMap<String, String>>) -> Option<String> {
+        let labels = labels?;
+        (labels.get(LABEL_INSTANCE) == Some(&self.cfg.instance))
+            .then(|| labels.get(LABEL_SANDBOX).cloned())
+            .flatten()
+    }
+}
+
+fn map_create_error(e: bollard::errors::Error, image: &str) -> Error {
+    match &e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 400,
+            message,
+        } => Error::InvalidSpec(format!("image {image:?}: {message}")),
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => Error::ImageUnavailable {
+            image: image.to_string(),
+            reason: message.clone(),
+        },
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            message,
+        } => Error::InvalidSpec(format!("container already exists: {message}")),
+        _ => Error::Unavailable(engine_error(&e)),
+    }
+}
+
+#[async_trait::async_trait]
+impl Driver for DockerDriver {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::Unavailable(engine_error(&e)))
+    }
+
+    async fn create(&self, spec: &PlacementSpec) -> Result<()> {
+        let dir = self.prepare_run_dir(spec)?;
+        let result = match self.create_container(spec, &dir).await {
+            Err(e) if is_not_found(&e) => match self.pull(&spec.image).await {
+                Ok(()) => self
+                    .create_container(spec, &dir)
+                    .await
+                    .map_err(|e| map_create_error(e, &spec.image)),
+                Err(pull_err) => Err(pull_err),
+            },
+            other => other.map_err(|e| map_create_error(e, &spec.image)),
+        };
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        result
+    }
+
+    async fn start(&self, sandbox_id: &str) -> Result<AgentEndpoint> {
+        match self
+            .docker
+            .start_container(
+                &Self::container_name(sandbox_id),
+                None::<StartContainerOptions>,
+            )
+            .await
+        {
+            Ok(()) => Ok(AgentEndpoint::Unix(
+                self.sandbox_dir(sandbox_id).join("agent.sock"),
+            )),
+            Err(e) if is_not_found(&e) => Err(Error::NotFound(sandbox_id.to_string())),
+            Err(e) => Err(Error::Unavailable(engine_error(&e))),
+        }
+    }
+
+    async fn inspect(&self, sandbox_id: &str) -> Result<Option<Instance>> {
+        let c = match self
+            .docker
+            .inspect_container(
+                &Self::container_name(sandbox_id),
+                None::<InspectContainerOptions>,
+            )
+            .await
+        {
+            Ok(c) => c,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(Error::Unavailable(engine_error(&e))),
+        };
+        if self
+            .instance_of(c.config.as_ref().and_then(|c| c.labels.as_ref()))
+            .as_deref()
+            != Some(sandbox_id)
+        {
+            return Ok(None);
+        }
+        let st = c.state.unwrap_or_default();
+        let status = match st.status {
+            Some(ContainerStateStatusEnum::CREATED) => InstanceStatus::Created,
+            Some(ContainerStateStatusEnum::RUNNING) => InstanceStatus::Running,
+            Some(ContainerStateStatusEnum::PAUSED) => InstanceStatus::Paused,
+            Some(ContainerStateStatusEnum::EXITED) | Some(ContainerStateStatusEnum::DEAD) => {
+                let mut reason =
+                    format!("container exited with code {}", st.exit_code.unwrap_or(-1));
+                if st.oom_killed == Some(true) {
+                    reason.push_str(" (killed: out of memory)");
+                }
+                if let Some(err) = st.error.filter(|e| !e.is_empty()) {
+                    reason.push_str(&format!(": {err}"));
+                }
+                InstanceStatus::Exited { reason }
+            }
+            other => InstanceStatus::Other(format!("{other:?}").to_lowercase()),
+        };
+        Ok(Some(Instance {
+            sandbox_id: sandbox_id.to_string(),
+            status,
+        }))
+    }
+
+    async fn list(&self) -> Result<Vec<Instance>> {
+        let filters = HashMap::from([(
+            "label",
+            vec![format!("{LABEL_INSTANCE}={}", self.cfg.instance)],
+        )]);
+        let opts = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| Error::Unavailable(engine_error(&e)))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let id = self.instance_of(c.labels.as_ref())?;
+                let status = match c.state {
+                    Some(ContainerSummaryStateEnum::CREATED) => InstanceStatus::Created,
+                    Some(ContainerSummaryStateEnum::RUNNING) => InstanceStatus::Running,
+                    Some(ContainerSummaryStateEnum::PAUSED) => InstanceStatus::Paused,
+                    Some(ContainerSummaryStateEnum::EXITED)
+                    | Some(ContainerSummaryStateEnum::DEAD) => InstanceStatus::Exited {
+                        reason: c.status.unwrap_or_default(),
+                    },
+                    other => InstanceStatus::Other(format!("{other:?}").to_lowercase()),
+                };
+                Some(Instance {
+                    sandbox_id: id,
+                    status,
+                })
+            })
+            .collect())
+    }
+
+    async fn delete(&self, sandbox_id: &str) -> Result<()> {
+        let name = Self::container_name(sandbox_id);
+        // Only remove a container that is ours (labelled with this instance and sandbox).
+        if self.inspect(sandbox_id).await?.is_some() {
+            let opts = RemoveContainerOptionsBuilder::new()
+                .force(true)
+                .v(true)
+                .build();
+            match self.docker.remove_container(&name, Some(opts)).await {
+                Ok(()) => {}
+                Err(e) if is_not_found(&e) => {}
+                // 409: removal already in progress by another call.
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409, ..
+                }) => {}
+                Err(e) => return Err(Error::Unavailable(engine_error(&e))),
+            }
+        }
+        let dir = self.sandbox_dir(sandbox_id);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::Unavailable(format!(
+                "removing {}: {e}",
+                dir.display()
+            ))),
+        }
+    }
+
+    async fn logs(&self, sandbox_id: &str, lines: usize) -> Result<String> {
+        let opts = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = self
+            .docker
+            .logs(&Self::container_name(sandbox_id), Some(opts));
+        let mut out = String::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(chunk) => out.push_str(&chunk.to_string()),
+                Err(e) if is_not_found(&e) => return Err(Error::NotFound(sandbox_id.to_string())),
+                Err(e) => return Err(Error::Unavailable(engine_error(&e))),
+            }
+        }
+        Ok(out)
+    }
+}

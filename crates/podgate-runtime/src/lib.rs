@@ -1,0 +1,133 @@
+//! podgate's runtime seam: the `Driver` trait every runtime (Docker, Kubernetes) implements, its
+//! errors, and the conformance suite each driver must pass (feature `test-util`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[cfg(feature = "test-util")]
+pub mod conformance;
+
+/// Errors a driver reports. Messages carry the engine's own reason.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The image does not exist and could not be pulled.
+    #[error("image {image:?} is not available: {reason}")]
+    ImageUnavailable { image: String, reason: String },
+    /// The engine rejected the specification (e.g. an invalid image reference).
+    #[error("invalid sandbox specification: {0}")]
+    InvalidSpec(String),
+    /// No instance exists for this sandbox.
+    #[error("no instance for sandbox {0}")]
+    NotFound(String),
+    /// The engine cannot be reached or failed.
+    #[error("runtime unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Result with the driver [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a driver needs to place one sandbox.
+#[derive(Clone, Debug, Default)]
+pub struct PlacementSpec {
+    pub sandbox_id: String,
+    pub image: String,
+    pub env: BTreeMap<String, String>,
+    /// Main command, started by the agent.
+    pub cmd: Option<Vec<String>>,
+    /// CPU limit in cores.
+    pub cpu: Option<f64>,
+    /// Memory limit in bytes.
+    pub memory: Option<u64>,
+    /// Secret the agent must require on every request.
+    pub agent_secret: String,
+}
+
+/// Where the server reaches a sandbox's agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentEndpoint {
+    /// A unix socket on the server's host (Docker driver).
+    Unix(PathBuf),
+    /// A TCP address (`host:port`), e.g. a pod IP (Kubernetes driver).
+    Tcp(String),
+}
+
+impl AgentEndpoint {
+    /// `unix:///path` or `tcp://host:port`, as stored.
+    pub fn to_url(&self) -> String {
+        match self {
+            AgentEndpoint::Unix(p) => format!("unix://{}", p.display()),
+            AgentEndpoint::Tcp(a) => format!("tcp://{a}"),
+        }
+    }
+
+    /// Parses what [`AgentEndpoint::to_url`] wrote.
+    pub fn from_url(s: &str) -> Option<AgentEndpoint> {
+        if let Some(p) = s.strip_prefix("unix://") {
+            Some(AgentEndpoint::Unix(PathBuf::from(p)))
+        } else {
+            s.strip_prefix("tcp://")
+                .map(|a| AgentEndpoint::Tcp(a.to_string()))
+        }
+    }
+}
+
+/// What the runtime says about a sandbox's instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InstanceStatus {
+    /// Placed but not started.
+    Created,
+    Running,
+    Paused,
+    /// Ended; `reason` is the engine's description (exit code, OOM kill…).
+    Exited {
+        reason: String,
+    },
+    /// Anything else the engine reports (restarting, being removed…).
+    Other(String),
+}
+
+/// One instance placed by this server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instance {
+    pub sandbox_id: String,
+    pub status: InstanceStatus,
+}
+
+/// A runtime that places sandboxes and hands back how to reach their agents. Implementations
+/// only touch instances labelled as this server's, so several servers can share one engine.
+#[async_trait::async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// Short name, e.g. `docker`.
+    fn name(&self) -> &'static str;
+    /// Checks the engine answers.
+    async fn ping(&self) -> Result<()>;
+    /// Creates the instance (pulling the image when missing) without starting it.
+    async fn create(&self, spec: &PlacementSpec) -> Result<()>;
+    /// Starts a created instance and returns where its agent will listen.
+    async fn start(&self, sandbox_id: &str) -> Result<AgentEndpoint>;
+    /// The instance of this sandbox, if any.
+    async fn inspect(&self, sandbox_id: &str) -> Result<Option<Instance>>;
+    /// Every instance this server placed.
+    async fn list(&self) -> Result<Vec<Instance>>;
+    /// Removes the instance and its host-side state; succeeds when there is nothing to remove.
+    async fn delete(&self, sandbox_id: &str) -> Result<()>;
+    /// The last `lines` lines of the instance's output (for error messages).
+    async fn logs(&self, sandbox_id: &str, lines: usize) -> Result<String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_urls_round_trip() {
+        for e in [
+            AgentEndpoint::Unix("/a/b.sock".into()),
+            AgentEndpoint::Tcp("10.0.0.1:49983".into()),
+        ] {
+            assert_eq!(AgentEndpoint::from_url(&e.to_url()), Some(e));
+        }
+        assert_eq!(AgentEndpoint::from_url("http://x"), None);
+    }
+}

@@ -1,0 +1,225 @@
+//! Sandbox rows: insert, look up by id or name, list, and compare-and-set state changes.
+
+use crate::error::conflict_on_unique;
+use crate::{Db, Result, SandboxRow, Store};
+
+impl Store {
+    /// Inserts a new sandbox; a name already used by the owner's live sandboxes is a conflict.
+    pub async fn insert_sandbox(&self, s: &SandboxRow) -> Result<()> {
+        match &self.db {
+            Db::Sqlite(p) => sqlx::query(
+                "INSERT INTO sandboxes (id, owner_id, name, state, image, spec, error, agent_secret, agent_url, \
+                 created_at, updated_at, expires_at, deleted_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(&s.id)
+            .bind(&s.owner_id)
+            .bind(&s.name)
+            .bind(&s.state)
+            .bind(&s.image)
+            .bind(&s.spec)
+            .bind(&s.error)
+            .bind(&s.agent_secret)
+            .bind(&s.agent_url)
+            .bind(s.created_at)
+            .bind(s.updated_at)
+            .bind(s.expires_at)
+            .bind(s.deleted_at)
+            .execute(p)
+            .await
+            .map_err(|e| conflict_on_unique(e, || format!("sandbox name {:?} is already in use", s.name)))?,
+        };
+        Ok(())
+    }
+
+    /// The sandbox with this id, including deleted ones.
+    pub async fn sandbox(&self, id: &str) -> Result<Option<SandboxRow>> {
+        Ok(match &self.db {
+            Db::Sqlite(p) => {
+                sqlx::query_as("SELECT * FROM sandboxes WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(p)
+                    .await?
+            }
+        })
+    }
+
+    /// The owner's live (not deleted) sandbox with this name.
+    pub async fn sandbox_by_name(&self, owner_id: &str, name: &str) -> Result<Option<SandboxRow>> {
+        Ok(match &self.db {
+            Db::Sqlite(p) => sqlx::query_as(
+                "SELECT * FROM sandboxes WHERE owner_id = $1 AND name = $2 AND state <> 'deleted'",
+            )
+            .bind(owner_id)
+            .bind(name)
+            .fetch_optional(p)
+            .await?,
+        })
+    }
+
+    /// Live sandboxes, of one owner or of everyone, oldest first.
+    pub async fn list_sandboxes(&self, owner_id: Option<&str>) -> Result<Vec<SandboxRow>> {
+        Ok(match &self.db {
+            Db::Sqlite(p) => match owner_id {
+                Some(o) => sqlx::query_as(
+                    "SELECT * FROM sandboxes WHERE owner_id = $1 AND state <> 'deleted' ORDER BY created_at, id",
+                )
+                .bind(o)
+                .fetch_all(p)
+                .await?,
+                None => sqlx::query_as("SELECT * FROM sandboxes WHERE state <> 'deleted' ORDER BY created_at, id")
+                    .fetch_all(p)
+                    .await?,
+            },
+        })
+    }
+
+    /// Live sandboxes whose expiry is at or before `now`.
+    pub async fn expired_sandboxes(&self, now: i64) -> Result<Vec<SandboxRow>> {
+        Ok(match &self.db {
+            Db::Sqlite(p) => sqlx::query_as(
+                "SELECT * FROM sandboxes WHERE state <> 'deleted' AND expires_at IS NOT NULL AND expires_at <= $1",
+            )
+            .bind(now)
+            .fetch_all(p)
+            .await?,
+        })
+    }
+
+    /// Number of live sandboxes in `state`, for each state that has any.
+    pub async fn count_by_state(&self) -> Result<Vec<(String, i64)>> {
+        Ok(match &self.db {
+            Db::Sqlite(p) => {
+                sqlx::query_as("SELECT state, COUNT(*) FROM sandboxes GROUP BY state")
+                    .fetch_all(p)
+                    .await?
+            }
+        })
+    }
+
+    /// Moves the sandbox to `to` if its state is one of `from`; returns whether it moved.
+    /// `error` replaces the stored error; entering `deleted` stamps `deleted_at`.
+    pub async fn transition(
+        &self,
+        id: &str,
+        from: &[&str],
+        to: &str,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        // `from` comes from code, never from input; it is still bound, not spliced.
+        let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 6)).collect();
+        let sql = format!(
+            "UPDATE sandboxes SET state = $1, error = $2, updated_at = $3, \
+             deleted_at = CASE WHEN $4 = 'deleted' THEN $3 ELSE deleted_at END \
+             WHERE id = $5 AND state IN ({})",
+            placeholders.join(", ")
+        );
+        let n = match &self.db {
+            Db::Sqlite(p) => {
+                let mut q = sqlx::query(&sql)
+                    .bind(to)
+                    .bind(error)
+                    .bind(now)
+                    .bind(to)
+                    .bind(id);
+                for f in from {
+                    q = q.bind(*f);
+                }
+                q.execute(p).await?.rows_affected()
+            }
+        };
+        Ok(n == 1)
+    }
+
+    /// Records how the server reaches the sandbox's agent.
+    pub async fn set_agent_url(&self, id: &str, url: &str, now: i64) -> Result<()> {
+        match &self.db {
+            Db::Sqlite(p) => {
+                sqlx::query("UPDATE sandboxes SET agent_url = $1, updated_at = $2 WHERE id = $3")
+                    .bind(url)
+                    .bind(now)
+                    .bind(id)
+                    .execute(p)
+                    .await?
+            }
+        };
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Error, SandboxRow, UserRow};
+
+    fn row(id: &str, name: &str) -> SandboxRow {
+        SandboxRow {
+            id: id.into(),
+            owner_id: "u1".into(),
+            name: name.into(),
+            state: "pending".into(),
+            image: "img".into(),
+            spec: "{}".into(),
+            error: None,
+            agent_secret: "s".into(),
+            agent_url: None,
+            created_at: 1,
+            updated_at: 1,
+            expires_at: Some(50),
+            deleted_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn lifecycle_and_name_reuse() {
+        let (s, _d) = crate::test_util::store().await;
+        s.insert_user(&UserRow {
+            id: "u1".into(),
+            name: "a".into(),
+            role: "user".into(),
+            created_at: 1,
+        })
+        .await
+        .unwrap();
+        s.insert_sandbox(&row("s1", "web")).await.unwrap();
+        assert!(matches!(
+            s.insert_sandbox(&row("s2", "web")).await,
+            Err(Error::Conflict(_))
+        ));
+        assert!(
+            s.transition("s1", &["pending"], "running", None, 5)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.transition("s1", &["pending"], "starting", None, 6)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            s.sandbox_by_name("u1", "web").await.unwrap().unwrap().state,
+            "running"
+        );
+        assert_eq!(s.expired_sandboxes(49).await.unwrap().len(), 0);
+        assert_eq!(s.expired_sandboxes(50).await.unwrap().len(), 1);
+        assert!(
+            s.transition("s1", &["running", "failed"], "deleted", Some("gone"), 7)
+                .await
+                .unwrap()
+        );
+        let gone = s.sandbox("s1").await.unwrap().unwrap();
+        assert_eq!(
+            (gone.deleted_at, gone.error.as_deref()),
+            (Some(7), Some("gone"))
+        );
+        assert!(s.list_sandboxes(Some("u1")).await.unwrap().is_empty());
+        // The name is free again once the first sandbox is deleted.
+        s.insert_sandbox(&row("s3", "web")).await.unwrap();
+        assert_eq!(s.list_sandboxes(None).await.unwrap().len(), 1);
+        let counts = s.count_by_state().await.unwrap();
+        assert!(
+            counts.contains(&("deleted".to_string(), 1))
+                && counts.contains(&("pending".to_string(), 1))
+        );
+    }
+}
