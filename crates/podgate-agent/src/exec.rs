@@ -47,7 +47,10 @@ pub async fn run(
 ) -> Result<ExecResponse, ExecError> {
     podgate_types::validate::argv("argv", &req.argv).map_err(ExecError::Invalid)?;
     podgate_types::validate::env(&req.env).map_err(ExecError::Invalid)?;
-    let cwd = dirs.resolve(req.cwd.as_deref().unwrap_or("."));
+    let cwd = req
+        .cwd
+        .as_deref()
+        .map_or_else(|| dirs.workdir.clone(), |c| dirs.resolve(c));
     let mut cmd = Command::new(&req.argv[0]);
     cmd.args(&req.argv[1..])
         .envs(&req.env)

@@ -1,0 +1,68 @@
+//! podgate's REST API: axum routes under `/v1`, health, readiness and metrics endpoints, the
+//! OpenAPI document, bearer-token authentication and the JSON error format.
+
+mod error;
+mod extract;
+mod openapi;
+mod routes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use podgate_core::{Auth, Metrics, Sandboxes};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+pub use openapi::ApiDoc;
+
+/// Largest request body accepted (exec stdin travels in the body).
+pub const MAX_BODY: usize = 16 << 20;
+
+/// Everything the handlers need.
+#[derive(Clone)]
+pub struct AppState {
+    pub sandboxes: Sandboxes,
+    pub auth: Auth,
+    pub metrics: Metrics,
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let state = Arc::new(state);
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(routes::v1())
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/metrics", get(routes::metrics))
+        .route("/v1/openapi.json", get(openapi::serve))
+        .fallback(routes::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id, user_id = tracing::field::Empty)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn count_requests(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = req.method().to_string();
+    let resp = next.run(req).await;
+    st.metrics
+        .observe_http(&route, &method, resp.status().as_u16());
+    resp
+}

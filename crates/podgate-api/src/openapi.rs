@@ -1,0 +1,33 @@
+//! The OpenAPI document, generated from the handlers and the shared types.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+/// podgate's REST API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "podgate", description = "Self-hosted sandboxes: create, list, delete and exec into isolated Linux containers."),
+    paths(routes::me, routes::create_sandbox, routes::list_sandboxes, routes::get_sandbox, routes::delete_sandbox, routes::exec),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// `GET /v1/openapi.json`.
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

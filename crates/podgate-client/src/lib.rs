@@ -1,0 +1,179 @@
+//! Typed client for podgate's REST API.
+
+use podgate_types::api::{
+    CreateSandboxRequest, ErrorBody, ExecRequest, ExecResponse, Sandbox, SandboxList, UserInfo,
+};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// What a call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered with an API error.
+    #[error("{message} ({code}, HTTP {status})")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The server could not be reached or answered something unreadable.
+    #[error("{0}")]
+    Transport(String),
+}
+
+/// Result with the client [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A podgate server and the token to use with it.
+#[derive(Clone, Debug)]
+pub struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// `base` is the server URL, e.g. `http://127.0.0.1:7070`.
+    pub fn new(base: &str, token: &str) -> Result<Client> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("podgate-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Transport(e.to_string()))?;
+        Ok(Client {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            http,
+        })
+    }
+
+    /// The server URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /v1/users/me`.
+    pub async fn me(&self) -> Result<UserInfo> {
+        self.call(Method::GET, "/v1/users/me", None::<&()>).await
+    }
+
+    /// `POST /v1/sandboxes`.
+    pub async fn create(&self, req: &CreateSandboxRequest) -> Result<Sandbox> {
+        self.call(Method::POST, "/v1/sandboxes", Some(req)).await
+    }
+
+    /// `GET /v1/sandboxes`.
+    pub async fn list(&self) -> Result<Vec<Sandbox>> {
+        let l: SandboxList = self.call(Method::GET, "/v1/sandboxes", None::<&()>).await?;
+        Ok(l.sandboxes)
+    }
+
+    /// `GET /v1/sandboxes/{id-or-name}`.
+    pub async fn get(&self, id: &str) -> Result<Sandbox> {
+        self.call(
+            Method::GET,
+            &format!("/v1/sandboxes/{}", seg(id)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `DELETE /v1/sandboxes/{id-or-name}`.
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        self.send(
+            Method::DELETE,
+            &format!("/v1/sandboxes/{}", seg(id)),
+            None::<&()>,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `POST /v1/sandboxes/{id-or-name}/exec`.
+    pub async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecResponse> {
+        self.call(
+            Method::POST,
+            &format!("/v1/sandboxes/{}/exec", seg(id)),
+            Some(req),
+        )
+        .await
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
+        let bytes = self.send(method, path, body).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Transport(format!("unreadable answer from {}: {e}", self.base)))
+    }
+
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Vec<u8>> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::Transport(e.to_string()))?
+            .to_vec();
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(b) => Error::Api {
+                status: status.as_u16(),
+                code: b.error.code,
+                message: b.error.message,
+            },
+            Err(_) => Error::Api {
+                status: status.as_u16(),
+                code: "http_error".into(),
+                message: status.canonical_reason().unwrap_or("error").to_string(),
+            },
+        })
+    }
+}
+
+/// Percent-encodes a path segment (ids and names are plain, but input is never trusted).
+fn seg(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Whether an error is the API's "not found".
+pub fn is_not_found(e: &Error) -> bool {
+    matches!(e, Error::Api { status, .. } if *status == StatusCode::NOT_FOUND.as_u16())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn encodes_segments() {
+        assert_eq!(super::seg("web-1"), "web-1");
+        assert_eq!(super::seg("../x y"), "..%2Fx%20y");
+    }
+}

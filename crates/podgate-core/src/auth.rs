@@ -1,0 +1,205 @@
+//! Authentication: API tokens (random, shown once, stored as SHA-256), callers and roles, and the
+//! first-start admin bootstrap.
+
+use podgate_store::{Store, TokenRow, UserRow};
+use sha2::{Digest as _, Sha256};
+
+use crate::clock::now_ms;
+use crate::{Error, Result, ids};
+
+/// What a user may do beyond their own resources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Sees and manages everything.
+    Admin,
+    /// Sees only their own resources.
+    User,
+}
+
+impl Role {
+    fn parse(s: &str) -> Role {
+        if s == "admin" {
+            Role::Admin
+        } else {
+            Role::User
+        }
+    }
+
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: String,
+    pub user_name: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Whether the caller may act on a resource owned by `owner_id`.
+    pub fn may_access(&self, owner_id: &str) -> bool {
+        self.role == Role::Admin || self.user_id == owner_id
+    }
+}
+
+/// SHA-256 of a token, hex. Tokens carry 200 random bits, so a fast hash is the right tool.
+pub fn hash_token(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Token authentication against the store.
+#[derive(Clone)]
+pub struct Auth {
+    store: Store,
+}
+
+impl Auth {
+    pub fn new(store: Store) -> Auth {
+        Auth { store }
+    }
+
+    /// The caller a bearer token belongs to; unknown, expired and revoked tokens are refused alike.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller> {
+        let refused = || Error::Unauthenticated("invalid or expired token".into());
+        if token.is_empty() || token.len() > 512 {
+            return Err(refused());
+        }
+        let Some((t, u)) = self.store.token_by_hash(&hash_token(token)).await? else {
+            return Err(refused());
+        };
+        let now = now_ms();
+        if t.revoked_at.is_some() || t.expires_at.is_some_and(|e| e <= now) {
+            return Err(refused());
+        }
+        if let Err(e) = self.store.touch_token(&t.id, now).await {
+            tracing::warn!(error = %e, token_id = %t.id, "could not record token use");
+        }
+        Ok(Caller {
+            user_id: u.id,
+            user_name: u.name,
+            role: Role::parse(&u.role),
+        })
+    }
+
+    /// Creates a user with a first token; returns the user and the token (shown once).
+    pub async fn create_user(
+        &self,
+        name: &str,
+        role: Role,
+        token_name: &str,
+    ) -> Result<(UserRow, String)> {
+        let now = now_ms();
+        let user = UserRow {
+            id: ids::user_id(),
+            name: name.to_string(),
+            role: role.as_str().into(),
+            created_at: now,
+        };
+        self.store.insert_user(&user).await?;
+        let token = self.issue_token(&user.id, token_name, None).await?;
+        Ok((user, token))
+    }
+
+    /// Issues a new token for a user; returns the secret (only its hash is stored).
+    pub async fn issue_token(
+        &self,
+        user_id: &str,
+        name: &str,
+        expires_at: Option<i64>,
+    ) -> Result<String> {
+        let secret = ids::token_secret();
+        self.store
+            .insert_token(&TokenRow {
+                id: ids::token_id(),
+                user_id: user_id.to_string(),
+                name: name.to_string(),
+                token_hash: hash_token(&secret),
+                created_at: now_ms(),
+                expires_at,
+                last_used_at: None,
+                revoked_at: None,
+            })
+            .await?;
+        Ok(secret)
+    }
+
+    /// On first start, creates the `admin` user and returns its token; afterwards returns `None`.
+    pub async fn bootstrap_admin(&self) -> Result<Option<String>> {
+        if self.store.user_by_name("admin").await?.is_some() {
+            return Ok(None);
+        }
+        match self.create_user("admin", Role::Admin, "bootstrap").await {
+            Ok((_, token)) => Ok(Some(token)),
+            // Another replica bootstrapped first.
+            Err(Error::Conflict(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tokens_authenticate_and_bootstrap_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("db")).await.unwrap();
+        let auth = Auth::new(store.clone());
+        let token = auth
+            .bootstrap_admin()
+            .await
+            .unwrap()
+            .expect("first start makes a token");
+        assert!(auth.bootstrap_admin().await.unwrap().is_none());
+        let caller = auth.authenticate(&token).await.unwrap();
+        assert_eq!(
+            (caller.user_name.as_str(), caller.role),
+            ("admin", Role::Admin)
+        );
+        assert!(matches!(
+            auth.authenticate("pgt_wrong").await,
+            Err(Error::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            auth.authenticate("").await,
+            Err(Error::Unauthenticated(_))
+        ));
+        // Only the hash is stored.
+        assert!(store.token_by_hash(&token).await.unwrap().is_none());
+        let expired = auth
+            .issue_token(&caller.user_id, "old", Some(1))
+            .await
+            .unwrap();
+        assert!(matches!(
+            auth.authenticate(&expired).await,
+            Err(Error::Unauthenticated(_))
+        ));
+    }
+
+    #[test]
+    fn access_rules() {
+        let user = Caller {
+            user_id: "u1".into(),
+            user_name: "a".into(),
+            role: Role::User,
+        };
+        assert!(user.may_access("u1"));
+        assert!(!user.may_access("u2"));
+        let admin = Caller {
+            role: Role::Admin,
+            ..user
+        };
+        assert!(admin.may_access("u2"));
+    }
+}

@@ -1,0 +1,18 @@
+//! podgate's core: the `Sandboxes` service every way in (REST, gRPC, WebSocket, SSH) translates
+//! into, authentication, the agent client, the reconciler and metrics.
+
+pub mod agent_client;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod metrics;
+pub mod reconciler;
+pub mod sandboxes;
+
+pub use auth::{Auth, Caller, Role};
+pub use config::CoreConfig;
+pub use error::{Error, Result};
+pub use metrics::Metrics;
+pub use sandboxes::Sandboxes;

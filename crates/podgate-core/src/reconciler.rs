@@ -1,0 +1,101 @@
+//! The reconciler: makes the runtime match the database. It deletes expired sandboxes, marks
+//! sandboxes whose instance vanished or died as failed, finishes interrupted deletes, and removes
+//! instances the database does not know as live (leftovers of a crash mid-create).
+
+use std::collections::HashMap;
+
+use podgate_runtime::InstanceStatus;
+
+use crate::clock::now_ms;
+use crate::{Result, Sandboxes};
+
+impl Sandboxes {
+    /// Run once at start, before serving: creates interrupted by a stop or crash of this server
+    /// can never finish, so they fail and their instances go.
+    pub async fn recover(&self) -> Result<()> {
+        for row in self.store.list_sandboxes(None).await? {
+            if row.state == "pending" || row.state == "starting" {
+                tracing::warn!(sandbox_id = %row.id, "create was interrupted by a server stop; marking failed");
+                self.driver.delete(&row.id).await?;
+                self.store
+                    .transition(
+                        &row.id,
+                        &["pending", "starting"],
+                        "failed",
+                        Some("the server stopped while creating this sandbox"),
+                        now_ms(),
+                    )
+                    .await?;
+            }
+        }
+        self.reconcile().await
+    }
+
+    /// One reconciliation pass.
+    pub async fn reconcile(&self) -> Result<()> {
+        let now = now_ms();
+        for row in self.store.expired_sandboxes(now).await? {
+            tracing::info!(sandbox_id = %row.id, "ttl expired; deleting");
+            if let Err(e) = self.remove(&row.id, "ttl expired").await {
+                tracing::warn!(sandbox_id = %row.id, error = %e, "deleting an expired sandbox failed; will retry");
+            }
+        }
+        // Instances first, rows second: a row is always written before its instance, so every
+        // instance listed here has its row visible below.
+        let instances: HashMap<String, InstanceStatus> = self
+            .driver
+            .list()
+            .await?
+            .into_iter()
+            .map(|i| (i.sandbox_id, i.status))
+            .collect();
+        let rows = self.store.list_sandboxes(None).await?;
+        let mut live = std::collections::HashSet::new();
+        for row in &rows {
+            live.insert(row.id.clone());
+            match (row.state.as_str(), instances.get(&row.id)) {
+                ("running", None) => {
+                    self.fail(&row.id, "the sandbox's container vanished")
+                        .await?;
+                }
+                ("running", Some(InstanceStatus::Exited { reason })) => {
+                    let reason = format!("the sandbox's container stopped: {reason}");
+                    self.fail(&row.id, &reason).await?;
+                    self.driver.delete(&row.id).await?;
+                }
+                ("stopping", _) => {
+                    if let Err(e) = self.remove(&row.id, "deleted").await {
+                        tracing::warn!(sandbox_id = %row.id, error = %e, "retrying an interrupted delete failed");
+                    }
+                }
+                ("failed", Some(_)) => self.driver.delete(&row.id).await?,
+                _ => {}
+            }
+        }
+        for id in instances.keys().filter(|id| !live.contains(*id)) {
+            tracing::warn!(sandbox_id = %id, "removing an instance the database does not know as live");
+            self.driver.delete(id).await?;
+        }
+        Ok(())
+    }
+
+    async fn fail(&self, id: &str, reason: &str) -> Result<()> {
+        tracing::warn!(sandbox_id = %id, reason, "sandbox failed");
+        self.store
+            .transition(id, &["running"], "failed", Some(reason), now_ms())
+            .await?;
+        Ok(())
+    }
+
+    /// Runs [`Sandboxes::reconcile`] every `reconcile_interval`, forever.
+    pub async fn run_reconciler(self) {
+        let mut tick = tokio::time::interval(self.cfg.reconcile_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.reconcile().await {
+                tracing::warn!(error = %e, "reconcile pass failed");
+            }
+        }
+    }
+}

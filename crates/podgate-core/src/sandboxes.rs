@@ -1,0 +1,412 @@
+//! The `Sandboxes` service: create, list, get, delete and exec, with authorization. REST, gRPC,
+//! WebSocket and SSH all translate into these calls; none of them touches a driver or the store.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use podgate_runtime::{AgentEndpoint, Driver, InstanceStatus, PlacementSpec};
+use podgate_store::{SandboxRow, Store};
+use podgate_types::api::{CreateSandboxRequest, ExecRequest, ExecResponse, Sandbox, SandboxState};
+use podgate_types::{AGENT_PROTOCOL_VERSION, MemorySize, validate};
+use serde::{Deserialize, Serialize};
+
+use crate::agent_client::{AgentClient, AgentError};
+use crate::clock::{from_ms, now_ms};
+use crate::{Caller, CoreConfig, Error, Metrics, Result, ids};
+
+/// Smallest memory limit the Docker engine accepts (6 MiB).
+const MIN_MEMORY: u64 = 6 << 20;
+
+/// What is stored as a sandbox's `spec`: the validated request with defaults applied.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredSpec {
+    pub env: BTreeMap<String, String>,
+    pub cmd: Option<Vec<String>>,
+    pub cpu: Option<f64>,
+    pub memory: Option<u64>,
+    pub labels: BTreeMap<String, String>,
+    pub ttl_seconds: Option<u64>,
+}
+
+/// The sandbox service. Cheap to clone.
+#[derive(Clone)]
+pub struct Sandboxes {
+    pub(crate) store: Store,
+    pub(crate) driver: Arc<dyn Driver>,
+    pub(crate) cfg: Arc<CoreConfig>,
+    pub(crate) metrics: Metrics,
+}
+
+impl Sandboxes {
+    pub fn new(
+        store: Store,
+        driver: Arc<dyn Driver>,
+        cfg: CoreConfig,
+        metrics: Metrics,
+    ) -> Sandboxes {
+        Sandboxes {
+            store,
+            driver,
+            cfg: Arc::new(cfg),
+            metrics,
+        }
+    }
+
+    /// The store, for readiness checks and metrics.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Checks that the database and the runtime answer.
+    pub async fn ready(&self) -> Result<()> {
+        self.store.ping().await?;
+        self.driver.ping().await?;
+        Ok(())
+    }
+
+    /// Creates a sandbox and returns once it runs and its agent answers. The work runs in its own
+    /// task, so a caller that disconnects cannot leave a half-created sandbox behind.
+    pub async fn create(&self, caller: &Caller, req: CreateSandboxRequest) -> Result<Sandbox> {
+        let row = self.validate_and_insert(caller, req).await?;
+        let this = self.clone();
+        let started = Instant::now();
+        let id = row.id.clone();
+        let task = tokio::spawn(async move { this.bring_up(row).await });
+        let result = match task.await {
+            Ok(r) => r,
+            Err(e) => Err(Error::Internal(format!("create task for {id} failed: {e}"))),
+        };
+        self.metrics
+            .observe_create(started.elapsed().as_secs_f64(), result.is_ok());
+        result
+    }
+
+    async fn validate_and_insert(
+        &self,
+        caller: &Caller,
+        req: CreateSandboxRequest,
+    ) -> Result<SandboxRow> {
+        let image = req.image.unwrap_or_else(|| self.cfg.default_image.clone());
+        if image.is_empty()
+            || image.len() > 512
+            || image.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Error::Invalid(format!("invalid image reference {image:?}")));
+        }
+        let name = match req.name {
+            Some(n) => {
+                validate::sandbox_name(&n).map_err(Error::Invalid)?;
+                n
+            }
+            None => ids::sandbox_name(),
+        };
+        validate::env(&req.env).map_err(Error::Invalid)?;
+        validate::labels(&req.labels).map_err(Error::Invalid)?;
+        if let Some(cmd) = &req.cmd {
+            validate::argv("cmd", cmd).map_err(Error::Invalid)?;
+        }
+        if let Some(cpu) = req.cpu
+            && !(cpu.is_finite() && cpu > 0.0 && cpu <= 1024.0)
+        {
+            return Err(Error::Invalid(format!(
+                "invalid cpu {cpu}: give cores between 0 and 1024, e.g. 0.5"
+            )));
+        }
+        if let Some(MemorySize(m)) = req.memory
+            && m < MIN_MEMORY
+        {
+            return Err(Error::Invalid(format!(
+                "memory {m} bytes is below the minimum of 6Mi"
+            )));
+        }
+        let max_ttl = self.cfg.max_ttl.as_secs();
+        let ttl = req.ttl_seconds.unwrap_or(self.cfg.default_ttl.as_secs());
+        if ttl == 0 || ttl > max_ttl {
+            return Err(Error::Invalid(format!(
+                "ttl_seconds {ttl} is out of range: use 1 to {max_ttl}"
+            )));
+        }
+        let spec = StoredSpec {
+            env: req.env,
+            cmd: req.cmd,
+            cpu: req.cpu,
+            memory: req.memory.map(|m| m.0),
+            labels: req.labels,
+            ttl_seconds: Some(ttl),
+        };
+        let now = now_ms();
+        let row = SandboxRow {
+            id: ids::sandbox_id(),
+            owner_id: caller.user_id.clone(),
+            name,
+            state: SandboxState::Pending.as_str().into(),
+            image,
+            spec: serde_json::to_string(&spec).map_err(|e| Error::Internal(e.to_string()))?,
+            error: None,
+            agent_secret: ids::agent_secret(),
+            agent_url: None,
+            created_at: now,
+            updated_at: now,
+            expires_at: Some(now.saturating_add((ttl as i64).saturating_mul(1000))),
+            deleted_at: None,
+        };
+        self.store.insert_sandbox(&row).await?;
+        tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, image = %row.image, "creating sandbox");
+        Ok(row)
+    }
+
+    async fn bring_up(&self, row: SandboxRow) -> Result<Sandbox> {
+        let id = row.id.clone();
+        match self.place_and_wait(&row).await {
+            Ok(()) => {
+                if !self
+                    .store
+                    .transition(&id, &["starting"], "running", None, now_ms())
+                    .await?
+                {
+                    // Deleted while it was starting: the delete cleans up.
+                    return Err(Error::Conflict(format!(
+                        "sandbox {id} was deleted while it was starting"
+                    )));
+                }
+                tracing::info!(sandbox_id = %id, "sandbox running");
+                self.view(&self.load(&id).await?)
+            }
+            Err(e) => {
+                tracing::warn!(sandbox_id = %id, error = %e, "create failed; removing the sandbox");
+                if let Err(de) = self.driver.delete(&id).await {
+                    tracing::error!(sandbox_id = %id, error = %de, "cleanup after failed create failed; the reconciler retries");
+                }
+                let msg = e.to_string();
+                self.store
+                    .transition(
+                        &id,
+                        &["pending", "starting"],
+                        "deleted",
+                        Some(&msg),
+                        now_ms(),
+                    )
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn place_and_wait(&self, row: &SandboxRow) -> Result<()> {
+        let spec: StoredSpec =
+            serde_json::from_str(&row.spec).map_err(|e| Error::Internal(e.to_string()))?;
+        if !self
+            .store
+            .transition(&row.id, &["pending"], "starting", None, now_ms())
+            .await?
+        {
+            return Err(Error::Conflict(format!(
+                "sandbox {} changed state during create",
+                row.id
+            )));
+        }
+        self.driver
+            .create(&PlacementSpec {
+                sandbox_id: row.id.clone(),
+                image: row.image.clone(),
+                env: spec.env,
+                cmd: spec.cmd,
+                cpu: spec.cpu,
+                memory: spec.memory,
+                agent_secret: row.agent_secret.clone(),
+            })
+            .await?;
+        let endpoint = self.driver.start(&row.id).await?;
+        self.store
+            .set_agent_url(&row.id, &endpoint.to_url(), now_ms())
+            .await?;
+        self.wait_for_agent(
+            &row.id,
+            AgentClient::new(endpoint, row.agent_secret.clone()),
+        )
+        .await
+    }
+
+    /// Polls the agent's health until it answers with our protocol, the instance dies, or time runs out.
+    async fn wait_for_agent(&self, id: &str, agent: AgentClient) -> Result<()> {
+        let deadline = Instant::now() + self.cfg.startup_timeout;
+        let mut last_check = Instant::now();
+        loop {
+            let last_error = match agent.health().await {
+                Ok(h) if h.protocol_version == AGENT_PROTOCOL_VERSION => return Ok(()),
+                Ok(h) => {
+                    return Err(Error::Unavailable(format!(
+                        "the agent in sandbox {id} speaks protocol {} but this server speaks {AGENT_PROTOCOL_VERSION}",
+                        h.protocol_version
+                    )));
+                }
+                Err(e) => e.to_string(),
+            };
+            if last_check.elapsed() > Duration::from_millis(500) {
+                last_check = Instant::now();
+                match self.driver.inspect(id).await? {
+                    Some(i)
+                        if matches!(
+                            i.status,
+                            InstanceStatus::Running | InstanceStatus::Created
+                        ) => {}
+                    other => {
+                        let logs = self.driver.logs(id, 20).await.unwrap_or_default();
+                        let state = other.map_or("gone".to_string(), |i| format!("{:?}", i.status));
+                        return Err(Error::Unavailable(format!(
+                            "sandbox {id} stopped before its agent answered ({state}); last output: {}",
+                            logs.trim()
+                        )));
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Unavailable(format!(
+                    "the agent in sandbox {id} did not answer within {:?}: {last_error}",
+                    self.cfg.startup_timeout
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The caller's live sandboxes (every live sandbox for an admin).
+    pub async fn list(&self, caller: &Caller) -> Result<Vec<Sandbox>> {
+        let owner = (caller.role != crate::Role::Admin).then_some(caller.user_id.as_str());
+        self.store
+            .list_sandboxes(owner)
+            .await?
+            .iter()
+            .map(|r| self.view(r))
+            .collect()
+    }
+
+    /// One sandbox by id or by the caller's name for it.
+    pub async fn get(&self, caller: &Caller, id_or_name: &str) -> Result<Sandbox> {
+        self.view(&self.resolve(caller, id_or_name).await?)
+    }
+
+    /// Deletes a sandbox: removes its instance, then marks it deleted (its name becomes free).
+    pub async fn delete(&self, caller: &Caller, id_or_name: &str) -> Result<()> {
+        let row = self.resolve(caller, id_or_name).await?;
+        self.remove(&row.id, "deleted by its owner").await?;
+        tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, "sandbox deleted");
+        Ok(())
+    }
+
+    /// Removes the instance of sandbox `id` and records it as deleted with `reason`.
+    pub(crate) async fn remove(&self, id: &str, reason: &str) -> Result<()> {
+        let live = [
+            "pending", "starting", "running", "paused", "stopping", "stopped", "failed",
+        ];
+        self.store
+            .transition(id, &live, "stopping", None, now_ms())
+            .await?;
+        self.driver.delete(id).await?;
+        self.store
+            .transition(id, &["stopping"], "deleted", Some(reason), now_ms())
+            .await?;
+        Ok(())
+    }
+
+    /// Runs a process to completion in a running sandbox, through its agent.
+    pub async fn exec(
+        &self,
+        caller: &Caller,
+        id_or_name: &str,
+        req: ExecRequest,
+    ) -> Result<ExecResponse> {
+        validate::argv("argv", &req.argv).map_err(Error::Invalid)?;
+        validate::env(&req.env).map_err(Error::Invalid)?;
+        let row = self.resolve(caller, id_or_name).await?;
+        let agent = self.agent(&row)?;
+        agent.exec(&req).await.map_err(|e| agent_error(&row.id, e))
+    }
+
+    /// The agent of a running sandbox.
+    pub(crate) fn agent(&self, row: &SandboxRow) -> Result<AgentClient> {
+        if row.state != SandboxState::Running.as_str() {
+            return Err(Error::Conflict(format!(
+                "sandbox {} is {}, not running",
+                row.id, row.state
+            )));
+        }
+        let endpoint = row
+            .agent_url
+            .as_deref()
+            .and_then(AgentEndpoint::from_url)
+            .ok_or_else(|| Error::Internal(format!("sandbox {} has no agent address", row.id)))?;
+        Ok(AgentClient::new(endpoint, row.agent_secret.clone()))
+    }
+
+    /// Finds a live sandbox the caller may access, by id or by the caller's own name for it.
+    /// Someone else's sandbox answers exactly like a missing one.
+    async fn resolve(&self, caller: &Caller, id_or_name: &str) -> Result<SandboxRow> {
+        let missing = || Error::NotFound(format!("sandbox {id_or_name:?} not found"));
+        if id_or_name.is_empty() || id_or_name.len() > 128 {
+            return Err(missing());
+        }
+        let by_id = self
+            .store
+            .sandbox(id_or_name)
+            .await?
+            .filter(|r| r.state != "deleted");
+        let row = match by_id {
+            Some(r) => Some(r),
+            None => {
+                self.store
+                    .sandbox_by_name(&caller.user_id, id_or_name)
+                    .await?
+            }
+        };
+        match row {
+            Some(r) if caller.may_access(&r.owner_id) => Ok(r),
+            _ => Err(missing()),
+        }
+    }
+
+    async fn load(&self, id: &str) -> Result<SandboxRow> {
+        self.store
+            .sandbox(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("sandbox {id:?} not found")))
+    }
+
+    fn view(&self, r: &SandboxRow) -> Result<Sandbox> {
+        let spec: StoredSpec = serde_json::from_str(&r.spec)
+            .map_err(|e| Error::Internal(format!("sandbox {} has a corrupt spec: {e}", r.id)))?;
+        Ok(Sandbox {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            owner: r.owner_id.clone(),
+            state: r.state.parse().map_err(Error::Internal)?,
+            image: r.image.clone(),
+            env: spec.env,
+            cmd: spec.cmd,
+            cpu: spec.cpu,
+            memory: spec.memory.map(MemorySize),
+            labels: spec.labels,
+            ttl_seconds: spec.ttl_seconds,
+            error: r.error.clone(),
+            created_at: from_ms(r.created_at),
+            expires_at: r.expires_at.map(from_ms),
+        })
+    }
+}
+
+fn agent_error(id: &str, e: AgentError) -> Error {
+    match e {
+        AgentError::Refused {
+            status, message, ..
+        } if (400..500).contains(&status) => Error::Invalid(message),
+        AgentError::Unreachable(m) => {
+            tracing::warn!(sandbox_id = %id, error = %m, "agent unreachable");
+            Error::Unavailable(format!("the agent of sandbox {id} is unreachable"))
+        }
+        other => {
+            tracing::error!(sandbox_id = %id, error = %other, "agent failure");
+            Error::Unavailable(format!("the agent of sandbox {id} failed"))
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The CLI verbs: `login`, `up`, `ls`, `exec`, `down`.
+
+mod config;
+mod output;
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal as _, Read as _, Write as _};
+
+use anyhow::{Context as _, bail};
+use podgate_client::Client;
+use podgate_types::MemorySize;
+use podgate_types::api::{CreateSandboxRequest, ExecRequest};
+
+pub use config::{LoginArgs, login};
+use output::OutputFormat;
+
+/// Where to reach the server.
+#[derive(clap::Args, Debug)]
+pub struct Conn {
+    /// Server URL [default: from `podgate login`, else http://127.0.0.1:7070].
+    #[arg(long, env = "PODGATE_URL", global = true)]
+    url: Option<String>,
+    /// API token [default: from `podgate login`].
+    #[arg(long, env = "PODGATE_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+}
+
+impl Conn {
+    fn client(&self) -> anyhow::Result<Client> {
+        let saved = config::load()?;
+        let url = self
+            .url
+            .clone()
+            .or(saved.url)
+            .unwrap_or_else(|| "http://127.0.0.1:7070".into());
+        let Some(token) = self.token.clone().or(saved.token) else {
+            bail!("no API token: set PODGATE_TOKEN or run `podgate login --url URL --token TOKEN`");
+        };
+        Ok(Client::new(&url, &token)?)
+    }
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+/// `podgate up`.
+#[derive(clap::Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Image [default: the server's, podgate/base:latest].
+    #[arg(long)]
+    image: Option<String>,
+    /// Name, unique among your sandboxes [default: generated].
+    #[arg(long)]
+    name: Option<String>,
+    /// Environment variable (repeatable); `K=` sets an empty value.
+    #[arg(long = "env", short = 'e', value_parser = parse_kv)]
+    env: Vec<(String, String)>,
+    /// Label (repeatable).
+    #[arg(long = "label", short = 'l', value_parser = parse_kv)]
+    labels: Vec<(String, String)>,
+    /// Seconds until the sandbox is deleted [default: the server's].
+    #[arg(long)]
+    ttl: Option<u64>,
+    /// CPU limit in cores, e.g. 0.5.
+    #[arg(long)]
+    cpu: Option<f64>,
+    /// Memory limit, e.g. 512Mi or 1G.
+    #[arg(long)]
+    memory: Option<MemorySize>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    output: OutputFormat,
+    /// Main command started in the sandbox (after `--`).
+    #[arg(last = true)]
+    cmd: Vec<String>,
+}
+
+/// `podgate up`: creates a sandbox and prints its name.
+pub async fn up(a: UpArgs) -> anyhow::Result<()> {
+    let client = a.conn.client()?;
+    let req = CreateSandboxRequest {
+        image: a.image,
+        name: a.name,
+        env: a.env.into_iter().collect::<BTreeMap<_, _>>(),
+        cmd: (!a.cmd.is_empty()).then_some(a.cmd),
+        cpu: a.cpu,
+        memory: a.memory,
+        ttl_seconds: a.ttl,
+        labels: a.labels.into_iter().collect(),
+    };
+    let sb = client.create(&req).await?;
+    match a.output {
+        OutputFormat::Json => output::print_json(&sb)?,
+        OutputFormat::Text => println!("{} ({}) is {}", sb.name, sb.id, sb.state),
+    }
+    Ok(())
+}
+
+/// `podgate ls`.
+#[derive(clap::Args, Debug)]
+pub struct LsArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    output: OutputFormat,
+}
+
+/// `podgate ls`: lists sandboxes as a table or JSON.
+pub async fn ls(a: LsArgs) -> anyhow::Result<()> {
+    let list = a.conn.client()?.list().await?;
+    match a.output {
+        OutputFormat::Json => output::print_json(&list),
+        OutputFormat::Text => output::print_table(&list),
+    }
+}
+
+/// `podgate exec`.
+#[derive(clap::Args, Debug)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Sandbox name or id.
+    sandbox: String,
+    /// Send this command's standard input to the process.
+    #[arg(long, short = 'i')]
+    interactive: bool,
+    /// Extra environment variable (repeatable).
+    #[arg(long = "env", short = 'e', value_parser = parse_kv)]
+    env: Vec<(String, String)>,
+    /// Working directory (relative to the sandbox workdir; `~` is home).
+    #[arg(long, short = 'w')]
+    cwd: Option<String>,
+    /// Kill the process after this many seconds.
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Command and arguments (after `--`).
+    #[arg(last = true, required = true)]
+    argv: Vec<String>,
+}
+
+/// `podgate exec`: runs the command, copies its output, returns its exit code.
+pub async fn exec(a: ExecArgs) -> anyhow::Result<i32> {
+    let client = a.conn.client()?;
+    let stdin = if a.interactive {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading standard input")?;
+        Some(buf.into())
+    } else {
+        None
+    };
+    if a.interactive && std::io::stdin().is_terminal() {
+        eprintln!(
+            "podgate: note: exec sends standard input when it ends; interactive terminals come with `podgate enter`"
+        );
+    }
+    let req = ExecRequest {
+        argv: a.argv,
+        env: a.env.into_iter().collect(),
+        cwd: a.cwd,
+        timeout_seconds: a.timeout,
+        stdin,
+    };
+    let r = client.exec(&a.sandbox, &req).await?;
+    std::io::stdout().write_all(&r.stdout.0)?;
+    std::io::stdout().flush()?;
+    std::io::stderr().write_all(&r.stderr.0)?;
+    if r.timed_out {
+        eprintln!(
+            "podgate: the command was killed after {} s",
+            req.timeout_seconds.unwrap_or_default()
+        );
+    }
+    if r.stdout_truncated || r.stderr_truncated {
+        eprintln!("podgate: output was truncated");
+    }
+    Ok(r.exit_code & 0xff)
+}
+
+/// `podgate down`.
+#[derive(clap::Args, Debug)]
+pub struct DownArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Sandbox names or ids.
+    #[arg(required = true)]
+    sandboxes: Vec<String>,
+}
+
+/// `podgate down`: deletes each sandbox; fails if any could not be deleted.
+pub async fn down(a: DownArgs) -> anyhow::Result<()> {
+    let client = a.conn.client()?;
+    let mut failed = 0;
+    for s in &a.sandboxes {
+        match client.delete(s).await {
+            Ok(()) => println!("{s} deleted"),
+            Err(e) => {
+                eprintln!("podgate: {s}: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of {} sandboxes could not be deleted",
+            a.sandboxes.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! `podgate`: the control-plane server and the command-line client in one binary.
+
+mod cli;
+mod server;
+
+use clap::{Parser, Subcommand};
+
+/// Self-hosted sandboxes: isolated Linux containers on demand.
+#[derive(Parser)]
+#[command(name = "podgate", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the podgate server (REST API, reconciler) on this machine.
+    Server(server::ServerArgs),
+    /// Save the server URL and token for later commands.
+    Login(cli::LoginArgs),
+    /// Create a sandbox and wait until it runs.
+    Up(cli::UpArgs),
+    /// List sandboxes.
+    Ls(cli::LsArgs),
+    /// Run a command in a sandbox; exits with its exit code.
+    Exec(cli::ExecArgs),
+    /// Delete sandboxes.
+    Down(cli::DownArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("podgate: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Server(a) => server::run(a).await.map(|()| 0),
+            Command::Login(a) => cli::login(a).await.map(|()| 0),
+            Command::Up(a) => cli::up(a).await.map(|()| 0),
+            Command::Ls(a) => cli::ls(a).await.map(|()| 0),
+            Command::Exec(a) => cli::exec(a).await,
+            Command::Down(a) => cli::down(a).await.map(|()| 0),
+        }
+    });
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("podgate: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}

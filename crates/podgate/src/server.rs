@@ -1,0 +1,266 @@
+//! `podgate server`: configuration (flags > `PODGATE_*` env > TOML file > defaults), start-up
+//! (store, instance id, driver, admin bootstrap, crash recovery), the reconciler and the HTTP listener.
+
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use podgate_core::{Auth, CoreConfig, Metrics, Sandboxes, ids};
+use podgate_docker::{DockerConfig, DockerDriver};
+use podgate_store::Store;
+use serde::Deserialize;
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Flags of `podgate server`; each also reads a `PODGATE_*` variable and the config file.
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// TOML config file (keys as the long flags, with '_' for '-'; unknown keys are an error).
+    #[arg(long, env = "PODGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// HTTP listen address [default: 127.0.0.1:7070].
+    #[arg(long, env = "PODGATE_LISTEN")]
+    listen: Option<String>,
+    /// State directory: database, admin token, per-sandbox run dirs [default: /var/lib/podgate as root, else ~/.local/share/podgate].
+    #[arg(long, env = "PODGATE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The static podgate-agent binary injected into sandboxes [default: podgate-agent next to this binary].
+    #[arg(long, env = "PODGATE_AGENT_BIN")]
+    agent_bin: Option<PathBuf>,
+    /// Image for sandboxes that name none [default: podgate/base:latest].
+    #[arg(long, env = "PODGATE_DEFAULT_IMAGE")]
+    default_image: Option<String>,
+    /// TTL for sandboxes that ask for none [default: 86400].
+    #[arg(long, env = "PODGATE_DEFAULT_TTL_SECONDS")]
+    default_ttl_seconds: Option<u64>,
+    /// Longest TTL a sandbox may ask for [default: 604800].
+    #[arg(long, env = "PODGATE_MAX_TTL_SECONDS")]
+    max_ttl_seconds: Option<u64>,
+    /// How long a create waits for the sandbox's agent [default: 60].
+    #[arg(long, env = "PODGATE_STARTUP_TIMEOUT_SECONDS")]
+    startup_timeout_seconds: Option<u64>,
+    /// Reconciler period in milliseconds [default: 5000].
+    #[arg(long, env = "PODGATE_RECONCILE_INTERVAL_MS")]
+    reconcile_interval_ms: Option<u64>,
+    /// Log format [default: text].
+    #[arg(long, env = "PODGATE_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    agent_bin: Option<PathBuf>,
+    default_image: Option<String>,
+    default_ttl_seconds: Option<u64>,
+    max_ttl_seconds: Option<u64>,
+    startup_timeout_seconds: Option<u64>,
+    reconcile_interval_ms: Option<u64>,
+    log_format: Option<LogFormat>,
+}
+
+/// The resolved server settings.
+#[derive(Debug)]
+struct Settings {
+    listen: String,
+    data_dir: PathBuf,
+    agent_bin: PathBuf,
+    log_format: LogFormat,
+    core: CoreConfig,
+}
+
+fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
+    let file: FileConfig = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading config {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let defaults = CoreConfig::default();
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(default_data_dir);
+    let agent_bin = match args.agent_bin.or(file.agent_bin) {
+        Some(p) => p,
+        None => std::env::current_exe()
+            .context("locating this binary")?
+            .with_file_name("podgate-agent"),
+    };
+    let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
+    let core = CoreConfig {
+        default_image: args
+            .default_image
+            .or(file.default_image)
+            .unwrap_or(defaults.default_image),
+        default_ttl: secs(
+            args.default_ttl_seconds.or(file.default_ttl_seconds),
+            defaults.default_ttl,
+        ),
+        max_ttl: secs(
+            args.max_ttl_seconds.or(file.max_ttl_seconds),
+            defaults.max_ttl,
+        ),
+        startup_timeout: secs(
+            args.startup_timeout_seconds
+                .or(file.startup_timeout_seconds),
+            defaults.startup_timeout,
+        ),
+        reconcile_interval: args
+            .reconcile_interval_ms
+            .or(file.reconcile_interval_ms)
+            .map_or(defaults.reconcile_interval, Duration::from_millis),
+    };
+    if core.reconcile_interval < Duration::from_millis(100) {
+        bail!("reconcile interval must be at least 100 ms");
+    }
+    if core.default_ttl > core.max_ttl {
+        bail!(
+            "default TTL ({:?}) exceeds the maximum TTL ({:?})",
+            core.default_ttl,
+            core.max_ttl
+        );
+    }
+    Ok(Settings {
+        listen: args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:7070".into()),
+        data_dir,
+        agent_bin,
+        log_format: args
+            .log_format
+            .or(file.log_format)
+            .unwrap_or(LogFormat::Text),
+        core,
+    })
+}
+
+fn default_data_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    match (nix::unistd::geteuid().is_root(), home) {
+        (false, Some(h)) => h.join(".local/share/podgate"),
+        _ => PathBuf::from("/var/lib/podgate"),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+    }
+}
+
+/// Writes `contents` to `path` with mode 0600, replacing any previous file.
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let s = resolve(args)?;
+    init_logging(s.log_format);
+    std::fs::create_dir_all(&s.data_dir)
+        .with_context(|| format!("creating {}", s.data_dir.display()))?;
+    std::fs::set_permissions(&s.data_dir, std::fs::Permissions::from_mode(0o700))?;
+    let data_dir = s.data_dir.canonicalize()?;
+    if !s.agent_bin.is_file() {
+        bail!(
+            "the agent binary {} does not exist: build it with scripts/build-agent and pass --agent-bin",
+            s.agent_bin.display()
+        );
+    }
+    let agent_bin = s.agent_bin.canonicalize()?;
+
+    let store = Store::open_sqlite(&data_dir.join("podgate.db"))
+        .await
+        .context("opening the database")?;
+    let instance = store
+        .meta_get_or_init("instance_id", &ids::random_base32(12))
+        .await?;
+    let driver = DockerDriver::connect(DockerConfig {
+        agent_bin,
+        run_dir: data_dir.join("run"),
+        instance: instance.clone(),
+    })
+    .await
+    .context("starting the docker driver")?;
+    let auth = Auth::new(store.clone());
+    if let Some(token) = auth.bootstrap_admin().await? {
+        let path = data_dir.join("admin.token");
+        write_private(&path, &format!("{token}\n"))?;
+        tracing::info!(path = %path.display(), "created the admin user; its API token is in this file (mode 0600)");
+    }
+    let metrics = Metrics::default();
+    let sandboxes = Sandboxes::new(store.clone(), Arc::new(driver), s.core, metrics.clone());
+    sandboxes
+        .recover()
+        .await
+        .context("recovering sandboxes after the last run")?;
+    tokio::spawn(sandboxes.clone().run_reconciler());
+
+    let listener = tokio::net::TcpListener::bind(&s.listen)
+        .await
+        .with_context(|| format!("listening on {}", s.listen))?;
+    let addr = listener.local_addr()?;
+    write_private(&data_dir.join("http.addr"), &format!("{addr}\n"))?;
+    tracing::info!(%addr, data_dir = %data_dir.display(), instance = %instance, "podgate listening on http://{addr}");
+    let app = podgate_api::router(podgate_api::AppState {
+        sandboxes,
+        auth,
+        metrics,
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    tracing::info!("podgate stopped; sandboxes keep running and are picked up at the next start");
+    Ok(())
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
