@@ -1,0 +1,220 @@
+//! Test harness: runs the real `podgate server` binary against the real Docker engine, with its
+//! own data dir, and cleans up every container it placed.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use podgate_client::Client;
+
+/// The static agent: `PODGATE_AGENT_BIN`, else built once with scripts/build-agent.
+pub fn agent_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("PODGATE_AGENT_BIN") {
+            return PathBuf::from(p);
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let out = Command::new(root.join("scripts/build-agent"))
+            .output()
+            .expect("running scripts/build-agent");
+        assert!(
+            out.status.success(),
+            "build-agent failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+    .clone()
+}
+
+/// A running `podgate server`.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub token: String,
+    pub instance: String,
+    child: Option<Child>,
+}
+
+/// Extra server flags.
+#[derive(Default, Clone)]
+pub struct Opts {
+    pub agent_bin: Option<PathBuf>,
+    pub extra: Vec<String>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Self::start_with(Opts::default())
+    }
+
+    pub fn start_with(opts: Opts) -> Server {
+        // Short path: agent sockets live below it and unix socket paths are limited.
+        let dir = tempfile::Builder::new()
+            .prefix("pg")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let mut s = Server {
+            dir,
+            url: String::new(),
+            token: String::new(),
+            instance: String::new(),
+            child: None,
+        };
+        s.spawn(opts);
+        s
+    }
+
+    /// Starts (or restarts) the server process on this data dir.
+    pub fn spawn(&mut self, opts: Opts) {
+        let _ = std::fs::remove_file(self.dir.path().join("http.addr"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_podgate"))
+            .arg("server")
+            .args(["--listen", "127.0.0.1:0", "--reconcile-interval-ms", "300"])
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .arg("--agent-bin")
+            .arg(opts.agent_bin.unwrap_or_else(agent_bin))
+            .args(&opts.extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawning podgate server");
+        self.child = Some(child);
+        let addr_file = self.dir.path().join("http.addr");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !addr_file.exists() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("server exited with {status}: {}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not start: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let addr = std::fs::read_to_string(&addr_file).unwrap();
+        self.url = format!("http://{}", addr.trim());
+        self.token = std::fs::read_to_string(self.dir.path().join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_string();
+        let log = self.log();
+        self.instance = log
+            .split("instance=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .expect("instance id in the log")
+            .to_string();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.url, &self.token).unwrap()
+    }
+
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
+    /// Kills the server with SIGKILL (no cleanup of any kind).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Runs the CLI against this server, with an empty HOME so no saved login interferes.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_stdin(args, None)
+    }
+
+    pub fn cli_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        use std::io::Write as _;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_podgate"))
+            .args(args)
+            .env("PODGATE_URL", &self.url)
+            .env("PODGATE_TOKEN", &self.token)
+            .env("HOME", self.dir.path())
+            .env_remove("XDG_CONFIG_HOME")
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Names of this server's containers, as the engine lists them.
+    pub fn containers(&self) -> Vec<String> {
+        docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=io.podgate.instance={}", self.instance),
+            "--format",
+            "{{.Names}}",
+        ])
+        .lines()
+        .map(str::to_string)
+        .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if !self.instance.is_empty() {
+            for name in self.containers() {
+                docker(&["rm", "-f", &name]);
+            }
+        }
+    }
+}
+
+/// Runs the docker CLI and returns its stdout.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `f` every 100 ms until it returns true or `secs` pass.
+pub async fn eventually(secs: u64, what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out after {secs}s waiting for: {what}");
+}
