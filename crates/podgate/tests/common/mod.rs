@@ -44,6 +44,8 @@ pub struct Server {
 #[derive(Default, Clone)]
 pub struct Opts {
     pub agent_bin: Option<PathBuf>,
+    /// Reconciler period [default: 300 ms].
+    pub reconcile_ms: Option<u64>,
     pub extra: Vec<String>,
 }
 
@@ -79,7 +81,8 @@ impl Server {
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_podgate"))
             .arg("server")
-            .args(["--listen", "127.0.0.1:0", "--reconcile-interval-ms", "300"])
+            .args(["--listen", "127.0.0.1:0", "--reconcile-interval-ms"])
+            .arg(opts.reconcile_ms.unwrap_or(300).to_string())
             .arg("--data-dir")
             .arg(self.dir.path())
             .arg("--agent-bin")
