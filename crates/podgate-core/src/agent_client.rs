@@ -100,9 +100,7 @@ impl AgentClient {
         let unreachable = |e: std::io::Error| AgentError::Unreachable(e.to_string());
         match &self.endpoint {
             AgentEndpoint::Unix(p) => {
-                let io = tokio::net::UnixStream::connect(p)
-                    .await
-                    .map_err(unreachable)?;
+                let io = connect_unix_nofollow(p).await.map_err(unreachable)?;
                 self.exchange(io, method, path, body).await
             }
             AgentEndpoint::Tcp(a) => {
@@ -150,5 +148,55 @@ impl AgentClient {
             .map_err(|e| AgentError::Unreachable(format!("reading the agent's answer: {e}")))?
             .to_bytes();
         Ok((status, bytes))
+    }
+}
+
+/// Connects to the unix socket at `path` without following a symlink in its last component, and
+/// only if it is a socket. The agent's run directory is writable from inside the sandbox, so a
+/// hostile sandbox could otherwise swap its socket for a link to another socket on the host.
+async fn connect_unix_nofollow(path: &std::path::Path) -> std::io::Result<tokio::net::UnixStream> {
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::fs::FileTypeExt as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    let handle = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_PATH | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)?;
+    if !handle.metadata()?.file_type().is_socket() {
+        return Err(std::io::Error::other(format!(
+            "{} is not a socket",
+            path.display()
+        )));
+    }
+    // Connecting through the O_PATH descriptor reaches exactly the inode checked above.
+    let via_fd = format!("/proc/self/fd/{}", handle.as_raw_fd());
+    let stream = tokio::net::UnixStream::connect(via_fd).await;
+    drop(handle);
+    stream
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn refuses_symlinked_and_non_socket_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.sock");
+        let _listener = tokio::net::UnixListener::bind(&real).unwrap();
+        assert!(connect_unix_nofollow(&real).await.is_ok());
+        let link = dir.path().join("link.sock");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(
+            connect_unix_nofollow(&link).await.is_err(),
+            "a symlink is not followed"
+        );
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        assert!(
+            connect_unix_nofollow(&file).await.is_err(),
+            "a regular file is refused"
+        );
     }
 }

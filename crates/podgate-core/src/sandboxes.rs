@@ -351,18 +351,14 @@ impl Sandboxes {
             .store
             .sandbox(id_or_name)
             .await?
-            .filter(|r| r.state != "deleted");
-        let row = match by_id {
-            Some(r) => Some(r),
-            None => {
-                self.store
-                    .sandbox_by_name(&caller.user_id, id_or_name)
-                    .await?
-            }
-        };
-        match row {
-            Some(r) if caller.may_access(&r.owner_id) => Ok(r),
-            _ => Err(missing()),
+            .filter(|r| r.state != "deleted" && caller.may_access(&r.owner_id));
+        match by_id {
+            Some(r) => Ok(r),
+            None => self
+                .store
+                .sandbox_by_name(&caller.user_id, id_or_name)
+                .await?
+                .ok_or_else(missing),
         }
     }
 

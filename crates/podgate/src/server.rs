@@ -237,8 +237,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", s.listen))?;
     let addr = listener.local_addr()?;
-    write_private(&data_dir.join("http.addr"), &format!("{addr}\n"))?;
     tracing::info!(%addr, data_dir = %data_dir.display(), instance = %instance, "podgate listening on http://{addr}");
+    // Written last: its presence means the server is up (scripts and tests wait for it).
+    write_private(&data_dir.join("http.addr"), &format!("{addr}\n"))?;
     let app = podgate_api::router(podgate_api::AppState {
         sandboxes,
         auth,

@@ -268,3 +268,39 @@ async fn agent_as_pid1_reaps_zombies_and_forwards_signals() {
         "the main command received SIGTERM"
     );
 }
+
+#[tokio::test]
+async fn a_sandbox_cannot_redirect_the_server_to_another_host_socket() {
+    let srv = Server::start();
+    let c = srv.client();
+    let sb = c.create(&CreateSandboxRequest::default()).await.unwrap();
+    // A socket on the host that the sandbox must not be able to point the server at.
+    let trap_dir = tempfile::Builder::new()
+        .prefix("pgtrap")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let trap = trap_dir.path().join("trap.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&trap).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let swap = format!(
+        "rm -f /.podgate/run/agent.sock && ln -s {} /.podgate/run/agent.sock",
+        trap.display()
+    );
+    assert_eq!(
+        c.exec(&sb.id, &exec(&["sh", "-c", &swap]))
+            .await
+            .unwrap()
+            .exit_code,
+        0
+    );
+    let err = c.exec(&sb.id, &exec(&["true"])).await.unwrap_err();
+    assert!(
+        matches!(err, podgate_client::Error::Api { status: 503, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        listener.accept().map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "the server never connected to the host socket"
+    );
+}
