@@ -1,6 +1,7 @@
 //! `podgate`: the control-plane server and the command-line client in one binary.
 
 mod cli;
+mod files;
 mod server;
 
 use clap::{Parser, Subcommand};

@@ -1,9 +1,8 @@
 //! `podgate server`: configuration (flags > `PODGATE_*` env > TOML file > defaults), start-up
 //! (store, instance id, driver, admin bootstrap, crash recovery), the reconciler and the HTTP listener.
 
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -174,22 +173,6 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Writes `contents` to `path` with mode 0600, replacing any previous file.
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(contents.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let s = resolve(args)?;
@@ -222,7 +205,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let auth = Auth::new(store.clone());
     if let Some(token) = auth.bootstrap_admin().await? {
         let path = data_dir.join("admin.token");
-        write_private(&path, &format!("{token}\n"))?;
+        crate::files::write_private(&path, &format!("{token}\n"))?;
         tracing::info!(path = %path.display(), "created the admin user; its API token is in this file (mode 0600)");
     }
     let metrics = Metrics::default();
@@ -239,7 +222,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %data_dir.display(), instance = %instance, "podgate listening on http://{addr}");
     // Written last: its presence means the server is up (scripts and tests wait for it).
-    write_private(&data_dir.join("http.addr"), &format!("{addr}\n"))?;
+    crate::files::write_private(&data_dir.join("http.addr"), &format!("{addr}\n"))?;
     let app = podgate_api::router(podgate_api::AppState {
         sandboxes,
         auth,

@@ -87,39 +87,33 @@ fn up_ls_exec_down() {
     assert_eq!(o.status.code(), Some(1));
 }
 
-#[test]
-fn login_saves_url_and_token() {
-    let srv = Server::start();
-    let token_file = format!("@{}", srv.dir.path().join("admin.token").display());
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
-        .args(["login", "--url", &srv.url, "--token", &token_file])
+/// The CLI with only HOME set (no PODGATE_URL/PODGATE_TOKEN): it must use the saved login.
+fn bare_cli(srv: &Server, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
+        .args(args)
         .env("HOME", srv.dir.path())
         .env_remove("PODGATE_URL")
         .env_remove("PODGATE_TOKEN")
         .env_remove("XDG_CONFIG_HOME")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn login_saves_url_and_token() {
+    let srv = Server::start();
+    let token_file = format!("@{}", srv.dir.path().join("admin.token").display());
+    let o = bare_cli(&srv, &["login", "--url", &srv.url, "--token", &token_file]);
     assert!(ok(&o).contains("as admin (admin)"));
     let saved = srv.dir.path().join(".config/podgate/config.toml");
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&saved).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
     // Later commands use the saved login.
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
-        .args(["ls", "-o", "json"])
-        .env("HOME", srv.dir.path())
-        .env_remove("PODGATE_URL")
-        .env_remove("PODGATE_TOKEN")
-        .env_remove("XDG_CONFIG_HOME")
-        .output()
-        .unwrap();
+    let o = bare_cli(&srv, &["ls", "-o", "json"]);
     assert_eq!(ok(&o).trim(), "[]");
     // A wrong token is refused at login and nothing is saved over the good one.
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
-        .args(["login", "--url", &srv.url, "--token", "pgt_wrong"])
-        .env("HOME", srv.dir.path())
-        .output()
-        .unwrap();
+    let o = bare_cli(&srv, &["login", "--url", &srv.url, "--token", "pgt_wrong"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         std::fs::read_to_string(&saved)

@@ -1,7 +1,5 @@
 //! The CLI's saved settings (`podgate login`): `$XDG_CONFIG_HOME/podgate/config.toml`, mode 0600.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -64,14 +62,7 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<()> {
         url: Some(a.url.clone()),
         token: Some(token),
     })?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&p)
-        .with_context(|| format!("writing {}", p.display()))?;
-    f.write_all(text.as_bytes())?;
+    crate::files::write_private(&p, &text)?;
     println!(
         "logged in to {} as {} ({}); saved in {}",
         a.url,
