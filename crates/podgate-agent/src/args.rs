@@ -11,9 +11,11 @@ pub struct Args {
     pub secret_file: PathBuf,
     /// Main command to start (argv), if any.
     pub cmd: Vec<String>,
+    /// A terminal with no client for this long is ended.
+    pub terminal_idle: std::time::Duration,
 }
 
-pub const USAGE: &str = "usage: podgate-agent serve --socket PATH --secret-file PATH [-- CMD ARGS...]\n       podgate-agent --version";
+pub const USAGE: &str = "usage: podgate-agent serve --socket PATH --secret-file PATH [--terminal-idle-seconds N] [-- CMD ARGS...]\n       podgate-agent --version";
 
 /// Parses `serve --socket P --secret-file F [-- cmd…]`.
 pub fn parse(argv: &[String]) -> Result<Args, String> {
@@ -24,10 +26,20 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
         None => return Err(USAGE.to_string()),
     }
     let (mut socket, mut secret_file, mut cmd) = (None, None, Vec::new());
+    let mut idle_secs: u64 = 3600;
     while let Some(a) = it.next() {
         match a.as_str() {
             "--socket" => socket = it.next().map(PathBuf::from),
             "--secret-file" => secret_file = it.next().map(PathBuf::from),
+            "--terminal-idle-seconds" => {
+                idle_secs = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|v| *v > 0)
+                    .ok_or_else(|| {
+                        format!("--terminal-idle-seconds needs a positive number\n{USAGE}")
+                    })?;
+            }
             "--" => {
                 cmd = it.by_ref().cloned().collect();
             }
@@ -38,6 +50,7 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
         socket: socket.ok_or_else(|| format!("--socket is required\n{USAGE}"))?,
         secret_file: secret_file.ok_or_else(|| format!("--secret-file is required\n{USAGE}"))?,
         cmd,
+        terminal_idle: std::time::Duration::from_secs(idle_secs),
     })
 }
 

@@ -4,5 +4,7 @@ pub mod args;
 pub mod exec;
 pub mod init;
 pub mod paths;
+pub mod pty;
 pub mod reaper;
 pub mod server;
+pub mod terminals;

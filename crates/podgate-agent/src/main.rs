@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use podgate_agent::terminals::Terminals;
 use podgate_agent::{args, init, paths::Dirs, reaper, server};
 
 fn main() {
@@ -60,10 +61,14 @@ async fn serve(args: args::Args) -> std::io::Result<()> {
 
     let _ = std::fs::remove_file(&args.socket);
     let listener = tokio::net::UnixListener::bind(&args.socket)?;
+    let dirs = Dirs::from_env();
+    let terminals = Terminals::new(reaper.clone(), dirs.clone(), args.terminal_idle);
+    tokio::spawn(terminals.clone().run_sweeper());
     let state = Arc::new(server::AgentState {
         secret,
         reaper: reaper.clone(),
-        dirs: Dirs::from_env(),
+        dirs,
+        terminals,
     });
     eprintln!("podgate-agent: serving on {}", args.socket.display());
     let app = server::router(state);

@@ -2,19 +2,26 @@
 
 use std::sync::Arc;
 
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use futures_util::{SinkExt as _, StreamExt as _};
 use podgate_types::AGENT_PROTOCOL_VERSION;
 use podgate_types::agent::{AgentHealth, SECRET_HEADER};
 use podgate_types::api::{ErrorBody, ErrorDetail, ExecRequest};
+use podgate_types::terminal::{Control, SUBPROTOCOL, TerminalInfo, TerminalSpec};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::exec::{self, ExecError};
 use crate::paths::Dirs;
 use crate::reaper::Reaper;
+use crate::terminals::{Event, TermError, Terminal, Terminals};
 
 /// Largest request body the agent accepts.
 pub const MAX_BODY: usize = 64 << 20;
@@ -24,6 +31,7 @@ pub struct AgentState {
     pub secret: String,
     pub reaper: Reaper,
     pub dirs: Dirs,
+    pub terminals: Terminals,
 }
 
 /// The `/v1` router.
@@ -31,6 +39,9 @@ pub fn router(state: Arc<AgentState>) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/exec", post(exec_handler))
+        .route("/v1/terminals", post(create_terminal).get(list_terminals))
+        .route("/v1/terminals/{id}", delete(delete_terminal))
+        .route("/v1/terminals/{id}/attach", get(attach_terminal))
         .layer(middleware::from_fn_with_state(state.clone(), check_secret))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -88,6 +99,130 @@ async fn exec_handler(
         Err(ExecError::Invalid(m)) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m),
         Err(ExecError::Spawn(m)) => error(StatusCode::UNPROCESSABLE_ENTITY, "spawn_failed", m),
     }
+}
+
+fn term_error(e: TermError) -> Response {
+    match e {
+        TermError::Invalid(m) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m),
+        TermError::Spawn(m) => error(StatusCode::UNPROCESSABLE_ENTITY, "spawn_failed", m),
+        TermError::NotFound(m) => error(StatusCode::NOT_FOUND, "not_found", m),
+    }
+}
+
+async fn create_terminal(
+    State(st): State<Arc<AgentState>>,
+    body: Result<Json<TerminalSpec>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(spec) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()),
+    };
+    match st.terminals.create(spec) {
+        Ok(info) => (StatusCode::CREATED, Json(info)).into_response(),
+        Err(e) => term_error(e),
+    }
+}
+
+async fn list_terminals(State(st): State<Arc<AgentState>>) -> Json<Vec<TerminalInfo>> {
+    Json(st.terminals.list())
+}
+
+async fn delete_terminal(State(st): State<Arc<AgentState>>, Path(id): Path<String>) -> Response {
+    match st.terminals.delete(&id) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => term_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct AttachQuery {
+    #[serde(default)]
+    read_only: bool,
+}
+
+async fn attach_terminal(
+    State(st): State<Arc<AgentState>>,
+    Path(id): Path<String>,
+    Query(q): Query<AttachQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let term = match st.terminals.get(&id) {
+        Ok(t) => t,
+        Err(e) => return term_error(e),
+    };
+    ws.protocols([SUBPROTOCOL])
+        .on_upgrade(move |socket| serve_client(socket, term, q.read_only))
+}
+
+/// One attached client: a redraw first, then live output; input and control unless read-only.
+async fn serve_client(socket: WebSocket, term: Arc<Terminal>, read_only: bool) {
+    let _guard = term.attach();
+    let (mut tx, mut rx) = socket.split();
+    let (snap, mut events, exited) = term.subscribe();
+    if tx.send(Message::Binary(snap.into())).await.is_err() {
+        return;
+    }
+    if let Some(code) = exited {
+        let _ = send_exit(&mut tx, code).await;
+        return;
+    }
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(Event::Output(b)) => {
+                    if tx.send(Message::Binary(b)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Event::Exit(code)) => {
+                    let _ = send_exit(&mut tx, code).await;
+                    return;
+                }
+                Err(RecvError::Lagged(_)) => {
+                    // Too far behind: drop the backlog and redraw the current screen instead.
+                    let (snap, fresh, _) = term.subscribe();
+                    events = fresh;
+                    if tx.send(Message::Binary(snap.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            },
+            msg = rx.next() => match msg {
+                Some(Ok(Message::Binary(b))) if !read_only => {
+                    if term.input(&b).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Text(t))) if !read_only => {
+                    let reply = match serde_json::from_str::<Control>(&t) {
+                        Ok(Control::Resize { cols, rows }) => term.resize(cols, rows).err(),
+                        Ok(Control::Signal { signal }) => term.signal(&signal).err(),
+                        Ok(Control::Exit { .. }) => Some(TermError::Invalid("exit is sent by the agent".into())),
+                        Err(e) => Some(TermError::Invalid(format!("bad control message: {e}"))),
+                    };
+                    if let Some(TermError::Invalid(m) | TermError::Spawn(m) | TermError::NotFound(m)) = reply {
+                        let body = serde_json::json!({"type": "error", "message": m}).to_string();
+                        if tx.send(Message::Text(body.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                // Read-only clients' input, pings and pongs.
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+async fn send_exit<S>(tx: &mut S, code: i32) -> Result<(), axum::Error>
+where
+    S: futures_util::Sink<Message, Error = axum::Error> + Unpin,
+{
+    let msg = serde_json::to_string(&Control::Exit { code }).unwrap_or_default();
+    tx.send(Message::Text(msg.into())).await?;
+    tx.send(Message::Close(None)).await
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod metrics;
 pub mod reconciler;
 pub mod sandboxes;
+pub mod sessions;
 
 pub use auth::{Auth, Caller, Role};
 pub use config::CoreConfig;

@@ -1,6 +1,7 @@
 //! podgate's state store: one `Db` enum over SQLite (default) with portable SQL and per-dialect migrations.
 
 mod error;
+mod keys;
 mod rows;
 mod sandboxes;
 mod users;
@@ -14,6 +15,7 @@ use sqlx::sqlite::{
 };
 
 pub use error::{Error, Result};
+pub use keys::SigningKeyRow;
 pub use rows::{SandboxRow, TokenRow, UserRow};
 
 /// The database behind the store. Queries are written once in portable SQL (`$1` placeholders);

@@ -4,10 +4,11 @@ pub mod agent;
 pub mod api;
 pub mod bytes;
 pub mod memory;
+pub mod terminal;
 pub mod validate;
 
 pub use bytes::Base64Bytes;
 pub use memory::MemorySize;
 
 /// Version of the server ↔ agent protocol. The server refuses an agent that reports another one.
-pub const AGENT_PROTOCOL_VERSION: u32 = 1;
+pub const AGENT_PROTOCOL_VERSION: u32 = 2;
