@@ -108,6 +108,12 @@ impl Pty {
         Ok(())
     }
 
+    /// The terminal's foreground process group (where a typed Ctrl-C would go), else the
+    /// command's own group.
+    pub fn foreground_group(&self) -> i32 {
+        nix::unistd::tcgetpgrp(self.master.get_ref()).map_or(self.pid, |p| p.as_raw())
+    }
+
     /// Sets the window size; the kernel sends SIGWINCH to the foreground process group.
     pub fn resize(&self, cols: u16, rows: u16) -> io::Result<()> {
         let ws = winsize(cols, rows);

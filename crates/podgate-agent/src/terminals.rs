@@ -149,7 +149,7 @@ impl Terminal {
             .map_err(|e| TermError::Spawn(e.to_string()))
     }
 
-    /// Sends a named signal to the terminal's process group.
+    /// Sends a named signal to the terminal's foreground process group.
     pub fn signal(&self, name: &str) -> Result<(), TermError> {
         let sig = match name.trim_start_matches("SIG") {
             "INT" => Signal::SIGINT,
@@ -164,7 +164,8 @@ impl Terminal {
             "WINCH" => Signal::SIGWINCH,
             other => return Err(TermError::Invalid(format!("unknown signal {other:?}"))),
         };
-        let _ = killpg(Pid::from_raw(self.pty.pid), sig);
+        // Like a key press: to the foreground job (e.g. `sleep` under an interactive shell).
+        let _ = killpg(Pid::from_raw(self.pty.foreground_group()), sig);
         Ok(())
     }
 

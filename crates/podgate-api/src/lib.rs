@@ -3,8 +3,10 @@
 
 mod error;
 mod extract;
+mod gateway;
 mod openapi;
 mod routes;
+mod terminals;
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use podgate_core::{Auth, Metrics, Sandboxes};
+use podgate_core::{Auth, Metrics, Sandboxes, Terminals};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -27,22 +29,36 @@ pub const MAX_BODY: usize = 16 << 20;
 #[derive(Clone)]
 pub struct AppState {
     pub sandboxes: Sandboxes,
+    pub terminals: Terminals,
     pub auth: Auth,
     pub metrics: Metrics,
+    /// Browser origins allowed to open terminals besides the server's own.
+    pub allowed_origins: Vec<String>,
+    /// Directory of the built web UI, served under `/ui/`.
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let state = Arc::new(state);
     let request_id = axum::http::HeaderName::from_static("x-request-id");
-    Router::new()
+    let mut app = Router::new()
         .merge(routes::v1())
+        .merge(terminals::routes())
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))
         .route("/v1/openapi.json", get(openapi::serve))
-        .fallback(routes::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .fallback(routes::not_found);
+    if let Some(dir) = &state.web_dir {
+        app = app
+            .nest_service("/ui", tower_http::services::ServeDir::new(dir))
+            .route(
+                "/",
+                get(|| async { axum::response::Redirect::temporary("/ui/") }),
+            );
+    }
+    app.layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {

@@ -4,13 +4,15 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes;
+use crate::{routes, terminals};
 
 /// podgate's REST API description.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "podgate", description = "Self-hosted sandboxes: create, list, delete and exec into isolated Linux containers."),
-    paths(routes::me, routes::create_sandbox, routes::list_sandboxes, routes::get_sandbox, routes::delete_sandbox, routes::exec),
+    paths(routes::me, routes::create_sandbox, routes::list_sandboxes, routes::get_sandbox, routes::delete_sandbox, routes::exec,
+        terminals::open_terminal, terminals::list_terminals, terminals::delete_terminal, terminals::share_terminal,
+        terminals::exchange_share, terminals::rotate_keys),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

@@ -9,6 +9,7 @@ use hyper_util::rt::TokioIo;
 use podgate_runtime::AgentEndpoint;
 use podgate_types::agent::{AgentHealth, SECRET_HEADER};
 use podgate_types::api::{ErrorBody, ExecRequest, ExecResponse};
+use podgate_types::terminal::{TerminalInfo, TerminalSpec};
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -62,6 +63,113 @@ impl AgentClient {
         self.call(Method::POST, "/v1/exec", Some(body), None).await
     }
 
+    /// `POST /v1/terminals`.
+    pub async fn create_terminal(&self, spec: &TerminalSpec) -> Result<TerminalInfo, AgentError> {
+        let body = serde_json::to_vec(spec).map_err(|e| AgentError::Protocol(e.to_string()))?;
+        self.call(
+            Method::POST,
+            "/v1/terminals",
+            Some(body),
+            Some(Duration::from_secs(30)),
+        )
+        .await
+    }
+
+    /// `GET /v1/terminals`.
+    pub async fn list_terminals(&self) -> Result<Vec<TerminalInfo>, AgentError> {
+        self.call(
+            Method::GET,
+            "/v1/terminals",
+            None,
+            Some(Duration::from_secs(10)),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/terminals/{id}`.
+    pub async fn delete_terminal(&self, id: &str) -> Result<(), AgentError> {
+        let path = format!("/v1/terminals/{}", path_segment(id)?);
+        self.call(Method::DELETE, &path, None, Some(Duration::from_secs(10)))
+            .await
+    }
+
+    /// Opens a WebSocket to `path` on the agent, passing through the client's handshake key and
+    /// subprotocol, and returns the agent's 101 answer with the upgraded byte stream.
+    pub async fn upgrade(
+        &self,
+        path: &str,
+        ws_key: &str,
+        protocol: Option<&str>,
+    ) -> Result<(hyper::http::response::Parts, hyper::upgrade::Upgraded), AgentError> {
+        let unreachable = |e: std::io::Error| AgentError::Unreachable(e.to_string());
+        match &self.endpoint {
+            AgentEndpoint::Unix(p) => {
+                let io = connect_unix_nofollow(p).await.map_err(unreachable)?;
+                self.upgrade_on(io, path, ws_key, protocol).await
+            }
+            AgentEndpoint::Tcp(a) => {
+                let io = tokio::net::TcpStream::connect(a.as_str())
+                    .await
+                    .map_err(unreachable)?;
+                self.upgrade_on(io, path, ws_key, protocol).await
+            }
+        }
+    }
+
+    async fn upgrade_on<S>(
+        &self,
+        io: S,
+        path: &str,
+        ws_key: &str,
+        protocol: Option<&str>,
+    ) -> Result<(hyper::http::response::Parts, hyper::upgrade::Upgraded), AgentError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        use hyper::header;
+        let broken = |e: hyper::Error| AgentError::Unreachable(e.to_string());
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(broken)?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        let mut req = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header(header::HOST, "agent")
+            .header(SECRET_HEADER, &self.secret)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(header::SEC_WEBSOCKET_VERSION, "13")
+            .header(header::SEC_WEBSOCKET_KEY, ws_key);
+        if let Some(p) = protocol {
+            req = req.header(header::SEC_WEBSOCKET_PROTOCOL, p);
+        }
+        let req = req
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| AgentError::Protocol(e.to_string()))?;
+        let mut resp = sender.send_request(req).await.map_err(broken)?;
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let status = resp.status();
+            let bytes = Limited::new(resp.into_body(), 64 * 1024)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(b) => AgentError::Refused {
+                    status: status.as_u16(),
+                    code: b.error.code,
+                    message: b.error.message,
+                },
+                Err(_) => AgentError::Protocol(format!("status {status} instead of 101")),
+            });
+        }
+        let upgraded = hyper::upgrade::on(&mut resp).await.map_err(broken)?;
+        Ok((resp.into_parts().0, upgraded))
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -77,7 +185,8 @@ impl AgentClient {
             None => fut.await?,
         };
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| AgentError::Protocol(e.to_string()));
+            let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+            return serde_json::from_slice(bytes).map_err(|e| AgentError::Protocol(e.to_string()));
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(b) => Err(AgentError::Refused {
@@ -148,6 +257,23 @@ impl AgentClient {
             .map_err(|e| AgentError::Unreachable(format!("reading the agent's answer: {e}")))?
             .to_bytes();
         Ok((status, bytes))
+    }
+}
+
+/// A path segment from input: ids are plain, anything else is refused rather than escaped.
+pub fn path_segment(s: &str) -> Result<&str, AgentError> {
+    if !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(s)
+    } else {
+        Err(AgentError::Refused {
+            status: 404,
+            code: "not_found".into(),
+            message: format!("terminal {s:?} not found"),
+        })
     }
 }
 

@@ -11,9 +11,11 @@ pub mod metrics;
 pub mod reconciler;
 pub mod sandboxes;
 pub mod sessions;
+pub mod terminals;
 
 pub use auth::{Auth, Caller, Role};
 pub use config::CoreConfig;
 pub use error::{Error, Result};
 pub use metrics::Metrics;
 pub use sandboxes::Sandboxes;
+pub use terminals::Terminals;

@@ -24,6 +24,11 @@ struct HttpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: String,
 }
@@ -35,6 +40,8 @@ pub struct Metrics {
     sandboxes: Family<StateLabels, Gauge>,
     create_seconds: Family<OutcomeLabels, Histogram>,
     http: Family<HttpLabels, Counter>,
+    gateway_refused: Family<ReasonLabels, Counter>,
+    gateway_connections: Counter,
 }
 
 impl Default for Metrics {
@@ -60,11 +67,25 @@ impl Default for Metrics {
             "HTTP requests by route, method and status",
             http.clone(),
         );
+        let gateway_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "gateway_refused",
+            "Terminal WebSocket connections refused before the upgrade, by reason",
+            gateway_refused.clone(),
+        );
+        let gateway_connections = Counter::default();
+        registry.register(
+            "gateway_connections",
+            "Terminal WebSocket connections spliced to an agent",
+            gateway_connections.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             sandboxes,
             create_seconds,
             http,
+            gateway_refused,
+            gateway_connections,
         }
     }
 }
@@ -89,6 +110,20 @@ impl Metrics {
                 status,
             })
             .inc();
+    }
+
+    /// Records a refused terminal connection.
+    pub fn gateway_refused(&self, reason: &str) {
+        self.gateway_refused
+            .get_or_create(&ReasonLabels {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Records a terminal connection spliced to its agent.
+    pub fn gateway_connected(&self) {
+        self.gateway_connections.inc();
     }
 
     /// Refreshes the per-state gauges from the store and renders the text exposition format.

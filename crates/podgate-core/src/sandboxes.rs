@@ -340,6 +340,29 @@ impl Sandboxes {
         Ok(AgentClient::new(endpoint, row.agent_secret.clone()))
     }
 
+    /// The caller's running sandbox and its agent.
+    pub(crate) async fn running_agent(
+        &self,
+        caller: &Caller,
+        id_or_name: &str,
+    ) -> Result<(SandboxRow, AgentClient)> {
+        let row = self.resolve(caller, id_or_name).await?;
+        let agent = self.agent(&row)?;
+        Ok((row, agent))
+    }
+
+    /// The agent of the running sandbox with this id, for a connection already authorized by a
+    /// session token.
+    pub(crate) async fn agent_by_id(&self, id: &str) -> Result<AgentClient> {
+        let row = self
+            .store
+            .sandbox(id)
+            .await?
+            .filter(|r| r.state != "deleted");
+        let row = row.ok_or_else(|| Error::NotFound(format!("sandbox {id:?} not found")))?;
+        self.agent(&row)
+    }
+
     /// Finds a live sandbox the caller may access, by id or by the caller's own name for it.
     /// Someone else's sandbox answers exactly like a missing one.
     async fn resolve(&self, caller: &Caller, id_or_name: &str) -> Result<SandboxRow> {
@@ -391,8 +414,13 @@ impl Sandboxes {
     }
 }
 
-fn agent_error(id: &str, e: AgentError) -> Error {
+pub(crate) fn agent_error(id: &str, e: AgentError) -> Error {
     match e {
+        AgentError::Refused {
+            status: 404,
+            message,
+            ..
+        } => Error::NotFound(message),
         AgentError::Refused {
             status, message, ..
         } if (400..500).contains(&status) => Error::Invalid(message),

@@ -43,6 +43,8 @@ pub struct DockerConfig {
     pub run_dir: PathBuf,
     /// Id of this server instance; only containers with this label are ever touched.
     pub instance: String,
+    /// Extra `podgate-agent serve` flags (e.g. `--terminal-idle-seconds 3600`).
+    pub agent_args: Vec<String>,
 }
 
 /// The Docker driver.
@@ -110,8 +112,9 @@ impl DockerDriver {
             format!("{RUN_PATH}/agent.sock"),
             "--secret-file".into(),
             format!("{RUN_PATH}/secret"),
-            "--".into(),
         ];
+        entrypoint.extend(self.cfg.agent_args.iter().cloned());
+        entrypoint.push("--".into());
         entrypoint.extend(spec.cmd.clone().unwrap_or_default());
         let labels = HashMap::from([
             (LABEL_SANDBOX.to_string(), spec.sandbox_id.clone()),

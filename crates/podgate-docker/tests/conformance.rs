@@ -14,6 +14,7 @@ async fn docker_driver_passes_conformance() {
         agent_bin: agent.into(),
         run_dir: tmp.path().join("run"),
         instance: format!("conformance-{}", std::process::id()),
+        agent_args: Vec::new(),
     })
     .await
     .expect("docker engine reachable");

@@ -65,3 +65,61 @@ pub enum Control {
     /// Agent → client: the command ended with this code; the agent closes after it.
     Exit { code: i32 },
 }
+
+/// Body of `POST /v1/sandboxes/{id}/terminals`: start a terminal, or select an existing one with
+/// `terminal_id`, and get a token to connect to it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OpenTerminalRequest {
+    /// Attach to this terminal instead of starting one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal_id: Option<String>,
+    /// The connection may watch but not type.
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cols: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+}
+
+/// Where and with what to connect to a terminal. The token is single-use and short-lived; send
+/// it as the WebSocket subprotocol `token.<token>` (next to [`SUBPROTOCOL`]) or as `?token=`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TerminalSession {
+    pub sandbox_id: String,
+    pub terminal_id: String,
+    /// WebSocket URL path (relative to the server) of the terminal gateway.
+    pub url: String,
+    pub token: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    pub read_only: bool,
+}
+
+/// A read-only share token for a terminal (`POST …/terminals/{tid}/share`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ShareToken {
+    pub share_token: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Body of `POST /v1/terminal-sessions`: exchange a share token for a read-only session.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeShare {
+    pub share_token: String,
+}

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use podgate_core::{Auth, CoreConfig, Metrics, Sandboxes, ids};
+use podgate_core::sessions::SessionTokens;
+use podgate_core::{Auth, CoreConfig, Metrics, Sandboxes, Terminals, ids};
 use podgate_docker::{DockerConfig, DockerDriver};
 use podgate_store::Store;
 use serde::Deserialize;
@@ -53,6 +54,16 @@ pub struct ServerArgs {
     /// Log format [default: text].
     #[arg(long, env = "PODGATE_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// Browser origins (comma-separated, e.g. https://app.example.com) allowed to open terminals
+    /// besides the server's own origin [default: none].
+    #[arg(long, env = "PODGATE_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Option<Vec<String>>,
+    /// Directory of the built web UI, served at /ui/ [default: share/podgate/web next to the binary's directory, if present].
+    #[arg(long, env = "PODGATE_WEB_DIR")]
+    web_dir: Option<PathBuf>,
+    /// A terminal with no client attached for this long is ended [default: 3600].
+    #[arg(long, env = "PODGATE_TERMINAL_IDLE_SECONDS")]
+    terminal_idle_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +78,9 @@ struct FileConfig {
     startup_timeout_seconds: Option<u64>,
     reconcile_interval_ms: Option<u64>,
     log_format: Option<LogFormat>,
+    allowed_origins: Option<Vec<String>>,
+    web_dir: Option<PathBuf>,
+    terminal_idle_seconds: Option<u64>,
 }
 
 /// The resolved server settings.
@@ -77,6 +91,9 @@ struct Settings {
     agent_bin: PathBuf,
     log_format: LogFormat,
     core: CoreConfig,
+    allowed_origins: Vec<String>,
+    web_dir: Option<PathBuf>,
+    terminal_idle_seconds: u64,
 }
 
 fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
@@ -145,6 +162,22 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
             .or(file.log_format)
             .unwrap_or(LogFormat::Text),
         core,
+        allowed_origins: args
+            .allowed_origins
+            .or(file.allowed_origins)
+            .unwrap_or_default(),
+        web_dir: match args.web_dir.or(file.web_dir) {
+            Some(d) => Some(d),
+            None => std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent()?.parent().map(|p| p.join("share/podgate/web")))
+                .filter(|d| d.join("index.html").is_file()),
+        },
+        terminal_idle_seconds: args
+            .terminal_idle_seconds
+            .or(file.terminal_idle_seconds)
+            .unwrap_or(3600)
+            .max(1),
     })
 }
 
@@ -199,6 +232,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         agent_bin,
         run_dir: data_dir.join("run"),
         instance: instance.clone(),
+        agent_args: vec![
+            "--terminal-idle-seconds".into(),
+            s.terminal_idle_seconds.to_string(),
+        ],
     })
     .await
     .context("starting the docker driver")?;
@@ -215,6 +252,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .context("recovering sandboxes after the last run")?;
     tokio::spawn(sandboxes.clone().run_reconciler());
+    let tokens = SessionTokens::load(store.clone())
+        .await
+        .context("loading signing keys")?;
+    let terminals = Terminals::new(sandboxes.clone(), tokens.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            if let Err(e) = tokens.purge().await {
+                tracing::warn!(error = %e, "purging used session tokens failed");
+            }
+        }
+    });
 
     let listener = tokio::net::TcpListener::bind(&s.listen)
         .await
@@ -223,10 +272,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, data_dir = %data_dir.display(), instance = %instance, "podgate listening on http://{addr}");
     // Written last: its presence means the server is up (scripts and tests wait for it).
     crate::files::write_private(&data_dir.join("http.addr"), &format!("{addr}\n"))?;
+    if let Some(dir) = &s.web_dir {
+        tracing::info!(dir = %dir.display(), "serving the web UI at /ui/");
+    }
     let app = podgate_api::router(podgate_api::AppState {
         sandboxes,
+        terminals,
         auth,
         metrics,
+        allowed_origins: s.allowed_origins,
+        web_dir: s.web_dir,
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())

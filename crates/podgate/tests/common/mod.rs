@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use podgate_client::Client;
 
+pub mod term;
+
 /// The static agent: `PODGATE_AGENT_BIN`, else built once with scripts/build-agent.
 pub fn agent_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();

@@ -1,0 +1,206 @@
+//! The terminal WebSocket gateway: checks the session token and the `Origin`, then passes the
+//! client's handshake to the sandbox's agent and splices the two upgraded byte streams. Frames are
+//! never decoded or re-encoded on the way.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use podgate_core::sessions::Refusal;
+use podgate_core::terminals::ConnectError;
+use podgate_types::terminal::{SUBPROTOCOL, TOKEN_PROTOCOL_PREFIX};
+use serde::Deserialize;
+
+use crate::{ApiError, AppState};
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+/// Whether a browser `Origin` may open terminals: same origin as the request's `Host`, or listed.
+pub fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
+    if allowed.iter().any(|a| a == origin) {
+        return true;
+    }
+    let authority = origin.split_once("://").map(|(_, rest)| rest);
+    matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+}
+
+fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+fn refuse(st: &AppState, reason: &str, status: StatusCode, message: &str) -> Response {
+    st.metrics.gateway_refused(reason);
+    tracing::info!(reason, "terminal connection refused");
+    ApiError::new(
+        status,
+        if status == StatusCode::FORBIDDEN {
+            "forbidden"
+        } else {
+            "unauthenticated"
+        },
+        message,
+    )
+    .into_response()
+}
+
+/// `GET /v1/sandboxes/{id}/terminals/{tid}/connect`.
+pub async fn connect(
+    State(st): State<Arc<AppState>>,
+    Path((sandbox, terminal)): Path<(String, String)>,
+    Query(q): Query<TokenQuery>,
+    mut req: Request,
+) -> Response {
+    let headers = req.headers();
+    let is_upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let Some(key) = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    else {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            "expected a WebSocket upgrade",
+        )
+        .into_response();
+    };
+    if !is_upgrade {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            "expected a WebSocket upgrade",
+        )
+        .into_response();
+    }
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        if !origin_allowed(origin, host, &st.allowed_origins) {
+            return refuse(
+                &st,
+                "origin",
+                StatusCode::FORBIDDEN,
+                &format!("origin {origin:?} is not allowed"),
+            );
+        }
+    }
+    let offered = offered_protocols(headers);
+    let token = offered
+        .iter()
+        .find_map(|p| p.strip_prefix(TOKEN_PROTOCOL_PREFIX))
+        .map(str::to_string)
+        .or(q.token)
+        .unwrap_or_default();
+    let (claims, agent) = match st.terminals.connect(&token, &sandbox, &terminal).await {
+        Ok(ok) => ok,
+        Err(ConnectError::Refused(r)) => {
+            let status = match r {
+                Refusal::WrongAudience | Refusal::WrongTarget => StatusCode::FORBIDDEN,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            return refuse(
+                &st,
+                r.as_str(),
+                status,
+                &format!("session token refused: {}", r.as_str()),
+            );
+        }
+        Err(ConnectError::Unavailable(e)) => return ApiError::from(e).into_response(),
+    };
+    let protocol = offered
+        .iter()
+        .any(|p| p == SUBPROTOCOL)
+        .then_some(SUBPROTOCOL);
+    let path = format!(
+        "/v1/terminals/{terminal}/attach?read_only={}",
+        claims.read_only
+    );
+    let (agent_parts, agent_io) = match agent.upgrade(&path, &key, protocol).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            tracing::warn!(sandbox_id = %sandbox, terminal_id = %terminal, error = %e, "agent refused the terminal connection");
+            let status = match &e {
+                podgate_core::agent_client::AgentError::Refused { status: 404, .. } => {
+                    StatusCode::NOT_FOUND
+                }
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            return ApiError::new(
+                status,
+                "unavailable",
+                format!("terminal {terminal:?} cannot be reached"),
+            )
+            .into_response();
+        }
+    };
+    let client_upgrade = hyper::upgrade::on(&mut req);
+    st.metrics.gateway_connected();
+    tracing::info!(sandbox_id = %sandbox, terminal_id = %terminal, user_id = %claims.sub, read_only = claims.read_only, "terminal connected");
+    tokio::spawn(async move {
+        match client_upgrade.await {
+            Ok(client_io) => {
+                let mut client = TokioIo::new(client_io);
+                let mut agent = TokioIo::new(agent_io);
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut agent).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "client upgrade failed"),
+        }
+    });
+    let mut resp = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket");
+    for name in [header::SEC_WEBSOCKET_ACCEPT, header::SEC_WEBSOCKET_PROTOCOL] {
+        if let Some(v) = agent_parts.headers.get(&name) {
+            resp = resp.header(name, v.clone());
+        }
+    }
+    resp.body(Body::empty())
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_allowed;
+
+    #[test]
+    fn origins() {
+        let allowed = vec!["https://app.example.com".to_string()];
+        assert!(origin_allowed(
+            "http://127.0.0.1:7070",
+            Some("127.0.0.1:7070"),
+            &[]
+        ));
+        assert!(origin_allowed(
+            "https://app.example.com",
+            Some("api.example.com"),
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            "https://evil.example",
+            Some("127.0.0.1:7070"),
+            &allowed
+        ));
+        assert!(!origin_allowed("null", Some("127.0.0.1:7070"), &[]));
+        assert!(!origin_allowed(
+            "http://127.0.0.1:7071",
+            Some("127.0.0.1:7070"),
+            &[]
+        ));
+    }
+}

@@ -1,0 +1,200 @@
+//! The terminal service: terminals in a sandbox's agent, the session tokens that open them, and
+//! read-only share tokens. The WebSocket gateway translates into [`Terminals::connect`].
+
+use podgate_types::terminal::{TerminalInfo, TerminalSpec};
+
+use crate::agent_client::{AgentClient, path_segment};
+use crate::sandboxes::agent_error;
+use crate::sessions::{
+    AUD_SHARE, AUD_TERMINAL, Claims, Refusal, SESSION_TTL, SHARE_TTL, SessionTokens,
+};
+use crate::{Caller, Error, Result, Role, Sandboxes};
+
+/// A signed token and what it allows.
+#[derive(Clone, Debug)]
+pub struct IssuedToken {
+    pub token: String,
+    pub claims: Claims,
+}
+
+/// Terminals of sandboxes, authorized per caller.
+#[derive(Clone)]
+pub struct Terminals {
+    sandboxes: Sandboxes,
+    tokens: SessionTokens,
+}
+
+impl Terminals {
+    pub fn new(sandboxes: Sandboxes, tokens: SessionTokens) -> Terminals {
+        Terminals { sandboxes, tokens }
+    }
+
+    /// The token issuer (for the JWKS and key rotation).
+    pub fn tokens(&self) -> &SessionTokens {
+        &self.tokens
+    }
+
+    /// Starts a terminal in the caller's sandbox.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        sandbox: &str,
+        spec: &TerminalSpec,
+    ) -> Result<(String, TerminalInfo)> {
+        let (row, agent) = self.sandboxes.running_agent(caller, sandbox).await?;
+        let info = agent
+            .create_terminal(spec)
+            .await
+            .map_err(|e| agent_error(&row.id, e))?;
+        tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, terminal_id = %info.id, "terminal created");
+        Ok((row.id, info))
+    }
+
+    /// The terminals of the caller's sandbox.
+    pub async fn list(&self, caller: &Caller, sandbox: &str) -> Result<Vec<TerminalInfo>> {
+        let (row, agent) = self.sandboxes.running_agent(caller, sandbox).await?;
+        agent
+            .list_terminals()
+            .await
+            .map_err(|e| agent_error(&row.id, e))
+    }
+
+    /// Ends a terminal.
+    pub async fn delete(&self, caller: &Caller, sandbox: &str, terminal: &str) -> Result<()> {
+        let (row, agent) = self.sandboxes.running_agent(caller, sandbox).await?;
+        agent
+            .delete_terminal(terminal)
+            .await
+            .map_err(|e| agent_error(&row.id, e))
+    }
+
+    /// A single-use session token for one connection to an existing terminal.
+    pub async fn session(
+        &self,
+        caller: &Caller,
+        sandbox: &str,
+        terminal: &str,
+        read_only: bool,
+    ) -> Result<(String, IssuedToken)> {
+        let (row, agent) = self.sandboxes.running_agent(caller, sandbox).await?;
+        self.ensure_exists(&row.id, &agent, terminal).await?;
+        let (token, claims) = self
+            .tokens
+            .issue(
+                &caller.user_id,
+                &row.id,
+                terminal,
+                AUD_TERMINAL,
+                SESSION_TTL,
+                read_only,
+            )
+            .await?;
+        Ok((row.id, IssuedToken { token, claims }))
+    }
+
+    /// A read-only share token (valid for [`SHARE_TTL`], exchangeable for session tokens).
+    pub async fn share(
+        &self,
+        caller: &Caller,
+        sandbox: &str,
+        terminal: &str,
+    ) -> Result<IssuedToken> {
+        let (row, agent) = self.sandboxes.running_agent(caller, sandbox).await?;
+        self.ensure_exists(&row.id, &agent, terminal).await?;
+        let (token, claims) = self
+            .tokens
+            .issue(
+                &caller.user_id,
+                &row.id,
+                terminal,
+                AUD_SHARE,
+                SHARE_TTL,
+                true,
+            )
+            .await?;
+        tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, terminal_id = terminal, "read-only share link issued");
+        Ok(IssuedToken { token, claims })
+    }
+
+    /// Exchanges a share token for a read-only session token.
+    pub async fn exchange_share(&self, share_token: &str) -> Result<IssuedToken, Refusal> {
+        let share = self.tokens.verify(share_token, AUD_SHARE).await?;
+        let (token, claims) = self
+            .tokens
+            .issue(
+                &share.sub,
+                &share.sid,
+                &share.tid,
+                AUD_TERMINAL,
+                SESSION_TTL,
+                true,
+            )
+            .await
+            .map_err(|_| Refusal::Malformed)?;
+        Ok(IssuedToken { token, claims })
+    }
+
+    /// Checks a session token for this sandbox and terminal and spends it; returns the claims and
+    /// the agent to splice the connection to.
+    pub async fn connect(
+        &self,
+        token: &str,
+        sandbox: &str,
+        terminal: &str,
+    ) -> Result<(Claims, AgentClient), ConnectError> {
+        let claims = self
+            .tokens
+            .verify(token, AUD_TERMINAL)
+            .await
+            .map_err(ConnectError::Refused)?;
+        if claims.sid != sandbox || claims.tid != terminal {
+            return Err(ConnectError::Refused(Refusal::WrongTarget));
+        }
+        self.tokens
+            .consume(&claims)
+            .await
+            .map_err(ConnectError::Refused)?;
+        let agent = self
+            .sandboxes
+            .agent_by_id(sandbox)
+            .await
+            .map_err(ConnectError::Unavailable)?;
+        Ok((claims, agent))
+    }
+
+    async fn ensure_exists(
+        &self,
+        sandbox_id: &str,
+        agent: &AgentClient,
+        terminal: &str,
+    ) -> Result<()> {
+        path_segment(terminal).map_err(|e| agent_error(sandbox_id, e))?;
+        let list = agent
+            .list_terminals()
+            .await
+            .map_err(|e| agent_error(sandbox_id, e))?;
+        if list.iter().any(|t| t.id == terminal) {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!("terminal {terminal:?} not found")))
+        }
+    }
+}
+
+/// Why a gateway connection was refused.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// The token is not valid for this connection (401/403).
+    Refused(Refusal),
+    /// The sandbox is gone or not running.
+    Unavailable(Error),
+}
+
+/// Whether an admin-only action is allowed.
+pub fn require_admin(caller: &Caller) -> Result<()> {
+    if caller.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("this needs the admin role".into()))
+    }
+}
