@@ -35,45 +35,22 @@ fn summary(name: &str, mut v: Vec<Duration>) -> (Duration, Duration) {
 /// VmRSS of a host pid, in KiB.
 fn rss_kib(pid: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("no VmRSS")?;
-    Ok(line
-        .split_whitespace()
-        .nth(1)
-        .context("bad VmRSS")?
-        .parse()?)
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
+    Ok(line.split_whitespace().nth(1).context("bad VmRSS")?.parse()?)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::var("BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
+    let n: usize = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
     let image = std::env::var("BENCH_IMAGE").unwrap_or_else(|_| "podgate/base:latest".into());
-    let client = Client::new(
-        &std::env::var("PODGATE_URL")?,
-        &std::env::var("PODGATE_TOKEN")?,
-    )?;
-    let probe = ExecRequest {
-        argv: vec!["true".into()],
-        ..Default::default()
-    };
+    let client = Client::new(&std::env::var("PODGATE_URL")?, &std::env::var("PODGATE_TOKEN")?)?;
+    let probe = ExecRequest { argv: vec!["true".into()], ..Default::default() };
 
     // Warm-up, not counted: first use of the image and of the engine's caches.
-    let w = client
-        .create(&CreateSandboxRequest {
-            image: Some(image.clone()),
-            ..Default::default()
-        })
-        .await?;
+    let w = client.create(&CreateSandboxRequest { image: Some(image.clone()), ..Default::default() }).await?;
     client.exec(&w.id, &probe).await?;
     client.delete(&w.id).await?;
-    let st = Command::new("docker")
-        .args(["run", "--rm", &image, "true"])
-        .status()?;
+    let st = Command::new("docker").args(["run", "--rm", &image, "true"]).status()?;
     if !st.success() {
         bail!("docker run --rm {image} true failed");
     }
@@ -100,9 +77,7 @@ async fn main() -> anyhow::Result<()> {
     let mut baseline = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        let st = Command::new("docker")
-            .args(["run", "--rm", &image, "true"])
-            .status()?;
+        let st = Command::new("docker").args(["run", "--rm", &image, "true"]).status()?;
         baseline.push(t.elapsed());
         if !st.success() {
             bail!("docker run failed");
@@ -113,13 +88,9 @@ async fn main() -> anyhow::Result<()> {
     let mut docker_exec = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        let out = Command::new("docker")
-            .args(["run", "-d", &image, "sleep", "infinity"])
-            .output()?;
+        let out = Command::new("docker").args(["run", "-d", &image, "sleep", "infinity"]).output()?;
         let cid = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let st = Command::new("docker")
-            .args(["exec", &cid, "true"])
-            .status()?;
+        let st = Command::new("docker").args(["exec", &cid, "true"]).status()?;
         docker_exec.push(t.elapsed());
         Command::new("docker").args(["rm", "-f", &cid]).output()?;
         if !out.status.success() || !st.success() {
@@ -131,9 +102,8 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut rss = Vec::new();
     for id in &ids {
-        let out = Command::new("docker")
-            .args(["inspect", "-f", "{{.State.Pid}}", &format!("podgate-{id}")])
-            .output()?;
+        let out =
+            Command::new("docker").args(["inspect", "-f", "{{.State.Pid}}", &format!("podgate-{id}")]).output()?;
         rss.push(rss_kib(String::from_utf8_lossy(&out.stdout).trim())?);
     }
     for id in &ids {
@@ -145,16 +115,8 @@ async fn main() -> anyhow::Result<()> {
     let (b50, b95) = summary("docker run --rm IMAGE true", baseline);
     let (d50, d95) = summary("docker run -d + first docker exec", docker_exec);
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
-    println!(
-        "ratio vs docker run --rm            p50={:.2}x  p95={:.2}x",
-        ratio(p50, b50),
-        ratio(p95, b95)
-    );
-    println!(
-        "ratio vs docker run -d + exec       p50={:.2}x  p95={:.2}x",
-        ratio(p50, d50),
-        ratio(p95, d95)
-    );
+    println!("ratio vs docker run --rm            p50={:.2}x  p95={:.2}x", ratio(p50, b50), ratio(p95, b95));
+    println!("ratio vs docker run -d + exec       p50={:.2}x  p95={:.2}x", ratio(p50, d50), ratio(p95, d95));
     rss.sort();
     let mean = rss.iter().sum::<u64>() as f64 / rss.len() as f64;
     println!(

@@ -36,9 +36,7 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
                     .next()
                     .and_then(|v| v.parse().ok())
                     .filter(|v| *v > 0)
-                    .ok_or_else(|| {
-                        format!("--terminal-idle-seconds needs a positive number\n{USAGE}")
-                    })?;
+                    .ok_or_else(|| format!("--terminal-idle-seconds needs a positive number\n{USAGE}"))?;
             }
             "--" => {
                 cmd = it.by_ref().cloned().collect();
@@ -64,18 +62,7 @@ mod tests {
 
     #[test]
     fn parses_serve_with_cmd() {
-        let a = parse(&s(&[
-            "serve",
-            "--socket",
-            "/s",
-            "--secret-file",
-            "/f",
-            "--",
-            "sh",
-            "-c",
-            "x",
-        ]))
-        .unwrap();
+        let a = parse(&s(&["serve", "--socket", "/s", "--secret-file", "/f", "--", "sh", "-c", "x"])).unwrap();
         assert_eq!(a.socket, PathBuf::from("/s"));
         assert_eq!(a.cmd, s(&["sh", "-c", "x"]));
     }

@@ -40,37 +40,22 @@ impl Drop for KillOnDrop {
 }
 
 /// Runs `req` to completion.
-pub async fn run(
-    reaper: &Reaper,
-    dirs: &Dirs,
-    req: ExecRequest,
-) -> Result<ExecResponse, ExecError> {
+pub async fn run(reaper: &Reaper, dirs: &Dirs, req: ExecRequest) -> Result<ExecResponse, ExecError> {
     podgate_types::validate::argv("argv", &req.argv).map_err(ExecError::Invalid)?;
     podgate_types::validate::env(&req.env).map_err(ExecError::Invalid)?;
-    let cwd = req
-        .cwd
-        .as_deref()
-        .map_or_else(|| dirs.workdir.clone(), |c| dirs.resolve(c));
+    let cwd = req.cwd.as_deref().map_or_else(|| dirs.workdir.clone(), |c| dirs.resolve(c));
     let mut cmd = Command::new(&req.argv[0]);
     cmd.args(&req.argv[1..])
         .envs(&req.env)
         .current_dir(&cwd)
         .process_group(0)
-        .stdin(if req.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if req.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let started = Instant::now();
-    let (mut child, exited) = reaper.spawn(&mut cmd).map_err(|e| {
-        ExecError::Spawn(format!(
-            "cannot start {:?} in {}: {e}",
-            req.argv[0],
-            cwd.display()
-        ))
-    })?;
+    let (mut child, exited) = reaper
+        .spawn(&mut cmd)
+        .map_err(|e| ExecError::Spawn(format!("cannot start {:?} in {}: {e}", req.argv[0], cwd.display())))?;
     let pid = child.id() as i32;
     let mut guard = KillOnDrop(Some(pid));
 

@@ -8,11 +8,7 @@ use podgate_agent::{args, init, paths::Dirs, reaper, server};
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.first().map(String::as_str) == Some("--version") {
-        println!(
-            "podgate-agent {} (protocol {})",
-            env!("CARGO_PKG_VERSION"),
-            podgate_types::AGENT_PROTOCOL_VERSION
-        );
+        println!("podgate-agent {} (protocol {})", env!("CARGO_PKG_VERSION"), podgate_types::AGENT_PROTOCOL_VERSION);
         return;
     }
     let args = match args::parse(&argv) {
@@ -22,11 +18,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("podgate-agent: cannot start runtime: {e}");
@@ -45,10 +37,7 @@ async fn serve(args: args::Args) -> std::io::Result<()> {
         .trim()
         .to_string();
     if secret.is_empty() {
-        return Err(std::io::Error::other(format!(
-            "{} is empty",
-            args.secret_file.display()
-        )));
+        return Err(std::io::Error::other(format!("{} is empty", args.secret_file.display())));
     }
     // The secret stays in memory only: processes in the sandbox cannot read it from the file.
     std::fs::remove_file(&args.secret_file)?;
@@ -64,12 +53,7 @@ async fn serve(args: args::Args) -> std::io::Result<()> {
     let dirs = Dirs::from_env();
     let terminals = Terminals::new(reaper.clone(), dirs.clone(), args.terminal_idle);
     tokio::spawn(terminals.clone().run_sweeper());
-    let state = Arc::new(server::AgentState {
-        secret,
-        reaper: reaper.clone(),
-        dirs,
-        terminals,
-    });
+    let state = Arc::new(server::AgentState { secret, reaper: reaper.clone(), dirs, terminals });
     eprintln!("podgate-agent: serving on {}", args.socket.display());
     let app = server::router(state);
     tokio::select! {

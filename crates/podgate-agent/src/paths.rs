@@ -13,16 +13,9 @@ impl Dirs {
     /// Home from `$HOME` (no libc user lookup), else `/root` for uid 0 and `/` otherwise;
     /// workdir is the agent's working directory at start (the image's `WORKDIR`).
     pub fn from_env() -> Self {
-        let home = std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                if nix::unistd::getuid().is_root() {
-                    PathBuf::from("/root")
-                } else {
-                    PathBuf::from("/")
-                }
-            });
+        let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
+            if nix::unistd::getuid().is_root() { PathBuf::from("/root") } else { PathBuf::from("/") }
+        });
         let workdir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         Dirs { home, workdir }
     }
@@ -47,10 +40,7 @@ mod tests {
 
     #[test]
     fn resolves() {
-        let d = Dirs {
-            home: "/home/u".into(),
-            workdir: "/w".into(),
-        };
+        let d = Dirs { home: "/home/u".into(), workdir: "/w".into() };
         assert_eq!(d.resolve("~"), PathBuf::from("/home/u"));
         assert_eq!(d.resolve("~/a"), PathBuf::from("/home/u/a"));
         assert_eq!(d.resolve("a/b"), PathBuf::from("/w/a/b"));

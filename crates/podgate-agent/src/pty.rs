@@ -22,12 +22,7 @@ pub struct Pty {
 }
 
 fn winsize(cols: u16, rows: u16) -> Winsize {
-    Winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    }
+    Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 }
 }
 
 fn set_cloexec(fd: &OwnedFd) -> io::Result<()> {
@@ -66,17 +61,11 @@ impl Pty {
         }
         let (child, exited) = reaper.spawn(cmd)?;
         let flags = OFlag::from_bits_truncate(fcntl(pair.master.as_fd(), FcntlArg::F_GETFL)?);
-        fcntl(
-            pair.master.as_fd(),
-            FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK),
-        )?;
+        fcntl(pair.master.as_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
         // SAFETY: an OwnedFd always returns the same open descriptor from as_raw_fd until it is
         // dropped, and the AsyncFd owns it for its whole life.
         let master = unsafe { AsyncFd::register(pair.master) }.map_err(|e| e.into_parts().1)?;
-        let pty = Pty {
-            master,
-            pid: child.id() as i32,
-        };
+        let pty = Pty { master, pid: child.id() as i32 };
         Ok((pty, exited))
     }
 
@@ -98,8 +87,7 @@ impl Pty {
     pub async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             let mut guard = self.master.writable().await?;
-            match guard.try_io(|fd| nix::unistd::write(fd.get_ref(), data).map_err(io::Error::from))
-            {
+            match guard.try_io(|fd| nix::unistd::write(fd.get_ref(), data).map_err(io::Error::from)) {
                 Ok(Ok(n)) => data = &data[n..],
                 Ok(Err(e)) => return Err(e),
                 Err(_would_block) => continue,
@@ -119,17 +107,7 @@ impl Pty {
         let ws = winsize(cols, rows);
         // SAFETY: TIOCSWINSZ reads one `winsize` from the valid pointer we pass; the descriptor is
         // the PTY master we own for the duration of the call.
-        let r = unsafe {
-            libc::ioctl(
-                self.master.get_ref().as_raw_fd(),
-                libc::TIOCSWINSZ as _,
-                &ws,
-            )
-        };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        let r = unsafe { libc::ioctl(self.master.get_ref().as_raw_fd(), libc::TIOCSWINSZ as _, &ws) };
+        if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
     }
 }

@@ -48,12 +48,7 @@ pub fn router(state: Arc<AgentState>) -> Router {
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = ErrorBody {
-        error: ErrorDetail {
-            code: code.into(),
-            message: message.into(),
-        },
-    };
+    let body = ErrorBody { error: ErrorDetail { code: code.into(), message: message.into() } };
     (status, Json(body)).into_response()
 }
 
@@ -63,17 +58,9 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn check_secret(State(st): State<Arc<AgentState>>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(SECRET_HEADER)
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
+    let given = req.headers().get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
     if !same(given, st.secret.as_bytes()) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong agent secret",
-        );
+        return error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong agent secret");
     }
     next.run(req).await
 }
@@ -150,8 +137,7 @@ async fn attach_terminal(
         Ok(t) => t,
         Err(e) => return term_error(e),
     };
-    ws.protocols([SUBPROTOCOL])
-        .on_upgrade(move |socket| serve_client(socket, term, q.read_only))
+    ws.protocols([SUBPROTOCOL]).on_upgrade(move |socket| serve_client(socket, term, q.read_only))
 }
 
 /// One attached client: a redraw first, then live output; input and control unless read-only.

@@ -65,9 +65,7 @@ pub enum TermError {
 fn dim(v: Option<u16>, default: u16, what: &str) -> Result<u16, TermError> {
     match v.unwrap_or(default) {
         0 => Err(TermError::Invalid(format!("{what} must be at least 1"))),
-        n if n > MAX_DIMENSION => Err(TermError::Invalid(format!(
-            "{what} {n} is larger than {MAX_DIMENSION}"
-        ))),
+        n if n > MAX_DIMENSION => Err(TermError::Invalid(format!("{what} {n} is larger than {MAX_DIMENSION}"))),
         n => Ok(n),
     }
 }
@@ -77,9 +75,7 @@ fn nz(v: u16) -> NonZeroU16 {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The login shell of `uid` from /etc/passwd (parsed directly: no libc user lookup in a static binary).
@@ -93,17 +89,10 @@ pub fn login_shell(passwd: &str, uid: u32) -> Option<String> {
 
 fn default_shell() -> String {
     let uid = nix::unistd::getuid().as_raw();
-    let from_passwd = std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|p| login_shell(&p, uid));
+    let from_passwd = std::fs::read_to_string("/etc/passwd").ok().and_then(|p| login_shell(&p, uid));
     from_passwd
         .filter(|s| std::path::Path::new(s).exists())
-        .or_else(|| {
-            ["/bin/bash", "/bin/sh"]
-                .into_iter()
-                .find(|s| std::path::Path::new(s).exists())
-                .map(String::from)
-        })
+        .or_else(|| ["/bin/bash", "/bin/sh"].into_iter().find(|s| std::path::Path::new(s).exists()).map(String::from))
         .unwrap_or_else(|| "/bin/sh".into())
 }
 
@@ -113,12 +102,7 @@ fn random_id() -> String {
         let _ = std::io::Read::read_exact(&mut &f, &mut b);
     }
     let alphabet = b"abcdefghijklmnopqrstuvwxyz234567";
-    format!(
-        "t-{}",
-        b.iter()
-            .map(|x| alphabet[(x & 31) as usize] as char)
-            .collect::<String>()
-    )
+    format!("t-{}", b.iter().map(|x| alphabet[(x & 31) as usize] as char).collect::<String>())
 }
 
 impl Terminal {
@@ -144,9 +128,7 @@ impl Terminal {
         let rows = dim(Some(rows), 24, "rows")?;
         let mut s = self.lock();
         s.parser.screen_mut().set_size(nz(rows), nz(cols));
-        self.pty
-            .resize(cols, rows)
-            .map_err(|e| TermError::Spawn(e.to_string()))
+        self.pty.resize(cols, rows).map_err(|e| TermError::Spawn(e.to_string()))
     }
 
     /// Sends a named signal to the terminal's foreground process group.
@@ -248,12 +230,7 @@ pub struct Terminals {
 
 impl Terminals {
     pub fn new(reaper: Reaper, dirs: Dirs, idle: Duration) -> Terminals {
-        Terminals {
-            map: Arc::default(),
-            reaper,
-            dirs,
-            idle,
-        }
+        Terminals { map: Arc::default(), reaper, dirs, idle }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Terminal>>> {
@@ -266,10 +243,7 @@ impl Terminals {
         let rows = dim(spec.rows, 24, "rows")?;
         podgate_types::validate::env(&spec.env).map_err(TermError::Invalid)?;
         let term_name = spec.term.unwrap_or_else(|| "xterm-256color".into());
-        if term_name.is_empty()
-            || term_name.len() > 64
-            || !term_name.bytes().all(|b| b.is_ascii_graphic())
-        {
+        if term_name.is_empty() || term_name.len() > 64 || !term_name.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(TermError::Invalid(format!("invalid TERM {term_name:?}")));
         }
         let (argv, login) = match spec.cmd {
@@ -279,27 +253,16 @@ impl Terminals {
             }
             None => (vec![default_shell()], true),
         };
-        let cwd = spec
-            .cwd
-            .as_deref()
-            .map_or_else(|| self.dirs.home.clone(), |c| self.dirs.resolve(c));
+        let cwd = spec.cwd.as_deref().map_or_else(|| self.dirs.home.clone(), |c| self.dirs.resolve(c));
         let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .env("TERM", &term_name)
-            .envs(&spec.env)
-            .current_dir(&cwd);
+        cmd.args(&argv[1..]).env("TERM", &term_name).envs(&spec.env).current_dir(&cwd);
         if login {
             // A login shell, by the convention of a leading '-' in argv[0].
             let base = argv[0].rsplit('/').next().unwrap_or("sh");
             std::os::unix::process::CommandExt::arg0(&mut cmd, format!("-{base}"));
         }
-        let (pty, exited) = Pty::spawn(&self.reaper, &mut cmd, cols, rows).map_err(|e| {
-            TermError::Spawn(format!(
-                "cannot start {:?} in {}: {e}",
-                argv[0],
-                cwd.display()
-            ))
-        })?;
+        let (pty, exited) = Pty::spawn(&self.reaper, &mut cmd, cols, rows)
+            .map_err(|e| TermError::Spawn(format!("cannot start {:?} in {}: {e}", argv[0], cwd.display())))?;
         let (events, _) = broadcast::channel(BACKLOG_CHUNKS);
         let term = Arc::new(Terminal {
             id: random_id(),
@@ -322,10 +285,7 @@ impl Terminals {
     }
 
     pub fn get(&self, id: &str) -> Result<Arc<Terminal>, TermError> {
-        self.lock()
-            .get(id)
-            .cloned()
-            .ok_or_else(|| TermError::NotFound(format!("terminal {id:?} not found")))
+        self.lock().get(id).cloned().ok_or_else(|| TermError::NotFound(format!("terminal {id:?} not found")))
     }
 
     pub fn list(&self) -> Vec<TerminalInfo> {
@@ -336,10 +296,7 @@ impl Terminals {
 
     /// Kills the terminal's processes and forgets it.
     pub fn delete(&self, id: &str) -> Result<(), TermError> {
-        let t = self
-            .lock()
-            .remove(id)
-            .ok_or_else(|| TermError::NotFound(format!("terminal {id:?} not found")))?;
+        let t = self.lock().remove(id).ok_or_else(|| TermError::NotFound(format!("terminal {id:?} not found")))?;
         t.kill();
         Ok(())
     }
@@ -349,13 +306,9 @@ impl Terminals {
         let now = Instant::now();
         let mut map = self.lock();
         map.retain(|_, t| {
-            let ended = t
-                .lock()
-                .ended_at
-                .is_some_and(|at| now.duration_since(at) > KEEP_ENDED);
+            let ended = t.lock().ended_at.is_some_and(|at| now.duration_since(at) > KEEP_ENDED);
             let idle = t.clients.load(Ordering::SeqCst) == 0
-                && now.duration_since(*t.idle_since.lock().unwrap_or_else(|e| e.into_inner()))
-                    > self.idle;
+                && now.duration_since(*t.idle_since.lock().unwrap_or_else(|e| e.into_inner())) > self.idle;
             if idle {
                 t.kill();
             }
@@ -379,9 +332,7 @@ async fn pump(term: Arc<Terminal>, mut exited: oneshot::Receiver<Exit>) {
     let feed = |n: usize, buf: &[u8]| {
         let mut s = term.lock();
         s.parser.process(&buf[..n]);
-        let _ = term
-            .events
-            .send(Event::Output(Bytes::copy_from_slice(&buf[..n])));
+        let _ = term.events.send(Event::Output(Bytes::copy_from_slice(&buf[..n])));
     };
     let code = loop {
         tokio::select! {
@@ -431,10 +382,7 @@ mod tests {
         q.process(&snap);
         assert_eq!(q.screen().contents(), p.screen().contents());
         assert_eq!(q.screen().cursor_position(), p.screen().cursor_position());
-        assert_eq!(
-            q.screen().cell(4, 0).unwrap().fgcolor(),
-            vt100::Color::Idx(1)
-        );
+        assert_eq!(q.screen().cell(4, 0).unwrap().fgcolor(), vt100::Color::Idx(1));
         assert_eq!(q.screen().scrollback_len(), p.screen().scrollback_len());
         q.screen_mut().set_scrollback(100);
         assert_eq!(q.screen().rows(0, 20).next().unwrap(), "line 0");

@@ -16,11 +16,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code: code.into(),
-            message: message.into(),
-        }
+        ApiError { status, code: code.into(), message: message.into() }
     }
 }
 
@@ -44,21 +40,11 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (
-            self.status,
-            Json(ErrorBody {
-                error: ErrorDetail {
-                    code: self.code,
-                    message: self.message,
-                },
-            }),
-        )
+        let mut resp = (self.status, Json(ErrorBody { error: ErrorDetail { code: self.code, message: self.message } }))
             .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
+            resp.headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
         }
         resp
     }

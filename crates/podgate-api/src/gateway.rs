@@ -44,16 +44,8 @@ fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
 fn refuse(st: &AppState, reason: &str, status: StatusCode, message: &str) -> Response {
     st.metrics.gateway_refused(reason);
     tracing::info!(reason, "terminal connection refused");
-    ApiError::new(
-        status,
-        if status == StatusCode::FORBIDDEN {
-            "forbidden"
-        } else {
-            "unauthenticated"
-        },
-        message,
-    )
-    .into_response()
+    ApiError::new(status, if status == StatusCode::FORBIDDEN { "forbidden" } else { "unauthenticated" }, message)
+        .into_response()
 }
 
 /// `GET /v1/sandboxes/{id}/terminals/{tid}/connect`.
@@ -64,39 +56,20 @@ pub async fn connect(
     mut req: Request,
 ) -> Response {
     let headers = req.headers();
-    let is_upgrade = headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let Some(key) = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-    else {
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_request",
-            "expected a WebSocket upgrade",
-        )
-        .into_response();
+    let is_upgrade =
+        headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).and_then(|v| v.to_str().ok()).map(str::to_string) else {
+        return ApiError::new(StatusCode::BAD_REQUEST, "malformed_request", "expected a WebSocket upgrade")
+            .into_response();
     };
     if !is_upgrade {
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_request",
-            "expected a WebSocket upgrade",
-        )
-        .into_response();
+        return ApiError::new(StatusCode::BAD_REQUEST, "malformed_request", "expected a WebSocket upgrade")
+            .into_response();
     }
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
         if !origin_allowed(origin, host, &st.allowed_origins) {
-            return refuse(
-                &st,
-                "origin",
-                StatusCode::FORBIDDEN,
-                &format!("origin {origin:?} is not allowed"),
-            );
+            return refuse(&st, "origin", StatusCode::FORBIDDEN, &format!("origin {origin:?} is not allowed"));
         }
     }
     let offered = offered_protocols(headers);
@@ -113,39 +86,22 @@ pub async fn connect(
                 Refusal::WrongAudience | Refusal::WrongTarget => StatusCode::FORBIDDEN,
                 _ => StatusCode::UNAUTHORIZED,
             };
-            return refuse(
-                &st,
-                r.as_str(),
-                status,
-                &format!("session token refused: {}", r.as_str()),
-            );
+            return refuse(&st, r.as_str(), status, &format!("session token refused: {}", r.as_str()));
         }
         Err(ConnectError::Unavailable(e)) => return ApiError::from(e).into_response(),
     };
-    let protocol = offered
-        .iter()
-        .any(|p| p == SUBPROTOCOL)
-        .then_some(SUBPROTOCOL);
-    let path = format!(
-        "/v1/terminals/{terminal}/attach?read_only={}",
-        claims.read_only
-    );
+    let protocol = offered.iter().any(|p| p == SUBPROTOCOL).then_some(SUBPROTOCOL);
+    let path = format!("/v1/terminals/{terminal}/attach?read_only={}", claims.read_only);
     let (agent_parts, agent_io) = match agent.upgrade(&path, &key, protocol).await {
         Ok(ok) => ok,
         Err(e) => {
             tracing::warn!(sandbox_id = %sandbox, terminal_id = %terminal, error = %e, "agent refused the terminal connection");
             let status = match &e {
-                podgate_core::agent_client::AgentError::Refused { status: 404, .. } => {
-                    StatusCode::NOT_FOUND
-                }
+                podgate_core::agent_client::AgentError::Refused { status: 404, .. } => StatusCode::NOT_FOUND,
                 _ => StatusCode::SERVICE_UNAVAILABLE,
             };
-            return ApiError::new(
-                status,
-                "unavailable",
-                format!("terminal {terminal:?} cannot be reached"),
-            )
-            .into_response();
+            return ApiError::new(status, "unavailable", format!("terminal {terminal:?} cannot be reached"))
+                .into_response();
         }
     };
     let client_upgrade = hyper::upgrade::on(&mut req);
@@ -170,8 +126,7 @@ pub async fn connect(
             resp = resp.header(name, v.clone());
         }
     }
-    resp.body(Body::empty())
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    resp.body(Body::empty()).unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 #[cfg(test)]
@@ -181,26 +136,10 @@ mod tests {
     #[test]
     fn origins() {
         let allowed = vec!["https://app.example.com".to_string()];
-        assert!(origin_allowed(
-            "http://127.0.0.1:7070",
-            Some("127.0.0.1:7070"),
-            &[]
-        ));
-        assert!(origin_allowed(
-            "https://app.example.com",
-            Some("api.example.com"),
-            &allowed
-        ));
-        assert!(!origin_allowed(
-            "https://evil.example",
-            Some("127.0.0.1:7070"),
-            &allowed
-        ));
+        assert!(origin_allowed("http://127.0.0.1:7070", Some("127.0.0.1:7070"), &[]));
+        assert!(origin_allowed("https://app.example.com", Some("api.example.com"), &allowed));
+        assert!(!origin_allowed("https://evil.example", Some("127.0.0.1:7070"), &allowed));
         assert!(!origin_allowed("null", Some("127.0.0.1:7070"), &[]));
-        assert!(!origin_allowed(
-            "http://127.0.0.1:7071",
-            Some("127.0.0.1:7070"),
-            &[]
-        ));
+        assert!(!origin_allowed("http://127.0.0.1:7071", Some("127.0.0.1:7070"), &[]));
     }
 }

@@ -53,10 +53,7 @@ pub fn router(state: AppState) -> Router {
     if let Some(dir) = &state.web_dir {
         app = app
             .nest_service("/ui", tower_http::services::ServeDir::new(dir))
-            .route(
-                "/",
-                get(|| async { axum::response::Redirect::temporary("/ui/") }),
-            );
+            .route("/", get(|| async { axum::response::Redirect::temporary("/ui/") }));
     }
     app.layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -72,13 +69,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn count_requests(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let route =
+        req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
     let method = req.method().to_string();
     let resp = next.run(req).await;
-    st.metrics
-        .observe_http(&route, &method, resp.status().as_u16());
+    st.metrics.observe_http(&route, &method, resp.status().as_u16());
     resp
 }

@@ -7,9 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use podgate_types::api::{
-    CreateSandboxRequest, ExecRequest, ExecResponse, Sandbox, SandboxList, UserInfo,
-};
+use podgate_types::api::{CreateSandboxRequest, ExecRequest, ExecResponse, Sandbox, SandboxList, UserInfo};
 
 use crate::extract::{ApiJson, Authed};
 use crate::{ApiError, AppState};
@@ -19,10 +17,7 @@ pub fn v1() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/users/me", get(me))
         .route("/v1/sandboxes", post(create_sandbox).get(list_sandboxes))
-        .route(
-            "/v1/sandboxes/{id}",
-            get(get_sandbox).delete(delete_sandbox),
-        )
+        .route("/v1/sandboxes/{id}", get(get_sandbox).delete(delete_sandbox))
         .route("/v1/sandboxes/{id}/exec", post(exec))
 }
 
@@ -40,14 +35,7 @@ pub async fn readyz(State(st): State<Arc<AppState>>) -> Result<Json<serde_json::
 /// Prometheus text exposition.
 pub async fn metrics(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let body = st.metrics.render(st.sandboxes.store()).await?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response())
 }
 
 /// Any other path.
@@ -60,11 +48,7 @@ pub async fn not_found() -> ApiError {
     responses((status = 200, body = UserInfo), (status = 401, body = podgate_types::api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn me(Authed(caller): Authed) -> Json<UserInfo> {
-    Json(UserInfo {
-        id: caller.user_id,
-        name: caller.user_name,
-        role: caller.role.as_str().into(),
-    })
+    Json(UserInfo { id: caller.user_id, name: caller.user_name, role: caller.role.as_str().into() })
 }
 
 /// Creates a sandbox; answers once it runs and its agent answers.
@@ -95,9 +79,7 @@ pub async fn list_sandboxes(
     State(st): State<Arc<AppState>>,
     Authed(caller): Authed,
 ) -> Result<Json<SandboxList>, ApiError> {
-    Ok(Json(SandboxList {
-        sandboxes: st.sandboxes.list(&caller).await?,
-    }))
+    Ok(Json(SandboxList { sandboxes: st.sandboxes.list(&caller).await? }))
 }
 
 /// One sandbox, by id or name.

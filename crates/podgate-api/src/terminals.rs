@@ -19,22 +19,10 @@ use crate::{ApiError, AppState};
 /// Terminal routes.
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route(
-            "/v1/sandboxes/{id}/terminals",
-            post(open_terminal).get(list_terminals),
-        )
-        .route(
-            "/v1/sandboxes/{id}/terminals/{tid}",
-            delete(delete_terminal),
-        )
-        .route(
-            "/v1/sandboxes/{id}/terminals/{tid}/share",
-            post(share_terminal),
-        )
-        .route(
-            "/v1/sandboxes/{id}/terminals/{tid}/connect",
-            get(crate::gateway::connect),
-        )
+        .route("/v1/sandboxes/{id}/terminals", post(open_terminal).get(list_terminals))
+        .route("/v1/sandboxes/{id}/terminals/{tid}", delete(delete_terminal))
+        .route("/v1/sandboxes/{id}/terminals/{tid}/share", post(share_terminal))
+        .route("/v1/sandboxes/{id}/terminals/{tid}/connect", get(crate::gateway::connect))
         .route("/v1/terminal-sessions", post(exchange_share))
         .route("/v1/admin/signing-keys", post(rotate_keys))
         .route("/.well-known/jwks.json", get(jwks))
@@ -42,10 +30,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 fn session(sandbox_id: String, t: IssuedToken) -> TerminalSession {
     TerminalSession {
-        url: format!(
-            "/v1/sandboxes/{sandbox_id}/terminals/{}/connect",
-            t.claims.tid
-        ),
+        url: format!("/v1/sandboxes/{sandbox_id}/terminals/{}/connect", t.claims.tid),
         sandbox_id,
         terminal_id: t.claims.tid,
         token: t.token,
@@ -82,10 +67,7 @@ pub async fn open_terminal(
             st.terminals.create(&caller, &id, &spec).await?.1.id
         }
     };
-    let (sandbox_id, issued) = st
-        .terminals
-        .session(&caller, &id, &tid, req.read_only)
-        .await?;
+    let (sandbox_id, issued) = st.terminals.session(&caller, &id, &tid, req.read_only).await?;
     Ok((StatusCode::CREATED, Json(session(sandbox_id, issued))))
 }
 
@@ -127,13 +109,7 @@ pub async fn share_terminal(
     Path((id, tid)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<ShareToken>), ApiError> {
     let t = st.terminals.share(&caller, &id, &tid).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(ShareToken {
-            share_token: t.token,
-            expires_at: t.claims.exp,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(ShareToken { share_token: t.token, expires_at: t.claims.exp })))
 }
 
 /// Exchanges a share token for a read-only, single-use session token (no bearer token needed).

@@ -1,8 +1,6 @@
 //! Typed client for podgate's REST API.
 
-use podgate_types::api::{
-    CreateSandboxRequest, ErrorBody, ExecRequest, ExecResponse, Sandbox, SandboxList, UserInfo,
-};
+use podgate_types::api::{CreateSandboxRequest, ErrorBody, ExecRequest, ExecResponse, Sandbox, SandboxList, UserInfo};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -12,11 +10,7 @@ use serde::de::DeserializeOwned;
 pub enum Error {
     /// The server answered with an API error.
     #[error("{message} ({code}, HTTP {status})")]
-    Api {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Api { status: u16, code: String, message: String },
     /// The server could not be reached or answered something unreadable.
     #[error("{0}")]
     Transport(String),
@@ -40,11 +34,7 @@ impl Client {
             .user_agent(concat!("podgate-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Transport(e.to_string()))?;
-        Ok(Client {
-            base: base.trim_end_matches('/').to_string(),
-            token: token.to_string(),
-            http,
-        })
+        Ok(Client { base: base.trim_end_matches('/').to_string(), token: token.to_string(), http })
     }
 
     /// The server URL.
@@ -70,78 +60,40 @@ impl Client {
 
     /// `GET /v1/sandboxes/{id-or-name}`.
     pub async fn get(&self, id: &str) -> Result<Sandbox> {
-        self.call(
-            Method::GET,
-            &format!("/v1/sandboxes/{}", seg(id)),
-            None::<&()>,
-        )
-        .await
+        self.call(Method::GET, &format!("/v1/sandboxes/{}", seg(id)), None::<&()>).await
     }
 
     /// `DELETE /v1/sandboxes/{id-or-name}`.
     pub async fn delete(&self, id: &str) -> Result<()> {
-        self.send(
-            Method::DELETE,
-            &format!("/v1/sandboxes/{}", seg(id)),
-            None::<&()>,
-        )
-        .await?;
+        self.send(Method::DELETE, &format!("/v1/sandboxes/{}", seg(id)), None::<&()>).await?;
         Ok(())
     }
 
     /// `POST /v1/sandboxes/{id-or-name}/exec`.
     pub async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecResponse> {
-        self.call(
-            Method::POST,
-            &format!("/v1/sandboxes/{}/exec", seg(id)),
-            Some(req),
-        )
-        .await
+        self.call(Method::POST, &format!("/v1/sandboxes/{}/exec", seg(id)), Some(req)).await
     }
 
-    async fn call<B: Serialize, T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<T> {
+    async fn call<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T> {
         let bytes = self.send(method, path, body).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Transport(format!("unreadable answer from {}: {e}", self.base)))
     }
 
-    async fn send<B: Serialize>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<Vec<u8>> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
+    async fn send<B: Serialize>(&self, method: Method, path: &str, body: Option<&B>) -> Result<Vec<u8>> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;
+        let resp =
+            req.send().await.map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;
         let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| Error::Transport(e.to_string()))?
-            .to_vec();
+        let bytes = resp.bytes().await.map_err(|e| Error::Transport(e.to_string()))?.to_vec();
         if status.is_success() {
             return Ok(bytes);
         }
         Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(b) => Error::Api {
-                status: status.as_u16(),
-                code: b.error.code,
-                message: b.error.message,
-            },
+            Ok(b) => Error::Api { status: status.as_u16(), code: b.error.code, message: b.error.message },
             Err(_) => Error::Api {
                 status: status.as_u16(),
                 code: "http_error".into(),

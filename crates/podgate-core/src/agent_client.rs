@@ -24,11 +24,7 @@ pub enum AgentError {
     Unreachable(String),
     /// The agent answered with an error body.
     #[error("agent refused the request ({status}): {message}")]
-    Refused {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Refused { status: u16, code: String, message: String },
     /// The agent answered something that is not the protocol.
     #[error("agent answered outside the protocol: {0}")]
     Protocol(String),
@@ -48,13 +44,7 @@ impl AgentClient {
 
     /// `GET /v1/health`.
     pub async fn health(&self) -> Result<AgentHealth, AgentError> {
-        self.call(
-            Method::GET,
-            "/v1/health",
-            None,
-            Some(Duration::from_secs(5)),
-        )
-        .await
+        self.call(Method::GET, "/v1/health", None, Some(Duration::from_secs(5))).await
     }
 
     /// `POST /v1/exec`: runs a process to completion.
@@ -66,31 +56,18 @@ impl AgentClient {
     /// `POST /v1/terminals`.
     pub async fn create_terminal(&self, spec: &TerminalSpec) -> Result<TerminalInfo, AgentError> {
         let body = serde_json::to_vec(spec).map_err(|e| AgentError::Protocol(e.to_string()))?;
-        self.call(
-            Method::POST,
-            "/v1/terminals",
-            Some(body),
-            Some(Duration::from_secs(30)),
-        )
-        .await
+        self.call(Method::POST, "/v1/terminals", Some(body), Some(Duration::from_secs(30))).await
     }
 
     /// `GET /v1/terminals`.
     pub async fn list_terminals(&self) -> Result<Vec<TerminalInfo>, AgentError> {
-        self.call(
-            Method::GET,
-            "/v1/terminals",
-            None,
-            Some(Duration::from_secs(10)),
-        )
-        .await
+        self.call(Method::GET, "/v1/terminals", None, Some(Duration::from_secs(10))).await
     }
 
     /// `DELETE /v1/terminals/{id}`.
     pub async fn delete_terminal(&self, id: &str) -> Result<(), AgentError> {
         let path = format!("/v1/terminals/{}", path_segment(id)?);
-        self.call(Method::DELETE, &path, None, Some(Duration::from_secs(10)))
-            .await
+        self.call(Method::DELETE, &path, None, Some(Duration::from_secs(10))).await
     }
 
     /// Opens a WebSocket to `path` on the agent, passing through the client's handshake key and
@@ -108,9 +85,7 @@ impl AgentClient {
                 self.upgrade_on(io, path, ws_key, protocol).await
             }
             AgentEndpoint::Tcp(a) => {
-                let io = tokio::net::TcpStream::connect(a.as_str())
-                    .await
-                    .map_err(unreachable)?;
+                let io = tokio::net::TcpStream::connect(a.as_str()).await.map_err(unreachable)?;
                 self.upgrade_on(io, path, ws_key, protocol).await
             }
         }
@@ -128,9 +103,7 @@ impl AgentClient {
     {
         use hyper::header;
         let broken = |e: hyper::Error| AgentError::Unreachable(e.to_string());
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(broken)?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(broken)?;
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
@@ -146,23 +119,14 @@ impl AgentClient {
         if let Some(p) = protocol {
             req = req.header(header::SEC_WEBSOCKET_PROTOCOL, p);
         }
-        let req = req
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| AgentError::Protocol(e.to_string()))?;
+        let req = req.body(Full::new(Bytes::new())).map_err(|e| AgentError::Protocol(e.to_string()))?;
         let mut resp = sender.send_request(req).await.map_err(broken)?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             let status = resp.status();
-            let bytes = Limited::new(resp.into_body(), 64 * 1024)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let bytes =
+                Limited::new(resp.into_body(), 64 * 1024).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
             return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(b) => AgentError::Refused {
-                    status: status.as_u16(),
-                    code: b.error.code,
-                    message: b.error.message,
-                },
+                Ok(b) => AgentError::Refused { status: status.as_u16(), code: b.error.code, message: b.error.message },
                 Err(_) => AgentError::Protocol(format!("status {status} instead of 101")),
             });
         }
@@ -189,23 +153,12 @@ impl AgentClient {
             return serde_json::from_slice(bytes).map_err(|e| AgentError::Protocol(e.to_string()));
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(b) => Err(AgentError::Refused {
-                status: status.as_u16(),
-                code: b.error.code,
-                message: b.error.message,
-            }),
-            Err(_) => Err(AgentError::Protocol(format!(
-                "status {status} without an error body"
-            ))),
+            Ok(b) => Err(AgentError::Refused { status: status.as_u16(), code: b.error.code, message: b.error.message }),
+            Err(_) => Err(AgentError::Protocol(format!("status {status} without an error body"))),
         }
     }
 
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<(StatusCode, Bytes), AgentError> {
+    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(StatusCode, Bytes), AgentError> {
         let unreachable = |e: std::io::Error| AgentError::Unreachable(e.to_string());
         match &self.endpoint {
             AgentEndpoint::Unix(p) => {
@@ -213,9 +166,7 @@ impl AgentClient {
                 self.exchange(io, method, path, body).await
             }
             AgentEndpoint::Tcp(a) => {
-                let io = tokio::net::TcpStream::connect(a.as_str())
-                    .await
-                    .map_err(unreachable)?;
+                let io = tokio::net::TcpStream::connect(a.as_str()).await.map_err(unreachable)?;
                 self.exchange(io, method, path, body).await
             }
         }
@@ -232,9 +183,7 @@ impl AgentClient {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let broken = |e: hyper::Error| AgentError::Unreachable(e.to_string());
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(broken)?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(broken)?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -262,18 +211,10 @@ impl AgentClient {
 
 /// A path segment from input: ids are plain, anything else is refused rather than escaped.
 pub fn path_segment(s: &str) -> Result<&str, AgentError> {
-    if !s.is_empty()
-        && s.len() <= 128
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    if !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         Ok(s)
     } else {
-        Err(AgentError::Refused {
-            status: 404,
-            code: "not_found".into(),
-            message: format!("terminal {s:?} not found"),
-        })
+        Err(AgentError::Refused { status: 404, code: "not_found".into(), message: format!("terminal {s:?} not found") })
     }
 }
 
@@ -290,10 +231,7 @@ async fn connect_unix_nofollow(path: &std::path::Path) -> std::io::Result<tokio:
         .custom_flags(nix::libc::O_PATH | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
         .open(path)?;
     if !handle.metadata()?.file_type().is_socket() {
-        return Err(std::io::Error::other(format!(
-            "{} is not a socket",
-            path.display()
-        )));
+        return Err(std::io::Error::other(format!("{} is not a socket", path.display())));
     }
     // Connecting through the O_PATH descriptor reaches exactly the inode checked above.
     let via_fd = format!("/proc/self/fd/{}", handle.as_raw_fd());
@@ -314,15 +252,9 @@ mod tests {
         assert!(connect_unix_nofollow(&real).await.is_ok());
         let link = dir.path().join("link.sock");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        assert!(
-            connect_unix_nofollow(&link).await.is_err(),
-            "a symlink is not followed"
-        );
+        assert!(connect_unix_nofollow(&link).await.is_err(), "a symlink is not followed");
         let file = dir.path().join("file");
         std::fs::write(&file, "x").unwrap();
-        assert!(
-            connect_unix_nofollow(&file).await.is_err(),
-            "a regular file is refused"
-        );
+        assert!(connect_unix_nofollow(&file).await.is_err(), "a regular file is refused");
     }
 }

@@ -18,11 +18,7 @@ pub enum Role {
 
 impl Role {
     fn parse(s: &str) -> Role {
-        if s == "admin" {
-            Role::Admin
-        } else {
-            Role::User
-        }
+        if s == "admin" { Role::Admin } else { Role::User }
     }
 
     /// As stored.
@@ -51,10 +47,7 @@ impl Caller {
 
 /// SHA-256 of a token, hex. Tokens carry 200 random bits, so a fast hash is the right tool.
 pub fn hash_token(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Token authentication against the store.
@@ -84,39 +77,20 @@ impl Auth {
         if let Err(e) = self.store.touch_token(&t.id, now).await {
             tracing::warn!(error = %e, token_id = %t.id, "could not record token use");
         }
-        Ok(Caller {
-            user_id: u.id,
-            user_name: u.name,
-            role: Role::parse(&u.role),
-        })
+        Ok(Caller { user_id: u.id, user_name: u.name, role: Role::parse(&u.role) })
     }
 
     /// Creates a user with a first token; returns the user and the token (shown once).
-    pub async fn create_user(
-        &self,
-        name: &str,
-        role: Role,
-        token_name: &str,
-    ) -> Result<(UserRow, String)> {
+    pub async fn create_user(&self, name: &str, role: Role, token_name: &str) -> Result<(UserRow, String)> {
         let now = now_ms();
-        let user = UserRow {
-            id: ids::user_id(),
-            name: name.to_string(),
-            role: role.as_str().into(),
-            created_at: now,
-        };
+        let user = UserRow { id: ids::user_id(), name: name.to_string(), role: role.as_str().into(), created_at: now };
         self.store.insert_user(&user).await?;
         let token = self.issue_token(&user.id, token_name, None).await?;
         Ok((user, token))
     }
 
     /// Issues a new token for a user; returns the secret (only its hash is stored).
-    pub async fn issue_token(
-        &self,
-        user_id: &str,
-        name: &str,
-        expires_at: Option<i64>,
-    ) -> Result<String> {
+    pub async fn issue_token(&self, user_id: &str, name: &str, expires_at: Option<i64>) -> Result<String> {
         let secret = ids::token_secret();
         self.store
             .insert_token(&TokenRow {
@@ -156,50 +130,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite(&dir.path().join("db")).await.unwrap();
         let auth = Auth::new(store.clone());
-        let token = auth
-            .bootstrap_admin()
-            .await
-            .unwrap()
-            .expect("first start makes a token");
+        let token = auth.bootstrap_admin().await.unwrap().expect("first start makes a token");
         assert!(auth.bootstrap_admin().await.unwrap().is_none());
         let caller = auth.authenticate(&token).await.unwrap();
-        assert_eq!(
-            (caller.user_name.as_str(), caller.role),
-            ("admin", Role::Admin)
-        );
-        assert!(matches!(
-            auth.authenticate("pgt_wrong").await,
-            Err(Error::Unauthenticated(_))
-        ));
-        assert!(matches!(
-            auth.authenticate("").await,
-            Err(Error::Unauthenticated(_))
-        ));
+        assert_eq!((caller.user_name.as_str(), caller.role), ("admin", Role::Admin));
+        assert!(matches!(auth.authenticate("pgt_wrong").await, Err(Error::Unauthenticated(_))));
+        assert!(matches!(auth.authenticate("").await, Err(Error::Unauthenticated(_))));
         // Only the hash is stored.
         assert!(store.token_by_hash(&token).await.unwrap().is_none());
-        let expired = auth
-            .issue_token(&caller.user_id, "old", Some(1))
-            .await
-            .unwrap();
-        assert!(matches!(
-            auth.authenticate(&expired).await,
-            Err(Error::Unauthenticated(_))
-        ));
+        let expired = auth.issue_token(&caller.user_id, "old", Some(1)).await.unwrap();
+        assert!(matches!(auth.authenticate(&expired).await, Err(Error::Unauthenticated(_))));
     }
 
     #[test]
     fn access_rules() {
-        let user = Caller {
-            user_id: "u1".into(),
-            user_name: "a".into(),
-            role: Role::User,
-        };
+        let user = Caller { user_id: "u1".into(), user_name: "a".into(), role: Role::User };
         assert!(user.may_access("u1"));
         assert!(!user.may_access("u2"));
-        let admin = Caller {
-            role: Role::Admin,
-            ..user
-        };
+        let admin = Caller { role: Role::Admin, ..user };
         assert!(admin.may_access("u2"));
     }
 }

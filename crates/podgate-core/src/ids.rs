@@ -7,9 +7,7 @@ const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 /// `n` random characters of lowercase base32 (5 bits each), from the OS-seeded CSPRNG.
 pub fn random_base32(n: usize) -> String {
     let mut rng = rand::rng();
-    (0..n)
-        .map(|_| ALPHABET[rng.random_range(0..32)] as char)
-        .collect()
+    (0..n).map(|_| ALPHABET[rng.random_range(0..32)] as char).collect()
 }
 
 /// A sandbox id: `sb-` and 20 characters (100 bits).

@@ -48,11 +48,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("podgate");
         let sandboxes = Family::<StateLabels, Gauge>::default();
-        registry.register(
-            "sandboxes",
-            "Sandboxes by lifecycle state (from the database)",
-            sandboxes.clone(),
-        );
+        registry.register("sandboxes", "Sandboxes by lifecycle state (from the database)", sandboxes.clone());
         let create_seconds = Family::<OutcomeLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.05, 2.0, 12))
         });
@@ -62,11 +58,7 @@ impl Default for Metrics {
             create_seconds.clone(),
         );
         let http = Family::<HttpLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests by route, method and status",
-            http.clone(),
-        );
+        registry.register("http_requests", "HTTP requests by route, method and status", http.clone());
         let gateway_refused = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "gateway_refused",
@@ -79,14 +71,7 @@ impl Default for Metrics {
             "Terminal WebSocket connections spliced to an agent",
             gateway_connections.clone(),
         );
-        Metrics {
-            registry: Arc::new(registry),
-            sandboxes,
-            create_seconds,
-            http,
-            gateway_refused,
-            gateway_connections,
-        }
+        Metrics { registry: Arc::new(registry), sandboxes, create_seconds, http, gateway_refused, gateway_connections }
     }
 }
 
@@ -94,31 +79,17 @@ impl Metrics {
     /// Records one sandbox creation attempt.
     pub fn observe_create(&self, seconds: f64, ok: bool) {
         let outcome = if ok { "ok" } else { "error" };
-        self.create_seconds
-            .get_or_create(&OutcomeLabels {
-                outcome: outcome.into(),
-            })
-            .observe(seconds);
+        self.create_seconds.get_or_create(&OutcomeLabels { outcome: outcome.into() }).observe(seconds);
     }
 
     /// Records one HTTP request; `route` is the matched route template, never the raw path.
     pub fn observe_http(&self, route: &str, method: &str, status: u16) {
-        self.http
-            .get_or_create(&HttpLabels {
-                route: route.into(),
-                method: method.into(),
-                status,
-            })
-            .inc();
+        self.http.get_or_create(&HttpLabels { route: route.into(), method: method.into(), status }).inc();
     }
 
     /// Records a refused terminal connection.
     pub fn gateway_refused(&self, reason: &str) {
-        self.gateway_refused
-            .get_or_create(&ReasonLabels {
-                reason: reason.into(),
-            })
-            .inc();
+        self.gateway_refused.get_or_create(&ReasonLabels { reason: reason.into() }).inc();
     }
 
     /// Records a terminal connection spliced to its agent.
@@ -130,15 +101,8 @@ impl Metrics {
     pub async fn render(&self, store: &Store) -> crate::Result<String> {
         let counts = store.count_by_state().await?;
         for st in SandboxState::ALL {
-            let n = counts
-                .iter()
-                .find(|(s, _)| s == st.as_str())
-                .map_or(0, |(_, n)| *n);
-            self.sandboxes
-                .get_or_create(&StateLabels {
-                    state: st.as_str().into(),
-                })
-                .set(n);
+            let n = counts.iter().find(|(s, _)| s == st.as_str()).map_or(0, |(_, n)| *n);
+            self.sandboxes.get_or_create(&StateLabels { state: st.as_str().into() }).set(n);
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)

@@ -42,21 +42,15 @@ impl Sandboxes {
         }
         // Instances first, rows second: a row is always written before its instance, so every
         // instance listed here has its row visible below.
-        let instances: HashMap<String, InstanceStatus> = self
-            .driver
-            .list()
-            .await?
-            .into_iter()
-            .map(|i| (i.sandbox_id, i.status))
-            .collect();
+        let instances: HashMap<String, InstanceStatus> =
+            self.driver.list().await?.into_iter().map(|i| (i.sandbox_id, i.status)).collect();
         let rows = self.store.list_sandboxes(None).await?;
         let mut live = std::collections::HashSet::new();
         for row in &rows {
             live.insert(row.id.clone());
             match (row.state.as_str(), instances.get(&row.id)) {
                 ("running", None) => {
-                    self.fail(&row.id, "the sandbox's container vanished")
-                        .await?;
+                    self.fail(&row.id, "the sandbox's container vanished").await?;
                 }
                 ("running", Some(InstanceStatus::Exited { reason })) => {
                     let reason = format!("the sandbox's container stopped: {reason}");
@@ -81,9 +75,7 @@ impl Sandboxes {
 
     async fn fail(&self, id: &str, reason: &str) -> Result<()> {
         tracing::warn!(sandbox_id = %id, reason, "sandbox failed");
-        self.store
-            .transition(id, &["running"], "failed", Some(reason), now_ms())
-            .await?;
+        self.store.transition(id, &["running"], "failed", Some(reason), now_ms()).await?;
         Ok(())
     }
 

@@ -39,18 +39,8 @@ pub struct Sandboxes {
 }
 
 impl Sandboxes {
-    pub fn new(
-        store: Store,
-        driver: Arc<dyn Driver>,
-        cfg: CoreConfig,
-        metrics: Metrics,
-    ) -> Sandboxes {
-        Sandboxes {
-            store,
-            driver,
-            cfg: Arc::new(cfg),
-            metrics,
-        }
+    pub fn new(store: Store, driver: Arc<dyn Driver>, cfg: CoreConfig, metrics: Metrics) -> Sandboxes {
+        Sandboxes { store, driver, cfg: Arc::new(cfg), metrics }
     }
 
     /// The store, for readiness checks and metrics.
@@ -77,21 +67,13 @@ impl Sandboxes {
             Ok(r) => r,
             Err(e) => Err(Error::Internal(format!("create task for {id} failed: {e}"))),
         };
-        self.metrics
-            .observe_create(started.elapsed().as_secs_f64(), result.is_ok());
+        self.metrics.observe_create(started.elapsed().as_secs_f64(), result.is_ok());
         result
     }
 
-    async fn validate_and_insert(
-        &self,
-        caller: &Caller,
-        req: CreateSandboxRequest,
-    ) -> Result<SandboxRow> {
+    async fn validate_and_insert(&self, caller: &Caller, req: CreateSandboxRequest) -> Result<SandboxRow> {
         let image = req.image.unwrap_or_else(|| self.cfg.default_image.clone());
-        if image.is_empty()
-            || image.len() > 512
-            || image.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
+        if image.is_empty() || image.len() > 512 || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(Error::Invalid(format!("invalid image reference {image:?}")));
         }
         let name = match req.name {
@@ -109,23 +91,17 @@ impl Sandboxes {
         if let Some(cpu) = req.cpu
             && !(cpu.is_finite() && cpu > 0.0 && cpu <= 1024.0)
         {
-            return Err(Error::Invalid(format!(
-                "invalid cpu {cpu}: give cores between 0 and 1024, e.g. 0.5"
-            )));
+            return Err(Error::Invalid(format!("invalid cpu {cpu}: give cores between 0 and 1024, e.g. 0.5")));
         }
         if let Some(MemorySize(m)) = req.memory
             && m < MIN_MEMORY
         {
-            return Err(Error::Invalid(format!(
-                "memory {m} bytes is below the minimum of 6Mi"
-            )));
+            return Err(Error::Invalid(format!("memory {m} bytes is below the minimum of 6Mi")));
         }
         let max_ttl = self.cfg.max_ttl.as_secs();
         let ttl = req.ttl_seconds.unwrap_or(self.cfg.default_ttl.as_secs());
         if ttl == 0 || ttl > max_ttl {
-            return Err(Error::Invalid(format!(
-                "ttl_seconds {ttl} is out of range: use 1 to {max_ttl}"
-            )));
+            return Err(Error::Invalid(format!("ttl_seconds {ttl} is out of range: use 1 to {max_ttl}")));
         }
         let spec = StoredSpec {
             env: req.env,
@@ -160,15 +136,9 @@ impl Sandboxes {
         let id = row.id.clone();
         match self.place_and_wait(&row).await {
             Ok(()) => {
-                if !self
-                    .store
-                    .transition(&id, &["starting"], "running", None, now_ms())
-                    .await?
-                {
+                if !self.store.transition(&id, &["starting"], "running", None, now_ms()).await? {
                     // Deleted while it was starting: the delete cleans up.
-                    return Err(Error::Conflict(format!(
-                        "sandbox {id} was deleted while it was starting"
-                    )));
+                    return Err(Error::Conflict(format!("sandbox {id} was deleted while it was starting")));
                 }
                 tracing::info!(sandbox_id = %id, "sandbox running");
                 self.view(&self.load(&id).await?)
@@ -179,32 +149,16 @@ impl Sandboxes {
                     tracing::error!(sandbox_id = %id, error = %de, "cleanup after failed create failed; the reconciler retries");
                 }
                 let msg = e.to_string();
-                self.store
-                    .transition(
-                        &id,
-                        &["pending", "starting"],
-                        "deleted",
-                        Some(&msg),
-                        now_ms(),
-                    )
-                    .await?;
+                self.store.transition(&id, &["pending", "starting"], "deleted", Some(&msg), now_ms()).await?;
                 Err(e)
             }
         }
     }
 
     async fn place_and_wait(&self, row: &SandboxRow) -> Result<()> {
-        let spec: StoredSpec =
-            serde_json::from_str(&row.spec).map_err(|e| Error::Internal(e.to_string()))?;
-        if !self
-            .store
-            .transition(&row.id, &["pending"], "starting", None, now_ms())
-            .await?
-        {
-            return Err(Error::Conflict(format!(
-                "sandbox {} changed state during create",
-                row.id
-            )));
+        let spec: StoredSpec = serde_json::from_str(&row.spec).map_err(|e| Error::Internal(e.to_string()))?;
+        if !self.store.transition(&row.id, &["pending"], "starting", None, now_ms()).await? {
+            return Err(Error::Conflict(format!("sandbox {} changed state during create", row.id)));
         }
         self.driver
             .create(&PlacementSpec {
@@ -218,14 +172,8 @@ impl Sandboxes {
             })
             .await?;
         let endpoint = self.driver.start(&row.id).await?;
-        self.store
-            .set_agent_url(&row.id, &endpoint.to_url(), now_ms())
-            .await?;
-        self.wait_for_agent(
-            &row.id,
-            AgentClient::new(endpoint, row.agent_secret.clone()),
-        )
-        .await
+        self.store.set_agent_url(&row.id, &endpoint.to_url(), now_ms()).await?;
+        self.wait_for_agent(&row.id, AgentClient::new(endpoint, row.agent_secret.clone())).await
     }
 
     /// Polls the agent's health until it answers with our protocol, the instance dies, or time runs out.
@@ -246,11 +194,7 @@ impl Sandboxes {
             if last_check.elapsed() > Duration::from_millis(500) {
                 last_check = Instant::now();
                 match self.driver.inspect(id).await? {
-                    Some(i)
-                        if matches!(
-                            i.status,
-                            InstanceStatus::Running | InstanceStatus::Created
-                        ) => {}
+                    Some(i) if matches!(i.status, InstanceStatus::Running | InstanceStatus::Created) => {}
                     other => {
                         let logs = self.driver.logs(id, 20).await.unwrap_or_default();
                         let state = other.map_or("gone".to_string(), |i| format!("{:?}", i.status));
@@ -274,12 +218,7 @@ impl Sandboxes {
     /// The caller's live sandboxes (every live sandbox for an admin).
     pub async fn list(&self, caller: &Caller) -> Result<Vec<Sandbox>> {
         let owner = (caller.role != crate::Role::Admin).then_some(caller.user_id.as_str());
-        self.store
-            .list_sandboxes(owner)
-            .await?
-            .iter()
-            .map(|r| self.view(r))
-            .collect()
+        self.store.list_sandboxes(owner).await?.iter().map(|r| self.view(r)).collect()
     }
 
     /// One sandbox by id or by the caller's name for it.
@@ -297,26 +236,15 @@ impl Sandboxes {
 
     /// Removes the instance of sandbox `id` and records it as deleted with `reason`.
     pub(crate) async fn remove(&self, id: &str, reason: &str) -> Result<()> {
-        let live = [
-            "pending", "starting", "running", "paused", "stopping", "stopped", "failed",
-        ];
-        self.store
-            .transition(id, &live, "stopping", None, now_ms())
-            .await?;
+        let live = ["pending", "starting", "running", "paused", "stopping", "stopped", "failed"];
+        self.store.transition(id, &live, "stopping", None, now_ms()).await?;
         self.driver.delete(id).await?;
-        self.store
-            .transition(id, &["stopping"], "deleted", Some(reason), now_ms())
-            .await?;
+        self.store.transition(id, &["stopping"], "deleted", Some(reason), now_ms()).await?;
         Ok(())
     }
 
     /// Runs a process to completion in a running sandbox, through its agent.
-    pub async fn exec(
-        &self,
-        caller: &Caller,
-        id_or_name: &str,
-        req: ExecRequest,
-    ) -> Result<ExecResponse> {
+    pub async fn exec(&self, caller: &Caller, id_or_name: &str, req: ExecRequest) -> Result<ExecResponse> {
         validate::argv("argv", &req.argv).map_err(Error::Invalid)?;
         validate::env(&req.env).map_err(Error::Invalid)?;
         let row = self.resolve(caller, id_or_name).await?;
@@ -327,10 +255,7 @@ impl Sandboxes {
     /// The agent of a running sandbox.
     pub(crate) fn agent(&self, row: &SandboxRow) -> Result<AgentClient> {
         if row.state != SandboxState::Running.as_str() {
-            return Err(Error::Conflict(format!(
-                "sandbox {} is {}, not running",
-                row.id, row.state
-            )));
+            return Err(Error::Conflict(format!("sandbox {} is {}, not running", row.id, row.state)));
         }
         let endpoint = row
             .agent_url
@@ -341,11 +266,7 @@ impl Sandboxes {
     }
 
     /// The caller's running sandbox and its agent.
-    pub(crate) async fn running_agent(
-        &self,
-        caller: &Caller,
-        id_or_name: &str,
-    ) -> Result<(SandboxRow, AgentClient)> {
+    pub(crate) async fn running_agent(&self, caller: &Caller, id_or_name: &str) -> Result<(SandboxRow, AgentClient)> {
         let row = self.resolve(caller, id_or_name).await?;
         let agent = self.agent(&row)?;
         Ok((row, agent))
@@ -354,11 +275,7 @@ impl Sandboxes {
     /// The agent of the running sandbox with this id, for a connection already authorized by a
     /// session token.
     pub(crate) async fn agent_by_id(&self, id: &str) -> Result<AgentClient> {
-        let row = self
-            .store
-            .sandbox(id)
-            .await?
-            .filter(|r| r.state != "deleted");
+        let row = self.store.sandbox(id).await?.filter(|r| r.state != "deleted");
         let row = row.ok_or_else(|| Error::NotFound(format!("sandbox {id:?} not found")))?;
         self.agent(&row)
     }
@@ -370,26 +287,16 @@ impl Sandboxes {
         if id_or_name.is_empty() || id_or_name.len() > 128 {
             return Err(missing());
         }
-        let by_id = self
-            .store
-            .sandbox(id_or_name)
-            .await?
-            .filter(|r| r.state != "deleted" && caller.may_access(&r.owner_id));
+        let by_id =
+            self.store.sandbox(id_or_name).await?.filter(|r| r.state != "deleted" && caller.may_access(&r.owner_id));
         match by_id {
             Some(r) => Ok(r),
-            None => self
-                .store
-                .sandbox_by_name(&caller.user_id, id_or_name)
-                .await?
-                .ok_or_else(missing),
+            None => self.store.sandbox_by_name(&caller.user_id, id_or_name).await?.ok_or_else(missing),
         }
     }
 
     async fn load(&self, id: &str) -> Result<SandboxRow> {
-        self.store
-            .sandbox(id)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("sandbox {id:?} not found")))
+        self.store.sandbox(id).await?.ok_or_else(|| Error::NotFound(format!("sandbox {id:?} not found")))
     }
 
     fn view(&self, r: &SandboxRow) -> Result<Sandbox> {
@@ -416,14 +323,8 @@ impl Sandboxes {
 
 pub(crate) fn agent_error(id: &str, e: AgentError) -> Error {
     match e {
-        AgentError::Refused {
-            status: 404,
-            message,
-            ..
-        } => Error::NotFound(message),
-        AgentError::Refused {
-            status, message, ..
-        } if (400..500).contains(&status) => Error::Invalid(message),
+        AgentError::Refused { status: 404, message, .. } => Error::NotFound(message),
+        AgentError::Refused { status, message, .. } if (400..500).contains(&status) => Error::Invalid(message),
         AgentError::Unreachable(m) => {
             tracing::warn!(sandbox_id = %id, error = %m, "agent unreachable");
             Error::Unavailable(format!("the agent of sandbox {id} is unreachable"))

@@ -103,10 +103,8 @@ pub struct SessionTokens {
 fn generate_key() -> Result<SigningKeyRow> {
     use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
     let rng = aws_lc_rs::rand::SystemRandom::new();
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
-        .map_err(|e| Error::Internal(format!("key generation: {e}")))?;
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
-        .map_err(|e| Error::Internal(format!("key parsing: {e}")))?;
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| Error::Internal(format!("key generation: {e}")))?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| Error::Internal(format!("key parsing: {e}")))?;
     Ok(SigningKeyRow {
         kid: format!("k-{}", ids::random_base32(12)),
         alg: "EdDSA".into(),
@@ -121,17 +119,9 @@ fn generate_key() -> Result<SigningKeyRow> {
 impl SessionTokens {
     /// Loads the keys, creating the first one if there is none.
     pub async fn load(store: Store) -> Result<SessionTokens> {
-        let t = SessionTokens {
-            store,
-            keys: Arc::default(),
-        };
+        let t = SessionTokens { store, keys: Arc::default() };
         t.refresh().await?;
-        if t.keys
-            .read()
-            .await
-            .iter()
-            .all(|k| k.row.retired_at.is_some())
-        {
+        if t.keys.read().await.iter().all(|k| k.row.retired_at.is_some()) {
             t.store.insert_signing_key(&generate_key()?).await?;
             t.refresh().await?;
         }
@@ -145,10 +135,7 @@ impl SessionTokens {
             let raw = URL_SAFE_NO_PAD
                 .decode(&row.public_key)
                 .map_err(|e| Error::Internal(format!("key {}: {e}", row.kid)))?;
-            keys.push(Key {
-                decoding: DecodingKey::from_ed_der(&raw),
-                row,
-            });
+            keys.push(Key { decoding: DecodingKey::from_ed_der(&raw), row });
         }
         *self.keys.write().await = keys;
         Ok(())
@@ -160,9 +147,7 @@ impl SessionTokens {
         let key = generate_key()?;
         self.store.insert_signing_key(&key).await?;
         let now = now_ms();
-        self.store
-            .retire_signing_keys(&key.kid, now, now + ROTATION_OVERLAP.as_millis() as i64)
-            .await?;
+        self.store.retire_signing_keys(&key.kid, now, now + ROTATION_OVERLAP.as_millis() as i64).await?;
         self.refresh().await?;
         Ok(key.kid)
     }
@@ -220,9 +205,8 @@ impl SessionTokens {
             .iter()
             .find(|k| k.row.retired_at.is_none())
             .ok_or_else(|| Error::Internal("no current signing key".into()))?;
-        let der = STANDARD
-            .decode(&key.row.private_key)
-            .map_err(|e| Error::Internal(format!("key {}: {e}", key.row.kid)))?;
+        let der =
+            STANDARD.decode(&key.row.private_key).map_err(|e| Error::Internal(format!("key {}: {e}", key.row.kid)))?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.row.kid.clone());
         jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(&der))
@@ -244,32 +228,23 @@ impl SessionTokens {
             let _ = self.refresh().await;
         }
         let keys = self.keys.read().await;
-        let key = keys
-            .iter()
-            .find(|k| k.row.kid == kid)
-            .ok_or(Refusal::UnknownKey)?;
+        let key = keys.iter().find(|k| k.row.kid == kid).ok_or(Refusal::UnknownKey)?;
         let mut v = Validation::new(Algorithm::EdDSA);
         v.set_audience(&[aud]);
         v.leeway = 5;
         v.set_required_spec_claims(&["exp", "aud", "sub"]);
         use jsonwebtoken::errors::ErrorKind as K;
-        jsonwebtoken::decode::<Claims>(token, &key.decoding, &v)
-            .map(|d| d.claims)
-            .map_err(|e| match e.kind() {
-                K::ExpiredSignature => Refusal::Expired,
-                K::InvalidAudience => Refusal::WrongAudience,
-                K::InvalidSignature => Refusal::BadSignature,
-                _ => Refusal::Malformed,
-            })
+        jsonwebtoken::decode::<Claims>(token, &key.decoding, &v).map(|d| d.claims).map_err(|e| match e.kind() {
+            K::ExpiredSignature => Refusal::Expired,
+            K::InvalidAudience => Refusal::WrongAudience,
+            K::InvalidSignature => Refusal::BadSignature,
+            _ => Refusal::Malformed,
+        })
     }
 
     /// Marks a verified token as used; a second use is refused.
     pub async fn consume(&self, claims: &Claims) -> Result<(), Refusal> {
-        match self
-            .store
-            .use_token_once(&claims.jti, claims.exp * 1000)
-            .await
-        {
+        match self.store.use_token_once(&claims.jti, claims.exp * 1000).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(Refusal::Replayed),
             Err(e) => {
@@ -299,10 +274,7 @@ mod tests {
     #[tokio::test]
     async fn issue_verify_consume_rotate() {
         let (t, _d) = tokens().await;
-        let (tok, claims) = t
-            .issue("u", "sb", "t1", AUD_TERMINAL, SESSION_TTL, true)
-            .await
-            .unwrap();
+        let (tok, claims) = t.issue("u", "sb", "t1", AUD_TERMINAL, SESSION_TTL, true).await.unwrap();
         let got = t.verify(&tok, AUD_TERMINAL).await.unwrap();
         assert_eq!(got, claims);
         assert!(got.read_only);
@@ -314,60 +286,27 @@ mod tests {
         let mut bad = tok.clone().into_bytes();
         let last = bad.len() - 2;
         bad[last] = if bad[last] == b'A' { b'B' } else { b'A' };
-        assert_eq!(
-            t.verify(std::str::from_utf8(&bad).unwrap(), AUD_TERMINAL)
-                .await,
-            Err(Refusal::BadSignature)
-        );
-        assert_eq!(
-            t.verify("a.b.c", AUD_TERMINAL).await,
-            Err(Refusal::Malformed)
-        );
+        assert_eq!(t.verify(std::str::from_utf8(&bad).unwrap(), AUD_TERMINAL).await, Err(Refusal::BadSignature));
+        assert_eq!(t.verify("a.b.c", AUD_TERMINAL).await, Err(Refusal::Malformed));
         assert_eq!(t.verify("", AUD_TERMINAL).await, Err(Refusal::Missing));
 
         // Expired (beyond the 5 s leeway), and claims changed after signing.
-        let past = Claims {
-            exp: got.iat - 60,
-            jti: "old".into(),
-            ..got.clone()
-        };
+        let past = Claims { exp: got.iat - 60, jti: "old".into(), ..got.clone() };
         let expired = t.sign(&past).await.unwrap();
-        assert_eq!(
-            t.verify(&expired, AUD_TERMINAL).await,
-            Err(Refusal::Expired)
-        );
+        assert_eq!(t.verify(&expired, AUD_TERMINAL).await, Err(Refusal::Expired));
         let parts: Vec<&str> = tok.split('.').collect();
-        let other = Claims {
-            sid: "another-sandbox".into(),
-            ..got.clone()
-        };
-        let forged = format!(
-            "{}.{}.{}",
-            parts[0],
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&other).unwrap()),
-            parts[2]
-        );
-        assert_eq!(
-            t.verify(&forged, AUD_TERMINAL).await,
-            Err(Refusal::BadSignature)
-        );
+        let other = Claims { sid: "another-sandbox".into(), ..got.clone() };
+        let forged =
+            format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(serde_json::to_vec(&other).unwrap()), parts[2]);
+        assert_eq!(t.verify(&forged, AUD_TERMINAL).await, Err(Refusal::BadSignature));
 
         // Rotation: the old key still verifies during the overlap, new tokens use the new key.
         let jwks = t.jwks().await.unwrap();
         assert_eq!(jwks.keys.len(), 1);
         let new_kid = t.rotate().await.unwrap();
         assert_eq!(t.jwks().await.unwrap().keys.len(), 2);
-        assert!(
-            t.verify(&tok, AUD_TERMINAL).await.is_ok(),
-            "old key verifies during the overlap"
-        );
-        let (fresh, _) = t
-            .issue("u", "sb", "t1", AUD_TERMINAL, SESSION_TTL, false)
-            .await
-            .unwrap();
-        assert_eq!(
-            jsonwebtoken::decode_header(&fresh).unwrap().kid.unwrap(),
-            new_kid
-        );
+        assert!(t.verify(&tok, AUD_TERMINAL).await.is_ok(), "old key verifies during the overlap");
+        let (fresh, _) = t.issue("u", "sb", "t1", AUD_TERMINAL, SESSION_TTL, false).await.unwrap();
+        assert_eq!(jsonwebtoken::decode_header(&fresh).unwrap().kid.unwrap(), new_kid);
     }
 }

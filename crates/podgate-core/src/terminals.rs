@@ -5,9 +5,7 @@ use podgate_types::terminal::{TerminalInfo, TerminalSpec};
 
 use crate::agent_client::{AgentClient, path_segment};
 use crate::sandboxes::agent_error;
-use crate::sessions::{
-    AUD_SHARE, AUD_TERMINAL, Claims, Refusal, SESSION_TTL, SHARE_TTL, SessionTokens,
-};
+use crate::sessions::{AUD_SHARE, AUD_TERMINAL, Claims, Refusal, SESSION_TTL, SHARE_TTL, SessionTokens};
 use crate::{Caller, Error, Result, Role, Sandboxes};
 
 /// A signed token and what it allows.
@@ -35,17 +33,9 @@ impl Terminals {
     }
 
     /// Starts a terminal in the caller's sandbox.
-    pub async fn create(
-        &self,
-        caller: &Caller,
-        sandbox: &str,
-        spec: &TerminalSpec,
-    ) -> Result<(String, TerminalInfo)> {
+    pub async fn create(&self, caller: &Caller, sandbox: &str, spec: &TerminalSpec) -> Result<(String, TerminalInfo)> {
         let (row, agent) = self.sandboxes.running_agent(caller, sandbox).await?;
-        let info = agent
-            .create_terminal(spec)
-            .await
-            .map_err(|e| agent_error(&row.id, e))?;
+        let info = agent.create_terminal(spec).await.map_err(|e| agent_error(&row.id, e))?;
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, terminal_id = %info.id, "terminal created");
         Ok((row.id, info))
     }
@@ -53,19 +43,13 @@ impl Terminals {
     /// The terminals of the caller's sandbox.
     pub async fn list(&self, caller: &Caller, sandbox: &str) -> Result<Vec<TerminalInfo>> {
         let (row, agent) = self.sandboxes.running_agent(caller, sandbox).await?;
-        agent
-            .list_terminals()
-            .await
-            .map_err(|e| agent_error(&row.id, e))
+        agent.list_terminals().await.map_err(|e| agent_error(&row.id, e))
     }
 
     /// Ends a terminal.
     pub async fn delete(&self, caller: &Caller, sandbox: &str, terminal: &str) -> Result<()> {
         let (row, agent) = self.sandboxes.running_agent(caller, sandbox).await?;
-        agent
-            .delete_terminal(terminal)
-            .await
-            .map_err(|e| agent_error(&row.id, e))
+        agent.delete_terminal(terminal).await.map_err(|e| agent_error(&row.id, e))
     }
 
     /// A single-use session token for one connection to an existing terminal.
@@ -78,40 +62,16 @@ impl Terminals {
     ) -> Result<(String, IssuedToken)> {
         let (row, agent) = self.sandboxes.running_agent(caller, sandbox).await?;
         self.ensure_exists(&row.id, &agent, terminal).await?;
-        let (token, claims) = self
-            .tokens
-            .issue(
-                &caller.user_id,
-                &row.id,
-                terminal,
-                AUD_TERMINAL,
-                SESSION_TTL,
-                read_only,
-            )
-            .await?;
+        let (token, claims) =
+            self.tokens.issue(&caller.user_id, &row.id, terminal, AUD_TERMINAL, SESSION_TTL, read_only).await?;
         Ok((row.id, IssuedToken { token, claims }))
     }
 
     /// A read-only share token (valid for [`SHARE_TTL`], exchangeable for session tokens).
-    pub async fn share(
-        &self,
-        caller: &Caller,
-        sandbox: &str,
-        terminal: &str,
-    ) -> Result<IssuedToken> {
+    pub async fn share(&self, caller: &Caller, sandbox: &str, terminal: &str) -> Result<IssuedToken> {
         let (row, agent) = self.sandboxes.running_agent(caller, sandbox).await?;
         self.ensure_exists(&row.id, &agent, terminal).await?;
-        let (token, claims) = self
-            .tokens
-            .issue(
-                &caller.user_id,
-                &row.id,
-                terminal,
-                AUD_SHARE,
-                SHARE_TTL,
-                true,
-            )
-            .await?;
+        let (token, claims) = self.tokens.issue(&caller.user_id, &row.id, terminal, AUD_SHARE, SHARE_TTL, true).await?;
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, terminal_id = terminal, "read-only share link issued");
         Ok(IssuedToken { token, claims })
     }
@@ -121,14 +81,7 @@ impl Terminals {
         let share = self.tokens.verify(share_token, AUD_SHARE).await?;
         let (token, claims) = self
             .tokens
-            .issue(
-                &share.sub,
-                &share.sid,
-                &share.tid,
-                AUD_TERMINAL,
-                SESSION_TTL,
-                true,
-            )
+            .issue(&share.sub, &share.sid, &share.tid, AUD_TERMINAL, SESSION_TTL, true)
             .await
             .map_err(|_| Refusal::Malformed)?;
         Ok(IssuedToken { token, claims })
@@ -142,37 +95,18 @@ impl Terminals {
         sandbox: &str,
         terminal: &str,
     ) -> Result<(Claims, AgentClient), ConnectError> {
-        let claims = self
-            .tokens
-            .verify(token, AUD_TERMINAL)
-            .await
-            .map_err(ConnectError::Refused)?;
+        let claims = self.tokens.verify(token, AUD_TERMINAL).await.map_err(ConnectError::Refused)?;
         if claims.sid != sandbox || claims.tid != terminal {
             return Err(ConnectError::Refused(Refusal::WrongTarget));
         }
-        self.tokens
-            .consume(&claims)
-            .await
-            .map_err(ConnectError::Refused)?;
-        let agent = self
-            .sandboxes
-            .agent_by_id(sandbox)
-            .await
-            .map_err(ConnectError::Unavailable)?;
+        self.tokens.consume(&claims).await.map_err(ConnectError::Refused)?;
+        let agent = self.sandboxes.agent_by_id(sandbox).await.map_err(ConnectError::Unavailable)?;
         Ok((claims, agent))
     }
 
-    async fn ensure_exists(
-        &self,
-        sandbox_id: &str,
-        agent: &AgentClient,
-        terminal: &str,
-    ) -> Result<()> {
+    async fn ensure_exists(&self, sandbox_id: &str, agent: &AgentClient, terminal: &str) -> Result<()> {
         path_segment(terminal).map_err(|e| agent_error(sandbox_id, e))?;
-        let list = agent
-            .list_terminals()
-            .await
-            .map_err(|e| agent_error(sandbox_id, e))?;
+        let list = agent.list_terminals().await.map_err(|e| agent_error(sandbox_id, e))?;
         if list.iter().any(|t| t.id == terminal) {
             Ok(())
         } else {
@@ -192,9 +126,5 @@ pub enum ConnectError {
 
 /// Whether an admin-only action is allowed.
 pub fn require_admin(caller: &Caller) -> Result<()> {
-    if caller.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(Error::Forbidden("this needs the admin role".into()))
-    }
+    if caller.role == Role::Admin { Ok(()) } else { Err(Error::Forbidden("this needs the admin role".into())) }
 }

@@ -30,10 +30,7 @@ impl Driver for FakeDriver {
         Ok(AgentEndpoint::Unix(self.socket.clone()))
     }
     async fn inspect(&self, id: &str) -> Result<Option<Instance>> {
-        Ok(Some(Instance {
-            sandbox_id: id.into(),
-            status: InstanceStatus::Running,
-        }))
+        Ok(Some(Instance { sandbox_id: id.into(), status: InstanceStatus::Running }))
     }
     async fn list(&self) -> Result<Vec<Instance>> {
         Ok(Vec::new())
@@ -54,8 +51,7 @@ async fn fake_agent(socket: PathBuf, version: u32) {
         while let Ok((mut s, _)) = listener.accept().await {
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf).await;
-            let body =
-                format!(r#"{{"protocol_version":{version},"agent_version":"9.9.9","pid":1}}"#);
+            let body = format!(r#"{{"protocol_version":{version},"agent_version":"9.9.9","pid":1}}"#);
             let resp = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
@@ -71,49 +67,20 @@ async fn agent_with_another_protocol_is_refused() {
     let socket = dir.path().join("agent.sock");
     fake_agent(socket.clone(), podgate_types::AGENT_PROTOCOL_VERSION + 1).await;
     let store = Store::open_sqlite(&dir.path().join("db")).await.unwrap();
-    let (user, _) = Auth::new(store.clone())
-        .create_user("u", Role::User, "t")
-        .await
-        .unwrap();
-    let driver = Arc::new(FakeDriver {
-        socket,
-        deleted: Mutex::new(Vec::new()),
-    });
-    let sandboxes = Sandboxes::new(
-        store.clone(),
-        driver.clone(),
-        CoreConfig::default(),
-        Metrics::default(),
-    );
-    let caller = Caller {
-        user_id: user.id,
-        user_name: user.name,
-        role: Role::User,
-    };
+    let (user, _) = Auth::new(store.clone()).create_user("u", Role::User, "t").await.unwrap();
+    let driver = Arc::new(FakeDriver { socket, deleted: Mutex::new(Vec::new()) });
+    let sandboxes = Sandboxes::new(store.clone(), driver.clone(), CoreConfig::default(), Metrics::default());
+    let caller = Caller { user_id: user.id, user_name: user.name, role: Role::User };
 
-    let err = sandboxes
-        .create(&caller, CreateSandboxRequest::default())
-        .await
-        .unwrap_err();
+    let err = sandboxes.create(&caller, CreateSandboxRequest::default()).await.unwrap_err();
     match &err {
-        Error::Unavailable(m) => assert!(
-            m.contains(&format!(
-                "protocol {}",
-                podgate_types::AGENT_PROTOCOL_VERSION + 1
-            )),
-            "{m}"
-        ),
+        Error::Unavailable(m) => {
+            assert!(m.contains(&format!("protocol {}", podgate_types::AGENT_PROTOCOL_VERSION + 1)), "{m}")
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
-    assert_eq!(
-        driver.deleted.lock().unwrap().len(),
-        1,
-        "the refused sandbox's instance is removed"
-    );
-    assert!(
-        sandboxes.list(&caller).await.unwrap().is_empty(),
-        "and it is not listed"
-    );
+    assert_eq!(driver.deleted.lock().unwrap().len(), 1, "the refused sandbox's instance is removed");
+    assert!(sandboxes.list(&caller).await.unwrap().is_empty(), "and it is not listed");
 }
 
 #[tokio::test]
@@ -123,48 +90,20 @@ async fn other_users_sandboxes_answer_like_missing_ones() {
     fake_agent(socket.clone(), podgate_types::AGENT_PROTOCOL_VERSION).await;
     let store = Store::open_sqlite(&dir.path().join("db")).await.unwrap();
     let auth = Auth::new(store.clone());
-    let caller = |u: podgate_store::UserRow, role| Caller {
-        user_id: u.id,
-        user_name: u.name,
-        role,
-    };
-    let alice = caller(
-        auth.create_user("alice", Role::User, "t").await.unwrap().0,
-        Role::User,
-    );
-    let bob = caller(
-        auth.create_user("bob", Role::User, "t").await.unwrap().0,
-        Role::User,
-    );
-    let admin = caller(
-        auth.create_user("root", Role::Admin, "t").await.unwrap().0,
-        Role::Admin,
-    );
-    let driver = Arc::new(FakeDriver {
-        socket,
-        deleted: Mutex::new(Vec::new()),
-    });
-    let sandboxes = Sandboxes::new(
-        store,
-        driver.clone(),
-        CoreConfig::default(),
-        Metrics::default(),
-    );
+    let caller = |u: podgate_store::UserRow, role| Caller { user_id: u.id, user_name: u.name, role };
+    let alice = caller(auth.create_user("alice", Role::User, "t").await.unwrap().0, Role::User);
+    let bob = caller(auth.create_user("bob", Role::User, "t").await.unwrap().0, Role::User);
+    let admin = caller(auth.create_user("root", Role::Admin, "t").await.unwrap().0, Role::Admin);
+    let driver = Arc::new(FakeDriver { socket, deleted: Mutex::new(Vec::new()) });
+    let sandboxes = Sandboxes::new(store, driver.clone(), CoreConfig::default(), Metrics::default());
 
-    let req = |name: &str| CreateSandboxRequest {
-        name: Some(name.into()),
-        ..Default::default()
-    };
+    let req = |name: &str| CreateSandboxRequest { name: Some(name.into()), ..Default::default() };
     let a = sandboxes.create(&alice, req("box")).await.unwrap();
     // Bob may use the same name, and even name his sandbox after Alice's id.
     let b = sandboxes.create(&bob, req("box")).await.unwrap();
     let b2 = sandboxes.create(&bob, req(&a.id)).await.unwrap();
     assert_eq!(sandboxes.get(&bob, "box").await.unwrap().id, b.id);
-    assert_eq!(
-        sandboxes.get(&bob, &a.id).await.unwrap().id,
-        b2.id,
-        "bob's name, not alice's id"
-    );
+    assert_eq!(sandboxes.get(&bob, &a.id).await.unwrap().id, b2.id, "bob's name, not alice's id");
     // Alice's sandbox, by id, is missing for Bob on every operation, with the same error.
     let not_found = |e: Error| matches!(e, Error::NotFound(_));
     let bob_sees = sandboxes.list(&bob).await.unwrap();
@@ -172,30 +111,19 @@ async fn other_users_sandboxes_answer_like_missing_ones() {
     let alice2 = sandboxes.create(&alice, req("other")).await.unwrap();
     for op in ["get", "delete", "exec"] {
         let err = match op {
-            "get" => sandboxes
-                .get(&bob, &alice2.id)
-                .await
-                .map(|_| ())
-                .unwrap_err(),
+            "get" => sandboxes.get(&bob, &alice2.id).await.map(|_| ()).unwrap_err(),
             "delete" => sandboxes.delete(&bob, &alice2.id).await.unwrap_err(),
             _ => sandboxes
                 .exec(
                     &bob,
                     &alice2.id,
-                    podgate_types::api::ExecRequest {
-                        argv: vec!["true".into()],
-                        ..Default::default()
-                    },
+                    podgate_types::api::ExecRequest { argv: vec!["true".into()], ..Default::default() },
                 )
                 .await
                 .map(|_| ())
                 .unwrap_err(),
         };
-        let missing = sandboxes
-            .get(&bob, "sb-neverexisted")
-            .await
-            .map(|_| ())
-            .unwrap_err();
+        let missing = sandboxes.get(&bob, "sb-neverexisted").await.map(|_| ()).unwrap_err();
         assert_eq!(
             err.to_string().replace(&alice2.id, "X"),
             missing.to_string().replace("sb-neverexisted", "X"),
@@ -203,10 +131,7 @@ async fn other_users_sandboxes_answer_like_missing_ones() {
         );
         assert!(not_found(err), "{op} of another user's sandbox");
     }
-    assert!(
-        driver.deleted.lock().unwrap().is_empty(),
-        "bob deleted nothing"
-    );
+    assert!(driver.deleted.lock().unwrap().is_empty(), "bob deleted nothing");
     // The admin sees and manages everything.
     assert_eq!(sandboxes.list(&admin).await.unwrap().len(), 4);
     sandboxes.delete(&admin, &alice2.id).await.unwrap();

@@ -2,13 +2,7 @@
 
 /// Whether the engine answered 404.
 pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(
-        e,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
 }
 
 /// The engine's message without bollard's wrapping.

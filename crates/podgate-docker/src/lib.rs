@@ -8,18 +8,13 @@ use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use bollard::Docker;
-use bollard::models::{
-    ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, HostConfig,
-};
+use bollard::models::{ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions,
-    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StartContainerOptions,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions,
 };
 use futures_util::StreamExt as _;
-use podgate_runtime::{
-    AgentEndpoint, Driver, Error, Instance, InstanceStatus, PlacementSpec, Result,
-};
+use podgate_runtime::{AgentEndpoint, Driver, Error, Instance, InstanceStatus, PlacementSpec, Result};
 
 use errors::{engine_error, is_not_found};
 
@@ -61,19 +56,15 @@ impl DockerDriver {
             .negotiate_version()
             .await
             .map_err(|e| Error::Unavailable(format!("cannot reach the docker engine: {e}")))?;
-        let probe = cfg
-            .run_dir
-            .join("sb-00000000000000000000")
-            .join("agent.sock");
+        let probe = cfg.run_dir.join("sb-00000000000000000000").join("agent.sock");
         if probe.as_os_str().len() > MAX_SOCKET_PATH {
             return Err(Error::InvalidSpec(format!(
                 "run directory {} is too long for unix socket paths; use a shorter --data-dir",
                 cfg.run_dir.display()
             )));
         }
-        std::fs::create_dir_all(&cfg.run_dir).map_err(|e| {
-            Error::Unavailable(format!("cannot create {}: {e}", cfg.run_dir.display()))
-        })?;
+        std::fs::create_dir_all(&cfg.run_dir)
+            .map_err(|e| Error::Unavailable(format!("cannot create {}: {e}", cfg.run_dir.display())))?;
         Ok(DockerDriver { docker, cfg })
     }
 
@@ -88,8 +79,7 @@ impl DockerDriver {
     /// Writes the agent's secret into a fresh run directory only root on the host can read.
     fn prepare_run_dir(&self, spec: &PlacementSpec) -> Result<PathBuf> {
         let dir = self.sandbox_dir(&spec.sandbox_id);
-        let io =
-            |e: std::io::Error| Error::Unavailable(format!("preparing {}: {e}", dir.display()));
+        let io = |e: std::io::Error| Error::Unavailable(format!("preparing {}: {e}", dir.display()));
         std::fs::create_dir_all(&dir).map_err(io)?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
         let secret = dir.join("secret");
@@ -148,53 +138,33 @@ impl DockerDriver {
         let opts = CreateImageOptionsBuilder::new().from_image(image).build();
         let mut stream = self.docker.create_image(Some(opts), None, None);
         while let Some(item) = stream.next().await {
-            item.map_err(|e| Error::ImageUnavailable {
-                image: image.to_string(),
-                reason: engine_error(&e),
-            })?;
+            item.map_err(|e| Error::ImageUnavailable { image: image.to_string(), reason: engine_error(&e) })?;
         }
         Ok(())
     }
 
-    async fn create_container(
-        &self,
-        spec: &PlacementSpec,
-        dir: &Path,
-    ) -> Result<(), bollard::errors::Error> {
-        let opts = CreateContainerOptionsBuilder::new()
-            .name(&Self::container_name(&spec.sandbox_id))
-            .build();
-        self.docker
-            .create_container(Some(opts), self.body(spec, dir))
-            .await
-            .map(|_| ())
+    async fn create_container(&self, spec: &PlacementSpec, dir: &Path) -> Result<(), bollard::errors::Error> {
+        let opts = CreateContainerOptionsBuilder::new().name(&Self::container_name(&spec.sandbox_id)).build();
+        self.docker.create_container(Some(opts), self.body(spec, dir)).await.map(|_| ())
     }
 
     fn instance_of(&self, labels: Option<&HashMap<String, String>>) -> Option<String> {
         let labels = labels?;
-        (labels.get(LABEL_INSTANCE) == Some(&self.cfg.instance))
-            .then(|| labels.get(LABEL_SANDBOX).cloned())
-            .flatten()
+        (labels.get(LABEL_INSTANCE) == Some(&self.cfg.instance)).then(|| labels.get(LABEL_SANDBOX).cloned()).flatten()
     }
 }
 
 fn map_create_error(e: bollard::errors::Error, image: &str) -> Error {
     match &e {
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 400,
-            message,
-        } => Error::InvalidSpec(format!("image {image:?}: {message}")),
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            message,
-        } => Error::ImageUnavailable {
-            image: image.to_string(),
-            reason: message.clone(),
-        },
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 409,
-            message,
-        } => Error::InvalidSpec(format!("container already exists: {message}")),
+        bollard::errors::Error::DockerResponseServerError { status_code: 400, message } => {
+            Error::InvalidSpec(format!("image {image:?}: {message}"))
+        }
+        bollard::errors::Error::DockerResponseServerError { status_code: 404, message } => {
+            Error::ImageUnavailable { image: image.to_string(), reason: message.clone() }
+        }
+        bollard::errors::Error::DockerResponseServerError { status_code: 409, message } => {
+            Error::InvalidSpec(format!("container already exists: {message}"))
+        }
         _ => Error::Unavailable(engine_error(&e)),
     }
 }
@@ -206,21 +176,14 @@ impl Driver for DockerDriver {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.docker
-            .ping()
-            .await
-            .map(|_| ())
-            .map_err(|e| Error::Unavailable(engine_error(&e)))
+        self.docker.ping().await.map(|_| ()).map_err(|e| Error::Unavailable(engine_error(&e)))
     }
 
     async fn create(&self, spec: &PlacementSpec) -> Result<()> {
         let dir = self.prepare_run_dir(spec)?;
         let result = match self.create_container(spec, &dir).await {
             Err(e) if is_not_found(&e) => match self.pull(&spec.image).await {
-                Ok(()) => self
-                    .create_container(spec, &dir)
-                    .await
-                    .map_err(|e| map_create_error(e, &spec.image)),
+                Ok(()) => self.create_container(spec, &dir).await.map_err(|e| map_create_error(e, &spec.image)),
                 Err(pull_err) => Err(pull_err),
             },
             other => other.map_err(|e| map_create_error(e, &spec.image)),
@@ -232,17 +195,8 @@ impl Driver for DockerDriver {
     }
 
     async fn start(&self, sandbox_id: &str) -> Result<AgentEndpoint> {
-        match self
-            .docker
-            .start_container(
-                &Self::container_name(sandbox_id),
-                None::<StartContainerOptions>,
-            )
-            .await
-        {
-            Ok(()) => Ok(AgentEndpoint::Unix(
-                self.sandbox_dir(sandbox_id).join("agent.sock"),
-            )),
+        match self.docker.start_container(&Self::container_name(sandbox_id), None::<StartContainerOptions>).await {
+            Ok(()) => Ok(AgentEndpoint::Unix(self.sandbox_dir(sandbox_id).join("agent.sock"))),
             Err(e) if is_not_found(&e) => Err(Error::NotFound(sandbox_id.to_string())),
             Err(e) => Err(Error::Unavailable(engine_error(&e))),
         }
@@ -251,21 +205,14 @@ impl Driver for DockerDriver {
     async fn inspect(&self, sandbox_id: &str) -> Result<Option<Instance>> {
         let c = match self
             .docker
-            .inspect_container(
-                &Self::container_name(sandbox_id),
-                None::<InspectContainerOptions>,
-            )
+            .inspect_container(&Self::container_name(sandbox_id), None::<InspectContainerOptions>)
             .await
         {
             Ok(c) => c,
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(Error::Unavailable(engine_error(&e))),
         };
-        if self
-            .instance_of(c.config.as_ref().and_then(|c| c.labels.as_ref()))
-            .as_deref()
-            != Some(sandbox_id)
-        {
+        if self.instance_of(c.config.as_ref().and_then(|c| c.labels.as_ref())).as_deref() != Some(sandbox_id) {
             return Ok(None);
         }
         let st = c.state.unwrap_or_default();
@@ -274,8 +221,7 @@ impl Driver for DockerDriver {
             Some(ContainerStateStatusEnum::RUNNING) => InstanceStatus::Running,
             Some(ContainerStateStatusEnum::PAUSED) => InstanceStatus::Paused,
             Some(ContainerStateStatusEnum::EXITED) | Some(ContainerStateStatusEnum::DEAD) => {
-                let mut reason =
-                    format!("container exited with code {}", st.exit_code.unwrap_or(-1));
+                let mut reason = format!("container exited with code {}", st.exit_code.unwrap_or(-1));
                 if st.oom_killed == Some(true) {
                     reason.push_str(" (killed: out of memory)");
                 }
@@ -286,26 +232,13 @@ impl Driver for DockerDriver {
             }
             other => InstanceStatus::Other(format!("{other:?}").to_lowercase()),
         };
-        Ok(Some(Instance {
-            sandbox_id: sandbox_id.to_string(),
-            status,
-        }))
+        Ok(Some(Instance { sandbox_id: sandbox_id.to_string(), status }))
     }
 
     async fn list(&self) -> Result<Vec<Instance>> {
-        let filters = HashMap::from([(
-            "label",
-            vec![format!("{LABEL_INSTANCE}={}", self.cfg.instance)],
-        )]);
-        let opts = ListContainersOptionsBuilder::new()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let list = self
-            .docker
-            .list_containers(Some(opts))
-            .await
-            .map_err(|e| Error::Unavailable(engine_error(&e)))?;
+        let filters = HashMap::from([("label", vec![format!("{LABEL_INSTANCE}={}", self.cfg.instance)])]);
+        let opts = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        let list = self.docker.list_containers(Some(opts)).await.map_err(|e| Error::Unavailable(engine_error(&e)))?;
         Ok(list
             .into_iter()
             .filter_map(|c| {
@@ -314,16 +247,12 @@ impl Driver for DockerDriver {
                     Some(ContainerSummaryStateEnum::CREATED) => InstanceStatus::Created,
                     Some(ContainerSummaryStateEnum::RUNNING) => InstanceStatus::Running,
                     Some(ContainerSummaryStateEnum::PAUSED) => InstanceStatus::Paused,
-                    Some(ContainerSummaryStateEnum::EXITED)
-                    | Some(ContainerSummaryStateEnum::DEAD) => InstanceStatus::Exited {
-                        reason: c.status.unwrap_or_default(),
-                    },
+                    Some(ContainerSummaryStateEnum::EXITED) | Some(ContainerSummaryStateEnum::DEAD) => {
+                        InstanceStatus::Exited { reason: c.status.unwrap_or_default() }
+                    }
                     other => InstanceStatus::Other(format!("{other:?}").to_lowercase()),
                 };
-                Some(Instance {
-                    sandbox_id: id,
-                    status,
-                })
+                Some(Instance { sandbox_id: id, status })
             })
             .collect())
     }
@@ -332,17 +261,12 @@ impl Driver for DockerDriver {
         let name = Self::container_name(sandbox_id);
         // Only remove a container that is ours (labelled with this instance and sandbox).
         if self.inspect(sandbox_id).await?.is_some() {
-            let opts = RemoveContainerOptionsBuilder::new()
-                .force(true)
-                .v(true)
-                .build();
+            let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
             match self.docker.remove_container(&name, Some(opts)).await {
                 Ok(()) => {}
                 Err(e) if is_not_found(&e) => {}
                 // 409: removal already in progress by another call.
-                Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 409, ..
-                }) => {}
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {}
                 Err(e) => return Err(Error::Unavailable(engine_error(&e))),
             }
         }
@@ -350,22 +274,13 @@ impl Driver for DockerDriver {
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::Unavailable(format!(
-                "removing {}: {e}",
-                dir.display()
-            ))),
+            Err(e) => Err(Error::Unavailable(format!("removing {}: {e}", dir.display()))),
         }
     }
 
     async fn logs(&self, sandbox_id: &str, lines: usize) -> Result<String> {
-        let opts = LogsOptionsBuilder::new()
-            .stdout(true)
-            .stderr(true)
-            .tail(&lines.to_string())
-            .build();
-        let mut stream = self
-            .docker
-            .logs(&Self::container_name(sandbox_id), Some(opts));
+        let opts = LogsOptionsBuilder::new().stdout(true).stderr(true).tail(&lines.to_string()).build();
+        let mut stream = self.docker.logs(&Self::container_name(sandbox_id), Some(opts));
         let mut out = String::new();
         while let Some(item) = stream.next().await {
             match item {

@@ -25,74 +25,32 @@ pub async fn run(driver: &dyn Driver, image: &str, prefix: &str) {
 
 async fn lifecycle(driver: &dyn Driver, image: &str, id: &str) {
     driver.create(&spec(id, image)).await.expect("create");
-    let created = driver
-        .inspect(id)
-        .await
-        .expect("inspect")
-        .expect("instance after create");
-    assert_eq!(
-        created.status,
-        InstanceStatus::Created,
-        "a created instance is not started"
-    );
+    let created = driver.inspect(id).await.expect("inspect").expect("instance after create");
+    assert_eq!(created.status, InstanceStatus::Created, "a created instance is not started");
     let endpoint = driver.start(id).await.expect("start");
     assert!(!endpoint.to_url().is_empty());
-    let running = driver
-        .inspect(id)
-        .await
-        .expect("inspect")
-        .expect("instance after start");
+    let running = driver.inspect(id).await.expect("inspect").expect("instance after start");
     assert_eq!(running.status, InstanceStatus::Running);
     let listed = driver.list().await.expect("list");
-    assert!(
-        listed.iter().any(|i| i.sandbox_id == id),
-        "list must include {id}: {listed:?}"
-    );
+    assert!(listed.iter().any(|i| i.sandbox_id == id), "list must include {id}: {listed:?}");
     driver.delete(id).await.expect("delete");
-    assert!(
-        driver.inspect(id).await.expect("inspect").is_none(),
-        "instance gone after delete"
-    );
-    assert!(
-        !driver
-            .list()
-            .await
-            .expect("list")
-            .iter()
-            .any(|i| i.sandbox_id == id)
-    );
+    assert!(driver.inspect(id).await.expect("inspect").is_none(), "instance gone after delete");
+    assert!(!driver.list().await.expect("list").iter().any(|i| i.sandbox_id == id));
 }
 
 async fn delete_is_idempotent(driver: &dyn Driver, id: &str) {
-    driver
-        .delete(id)
-        .await
-        .expect("deleting a missing instance succeeds");
+    driver.delete(id).await.expect("deleting a missing instance succeeds");
     assert!(driver.inspect(id).await.expect("inspect").is_none());
-    assert!(
-        matches!(driver.start(id).await, Err(Error::NotFound(_))),
-        "start of a missing instance is NotFound"
-    );
+    assert!(matches!(driver.start(id).await, Err(Error::NotFound(_))), "start of a missing instance is NotFound");
 }
 
 async fn bad_images(driver: &dyn Driver, id: &str) {
-    let missing = driver
-        .create(&spec(id, "podgate-conformance/no-such-image:v0"))
-        .await;
-    assert!(
-        matches!(missing, Err(Error::ImageUnavailable { .. })),
-        "missing image: {missing:?}"
-    );
-    assert!(
-        driver.inspect(id).await.expect("inspect").is_none(),
-        "nothing left after a failed create"
-    );
+    let missing = driver.create(&spec(id, "podgate-conformance/no-such-image:v0")).await;
+    assert!(matches!(missing, Err(Error::ImageUnavailable { .. })), "missing image: {missing:?}");
+    assert!(driver.inspect(id).await.expect("inspect").is_none(), "nothing left after a failed create");
     let invalid = driver.create(&spec(id, "Not A Valid//Reference")).await;
     assert!(
-        matches!(
-            invalid,
-            Err(Error::InvalidSpec(_)) | Err(Error::ImageUnavailable { .. })
-        ),
+        matches!(invalid, Err(Error::InvalidSpec(_)) | Err(Error::ImageUnavailable { .. })),
         "invalid reference: {invalid:?}"
     );
     assert!(driver.inspect(id).await.expect("inspect").is_none());

@@ -66,8 +66,7 @@ impl AgentEndpoint {
         if let Some(p) = s.strip_prefix("unix://") {
             Some(AgentEndpoint::Unix(PathBuf::from(p)))
         } else {
-            s.strip_prefix("tcp://")
-                .map(|a| AgentEndpoint::Tcp(a.to_string()))
+            s.strip_prefix("tcp://").map(|a| AgentEndpoint::Tcp(a.to_string()))
         }
     }
 }
@@ -122,10 +121,7 @@ mod tests {
 
     #[test]
     fn endpoint_urls_round_trip() {
-        for e in [
-            AgentEndpoint::Unix("/a/b.sock".into()),
-            AgentEndpoint::Tcp("10.0.0.1:49983".into()),
-        ] {
+        for e in [AgentEndpoint::Unix("/a/b.sock".into()), AgentEndpoint::Tcp("10.0.0.1:49983".into())] {
             assert_eq!(AgentEndpoint::from_url(&e.to_url()), Some(e));
         }
         assert_eq!(AgentEndpoint::from_url("http://x"), None);

@@ -10,9 +10,7 @@ use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use error::{Error, Result};
 pub use keys::SigningKeyRow;
@@ -47,9 +45,7 @@ impl Store {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Store {
-            db: Db::Sqlite(pool),
-        })
+        Ok(Store { db: Db::Sqlite(pool) })
     }
 
     /// The underlying database.
@@ -71,17 +67,13 @@ impl Store {
     pub async fn meta_get_or_init(&self, key: &str, value: &str) -> Result<String> {
         match &self.db {
             Db::Sqlite(p) => {
-                sqlx::query(
-                    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-                )
-                .bind(key)
-                .bind(value)
-                .execute(p)
-                .await?;
-                let (v,): (String,) = sqlx::query_as("SELECT value FROM meta WHERE key = $1")
+                sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
                     .bind(key)
-                    .fetch_one(p)
+                    .bind(value)
+                    .execute(p)
                     .await?;
+                let (v,): (String,) =
+                    sqlx::query_as("SELECT value FROM meta WHERE key = $1").bind(key).fetch_one(p).await?;
                 Ok(v)
             }
         }

@@ -35,54 +35,55 @@ impl Store {
     /// The sandbox with this id, including deleted ones.
     pub async fn sandbox(&self, id: &str) -> Result<Option<SandboxRow>> {
         Ok(match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query_as("SELECT * FROM sandboxes WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(p)
-                    .await?
-            }
+            Db::Sqlite(p) => sqlx::query_as("SELECT * FROM sandboxes WHERE id = $1").bind(id).fetch_optional(p).await?,
         })
     }
 
     /// The owner's live (not deleted) sandbox with this name.
     pub async fn sandbox_by_name(&self, owner_id: &str, name: &str) -> Result<Option<SandboxRow>> {
         Ok(match &self.db {
-            Db::Sqlite(p) => sqlx::query_as(
-                "SELECT * FROM sandboxes WHERE owner_id = $1 AND name = $2 AND state <> 'deleted'",
-            )
-            .bind(owner_id)
-            .bind(name)
-            .fetch_optional(p)
-            .await?,
+            Db::Sqlite(p) => {
+                sqlx::query_as("SELECT * FROM sandboxes WHERE owner_id = $1 AND name = $2 AND state <> 'deleted'")
+                    .bind(owner_id)
+                    .bind(name)
+                    .fetch_optional(p)
+                    .await?
+            }
         })
     }
 
     /// Live sandboxes, of one owner or of everyone, oldest first.
     pub async fn list_sandboxes(&self, owner_id: Option<&str>) -> Result<Vec<SandboxRow>> {
         Ok(match &self.db {
-            Db::Sqlite(p) => match owner_id {
-                Some(o) => sqlx::query_as(
-                    "SELECT * FROM sandboxes WHERE owner_id = $1 AND state <> 'deleted' ORDER BY created_at, id",
-                )
-                .bind(o)
-                .fetch_all(p)
-                .await?,
-                None => sqlx::query_as("SELECT * FROM sandboxes WHERE state <> 'deleted' ORDER BY created_at, id")
+            Db::Sqlite(p) => {
+                match owner_id {
+                    Some(o) => sqlx::query_as(
+                        "SELECT * FROM sandboxes WHERE owner_id = $1 AND state <> 'deleted' ORDER BY created_at, id",
+                    )
+                    .bind(o)
                     .fetch_all(p)
                     .await?,
-            },
+                    None => {
+                        sqlx::query_as("SELECT * FROM sandboxes WHERE state <> 'deleted' ORDER BY created_at, id")
+                            .fetch_all(p)
+                            .await?
+                    }
+                }
+            }
         })
     }
 
     /// Live sandboxes whose expiry is at or before `now`.
     pub async fn expired_sandboxes(&self, now: i64) -> Result<Vec<SandboxRow>> {
         Ok(match &self.db {
-            Db::Sqlite(p) => sqlx::query_as(
-                "SELECT * FROM sandboxes WHERE state <> 'deleted' AND expires_at IS NOT NULL AND expires_at <= $1",
-            )
-            .bind(now)
-            .fetch_all(p)
-            .await?,
+            Db::Sqlite(p) => {
+                sqlx::query_as(
+                    "SELECT * FROM sandboxes WHERE state <> 'deleted' AND expires_at IS NOT NULL AND expires_at <= $1",
+                )
+                .bind(now)
+                .fetch_all(p)
+                .await?
+            }
         })
     }
 
@@ -90,23 +91,14 @@ impl Store {
     pub async fn count_by_state(&self) -> Result<Vec<(String, i64)>> {
         Ok(match &self.db {
             Db::Sqlite(p) => {
-                sqlx::query_as("SELECT state, COUNT(*) FROM sandboxes GROUP BY state")
-                    .fetch_all(p)
-                    .await?
+                sqlx::query_as("SELECT state, COUNT(*) FROM sandboxes GROUP BY state").fetch_all(p).await?
             }
         })
     }
 
     /// Moves the sandbox to `to` if its state is one of `from`; returns whether it moved.
     /// `error` replaces the stored error; entering `deleted` stamps `deleted_at`.
-    pub async fn transition(
-        &self,
-        id: &str,
-        from: &[&str],
-        to: &str,
-        error: Option<&str>,
-        now: i64,
-    ) -> Result<bool> {
+    pub async fn transition(&self, id: &str, from: &[&str], to: &str, error: Option<&str>, now: i64) -> Result<bool> {
         // `from` comes from code, never from input; it is still bound, not spliced.
         let placeholders: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 6)).collect();
         let sql = format!(
@@ -117,12 +109,7 @@ impl Store {
         );
         let n = match &self.db {
             Db::Sqlite(p) => {
-                let mut q = sqlx::query(&sql)
-                    .bind(to)
-                    .bind(error)
-                    .bind(now)
-                    .bind(to)
-                    .bind(id);
+                let mut q = sqlx::query(&sql).bind(to).bind(error).bind(now).bind(to).bind(id);
                 for f in from {
                     q = q.bind(*f);
                 }
@@ -173,53 +160,24 @@ mod tests {
     #[tokio::test]
     async fn lifecycle_and_name_reuse() {
         let (s, _d) = crate::test_util::store().await;
-        s.insert_user(&UserRow {
-            id: "u1".into(),
-            name: "a".into(),
-            role: "user".into(),
-            created_at: 1,
-        })
-        .await
-        .unwrap();
+        s.insert_user(&UserRow { id: "u1".into(), name: "a".into(), role: "user".into(), created_at: 1 })
+            .await
+            .unwrap();
         s.insert_sandbox(&row("s1", "web")).await.unwrap();
-        assert!(matches!(
-            s.insert_sandbox(&row("s2", "web")).await,
-            Err(Error::Conflict(_))
-        ));
-        assert!(
-            s.transition("s1", &["pending"], "running", None, 5)
-                .await
-                .unwrap()
-        );
-        assert!(
-            !s.transition("s1", &["pending"], "starting", None, 6)
-                .await
-                .unwrap()
-        );
-        assert_eq!(
-            s.sandbox_by_name("u1", "web").await.unwrap().unwrap().state,
-            "running"
-        );
+        assert!(matches!(s.insert_sandbox(&row("s2", "web")).await, Err(Error::Conflict(_))));
+        assert!(s.transition("s1", &["pending"], "running", None, 5).await.unwrap());
+        assert!(!s.transition("s1", &["pending"], "starting", None, 6).await.unwrap());
+        assert_eq!(s.sandbox_by_name("u1", "web").await.unwrap().unwrap().state, "running");
         assert_eq!(s.expired_sandboxes(49).await.unwrap().len(), 0);
         assert_eq!(s.expired_sandboxes(50).await.unwrap().len(), 1);
-        assert!(
-            s.transition("s1", &["running", "failed"], "deleted", Some("gone"), 7)
-                .await
-                .unwrap()
-        );
+        assert!(s.transition("s1", &["running", "failed"], "deleted", Some("gone"), 7).await.unwrap());
         let gone = s.sandbox("s1").await.unwrap().unwrap();
-        assert_eq!(
-            (gone.deleted_at, gone.error.as_deref()),
-            (Some(7), Some("gone"))
-        );
+        assert_eq!((gone.deleted_at, gone.error.as_deref()), (Some(7), Some("gone")));
         assert!(s.list_sandboxes(Some("u1")).await.unwrap().is_empty());
         // The name is free again once the first sandbox is deleted.
         s.insert_sandbox(&row("s3", "web")).await.unwrap();
         assert_eq!(s.list_sandboxes(None).await.unwrap().len(), 1);
         let counts = s.count_by_state().await.unwrap();
-        assert!(
-            counts.contains(&("deleted".to_string(), 1))
-                && counts.contains(&("pending".to_string(), 1))
-        );
+        assert!(counts.contains(&("deleted".to_string(), 1)) && counts.contains(&("pending".to_string(), 1)));
     }
 }

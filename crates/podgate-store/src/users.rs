@@ -7,16 +7,14 @@ impl Store {
     /// Inserts a user; a taken name is [`crate::Error::Conflict`].
     pub async fn insert_user(&self, u: &UserRow) -> Result<()> {
         match &self.db {
-            Db::Sqlite(p) => sqlx::query(
-                "INSERT INTO users (id, name, role, created_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&u.id)
-            .bind(&u.name)
-            .bind(&u.role)
-            .bind(u.created_at)
-            .execute(p)
-            .await
-            .map_err(|e| conflict_on_unique(e, || format!("user {:?} already exists", u.name)))?,
+            Db::Sqlite(p) => sqlx::query("INSERT INTO users (id, name, role, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&u.id)
+                .bind(&u.name)
+                .bind(&u.role)
+                .bind(u.created_at)
+                .execute(p)
+                .await
+                .map_err(|e| conflict_on_unique(e, || format!("user {:?} already exists", u.name)))?,
         };
         Ok(())
     }
@@ -24,12 +22,7 @@ impl Store {
     /// The user named `name`.
     pub async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>> {
         Ok(match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query_as("SELECT * FROM users WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(p)
-                    .await?
-            }
+            Db::Sqlite(p) => sqlx::query_as("SELECT * FROM users WHERE name = $1").bind(name).fetch_optional(p).await?,
         })
     }
 
@@ -59,20 +52,14 @@ impl Store {
     pub async fn token_by_hash(&self, hash: &str) -> Result<Option<(TokenRow, UserRow)>> {
         let Some(t): Option<TokenRow> = (match &self.db {
             Db::Sqlite(p) => {
-                sqlx::query_as("SELECT * FROM api_tokens WHERE token_hash = $1")
-                    .bind(hash)
-                    .fetch_optional(p)
-                    .await?
+                sqlx::query_as("SELECT * FROM api_tokens WHERE token_hash = $1").bind(hash).fetch_optional(p).await?
             }
         }) else {
             return Ok(None);
         };
         let u: Option<UserRow> = match &self.db {
             Db::Sqlite(p) => {
-                sqlx::query_as("SELECT * FROM users WHERE id = $1")
-                    .bind(&t.user_id)
-                    .fetch_optional(p)
-                    .await?
+                sqlx::query_as("SELECT * FROM users WHERE id = $1").bind(&t.user_id).fetch_optional(p).await?
             }
         };
         Ok(u.map(|u| (t, u)))
@@ -101,21 +88,9 @@ mod tests {
     #[tokio::test]
     async fn users_and_tokens() {
         let (s, _d) = crate::test_util::store().await;
-        let u = UserRow {
-            id: "u1".into(),
-            name: "admin".into(),
-            role: "admin".into(),
-            created_at: 1,
-        };
+        let u = UserRow { id: "u1".into(), name: "admin".into(), role: "admin".into(), created_at: 1 };
         s.insert_user(&u).await.unwrap();
-        assert!(matches!(
-            s.insert_user(&UserRow {
-                id: "u2".into(),
-                ..u.clone()
-            })
-            .await,
-            Err(Error::Conflict(_))
-        ));
+        assert!(matches!(s.insert_user(&UserRow { id: "u2".into(), ..u.clone() }).await, Err(Error::Conflict(_))));
         assert_eq!(s.user_by_name("admin").await.unwrap(), Some(u.clone()));
         let t = TokenRow {
             id: "t1".into(),

@@ -14,9 +14,8 @@ impl std::str::FromStr for MemorySize {
         let t = s.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let n: u64 = num.parse().map_err(|_| {
-            format!("invalid memory size {s:?}: expected e.g. 536870912, 512Mi or 1G")
-        })?;
+        let n: u64 =
+            num.parse().map_err(|_| format!("invalid memory size {s:?}: expected e.g. 536870912, 512Mi or 1G"))?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kb" => 1_000,
@@ -27,9 +26,7 @@ impl std::str::FromStr for MemorySize {
             "gi" | "gib" => 1 << 30,
             other => return Err(format!("invalid memory unit {other:?} in {s:?}")),
         };
-        n.checked_mul(mult)
-            .map(MemorySize)
-            .ok_or_else(|| format!("memory size {s:?} is too large"))
+        n.checked_mul(mult).map(MemorySize).ok_or_else(|| format!("memory size {s:?} is too large"))
     }
 }
 
@@ -62,9 +59,7 @@ impl utoipa::PartialSchema for MemorySize {
                 utoipa::openapi::schema::Type::Integer,
                 utoipa::openapi::schema::Type::String,
             ]))
-            .description(Some(
-                "bytes, as a number or a string with a unit: 512Mi, 1Gi, 500m, 2g",
-            ))
+            .description(Some("bytes, as a number or a string with a unit: 512Mi, 1Gi, 500m, 2g"))
             .into()
     }
 }

@@ -9,9 +9,7 @@ pub const MAX_NAME_LEN: usize = 63;
 pub fn sandbox_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-');
     if ok {
@@ -30,13 +28,9 @@ pub fn env(env: &BTreeMap<String, String>) -> Result<(), String> {
     }
     for (k, v) in env {
         let mut bytes = k.bytes();
-        let first_ok = bytes
-            .next()
-            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+        let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
         if !first_ok || !bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') || k.len() > 256 {
-            return Err(format!(
-                "invalid env name {k:?}: use letters, digits and '_', not starting with a digit"
-            ));
+            return Err(format!("invalid env name {k:?}: use letters, digits and '_', not starting with a digit"));
         }
         if v.contains('\0') {
             return Err(format!("env value of {k:?} contains a NUL byte"));
@@ -56,17 +50,12 @@ pub fn labels(labels: &BTreeMap<String, String>) -> Result<(), String> {
     for (k, v) in labels {
         let ok = !k.is_empty()
             && k.len() <= 63
-            && k.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'));
+            && k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'));
         if !ok {
-            return Err(format!(
-                "invalid label key {k:?}: use 1-63 of letters, digits, '.', '_', '/', '-'"
-            ));
+            return Err(format!("invalid label key {k:?}: use 1-63 of letters, digits, '.', '_', '/', '-'"));
         }
         if v.len() > 256 || v.contains('\0') {
-            return Err(format!(
-                "invalid label value for {k:?}: at most 256 bytes, no NUL"
-            ));
+            return Err(format!("invalid label value for {k:?}: at most 256 bytes, no NUL"));
         }
     }
     Ok(())

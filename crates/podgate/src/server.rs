@@ -99,42 +99,23 @@ struct Settings {
 fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
     let file: FileConfig = match &args.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading config {}", p.display()))?;
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
             toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))?
         }
         None => FileConfig::default(),
     };
     let defaults = CoreConfig::default();
-    let data_dir = args
-        .data_dir
-        .or(file.data_dir)
-        .unwrap_or_else(default_data_dir);
+    let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir);
     let agent_bin = match args.agent_bin.or(file.agent_bin) {
         Some(p) => p,
-        None => std::env::current_exe()
-            .context("locating this binary")?
-            .with_file_name("podgate-agent"),
+        None => std::env::current_exe().context("locating this binary")?.with_file_name("podgate-agent"),
     };
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
     let core = CoreConfig {
-        default_image: args
-            .default_image
-            .or(file.default_image)
-            .unwrap_or(defaults.default_image),
-        default_ttl: secs(
-            args.default_ttl_seconds.or(file.default_ttl_seconds),
-            defaults.default_ttl,
-        ),
-        max_ttl: secs(
-            args.max_ttl_seconds.or(file.max_ttl_seconds),
-            defaults.max_ttl,
-        ),
-        startup_timeout: secs(
-            args.startup_timeout_seconds
-                .or(file.startup_timeout_seconds),
-            defaults.startup_timeout,
-        ),
+        default_image: args.default_image.or(file.default_image).unwrap_or(defaults.default_image),
+        default_ttl: secs(args.default_ttl_seconds.or(file.default_ttl_seconds), defaults.default_ttl),
+        max_ttl: secs(args.max_ttl_seconds.or(file.max_ttl_seconds), defaults.max_ttl),
+        startup_timeout: secs(args.startup_timeout_seconds.or(file.startup_timeout_seconds), defaults.startup_timeout),
         reconcile_interval: args
             .reconcile_interval_ms
             .or(file.reconcile_interval_ms)
@@ -144,28 +125,15 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         bail!("reconcile interval must be at least 100 ms");
     }
     if core.default_ttl > core.max_ttl {
-        bail!(
-            "default TTL ({:?}) exceeds the maximum TTL ({:?})",
-            core.default_ttl,
-            core.max_ttl
-        );
+        bail!("default TTL ({:?}) exceeds the maximum TTL ({:?})", core.default_ttl, core.max_ttl);
     }
     Ok(Settings {
-        listen: args
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| "127.0.0.1:7070".into()),
+        listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:7070".into()),
         data_dir,
         agent_bin,
-        log_format: args
-            .log_format
-            .or(file.log_format)
-            .unwrap_or(LogFormat::Text),
+        log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
         core,
-        allowed_origins: args
-            .allowed_origins
-            .or(file.allowed_origins)
-            .unwrap_or_default(),
+        allowed_origins: args.allowed_origins.or(file.allowed_origins).unwrap_or_default(),
         web_dir: match args.web_dir.or(file.web_dir) {
             Some(d) => Some(d),
             None => std::env::current_exe()
@@ -173,11 +141,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
                 .and_then(|e| e.parent()?.parent().map(|p| p.join("share/podgate/web")))
                 .filter(|d| d.join("index.html").is_file()),
         },
-        terminal_idle_seconds: args
-            .terminal_idle_seconds
-            .or(file.terminal_idle_seconds)
-            .unwrap_or(3600)
-            .max(1),
+        terminal_idle_seconds: args.terminal_idle_seconds.or(file.terminal_idle_seconds).unwrap_or(3600).max(1),
     })
 }
 
@@ -198,11 +162,7 @@ fn init_logging(format: LogFormat) {
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
     }
 }
 
@@ -210,8 +170,7 @@ fn init_logging(format: LogFormat) {
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let s = resolve(args)?;
     init_logging(s.log_format);
-    std::fs::create_dir_all(&s.data_dir)
-        .with_context(|| format!("creating {}", s.data_dir.display()))?;
+    std::fs::create_dir_all(&s.data_dir).with_context(|| format!("creating {}", s.data_dir.display()))?;
     std::fs::set_permissions(&s.data_dir, std::fs::Permissions::from_mode(0o700))?;
     let data_dir = s.data_dir.canonicalize()?;
     if !s.agent_bin.is_file() {
@@ -222,20 +181,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     let agent_bin = s.agent_bin.canonicalize()?;
 
-    let store = Store::open_sqlite(&data_dir.join("podgate.db"))
-        .await
-        .context("opening the database")?;
-    let instance = store
-        .meta_get_or_init("instance_id", &ids::random_base32(12))
-        .await?;
+    let store = Store::open_sqlite(&data_dir.join("podgate.db")).await.context("opening the database")?;
+    let instance = store.meta_get_or_init("instance_id", &ids::random_base32(12)).await?;
     let driver = DockerDriver::connect(DockerConfig {
         agent_bin,
         run_dir: data_dir.join("run"),
         instance: instance.clone(),
-        agent_args: vec![
-            "--terminal-idle-seconds".into(),
-            s.terminal_idle_seconds.to_string(),
-        ],
+        agent_args: vec!["--terminal-idle-seconds".into(), s.terminal_idle_seconds.to_string()],
     })
     .await
     .context("starting the docker driver")?;
@@ -247,14 +199,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     let metrics = Metrics::default();
     let sandboxes = Sandboxes::new(store.clone(), Arc::new(driver), s.core, metrics.clone());
-    sandboxes
-        .recover()
-        .await
-        .context("recovering sandboxes after the last run")?;
+    sandboxes.recover().await.context("recovering sandboxes after the last run")?;
     tokio::spawn(sandboxes.clone().run_reconciler());
-    let tokens = SessionTokens::load(store.clone())
-        .await
-        .context("loading signing keys")?;
+    let tokens = SessionTokens::load(store.clone()).await.context("loading signing keys")?;
     let terminals = Terminals::new(sandboxes.clone(), tokens.clone());
     tokio::spawn(async move {
         loop {
@@ -265,9 +212,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
     });
 
-    let listener = tokio::net::TcpListener::bind(&s.listen)
-        .await
-        .with_context(|| format!("listening on {}", s.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(&s.listen).await.with_context(|| format!("listening on {}", s.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %data_dir.display(), instance = %instance, "podgate listening on http://{addr}");
     // Written last: its presence means the server is up (scripts and tests wait for it).
@@ -283,19 +229,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         allowed_origins: s.allowed_origins,
         web_dir: s.web_dir,
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     tracing::info!("podgate stopped; sandboxes keep running and are picked up at the next start");
     Ok(())
 }
 
 async fn shutdown() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         return std::future::pending().await;
     };
     tokio::select! {

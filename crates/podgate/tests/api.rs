@@ -10,10 +10,7 @@ use podgate_types::api::{CreateSandboxRequest, ExecRequest, SandboxState};
 use serde_json::{Value, json};
 
 fn exec(argv: &[&str]) -> ExecRequest {
-    ExecRequest {
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
+    ExecRequest { argv: argv.iter().map(|s| s.to_string()).collect(), ..Default::default() }
 }
 
 fn api_status(r: Result<impl std::fmt::Debug, Error>) -> (u16, String) {
@@ -27,10 +24,7 @@ fn api_status(r: Result<impl std::fmt::Debug, Error>) -> (u16, String) {
 async fn create_exec_delete() {
     let srv = Server::start();
     let c = srv.client();
-    let env = BTreeMap::from([
-        ("GREETING".to_string(), "hi there".to_string()),
-        ("EMPTY".to_string(), String::new()),
-    ]);
+    let env = BTreeMap::from([("GREETING".to_string(), "hi there".to_string()), ("EMPTY".to_string(), String::new())]);
     let sb = c
         .create(&CreateSandboxRequest {
             name: Some("alpha".into()),
@@ -48,48 +42,25 @@ async fn create_exec_delete() {
     assert!(sb.expires_at.unwrap() > sb.created_at);
     assert_eq!(srv.containers(), vec![format!("podgate-{}", sb.id)]);
     // The engine applied the limits.
-    let limits = docker(&[
-        "inspect",
-        "-f",
-        "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}",
-        &format!("podgate-{}", sb.id),
-    ]);
+    let limits =
+        docker(&["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}", &format!("podgate-{}", sb.id)]);
     assert_eq!(limits.trim(), format!("{} 500000000", 256 << 20));
 
     // echo, through the agent (PID 1 of the container is the agent).
-    let r = c
-        .exec("alpha", &exec(&["echo", "hello", "world"]))
-        .await
-        .unwrap();
-    assert_eq!(
-        (r.exit_code, r.stdout.0.as_slice(), r.stderr.0.as_slice()),
-        (0, &b"hello world\n"[..], &b""[..])
-    );
-    let r = c
-        .exec(&sb.id, &exec(&["cat", "/proc/1/cmdline"]))
-        .await
-        .unwrap();
+    let r = c.exec("alpha", &exec(&["echo", "hello", "world"])).await.unwrap();
+    assert_eq!((r.exit_code, r.stdout.0.as_slice(), r.stderr.0.as_slice()), (0, &b"hello world\n"[..], &b""[..]));
+    let r = c.exec(&sb.id, &exec(&["cat", "/proc/1/cmdline"])).await.unwrap();
     assert!(String::from_utf8_lossy(&r.stdout.0).starts_with("/.podgate/bin/podgate-agent\0serve"));
 
     // Non-zero exit and stderr.
-    let r = c
-        .exec("alpha", &exec(&["sh", "-c", "echo oops >&2; exit 42"]))
-        .await
-        .unwrap();
-    assert_eq!(
-        (r.exit_code, r.stderr.0.as_slice(), r.signal),
-        (42, &b"oops\n"[..], None)
-    );
+    let r = c.exec("alpha", &exec(&["sh", "-c", "echo oops >&2; exit 42"])).await.unwrap();
+    assert_eq!((r.exit_code, r.stderr.0.as_slice(), r.signal), (42, &b"oops\n"[..], None));
 
     // Binary stdout, every byte value, kept exact.
     let r = c
         .exec(
             "alpha",
-            &exec(&[
-                "sh",
-                "-c",
-                "i=0; while [ $i -lt 256 ]; do printf \"\\\\$(printf %o $i)\"; i=$((i+1)); done",
-            ]),
+            &exec(&["sh", "-c", "i=0; while [ $i -lt 256 ]; do printf \"\\\\$(printf %o $i)\"; i=$((i+1)); done"]),
         )
         .await
         .unwrap();
@@ -102,34 +73,16 @@ async fn create_exec_delete() {
     assert_eq!(c.exec("alpha", &req).await.unwrap().stdout.0, input);
 
     // Env from the sandbox (including an empty value) and from the exec.
-    let mut req = exec(&[
-        "sh",
-        "-c",
-        "printf '%s|%s|%s' \"$GREETING\" \"${EMPTY-unset}\" \"$EXTRA\"",
-    ]);
+    let mut req = exec(&["sh", "-c", "printf '%s|%s|%s' \"$GREETING\" \"${EMPTY-unset}\" \"$EXTRA\""]);
     req.env.insert("EXTRA".into(), "x=y".into());
-    assert_eq!(
-        c.exec("alpha", &req).await.unwrap().stdout.0,
-        b"hi there||x=y"
-    );
+    assert_eq!(c.exec("alpha", &req).await.unwrap().stdout.0, b"hi there||x=y");
 
     // cwd: absolute, relative to the workdir, and ~.
-    c.exec("alpha", &exec(&["mkdir", "-p", "/root/sub"]))
-        .await
-        .unwrap();
-    for (cwd, want) in [
-        ("/tmp", "/tmp\n"),
-        ("~", "/root\n"),
-        ("sub", "/root/sub\n"),
-        ("~/sub", "/root/sub\n"),
-    ] {
+    c.exec("alpha", &exec(&["mkdir", "-p", "/root/sub"])).await.unwrap();
+    for (cwd, want) in [("/tmp", "/tmp\n"), ("~", "/root\n"), ("sub", "/root/sub\n"), ("~/sub", "/root/sub\n")] {
         let mut req = exec(&["sh", "-c", "pwd"]);
         req.cwd = Some(cwd.into());
-        assert_eq!(
-            String::from_utf8_lossy(&c.exec("alpha", &req).await.unwrap().stdout.0),
-            want,
-            "cwd {cwd}"
-        );
+        assert_eq!(String::from_utf8_lossy(&c.exec("alpha", &req).await.unwrap().stdout.0), want, "cwd {cwd}");
     }
 
     // Timeout kills the process.
@@ -140,37 +93,17 @@ async fn create_exec_delete() {
     assert_eq!((r.exit_code, r.signal), (137, Some(9)));
 
     // A program that does not exist is a 422, not a 500.
-    assert_eq!(
-        api_status(c.exec("alpha", &exec(&["no-such-program"])).await),
-        (422, "invalid_request".into())
-    );
+    assert_eq!(api_status(c.exec("alpha", &exec(&["no-such-program"])).await), (422, "invalid_request".into()));
 
     // Listed, then deleted: gone from the API and from the engine.
-    assert_eq!(
-        c.list()
-            .await
-            .unwrap()
-            .iter()
-            .map(|s| s.id.clone())
-            .collect::<Vec<_>>(),
-        vec![sb.id.clone()]
-    );
+    assert_eq!(c.list().await.unwrap().iter().map(|s| s.id.clone()).collect::<Vec<_>>(), vec![sb.id.clone()]);
     c.delete("alpha").await.unwrap();
     assert_eq!(api_status(c.get(&sb.id).await), (404, "not_found".into()));
     assert!(c.list().await.unwrap().is_empty());
     assert!(srv.containers().is_empty(), "container removed");
-    assert!(
-        !srv.dir.path().join("run").join(&sb.id).exists(),
-        "run dir removed"
-    );
+    assert!(!srv.dir.path().join("run").join(&sb.id).exists(), "run dir removed");
     // The name is free again.
-    let again = c
-        .create(&CreateSandboxRequest {
-            name: Some("alpha".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let again = c.create(&CreateSandboxRequest { name: Some("alpha".into()), ..Default::default() }).await.unwrap();
     assert_ne!(again.id, sb.id);
 }
 
@@ -181,57 +114,26 @@ async fn bad_input_gets_clear_4xx() {
 
     // Unknown image: the engine's reason, and nothing left behind.
     let err = c
-        .create(&CreateSandboxRequest {
-            image: Some("podgate-test/does-not-exist:v1".into()),
-            ..Default::default()
-        })
+        .create(&CreateSandboxRequest { image: Some("podgate-test/does-not-exist:v1".into()), ..Default::default() })
         .await;
     match err {
-        Err(Error::Api {
-            status: 422,
-            code,
-            message,
-        }) => {
+        Err(Error::Api { status: 422, code, message }) => {
             assert_eq!(code, "image_unavailable");
-            assert!(
-                message.contains("podgate-test/does-not-exist:v1"),
-                "{message}"
-            );
+            assert!(message.contains("podgate-test/does-not-exist:v1"), "{message}");
         }
         other => panic!("unknown image: {other:?}"),
     }
     // Invalid references, from us and from the engine.
     for bad in ["has space", "UPPER/case", "a//b", ""] {
-        let r = c
-            .create(&CreateSandboxRequest {
-                image: Some(bad.into()),
-                ..Default::default()
-            })
-            .await;
+        let r = c.create(&CreateSandboxRequest { image: Some(bad.into()), ..Default::default() }).await;
         assert_eq!(api_status(r).0, 422, "image {bad:?}");
     }
-    assert!(
-        c.list().await.unwrap().is_empty(),
-        "failed creates are not listed"
-    );
-    assert!(
-        srv.containers().is_empty(),
-        "failed creates leave no container"
-    );
+    assert!(c.list().await.unwrap().is_empty(), "failed creates are not listed");
+    assert!(srv.containers().is_empty(), "failed creates leave no container");
 
     // Duplicate name.
-    c.create(&CreateSandboxRequest {
-        name: Some("dup".into()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let r = c
-        .create(&CreateSandboxRequest {
-            name: Some("dup".into()),
-            ..Default::default()
-        })
-        .await;
+    c.create(&CreateSandboxRequest { name: Some("dup".into()), ..Default::default() }).await.unwrap();
+    let r = c.create(&CreateSandboxRequest { name: Some("dup".into()), ..Default::default() }).await;
     assert_eq!(api_status(r), (409, "conflict".into()));
     assert_eq!(srv.containers().len(), 1);
 
@@ -252,19 +154,11 @@ async fn bad_input_gets_clear_4xx() {
     ];
     let http = srv.http();
     for body in bads {
-        let r = http
-            .post(format!("{}/v1/sandboxes", srv.url))
-            .bearer_auth(&srv.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r =
+            http.post(format!("{}/v1/sandboxes", srv.url)).bearer_auth(&srv.token).json(&body).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 422, "body {body}");
         let v: Value = r.json().await.unwrap();
-        assert!(
-            v["error"]["code"].is_string() && v["error"]["message"].is_string(),
-            "{v}"
-        );
+        assert!(v["error"]["code"].is_string() && v["error"]["message"].is_string(), "{v}");
     }
     // Malformed JSON is 400, a wrong content type 415.
     let r = http
@@ -276,13 +170,7 @@ async fn bad_input_gets_clear_4xx() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
-    let r = http
-        .post(format!("{}/v1/sandboxes", srv.url))
-        .bearer_auth(&srv.token)
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let r = http.post(format!("{}/v1/sandboxes", srv.url)).bearer_auth(&srv.token).body("{}").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 415);
     // A huge body is refused with 413.
     let huge = format!("{{\"env\":{{\"A\":\"{}\"}}}}", "x".repeat(20 << 20));
@@ -299,17 +187,11 @@ async fn bad_input_gets_clear_4xx() {
     // Unknown ids: 404 on every route.
     assert_eq!(api_status(c.get("sb-doesnotexist").await).0, 404);
     assert_eq!(api_status(c.delete("sb-doesnotexist").await).0, 404);
-    assert_eq!(
-        api_status(c.exec("sb-doesnotexist", &exec(&["true"])).await).0,
-        404
-    );
+    assert_eq!(api_status(c.exec("sb-doesnotexist", &exec(&["true"])).await).0, 404);
     assert_eq!(api_status(c.get(&"x".repeat(5000)).await).0, 404);
     // Empty argv and NUL bytes in exec.
     assert_eq!(api_status(c.exec("dup", &exec(&[])).await).0, 422);
-    assert_eq!(
-        api_status(c.exec("dup", &exec(&["echo", "a\0b"])).await).0,
-        422
-    );
+    assert_eq!(api_status(c.exec("dup", &exec(&["echo", "a\0b"])).await).0, 422);
 
     // Missing or wrong token: 401 everywhere.
     for (method, path) in [
@@ -320,11 +202,7 @@ async fn bad_input_gets_clear_4xx() {
         ("POST", "/v1/sandboxes/dup/exec"),
     ] {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let r = http
-            .request(m.clone(), format!("{}{path}", srv.url))
-            .send()
-            .await
-            .unwrap();
+        let r = http.request(m.clone(), format!("{}{path}", srv.url)).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 401, "{method} {path} without token");
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"]["code"], "unauthenticated");
@@ -346,82 +224,32 @@ async fn bad_input_gets_clear_4xx() {
 async fn health_readiness_metrics_openapi() {
     let srv = Server::start();
     let http = srv.http();
-    let r = http
-        .get(format!("{}/healthz", srv.url))
-        .send()
-        .await
-        .unwrap();
+    let r = http.get(format!("{}/healthz", srv.url)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let r = http
-        .get(format!("{}/readyz", srv.url))
-        .send()
-        .await
-        .unwrap();
+    let r = http.get(format!("{}/readyz", srv.url)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let r = http
-        .get(format!("{}/no/such/route", srv.url))
-        .send()
-        .await
-        .unwrap();
+    let r = http.get(format!("{}/no/such/route", srv.url)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 404);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error"]["code"],
-        "not_found"
-    );
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "not_found");
 
-    srv.client()
-        .create(&CreateSandboxRequest::default())
-        .await
-        .unwrap();
-    let text = http
-        .get(format!("{}/metrics", srv.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    srv.client().create(&CreateSandboxRequest::default()).await.unwrap();
+    let text = http.get(format!("{}/metrics", srv.url)).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("podgate_sandboxes{state=\"running\"} 1"), "{text}");
+    assert!(text.contains("podgate_sandboxes{state=\"failed\"} 0"), "{text}");
+    assert!(text.contains("podgate_sandbox_create_seconds_count{outcome=\"ok\"} 1"), "{text}");
     assert!(
-        text.contains("podgate_sandboxes{state=\"running\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains("podgate_sandboxes{state=\"failed\"} 0"),
-        "{text}"
-    );
-    assert!(
-        text.contains("podgate_sandbox_create_seconds_count{outcome=\"ok\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains(
-            "podgate_http_requests_total{route=\"/v1/sandboxes\",method=\"POST\",status=\"201\"} 1"
-        ),
+        text.contains("podgate_http_requests_total{route=\"/v1/sandboxes\",method=\"POST\",status=\"201\"} 1"),
         "{text}"
     );
 
-    let doc: Value = http
-        .get(format!("{}/v1/openapi.json", srv.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = http.get(format!("{}/v1/openapi.json", srv.url)).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for p in [
-        "/v1/sandboxes",
-        "/v1/sandboxes/{id}",
-        "/v1/sandboxes/{id}/exec",
-    ] {
+    for p in ["/v1/sandboxes", "/v1/sandboxes/{id}", "/v1/sandboxes/{id}/exec"] {
         assert!(doc["paths"][p].is_object(), "missing {p}");
     }
     assert_eq!(
         doc["components"]["schemas"]["ExecResponse"]["properties"]["stdout"]["$ref"],
         "#/components/schemas/Base64Bytes"
     );
-    assert_eq!(
-        doc["components"]["schemas"]["Base64Bytes"]["format"],
-        "byte"
-    );
+    assert_eq!(doc["components"]["schemas"]["Base64Bytes"]["format"], "byte");
 }

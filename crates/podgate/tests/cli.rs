@@ -6,21 +6,14 @@ use common::Server;
 use serde_json::Value;
 
 fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "failed: {}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
 #[test]
 fn up_ls_exec_down() {
     let srv = Server::start();
-    let out = ok(&srv.cli(&[
-        "up", "--name", "dev", "--env", "A=1", "--env", "EMPTY=", "--ttl", "600", "-o", "json",
-    ]));
+    let out = ok(&srv.cli(&["up", "--name", "dev", "--env", "A=1", "--env", "EMPTY=", "--ttl", "600", "-o", "json"]));
     let sb: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(sb["name"], "dev");
     assert_eq!(sb["state"], "running");
@@ -35,35 +28,14 @@ fn up_ls_exec_down() {
     assert_eq!(list[0]["id"], sb["id"]);
 
     // Output is copied exactly and the exit code is the command's.
-    let o = srv.cli(&[
-        "exec",
-        "dev",
-        "--",
-        "sh",
-        "-c",
-        "printf 'out:%s' \"$A\"; printf err >&2; exit 3",
-    ]);
+    let o = srv.cli(&["exec", "dev", "--", "sh", "-c", "printf 'out:%s' \"$A\"; printf err >&2; exit 3"]);
     assert_eq!(o.status.code(), Some(3));
     assert_eq!(o.stdout, b"out:1");
     assert_eq!(o.stderr, b"err");
     // -i sends standard input; -e and -w apply.
-    let o = srv.cli_stdin(
-        &["exec", "-i", "dev", "--", "cat"],
-        Some(b"\x00binary\xffin"),
-    );
+    let o = srv.cli_stdin(&["exec", "-i", "dev", "--", "cat"], Some(b"\x00binary\xffin"));
     assert_eq!(o.stdout, b"\x00binary\xffin");
-    let o = srv.cli(&[
-        "exec",
-        "-e",
-        "X=42",
-        "-w",
-        "/tmp",
-        "dev",
-        "--",
-        "sh",
-        "-c",
-        "echo $X $(pwd)",
-    ]);
+    let o = srv.cli(&["exec", "-e", "X=42", "-w", "/tmp", "dev", "--", "sh", "-c", "echo $X $(pwd)"]);
     assert_eq!(ok(&o), "42 /tmp\n");
 
     // Errors are one clear line and a non-zero exit.
@@ -71,10 +43,7 @@ fn up_ls_exec_down() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8(o.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.starts_with("podgate: ") && err.contains("not found"),
-        "{err}"
-    );
+    assert!(err.starts_with("podgate: ") && err.contains("not found"), "{err}");
     let o = srv.cli(&["up", "--name", "dev"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("already in use"));
@@ -106,8 +75,7 @@ fn login_saves_url_and_token() {
     let o = bare_cli(&srv, &["login", "--url", &srv.url, "--token", &token_file]);
     assert!(ok(&o).contains("as admin (admin)"));
     let saved = srv.dir.path().join(".config/podgate/config.toml");
-    let mode =
-        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&saved).unwrap().permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&saved).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
     // Later commands use the saved login.
     let o = bare_cli(&srv, &["ls", "-o", "json"]);
@@ -115,9 +83,5 @@ fn login_saves_url_and_token() {
     // A wrong token is refused at login and nothing is saved over the good one.
     let o = bare_cli(&srv, &["login", "--url", &srv.url, "--token", "pgt_wrong"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        std::fs::read_to_string(&saved)
-            .unwrap()
-            .contains(&srv.token)
-    );
+    assert!(std::fs::read_to_string(&saved).unwrap().contains(&srv.token));
 }

@@ -10,44 +10,20 @@ use common::{Opts, Server, docker, eventually};
 use podgate_types::api::{CreateSandboxRequest, ExecRequest, SandboxState};
 
 fn exec(argv: &[&str]) -> ExecRequest {
-    ExecRequest {
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
+    ExecRequest { argv: argv.iter().map(|s| s.to_string()).collect(), ..Default::default() }
 }
 
 #[tokio::test]
 async fn ttl_expiry_deletes_the_sandbox() {
     let srv = Server::start();
     let c = srv.client();
-    let sb = c
-        .create(&CreateSandboxRequest {
-            ttl_seconds: Some(2),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let sb = c.create(&CreateSandboxRequest { ttl_seconds: Some(2), ..Default::default() }).await.unwrap();
     let expires = sb.expires_at.unwrap() - sb.created_at;
     assert_eq!(expires.whole_seconds(), 2);
-    let keep = c
-        .create(&CreateSandboxRequest {
-            ttl_seconds: Some(600),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    eventually(20, "the expired sandbox is deleted", async || {
-        c.get(&sb.id).await.is_err()
-    })
-    .await;
-    assert!(podgate_client::is_not_found(
-        &c.get(&sb.id).await.unwrap_err()
-    ));
-    assert_eq!(
-        srv.containers(),
-        vec![format!("podgate-{}", keep.id)],
-        "only the unexpired container is left"
-    );
+    let keep = c.create(&CreateSandboxRequest { ttl_seconds: Some(600), ..Default::default() }).await.unwrap();
+    eventually(20, "the expired sandbox is deleted", async || c.get(&sb.id).await.is_err()).await;
+    assert!(podgate_client::is_not_found(&c.get(&sb.id).await.unwrap_err()));
+    assert_eq!(srv.containers(), vec![format!("podgate-{}", keep.id)], "only the unexpired container is left");
     assert_eq!(c.get(&keep.id).await.unwrap().state, SandboxState::Running);
 }
 
@@ -59,92 +35,43 @@ async fn kill9_during_create_leaves_no_orphan() {
     std::fs::write(&stuck, "#!/bin/sh\nexec sleep 1000\n").unwrap();
     std::fs::set_permissions(&stuck, std::fs::Permissions::from_mode(0o755)).unwrap();
     srv.kill9();
-    srv.spawn(Opts {
-        agent_bin: Some(stuck),
-        ..Default::default()
-    });
+    srv.spawn(Opts { agent_bin: Some(stuck), ..Default::default() });
 
     let c = srv.client();
     let creating = tokio::spawn(async move {
-        c.create(&CreateSandboxRequest {
-            name: Some("crash".into()),
-            ..Default::default()
-        })
-        .await
+        c.create(&CreateSandboxRequest { name: Some("crash".into()), ..Default::default() }).await
     });
     let c = srv.client();
-    eventually(
-        30,
-        "the create is under way with its container running",
-        async || {
-            let starting = c
-                .list()
-                .await
-                .unwrap()
-                .iter()
-                .any(|s| s.state == SandboxState::Starting);
-            let running = !docker(&[
-                "ps",
-                "-q",
-                "--filter",
-                &format!("label=io.podgate.instance={}", srv.instance),
-            ])
+    eventually(30, "the create is under way with its container running", async || {
+        let starting = c.list().await.unwrap().iter().any(|s| s.state == SandboxState::Starting);
+        let running = !docker(&["ps", "-q", "--filter", &format!("label=io.podgate.instance={}", srv.instance)])
             .trim()
             .is_empty();
-            starting && running
-        },
-    )
+        starting && running
+    })
     .await;
     srv.kill9();
-    assert!(
-        creating.await.unwrap().is_err(),
-        "the create never completed"
-    );
-    assert_eq!(
-        srv.containers().len(),
-        1,
-        "the container is left behind by the crash"
-    );
+    assert!(creating.await.unwrap().is_err(), "the create never completed");
+    assert_eq!(srv.containers().len(), 1, "the container is left behind by the crash");
 
     // Restart (with the real agent): nothing leaks, and the database says what happened.
     srv.spawn(Opts::default());
-    assert!(
-        srv.containers().is_empty(),
-        "recovery removed the orphan container: {:?}",
-        srv.containers()
-    );
+    assert!(srv.containers().is_empty(), "recovery removed the orphan container: {:?}", srv.containers());
     let c = srv.client();
     let list = c.list().await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].state, SandboxState::Failed);
-    assert!(
-        list[0].error.as_deref().unwrap().contains("server stopped"),
-        "{:?}",
-        list[0].error
-    );
+    assert!(list[0].error.as_deref().unwrap().contains("server stopped"), "{:?}", list[0].error);
     // The failed sandbox can be deleted, and the server works normally afterwards.
     c.delete("crash").await.unwrap();
-    let sb = c
-        .create(&CreateSandboxRequest {
-            name: Some("crash".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let sb = c.create(&CreateSandboxRequest { name: Some("crash".into()), ..Default::default() }).await.unwrap();
     assert_eq!(c.exec(&sb.id, &exec(&["true"])).await.unwrap().exit_code, 0);
     // kill -9 of an idle server: its running sandbox is still there after the restart.
     srv.kill9();
     srv.spawn(Opts::default());
     let c = srv.client();
     assert_eq!(c.get("crash").await.unwrap().state, SandboxState::Running);
-    assert_eq!(
-        c.exec("crash", &exec(&["echo", "back"]))
-            .await
-            .unwrap()
-            .stdout
-            .0,
-        b"back\n"
-    );
+    assert_eq!(c.exec("crash", &exec(&["echo", "back"])).await.unwrap().stdout.0, b"back\n");
 }
 
 #[tokio::test]
@@ -177,96 +104,43 @@ async fn vanished_and_dead_containers_fail_and_unknown_ones_go() {
         a.state == SandboxState::Failed && b.state == SandboxState::Failed
     })
     .await;
-    assert!(
-        c.get(&gone.id)
-            .await
-            .unwrap()
-            .error
-            .unwrap()
-            .contains("vanished")
-    );
-    assert!(
-        c.get(&dead.id)
-            .await
-            .unwrap()
-            .error
-            .unwrap()
-            .contains("stopped")
-    );
-    eventually(
-        20,
-        "the stray and the dead containers are removed",
-        async || srv.containers().is_empty(),
-    )
-    .await;
+    assert!(c.get(&gone.id).await.unwrap().error.unwrap().contains("vanished"));
+    assert!(c.get(&dead.id).await.unwrap().error.unwrap().contains("stopped"));
+    eventually(20, "the stray and the dead containers are removed", async || srv.containers().is_empty()).await;
     // Exec on a failed sandbox is a clear conflict.
     let e = c.exec(&dead.id, &exec(&["true"])).await.unwrap_err();
-    assert!(
-        matches!(e, podgate_client::Error::Api { status: 409, .. }),
-        "{e:?}"
-    );
+    assert!(matches!(e, podgate_client::Error::Api { status: 409, .. }), "{e:?}");
 }
 
 #[tokio::test]
 async fn agent_as_pid1_reaps_zombies_and_forwards_signals() {
     // No reconciler pass during the test: it would remove the stopped container we inspect.
-    let srv = Server::start_with(Opts {
-        reconcile_ms: Some(600_000),
-        ..Default::default()
-    });
+    let srv = Server::start_with(Opts { reconcile_ms: Some(600_000), ..Default::default() });
     let c = srv.client();
-    let trap =
-        "trap 'echo term > /.podgate/run/got-term; exit 0' TERM; while :; do sleep 0.1; done";
+    let trap = "trap 'echo term > /.podgate/run/got-term; exit 0' TERM; while :; do sleep 0.1; done";
     let sb = c
-        .create(&CreateSandboxRequest {
-            cmd: Some(vec!["sh".into(), "-c".into(), trap.into()]),
-            ..Default::default()
-        })
+        .create(&CreateSandboxRequest { cmd: Some(vec!["sh".into(), "-c".into(), trap.into()]), ..Default::default() })
         .await
         .unwrap();
     // Orphans re-parented to PID 1 must not stay zombies once they exit.
-    let r = c
-        .exec(
-            &sb.id,
-            &exec(&["sh", "-c", "for i in 1 2 3 4 5; do (sleep 0.2 &); done"]),
-        )
-        .await
-        .unwrap();
+    let r = c.exec(&sb.id, &exec(&["sh", "-c", "for i in 1 2 3 4 5; do (sleep 0.2 &); done"])).await.unwrap();
     assert_eq!(r.exit_code, 0);
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let ps = c
-        .exec(&sb.id, &exec(&["ps", "-eo", "pid=,ppid=,stat=,comm="]))
-        .await
-        .unwrap();
+    let ps = c.exec(&sb.id, &exec(&["ps", "-eo", "pid=,ppid=,stat=,comm="])).await.unwrap();
     let ps = String::from_utf8_lossy(&ps.stdout.0).to_string();
     assert!(
-        !ps.lines().any(|l| l
-            .split_whitespace()
-            .nth(2)
-            .is_some_and(|s| s.starts_with('Z'))),
+        !ps.lines().any(|l| l.split_whitespace().nth(2).is_some_and(|s| s.starts_with('Z'))),
         "zombies left:\n{ps}"
     );
-    assert!(
-        ps.lines()
-            .any(|l| l.trim().starts_with("1 ") && l.contains("podgate-agent")),
-        "agent is PID 1:\n{ps}"
-    );
+    assert!(ps.lines().any(|l| l.trim().starts_with("1 ") && l.contains("podgate-agent")), "agent is PID 1:\n{ps}");
 
     // `docker stop` sends SIGTERM to PID 1: the agent forwards it to the main command and exits cleanly.
     let name = format!("podgate-{}", sb.id);
     docker(&["stop", "-t", "20", &name]);
     let code = docker(&["inspect", "-f", "{{.State.ExitCode}}", &name]);
-    assert_eq!(
-        code.trim(),
-        "0",
-        "the agent exited by itself, not by SIGKILL"
-    );
+    assert_eq!(code.trim(), "0", "the agent exited by itself, not by SIGKILL");
     let marker = srv.dir.path().join("run").join(&sb.id).join("got-term");
-    assert_eq!(
-        std::fs::read_to_string(marker).unwrap(),
-        "term\n",
-        "the main command received SIGTERM"
-    );
+    assert_eq!(std::fs::read_to_string(marker).unwrap(), "term\n", "the main command received SIGTERM");
 }
 
 #[tokio::test]
@@ -275,29 +149,14 @@ async fn a_sandbox_cannot_redirect_the_server_to_another_host_socket() {
     let c = srv.client();
     let sb = c.create(&CreateSandboxRequest::default()).await.unwrap();
     // A socket on the host that the sandbox must not be able to point the server at.
-    let trap_dir = tempfile::Builder::new()
-        .prefix("pgtrap")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let trap_dir = tempfile::Builder::new().prefix("pgtrap").tempdir_in("/tmp").unwrap();
     let trap = trap_dir.path().join("trap.sock");
     let listener = std::os::unix::net::UnixListener::bind(&trap).unwrap();
     listener.set_nonblocking(true).unwrap();
-    let swap = format!(
-        "rm -f /.podgate/run/agent.sock && ln -s {} /.podgate/run/agent.sock",
-        trap.display()
-    );
-    assert_eq!(
-        c.exec(&sb.id, &exec(&["sh", "-c", &swap]))
-            .await
-            .unwrap()
-            .exit_code,
-        0
-    );
+    let swap = format!("rm -f /.podgate/run/agent.sock && ln -s {} /.podgate/run/agent.sock", trap.display());
+    assert_eq!(c.exec(&sb.id, &exec(&["sh", "-c", &swap])).await.unwrap().exit_code, 0);
     let err = c.exec(&sb.id, &exec(&["true"])).await.unwrap_err();
-    assert!(
-        matches!(err, podgate_client::Error::Api { status: 503, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, podgate_client::Error::Api { status: 503, .. }), "{err:?}");
     assert_eq!(
         listener.accept().map(|_| ()).unwrap_err().kind(),
         std::io::ErrorKind::WouldBlock,

@@ -47,10 +47,7 @@ pub struct LoginArgs {
 /// Checks the token against the server, then saves URL and token.
 pub async fn login(a: LoginArgs) -> anyhow::Result<()> {
     let token = match a.token.strip_prefix('@') {
-        Some(file) => std::fs::read_to_string(file)
-            .with_context(|| format!("reading {file}"))?
-            .trim()
-            .to_string(),
+        Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?.trim().to_string(),
         None => a.token,
     };
     let me = podgate_client::Client::new(&a.url, &token)?.me().await?;
@@ -58,17 +55,8 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<()> {
     if let Some(dir) = p.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let text = toml::to_string(&Saved {
-        url: Some(a.url.clone()),
-        token: Some(token),
-    })?;
+    let text = toml::to_string(&Saved { url: Some(a.url.clone()), token: Some(token) })?;
     crate::files::write_private(&p, &text)?;
-    println!(
-        "logged in to {} as {} ({}); saved in {}",
-        a.url,
-        me.name,
-        me.role,
-        p.display()
-    );
+    println!("logged in to {} as {} ({}); saved in {}", a.url, me.name, me.role, p.display());
     Ok(())
 }

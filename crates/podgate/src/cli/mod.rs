@@ -28,11 +28,7 @@ pub struct Conn {
 impl Conn {
     fn client(&self) -> anyhow::Result<Client> {
         let saved = config::load()?;
-        let url = self
-            .url
-            .clone()
-            .or(saved.url)
-            .unwrap_or_else(|| "http://127.0.0.1:7070".into());
+        let url = self.url.clone().or(saved.url).unwrap_or_else(|| "http://127.0.0.1:7070".into());
         let Some(token) = self.token.clone().or(saved.token) else {
             bail!("no API token: set PODGATE_TOKEN or run `podgate login --url URL --token TOKEN`");
         };
@@ -149,9 +145,7 @@ pub async fn exec(a: ExecArgs) -> anyhow::Result<i32> {
     let client = a.conn.client()?;
     let stdin = if a.interactive {
         let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .context("reading standard input")?;
+        std::io::stdin().read_to_end(&mut buf).context("reading standard input")?;
         Some(buf.into())
     } else {
         None
@@ -161,22 +155,14 @@ pub async fn exec(a: ExecArgs) -> anyhow::Result<i32> {
             "podgate: note: exec sends standard input when it ends; interactive terminals come with `podgate enter`"
         );
     }
-    let req = ExecRequest {
-        argv: a.argv,
-        env: a.env.into_iter().collect(),
-        cwd: a.cwd,
-        timeout_seconds: a.timeout,
-        stdin,
-    };
+    let req =
+        ExecRequest { argv: a.argv, env: a.env.into_iter().collect(), cwd: a.cwd, timeout_seconds: a.timeout, stdin };
     let r = client.exec(&a.sandbox, &req).await?;
     std::io::stdout().write_all(&r.stdout.0)?;
     std::io::stdout().flush()?;
     std::io::stderr().write_all(&r.stderr.0)?;
     if r.timed_out {
-        eprintln!(
-            "podgate: the command was killed after {} s",
-            req.timeout_seconds.unwrap_or_default()
-        );
+        eprintln!("podgate: the command was killed after {} s", req.timeout_seconds.unwrap_or_default());
     }
     if r.stdout_truncated || r.stderr_truncated {
         eprintln!("podgate: output was truncated");
@@ -208,10 +194,7 @@ pub async fn down(a: DownArgs) -> anyhow::Result<()> {
         }
     }
     if failed > 0 {
-        bail!(
-            "{failed} of {} sandboxes could not be deleted",
-            a.sandboxes.len()
-        );
+        bail!("{failed} of {} sandboxes could not be deleted", a.sandboxes.len());
     }
     Ok(())
 }

@@ -25,9 +25,7 @@ pub fn print_table(list: &[Sandbox]) -> anyhow::Result<()> {
                 s.id.clone(),
                 s.state.to_string(),
                 s.image.clone(),
-                s.expires_at
-                    .and_then(|t| t.format(&fmt).ok())
-                    .unwrap_or_else(|| "-".into()),
+                s.expires_at.and_then(|t| t.format(&fmt).ok()).unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
@@ -39,11 +37,7 @@ pub fn print_table(list: &[Sandbox]) -> anyhow::Result<()> {
         }
     }
     for r in std::iter::once(&header).chain(rows.iter()) {
-        let line: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let line: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
         println!("{}", line.join("  ").trim_end());
     }
     Ok(())

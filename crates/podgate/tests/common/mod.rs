@@ -20,14 +20,8 @@ pub fn agent_bin() -> PathBuf {
             return PathBuf::from(p);
         }
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let out = Command::new(root.join("scripts/build-agent"))
-            .output()
-            .expect("running scripts/build-agent");
-        assert!(
-            out.status.success(),
-            "build-agent failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new(root.join("scripts/build-agent")).output().expect("running scripts/build-agent");
+        assert!(out.status.success(), "build-agent failed: {}", String::from_utf8_lossy(&out.stderr));
         PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
     })
     .clone()
@@ -58,17 +52,8 @@ impl Server {
 
     pub fn start_with(opts: Opts) -> Server {
         // Short path: agent sockets live below it and unix socket paths are limited.
-        let dir = tempfile::Builder::new()
-            .prefix("pg")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let mut s = Server {
-            dir,
-            url: String::new(),
-            token: String::new(),
-            instance: String::new(),
-            child: None,
-        };
+        let dir = tempfile::Builder::new().prefix("pg").tempdir_in("/tmp").unwrap();
+        let mut s = Server { dir, url: String::new(), token: String::new(), instance: String::new(), child: None };
         s.spawn(opts);
         s
     }
@@ -76,11 +61,8 @@ impl Server {
     /// Starts (or restarts) the server process on this data dir.
     pub fn spawn(&mut self, opts: Opts) {
         let _ = std::fs::remove_file(self.dir.path().join("http.addr"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("server.log"))
-            .unwrap();
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("server.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_podgate"))
             .arg("server")
             .args(["--listen", "127.0.0.1:0", "--reconcile-interval-ms"])
@@ -103,19 +85,12 @@ impl Server {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("server exited with {status}: {}", self.log());
             }
-            assert!(
-                Instant::now() < deadline,
-                "server did not start: {}",
-                self.log()
-            );
+            assert!(Instant::now() < deadline, "server did not start: {}", self.log());
             std::thread::sleep(Duration::from_millis(20));
         }
         let addr = std::fs::read_to_string(&addr_file).unwrap();
         self.url = format!("http://{}", addr.trim());
-        self.token = std::fs::read_to_string(self.dir.path().join("admin.token"))
-            .unwrap()
-            .trim()
-            .to_string();
+        self.token = std::fs::read_to_string(self.dir.path().join("admin.token")).unwrap().trim().to_string();
         let log = self.log();
         self.instance = log
             .split("instance=")
@@ -158,11 +133,7 @@ impl Server {
             .env("PODGATE_TOKEN", &self.token)
             .env("HOME", self.dir.path())
             .env_remove("XDG_CONFIG_HOME")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -205,10 +176,7 @@ impl Drop for Server {
 
 /// Runs the docker CLI and returns its stdout.
 pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker CLI");
+    let out = Command::new("docker").args(args).output().expect("docker CLI");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

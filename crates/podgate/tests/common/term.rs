@@ -22,27 +22,16 @@ pub async fn open(srv: &Server, sandbox: &str, body: serde_json::Value) -> Termi
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        r.status().as_u16(),
-        201,
-        "open terminal: {}",
-        r.text().await.unwrap()
-    );
+    assert_eq!(r.status().as_u16(), 201, "open terminal: {}", r.text().await.unwrap());
     r.json().await.unwrap()
 }
 
 /// Connects to `path` with `token` as a subprotocol; `Err` carries the HTTP status of a refusal.
-pub async fn connect_raw(
-    srv: &Server,
-    path: &str,
-    token: &str,
-    origin: Option<&str>,
-) -> Result<Ws, u16> {
+pub async fn connect_raw(srv: &Server, path: &str, token: &str, origin: Option<&str>) -> Result<Ws, u16> {
     let url = format!("{}{}", srv.url.replacen("http://", "ws://", 1), path);
     let mut req = url.into_client_request().unwrap();
     let protocols = format!("{SUBPROTOCOL}, token.{token}");
-    req.headers_mut()
-        .insert("sec-websocket-protocol", protocols.parse().unwrap());
+    req.headers_mut().insert("sec-websocket-protocol", protocols.parse().unwrap());
     if let Some(o) = origin {
         req.headers_mut().insert("origin", o.parse().unwrap());
     }
@@ -50,10 +39,7 @@ pub async fn connect_raw(
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     match tokio_tungstenite::client_async(req, tcp).await {
         Ok((ws, resp)) => {
-            assert_eq!(
-                resp.headers().get("sec-websocket-protocol").unwrap(),
-                SUBPROTOCOL
-            );
+            assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), SUBPROTOCOL);
             Ok(ws)
         }
         Err(tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
@@ -71,9 +57,7 @@ pub struct Term {
 
 impl Term {
     pub async fn connect(srv: &Server, s: &TerminalSession, cols: u16, rows: u16) -> Term {
-        let ws = connect_raw(srv, &s.url, &s.token, None)
-            .await
-            .expect("connect");
+        let ws = connect_raw(srv, &s.url, &s.token, None).await.expect("connect");
         Term {
             ws,
             parser: vt100::Parser::new(rows.try_into().unwrap(), cols.try_into().unwrap(), 1000),
@@ -87,17 +71,11 @@ impl Term {
     }
 
     pub async fn send(&mut self, text: &str) {
-        self.ws
-            .send(Message::Binary(text.as_bytes().to_vec().into()))
-            .await
-            .unwrap();
+        self.ws.send(Message::Binary(text.as_bytes().to_vec().into())).await.unwrap();
     }
 
     pub async fn control(&mut self, c: &Control) {
-        self.ws
-            .send(Message::Text(serde_json::to_string(c).unwrap().into()))
-            .await
-            .unwrap();
+        self.ws.send(Message::Text(serde_json::to_string(c).unwrap().into())).await.unwrap();
     }
 
     /// Reads frames for up to `secs`, until `done(self)` holds; panics with the screen otherwise.
@@ -105,11 +83,7 @@ impl Term {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while !done(self) {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero() && !self.closed,
-                "timed out waiting for {what}; screen:\n{}",
-                self.screen()
-            );
+            assert!(!left.is_zero() && !self.closed, "timed out waiting for {what}; screen:\n{}", self.screen());
             match tokio::time::timeout(left, self.ws.next()).await {
                 Ok(Some(Ok(Message::Binary(b)))) => self.parser.process(&b),
                 Ok(Some(Ok(Message::Text(t)))) => {
@@ -127,11 +101,8 @@ impl Term {
     /// Reads whatever arrives within `ms` milliseconds.
     pub async fn settle(&mut self, ms: u64) {
         let deadline = Instant::now() + Duration::from_millis(ms);
-        while let Ok(Some(Ok(m))) = tokio::time::timeout(
-            deadline.saturating_duration_since(Instant::now()),
-            self.ws.next(),
-        )
-        .await
+        while let Ok(Some(Ok(m))) =
+            tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), self.ws.next()).await
         {
             if let Message::Binary(b) = m {
                 self.parser.process(&b);
