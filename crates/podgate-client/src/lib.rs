@@ -1,6 +1,13 @@
 //! Typed client for podgate's REST API.
 
 use podgate_types::api::{CreateSandboxRequest, ErrorBody, ExecRequest, ExecResponse, Sandbox, SandboxList, UserInfo};
+use podgate_types::terminal::{OpenTerminalRequest, SUBPROTOCOL, TOKEN_PROTOCOL_PREFIX, TerminalInfo, TerminalSession};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+pub use tokio_tungstenite::tungstenite::Message;
+
+/// A terminal WebSocket.
+pub type TerminalSocket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -72,6 +79,52 @@ impl Client {
     /// `POST /v1/sandboxes/{id-or-name}/exec`.
     pub async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecResponse> {
         self.call(Method::POST, &format!("/v1/sandboxes/{}/exec", seg(id)), Some(req)).await
+    }
+
+    /// `POST /v1/sandboxes/{id}/terminals`: starts (or selects) a terminal and gets a session token.
+    pub async fn open_terminal(&self, id: &str, req: &OpenTerminalRequest) -> Result<TerminalSession> {
+        self.call(Method::POST, &format!("/v1/sandboxes/{}/terminals", seg(id)), Some(req)).await
+    }
+
+    /// `GET /v1/sandboxes/{id}/terminals`.
+    pub async fn list_terminals(&self, id: &str) -> Result<Vec<TerminalInfo>> {
+        self.call(Method::GET, &format!("/v1/sandboxes/{}/terminals", seg(id)), None::<&()>).await
+    }
+
+    /// Opens the terminal WebSocket of a session (the token travels as a subprotocol).
+    pub async fn connect_terminal(&self, session: &TerminalSession) -> Result<TerminalSocket> {
+        let (scheme, rest) = match self.base.split_once("://") {
+            Some(("http", rest)) => ("ws", rest),
+            Some((other, _)) => {
+                return Err(Error::Transport(format!("unsupported URL scheme {other:?} for terminals")));
+            }
+            None => return Err(Error::Transport(format!("invalid server URL {:?}", self.base))),
+        };
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let mut req = format!("{scheme}://{authority}{}", session.url)
+            .into_client_request()
+            .map_err(|e| Error::Transport(e.to_string()))?;
+        let protocols = format!("{SUBPROTOCOL}, {TOKEN_PROTOCOL_PREFIX}{}", session.token);
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            protocols.parse().map_err(|_| Error::Transport("token is not a valid header value".into()))?,
+        );
+        let tcp = tokio::net::TcpStream::connect(authority)
+            .await
+            .map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;
+        match tokio_tungstenite::client_async(req, tcp).await {
+            Ok((ws, _)) => Ok(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                let status = resp.status().as_u16();
+                let message = resp
+                    .body()
+                    .as_deref()
+                    .and_then(|b| serde_json::from_slice::<ErrorBody>(b).ok())
+                    .map_or_else(|| format!("terminal connection refused (HTTP {status})"), |b| b.error.message);
+                Err(Error::Api { status, code: "terminal_refused".into(), message })
+            }
+            Err(e) => Err(Error::Transport(format!("terminal connection failed: {e}"))),
+        }
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T> {

@@ -28,6 +28,10 @@ enum Command {
     Exec(cli::ExecArgs),
     /// Delete sandboxes.
     Down(cli::DownArgs),
+    /// Open an interactive terminal in a sandbox (re-attaches after a dropped connection).
+    Enter(cli::EnterArgs),
+    /// List a sandbox's terminals.
+    Terminals(cli::TerminalsArgs),
 }
 
 fn main() {
@@ -47,6 +51,8 @@ fn main() {
             Command::Ls(a) => cli::ls(a).await.map(|()| 0),
             Command::Exec(a) => cli::exec(a).await,
             Command::Down(a) => cli::down(a).await.map(|()| 0),
+            Command::Enter(a) => cli::enter(a).await,
+            Command::Terminals(a) => cli::terminals(a).await.map(|()| 0),
         }
     });
     match result {

@@ -85,3 +85,72 @@ fn login_saves_url_and_token() {
     assert_eq!(o.status.code(), Some(1));
     assert!(std::fs::read_to_string(&saved).unwrap().contains(&srv.token));
 }
+
+#[test]
+fn enter_runs_a_terminal_and_returns_its_exit_code() {
+    let srv = Server::start();
+    ok(&srv.cli(&["up", "--name", "term"]));
+    let o = srv.cli_stdin(&["enter", "term"], Some(b"echo in-$((20+3))\nexit 4\n"));
+    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("in-23"));
+    let o = srv.cli_stdin(&["enter", "term", "--", "sh", "-c", "echo cmd-$((2*5)); exit 9"], Some(b""));
+    assert_eq!(o.status.code(), Some(9));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("cmd-10"));
+    let list: Value = serde_json::from_str(&ok(&srv.cli(&["terminals", "term", "-o", "json"]))).unwrap();
+    let codes: Vec<i64> = list.as_array().unwrap().iter().map(|t| t["exit_code"].as_i64().unwrap()).collect();
+    assert_eq!(codes, vec![4, 9]);
+    let table = ok(&srv.cli(&["terminals", "term"]));
+    assert!(table.starts_with("ID") && table.contains("exited 9"), "{table}");
+    let o = srv.cli(&["enter", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not found"));
+}
+
+#[test]
+fn enter_reattaches_after_the_server_restarts() {
+    use std::io::{Read as _, Write as _};
+    let mut srv = Server::start();
+    ok(&srv.cli(&["up", "--name", "keep"]));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
+        .args(["enter", "keep"])
+        .env("PODGATE_URL", &srv.url)
+        .env("PODGATE_TOKEN", &srv.token)
+        .env("HOME", srv.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !String::from_utf8_lossy(&seen).contains(needle) {
+            assert!(std::time::Instant::now() < deadline, "no {needle:?} in {}", String::from_utf8_lossy(&seen));
+            if let Ok(b) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+                seen.extend(b);
+            }
+        }
+    };
+    stdin.write_all(b"echo before-$((1+1))\n").unwrap();
+    wait_for("before-2");
+    // The server goes away and comes back on the same address; the terminal lives in the agent.
+    let addr = srv.url.trim_start_matches("http://").to_string();
+    srv.kill9();
+    srv.spawn(common::Opts { listen: Some(addr), ..Default::default() });
+    stdin.write_all(b"echo after-$((2+2))\n").unwrap();
+    wait_for("after-4");
+    stdin.write_all(b"exit 6\n").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(6));
+}

@@ -1,6 +1,7 @@
 //! The CLI verbs: `login`, `up`, `ls`, `exec`, `down`.
 
 mod config;
+mod enter;
 mod output;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use podgate_types::MemorySize;
 use podgate_types::api::{CreateSandboxRequest, ExecRequest};
 
 pub use config::{LoginArgs, login};
+pub use enter::{EnterArgs, TerminalsArgs, enter, terminals};
 use output::OutputFormat;
 
 /// Where to reach the server.

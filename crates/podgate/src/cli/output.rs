@@ -17,10 +17,10 @@ pub fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
 
 pub fn print_table(list: &[Sandbox]) -> anyhow::Result<()> {
     let fmt = time::format_description::well_known::Rfc3339;
-    let rows: Vec<[String; 5]> = list
+    let rows: Vec<Vec<String>> = list
         .iter()
         .map(|s| {
-            [
+            vec![
                 s.name.clone(),
                 s.id.clone(),
                 s.state.to_string(),
@@ -29,16 +29,21 @@ pub fn print_table(list: &[Sandbox]) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    let header = ["NAME", "ID", "STATE", "IMAGE", "EXPIRES"].map(String::from);
-    let mut widths = header.each_ref().map(String::len);
-    for r in &rows {
+    print_rows(&["NAME", "ID", "STATE", "IMAGE", "EXPIRES"], &rows);
+    Ok(())
+}
+
+/// Prints aligned columns under a header.
+pub fn print_rows(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.len());
         }
     }
-    for r in std::iter::once(&header).chain(rows.iter()) {
-        let line: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+    let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    for r in std::iter::once(&head).chain(rows.iter()) {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         println!("{}", line.join("  ").trim_end());
     }
-    Ok(())
 }

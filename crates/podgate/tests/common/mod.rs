@@ -42,6 +42,8 @@ pub struct Opts {
     pub agent_bin: Option<PathBuf>,
     /// Reconciler period [default: 300 ms].
     pub reconcile_ms: Option<u64>,
+    /// Listen address [default: 127.0.0.1:0].
+    pub listen: Option<String>,
     pub extra: Vec<String>,
 }
 
@@ -65,7 +67,9 @@ impl Server {
             std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("server.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_podgate"))
             .arg("server")
-            .args(["--listen", "127.0.0.1:0", "--reconcile-interval-ms"])
+            .arg("--listen")
+            .arg(opts.listen.as_deref().unwrap_or("127.0.0.1:0"))
+            .arg("--reconcile-interval-ms")
             .arg(opts.reconcile_ms.unwrap_or(300).to_string())
             .arg("--data-dir")
             .arg(self.dir.path())
