@@ -1,6 +1,9 @@
-//! `podgate-bench`: create → first exec answered, against `docker run --rm IMAGE true` measured in
-//! the same run, and the agent's resident memory per idle sandbox. Expects PODGATE_URL and
-//! PODGATE_TOKEN of a running server (bench/run starts one).
+//! `podgate-bench [create|terminal|all]`: create → first exec answered against `docker run`
+//! baselines, the agent's resident memory per idle sandbox, and terminal keystroke latency and
+//! output throughput through the gateway against `docker exec -it`, all measured in the same run.
+//! Expects PODGATE_URL and PODGATE_TOKEN of a running server (bench/run starts one).
+
+mod terminal;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -9,16 +12,16 @@ use anyhow::{Context as _, bail};
 use podgate_client::Client;
 use podgate_types::api::{CreateSandboxRequest, ExecRequest};
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn summary(name: &str, mut v: Vec<Duration>) -> (Duration, Duration) {
+pub(crate) fn summary(name: &str, mut v: Vec<Duration>) -> (Duration, Duration) {
     v.sort();
     let (p50, p95) = (percentile(&v, 0.5), percentile(&v, 0.95));
     println!(
@@ -41,9 +44,21 @@ fn rss_kib(pid: &str) -> anyhow::Result<u64> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
-    let image = std::env::var("BENCH_IMAGE").unwrap_or_else(|_| "podgate/base:latest".into());
+    let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let client = Client::new(&std::env::var("PODGATE_URL")?, &std::env::var("PODGATE_TOKEN")?)?;
+    let image = std::env::var("BENCH_IMAGE").unwrap_or_else(|_| "podgate/base:latest".into());
+    if which == "create" || which == "all" {
+        create_bench(&client, &image).await?;
+    }
+    if which == "terminal" || which == "all" {
+        terminal::bench(&client, &image).await?;
+    }
+    Ok(())
+}
+
+async fn create_bench(client: &Client, image: &str) -> anyhow::Result<()> {
+    let image = image.to_string();
+    let n: usize = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
     let probe = ExecRequest { argv: vec!["true".into()], ..Default::default() };
 
     // Warm-up, not counted: first use of the image and of the engine's caches.

@@ -23,6 +23,9 @@ use crate::paths::Dirs;
 use crate::reaper::Reaper;
 use crate::terminals::{Event, TermError, Terminal, Terminals};
 
+/// Output is coalesced into WebSocket frames of up to this many bytes.
+const MAX_FRAME: usize = 256 * 1024;
+
 /// Largest request body the agent accepts.
 pub const MAX_BODY: usize = 64 << 20;
 
@@ -142,7 +145,7 @@ async fn attach_terminal(
 
 /// One attached client: a redraw first, then live output; input and control unless read-only.
 async fn serve_client(socket: WebSocket, term: Arc<Terminal>, read_only: bool) {
-    let _guard = term.attach();
+    let guard = term.attach();
     let (mut tx, mut rx) = socket.split();
     let (snap, mut events, exited) = term.subscribe();
     if tx.send(Message::Binary(snap.into())).await.is_err() {
@@ -156,7 +159,28 @@ async fn serve_client(socket: WebSocket, term: Arc<Terminal>, read_only: bool) {
         tokio::select! {
             ev = events.recv() => match ev {
                 Ok(Event::Output(b)) => {
-                    if tx.send(Message::Binary(b)).await.is_err() {
+                    guard.progressed();
+                    // Coalesce what is already waiting into one frame: far fewer frames and
+                    // syscalls when a program floods the terminal.
+                    let mut batch = b.to_vec();
+                    let mut exit = None;
+                    while batch.len() < MAX_FRAME {
+                        match events.try_recv() {
+                            Ok(Event::Output(more)) => batch.extend_from_slice(&more),
+                            Ok(Event::Exit(code)) => {
+                                exit = Some(code);
+                                break;
+                            }
+                            // Lagged or empty: the next recv() handles it.
+                            Err(_) => break,
+                        }
+                    }
+                    if tx.send(Message::Binary(batch.into())).await.is_err() {
+                        return;
+                    }
+                    guard.progressed();
+                    if let Some(code) = exit {
+                        let _ = send_exit(&mut tx, code).await;
                         return;
                     }
                 }

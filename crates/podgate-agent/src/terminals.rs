@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroU16;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,11 @@ use crate::pty::Pty;
 use crate::reaper::{Exit, Reaper};
 
 /// Output chunks kept for a client that is behind; past this it is resynchronised.
-const BACKLOG_CHUNKS: usize = 256;
+const BACKLOG_CHUNKS: usize = 2048;
+/// Output waits while the slowest client is this far behind…
+const HIGH_WATER: usize = BACKLOG_CHUNKS / 2;
+/// …unless some client made no progress for this long: it is stalled and falls behind alone.
+const STALLED_AFTER: Duration = Duration::from_millis(100);
 /// Scrollback lines kept per terminal and replayed on attach.
 const SCROLLBACK_LINES: usize = 1000;
 /// How long an ended terminal stays listed with its final screen and exit code.
@@ -52,6 +56,15 @@ pub struct Terminal {
     events: broadcast::Sender<Event>,
     clients: AtomicU32,
     idle_since: Mutex<Instant>,
+    /// Progress of each attached client, for backpressure.
+    progress: Mutex<Vec<Arc<ClientProgress>>>,
+    started: Instant,
+}
+
+/// When a client last took output off the queue or delivered a frame.
+#[derive(Default)]
+pub struct ClientProgress {
+    progress_ms: AtomicU64,
 }
 
 /// Why a terminal request failed.
@@ -154,7 +167,26 @@ impl Terminal {
     /// Counts a client in; the returned guard counts it out.
     pub fn attach(self: &Arc<Self>) -> ClientGuard {
         self.clients.fetch_add(1, Ordering::SeqCst);
-        ClientGuard(self.clone())
+        let progress = Arc::new(ClientProgress::default());
+        progress.progress_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.progress.lock().unwrap_or_else(|e| e.into_inner()).push(progress.clone());
+        ClientGuard(self.clone(), progress)
+    }
+
+    /// Whether output should wait for its viewers: the queue is long and every attached client is
+    /// making progress. Then the PTY is not read for a moment, so the program writing slows down to
+    /// what its viewers can take, as on a real terminal. A stalled client never holds output back:
+    /// it falls behind alone and is later sent a redraw.
+    fn should_wait(&self) -> bool {
+        if self.events.len() < HIGH_WATER {
+            return false;
+        }
+        let now = self.started.elapsed().as_millis() as u64;
+        let clients = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        !clients.is_empty()
+            && clients
+                .iter()
+                .all(|c| now.saturating_sub(c.progress_ms.load(Ordering::Relaxed)) < STALLED_AFTER.as_millis() as u64)
     }
 
     fn info(&self) -> TerminalInfo {
@@ -178,10 +210,18 @@ impl Terminal {
 }
 
 /// Keeps a terminal's client count while a connection lasts.
-pub struct ClientGuard(Arc<Terminal>);
+pub struct ClientGuard(Arc<Terminal>, Arc<ClientProgress>);
+
+impl ClientGuard {
+    /// Records that the client took output or delivered a frame.
+    pub fn progressed(&self) {
+        self.1.progress_ms.store(self.0.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
+        self.0.progress.lock().unwrap_or_else(|e| e.into_inner()).retain(|p| !Arc::ptr_eq(p, &self.1));
         if self.0.clients.fetch_sub(1, Ordering::SeqCst) == 1 {
             *self.0.idle_since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         }
@@ -277,6 +317,8 @@ impl Terminals {
             events,
             clients: AtomicU32::new(0),
             idle_since: Mutex::new(Instant::now()),
+            progress: Mutex::new(Vec::new()),
+            started: Instant::now(),
         });
         let info = term.info();
         self.lock().insert(term.id.clone(), term.clone());
@@ -328,13 +370,17 @@ impl Terminals {
 
 /// Moves PTY output into the screen and to clients until the command exits.
 async fn pump(term: Arc<Terminal>, mut exited: oneshot::Receiver<Exit>) {
-    let mut buf = vec![0u8; 32 * 1024];
+    let mut buf = vec![0u8; 8 * 1024];
     let feed = |n: usize, buf: &[u8]| {
         let mut s = term.lock();
         s.parser.process(&buf[..n]);
         let _ = term.events.send(Event::Output(Bytes::copy_from_slice(&buf[..n])));
     };
     let code = loop {
+        let waited = Instant::now();
+        while term.should_wait() && waited.elapsed() < Duration::from_secs(1) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         tokio::select! {
             r = term.pty.read(&mut buf) => match r {
                 Ok(0) | Err(_) => break (&mut exited).await.map_or(-1, |e| e.code()),

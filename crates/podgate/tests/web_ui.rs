@@ -75,7 +75,11 @@ async fn wait_screen(c: &fantoccini::Client, secs: u64, what: &str, f: impl Fn(&
 }
 
 fn hello_line(screen: &str) -> Option<String> {
-    screen.lines().map(str::trim).find(|l| l.strip_prefix("hello-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))).map(String::from)
+    screen
+        .lines()
+        .map(str::trim)
+        .find(|l| l.strip_prefix("hello-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+        .map(String::from)
 }
 
 #[tokio::test]
