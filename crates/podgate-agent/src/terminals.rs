@@ -25,7 +25,7 @@ const BACKLOG_CHUNKS: usize = 2048;
 /// Output waits while the slowest client is this far behind…
 const HIGH_WATER: usize = BACKLOG_CHUNKS / 2;
 /// …unless some client made no progress for this long: it is stalled and falls behind alone.
-const STALLED_AFTER: Duration = Duration::from_millis(100);
+const STALLED_AFTER: Duration = Duration::from_millis(500);
 /// Scrollback lines kept per terminal and replayed on attach.
 const SCROLLBACK_LINES: usize = 1000;
 /// How long an ended terminal stays listed with its final screen and exit code.
