@@ -310,3 +310,32 @@ async fn a_stalled_client_does_not_stall_others_or_grow_memory() {
     // The stalled client, once it reads again, is brought up to date with the current screen.
     stalled.until(60, "the stalled client catching up", |t| t.screen().contains("DONE-40000")).await;
 }
+
+#[tokio::test]
+async fn idle_terminals_end_and_query_tokens_work() {
+    let srv = Server::start_with(common::Opts {
+        extra: vec!["--terminal-idle-seconds".into(), "1".into()],
+        ..Default::default()
+    });
+    let sb = sandbox(&srv).await;
+    // The token may also come in the query string (for clients that cannot set subprotocols).
+    let s = open(&srv, &sb, json!({})).await;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let url = format!("{}{}?token={}", srv.url.replacen("http://", "ws://", 1), s.url, s.token);
+    let tcp = tokio::net::TcpStream::connect(srv.url.trim_start_matches("http://")).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(url.into_client_request().unwrap(), tcp)
+        .await
+        .expect("query-string token accepted");
+    use futures_util::StreamExt as _;
+    assert!(matches!(ws.next().await, Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(_)))));
+    // While a client is attached the terminal stays, however long.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let list = |srv: &Server| {
+        let req = srv.http().get(format!("{}/v1/sandboxes/{sb}/terminals", srv.url)).bearer_auth(&srv.token);
+        async move { req.send().await.unwrap().json::<Vec<serde_json::Value>>().await.unwrap() }
+    };
+    assert_eq!(list(&srv).await.len(), 1);
+    drop(ws);
+    // Once nobody is attached for the idle time, it ends.
+    common::eventually(15, "the idle terminal ends", async || list(&srv).await.is_empty()).await;
+}
