@@ -78,30 +78,8 @@ impl AgentClient {
         ws_key: &str,
         protocol: Option<&str>,
     ) -> Result<(hyper::http::response::Parts, hyper::upgrade::Upgraded), AgentError> {
-        let unreachable = |e: std::io::Error| AgentError::Unreachable(e.to_string());
-        match &self.endpoint {
-            AgentEndpoint::Unix(p) => {
-                let io = connect_unix_nofollow(p).await.map_err(unreachable)?;
-                self.upgrade_on(io, path, ws_key, protocol).await
-            }
-            AgentEndpoint::Tcp(a) => {
-                let io = tokio::net::TcpStream::connect(a.as_str()).await.map_err(unreachable)?;
-                self.upgrade_on(io, path, ws_key, protocol).await
-            }
-        }
-    }
-
-    async fn upgrade_on<S>(
-        &self,
-        io: S,
-        path: &str,
-        ws_key: &str,
-        protocol: Option<&str>,
-    ) -> Result<(hyper::http::response::Parts, hyper::upgrade::Upgraded), AgentError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
         use hyper::header;
+        let io = self.connect().await?;
         let broken = |e: hyper::Error| AgentError::Unreachable(e.to_string());
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(broken)?;
         tokio::spawn(async move {
@@ -158,30 +136,17 @@ impl AgentClient {
         }
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(StatusCode, Bytes), AgentError> {
+    /// A fresh connection to the agent.
+    async fn connect(&self) -> Result<Box<dyn Io>, AgentError> {
         let unreachable = |e: std::io::Error| AgentError::Unreachable(e.to_string());
-        match &self.endpoint {
-            AgentEndpoint::Unix(p) => {
-                let io = connect_unix_nofollow(p).await.map_err(unreachable)?;
-                self.exchange(io, method, path, body).await
-            }
-            AgentEndpoint::Tcp(a) => {
-                let io = tokio::net::TcpStream::connect(a.as_str()).await.map_err(unreachable)?;
-                self.exchange(io, method, path, body).await
-            }
-        }
+        Ok(match &self.endpoint {
+            AgentEndpoint::Unix(p) => Box::new(connect_unix_nofollow(p).await.map_err(unreachable)?),
+            AgentEndpoint::Tcp(a) => Box::new(tokio::net::TcpStream::connect(a.as_str()).await.map_err(unreachable)?),
+        })
     }
 
-    async fn exchange<S>(
-        &self,
-        io: S,
-        method: Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<(StatusCode, Bytes), AgentError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
+    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(StatusCode, Bytes), AgentError> {
+        let io = self.connect().await?;
         let broken = |e: hyper::Error| AgentError::Unreachable(e.to_string());
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(broken)?;
         tokio::spawn(async move {
@@ -208,6 +173,10 @@ impl AgentClient {
         Ok((status, bytes))
     }
 }
+
+/// A byte stream to an agent (unix socket or TCP).
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
 /// A path segment from input: ids are plain, anything else is refused rather than escaped.
 pub fn path_segment(s: &str) -> Result<&str, AgentError> {
