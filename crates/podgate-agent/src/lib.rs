@@ -2,9 +2,11 @@
 
 pub mod args;
 pub mod exec;
+pub mod files;
 pub mod init;
 pub mod paths;
 pub mod pty;
+pub mod random;
 pub mod reaper;
 pub mod server;
 pub mod terminals;

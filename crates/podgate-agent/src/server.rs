@@ -19,9 +19,11 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::exec::{self, ExecError};
+use crate::files::{self, FileError};
 use crate::paths::Dirs;
 use crate::reaper::Reaper;
 use crate::terminals::{Event, TermError, Terminal, Terminals};
+use podgate_types::files::{MkdirRequest, MoveRequest};
 
 /// Output is coalesced into WebSocket frames of up to this many bytes.
 const MAX_FRAME: usize = 256 * 1024;
@@ -42,6 +44,11 @@ pub fn router(state: Arc<AgentState>) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/exec", post(exec_handler))
+        .route("/v1/files", get(read_file).put(write_file).delete(remove_file))
+        .route("/v1/files/stat", get(stat_file))
+        .route("/v1/files/list", get(list_files))
+        .route("/v1/files/mkdir", post(make_dir))
+        .route("/v1/files/move", post(move_file))
         .route("/v1/terminals", post(create_terminal).get(list_terminals))
         .route("/v1/terminals/{id}", delete(delete_terminal))
         .route("/v1/terminals/{id}/attach", get(attach_terminal))
@@ -88,6 +95,125 @@ async fn exec_handler(
         Ok(r) => Json(r).into_response(),
         Err(ExecError::Invalid(m)) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m),
         Err(ExecError::Spawn(m)) => error(StatusCode::UNPROCESSABLE_ENTITY, "spawn_failed", m),
+    }
+}
+
+fn file_error(e: FileError) -> Response {
+    match e {
+        FileError::NotFound(m) => error(StatusCode::NOT_FOUND, "not_found", m),
+        FileError::Invalid(m) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m),
+        FileError::Conflict(m) => error(StatusCode::CONFLICT, "conflict", m),
+        FileError::Denied(m) => error(StatusCode::FORBIDDEN, "forbidden", m),
+        FileError::Io(m) => error(StatusCode::INTERNAL_SERVER_ERROR, "io_error", m),
+    }
+}
+
+#[derive(Deserialize)]
+struct FileQuery {
+    path: String,
+    /// Octal permission bits for uploads.
+    mode: Option<String>,
+    #[serde(default)]
+    parents: bool,
+    #[serde(default)]
+    recursive: bool,
+    depth: Option<u32>,
+}
+
+/// The file query string; a malformed one is a 400 in the API's error format.
+struct FileQ(FileQuery);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for FileQ {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Response> {
+        Query::<FileQuery>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| FileQ(q))
+            .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
+    }
+}
+
+async fn read_file(State(st): State<Arc<AgentState>>, FileQ(q): FileQ) -> Response {
+    let path = match files::resolve(&st.dirs, &q.path) {
+        Ok(p) => p,
+        Err(e) => return file_error(e),
+    };
+    match files::read(&path).await {
+        Ok((len, mode, body)) => Response::builder()
+            .header(axum::http::header::CONTENT_TYPE, "application/octet-stream")
+            .header(axum::http::header::CONTENT_LENGTH, len)
+            .header(podgate_types::files::MODE_HEADER, format!("{mode:o}"))
+            .body(body)
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        Err(e) => file_error(e),
+    }
+}
+
+async fn write_file(State(st): State<Arc<AgentState>>, FileQ(q): FileQ, body: axum::body::Body) -> Response {
+    let mode = match q.mode.as_deref().map(|m| u32::from_str_radix(m, 8)) {
+        None => None,
+        Some(Ok(m)) if m <= 0o7777 => Some(m),
+        Some(_) => return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "mode must be octal, e.g. 644"),
+    };
+    let path = match files::resolve(&st.dirs, &q.path) {
+        Ok(p) => p,
+        Err(e) => return file_error(e),
+    };
+    match files::write(&path, mode, q.parents, body.into_data_stream()).await {
+        Ok(info) => (StatusCode::CREATED, Json(info)).into_response(),
+        Err(e) => file_error(e),
+    }
+}
+
+async fn remove_file(State(st): State<Arc<AgentState>>, FileQ(q): FileQ) -> Response {
+    match files::resolve(&st.dirs, &q.path).and_then(|p| files::remove(&p, q.recursive)) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => file_error(e),
+    }
+}
+
+async fn stat_file(State(st): State<Arc<AgentState>>, FileQ(q): FileQ) -> Response {
+    match files::resolve(&st.dirs, &q.path).and_then(|p| files::stat(&p)) {
+        Ok(info) => Json(info).into_response(),
+        Err(e) => file_error(e),
+    }
+}
+
+async fn list_files(State(st): State<Arc<AgentState>>, FileQ(q): FileQ) -> Response {
+    let depth = q.depth.unwrap_or(1);
+    match files::resolve(&st.dirs, &q.path).and_then(|p| files::list(&p, depth)) {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => file_error(e),
+    }
+}
+
+async fn make_dir(
+    State(st): State<Arc<AgentState>>,
+    body: Result<Json<MkdirRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()),
+    };
+    match files::resolve(&st.dirs, &req.path).and_then(|p| files::mkdir(&p)) {
+        Ok(info) => (StatusCode::CREATED, Json(info)).into_response(),
+        Err(e) => file_error(e),
+    }
+}
+
+async fn move_file(
+    State(st): State<Arc<AgentState>>,
+    body: Result<Json<MoveRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()),
+    };
+    let paths = files::resolve(&st.dirs, &req.from).and_then(|f| Ok((f, files::resolve(&st.dirs, &req.to)?)));
+    match paths.and_then(|(from, to)| files::rename(&from, &to)) {
+        Ok(info) => Json(info).into_response(),
+        Err(e) => file_error(e),
     }
 }
 

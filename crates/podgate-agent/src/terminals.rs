@@ -109,15 +109,6 @@ fn default_shell() -> String {
         .unwrap_or_else(|| "/bin/sh".into())
 }
 
-fn random_id() -> String {
-    let mut b = [0u8; 10];
-    if let Ok(f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut &f, &mut b);
-    }
-    let alphabet = b"abcdefghijklmnopqrstuvwxyz234567";
-    format!("t-{}", b.iter().map(|x| alphabet[(x & 31) as usize] as char).collect::<String>())
-}
-
 impl Terminal {
     fn lock(&self) -> MutexGuard<'_, Screen> {
         self.screen.lock().unwrap_or_else(|e| e.into_inner())
@@ -305,7 +296,7 @@ impl Terminals {
             .map_err(|e| TermError::Spawn(format!("cannot start {:?} in {}: {e}", argv[0], cwd.display())))?;
         let (events, _) = broadcast::channel(BACKLOG_CHUNKS);
         let term = Arc::new(Terminal {
-            id: random_id(),
+            id: format!("t-{}", crate::random::token(10)),
             cmd: argv,
             created_at: now_ms(),
             pty,

@@ -3,6 +3,7 @@
 
 mod error;
 mod extract;
+mod files;
 mod gateway;
 mod openapi;
 mod routes;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .merge(routes::v1())
         .merge(terminals::routes())
+        .merge(files::routes())
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))

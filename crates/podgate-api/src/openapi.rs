@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{routes, terminals};
+use crate::{files, routes, terminals};
 
 /// podgate's REST API description.
 #[derive(OpenApi)]
@@ -12,7 +12,8 @@ use crate::{routes, terminals};
     info(title = "podgate", description = "Self-hosted sandboxes: create, list, delete and exec into isolated Linux containers."),
     paths(routes::me, routes::create_sandbox, routes::list_sandboxes, routes::get_sandbox, routes::delete_sandbox, routes::exec,
         terminals::open_terminal, terminals::list_terminals, terminals::delete_terminal, terminals::share_terminal,
-        terminals::exchange_share, terminals::rotate_keys),
+        terminals::exchange_share, terminals::rotate_keys,
+        files::content, files::stat, files::list, files::mkdir, files::move_),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

@@ -127,19 +127,101 @@ impl Client {
         }
     }
 
-    async fn call<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T> {
-        let bytes = self.send(method, path, body).await?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Transport(format!("unreadable answer from {}: {e}", self.base)))
+    /// Uploads a local file to `path` in the sandbox, streamed; `mode` as octal permission bits.
+    pub async fn upload(
+        &self,
+        id: &str,
+        path: &str,
+        local: &std::path::Path,
+        mode: Option<u32>,
+    ) -> Result<podgate_types::files::FileInfo> {
+        let file = tokio::fs::File::open(local)
+            .await
+            .map_err(|e| Error::Transport(format!("cannot read {}: {e}", local.display())))?;
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024));
+        let mut query = vec![("path", path.to_string()), ("parents", "true".to_string())];
+        if let Some(m) = mode {
+            query.push(("mode", format!("{m:o}")));
+        }
+        let resp = self
+            .http
+            .put(format!("{}/v1/sandboxes/{}/files", self.base, seg(id)))
+            .bearer_auth(&self.token)
+            .query(&query)
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Error::Transport(format!("upload to {}: {e}", self.base)))?;
+        let bytes = Self::checked(resp).await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Transport(e.to_string()))
     }
 
-    async fn send<B: Serialize>(&self, method: Method, path: &str, body: Option<&B>) -> Result<Vec<u8>> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(b);
+    /// Downloads `path` from the sandbox into a local file, streamed; returns the bytes written
+    /// and the remote permission bits.
+    pub async fn download(&self, id: &str, path: &str, local: &std::path::Path) -> Result<(u64, Option<u32>)> {
+        use futures_util::StreamExt as _;
+        use tokio::io::AsyncWriteExt as _;
+        let resp = self
+            .http
+            .get(format!("{}/v1/sandboxes/{}/files", self.base, seg(id)))
+            .bearer_auth(&self.token)
+            .query(&[("path", path)])
+            .send()
+            .await
+            .map_err(|e| Error::Transport(format!("download from {}: {e}", self.base)))?;
+        if !resp.status().is_success() {
+            Self::checked(resp).await?;
+            return Err(Error::Transport("unexpected answer".into()));
         }
-        let resp =
-            req.send().await.map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;
+        let mode = resp
+            .headers()
+            .get(podgate_types::files::MODE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|m| u32::from_str_radix(m, 8).ok());
+        let mut out = tokio::fs::File::create(local)
+            .await
+            .map_err(|e| Error::Transport(format!("cannot write {}: {e}", local.display())))?;
+        let mut stream = resp.bytes_stream();
+        let mut n = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Error::Transport(format!("download interrupted: {e}")))?;
+            out.write_all(&chunk).await.map_err(|e| Error::Transport(format!("writing {}: {e}", local.display())))?;
+            n += chunk.len() as u64;
+        }
+        out.flush().await.map_err(|e| Error::Transport(e.to_string()))?;
+        Ok((n, mode))
+    }
+
+    /// `GET /v1/sandboxes/{id}/files/stat`.
+    pub async fn stat(&self, id: &str, path: &str) -> Result<podgate_types::files::FileInfo> {
+        let resp = self
+            .http
+            .get(format!("{}/v1/sandboxes/{}/files/stat", self.base, seg(id)))
+            .bearer_auth(&self.token)
+            .query(&[("path", path)])
+            .send()
+            .await
+            .map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;
+        let bytes = Self::checked(resp).await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Transport(e.to_string()))
+    }
+
+    /// `GET /v1/sandboxes/{id}/files/list`.
+    pub async fn list_files(&self, id: &str, path: &str, depth: u32) -> Result<Vec<podgate_types::files::FileInfo>> {
+        let resp = self
+            .http
+            .get(format!("{}/v1/sandboxes/{}/files/list", self.base, seg(id)))
+            .bearer_auth(&self.token)
+            .query(&[("path", path.to_string()), ("depth", depth.to_string())])
+            .send()
+            .await
+            .map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;
+        let bytes = Self::checked(resp).await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Transport(e.to_string()))
+    }
+
+    async fn checked(resp: reqwest::Response) -> Result<Vec<u8>> {
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| Error::Transport(e.to_string()))?.to_vec();
         if status.is_success() {
@@ -153,6 +235,22 @@ impl Client {
                 message: status.canonical_reason().unwrap_or("error").to_string(),
             },
         })
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T> {
+        let bytes = self.send(method, path, body).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Transport(format!("unreadable answer from {}: {e}", self.base)))
+    }
+
+    async fn send<B: Serialize>(&self, method: Method, path: &str, body: Option<&B>) -> Result<Vec<u8>> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp =
+            req.send().await.map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;
+        Self::checked(resp).await
     }
 }
 

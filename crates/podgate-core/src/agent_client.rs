@@ -136,6 +136,37 @@ impl AgentClient {
         }
     }
 
+    /// Sends a request with a streamed body to the agent and returns its response unread, so that
+    /// large files pass through without being held in memory.
+    pub async fn forward<B>(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        content_type: Option<&str>,
+        body: B,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, AgentError>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let io = self.connect().await?;
+        let broken = |e: hyper::Error| AgentError::Unreachable(e.to_string());
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(broken)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .header(hyper::header::HOST, "agent")
+            .header(SECRET_HEADER, &self.secret);
+        if let Some(ct) = content_type {
+            req = req.header(hyper::header::CONTENT_TYPE, ct);
+        }
+        let req = req.body(body).map_err(|e| AgentError::Protocol(e.to_string()))?;
+        sender.send_request(req).await.map_err(broken)
+    }
+
     /// A fresh connection to the agent.
     async fn connect(&self) -> Result<Box<dyn Io>, AgentError> {
         let unreachable = |e: std::io::Error| AgentError::Unreachable(e.to_string());

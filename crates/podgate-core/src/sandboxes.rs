@@ -266,7 +266,7 @@ impl Sandboxes {
     }
 
     /// The caller's running sandbox and its agent.
-    pub(crate) async fn running_agent(&self, caller: &Caller, id_or_name: &str) -> Result<(SandboxRow, AgentClient)> {
+    pub async fn running_agent(&self, caller: &Caller, id_or_name: &str) -> Result<(SandboxRow, AgentClient)> {
         let row = self.resolve(caller, id_or_name).await?;
         let agent = self.agent(&row)?;
         Ok((row, agent))

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod api;
 pub mod bytes;
+pub mod files;
 pub mod memory;
 pub mod terminal;
 pub mod validate;

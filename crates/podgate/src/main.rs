@@ -32,6 +32,8 @@ enum Command {
     Enter(cli::EnterArgs),
     /// List a sandbox's terminals.
     Terminals(cli::TerminalsArgs),
+    /// Copy files or directories to or from a sandbox (NAME:PATH names the sandbox side).
+    Cp(cli::CpArgs),
 }
 
 fn main() {
@@ -53,6 +55,7 @@ fn main() {
             Command::Down(a) => cli::down(a).await.map(|()| 0),
             Command::Enter(a) => cli::enter(a).await,
             Command::Terminals(a) => cli::terminals(a).await.map(|()| 0),
+            Command::Cp(a) => cli::cp(a).await.map(|()| 0),
         }
     });
     match result {

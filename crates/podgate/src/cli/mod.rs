@@ -1,6 +1,7 @@
 //! The CLI verbs: `login`, `up`, `ls`, `exec`, `down`.
 
 mod config;
+mod cp;
 mod enter;
 mod output;
 
@@ -13,6 +14,7 @@ use podgate_types::MemorySize;
 use podgate_types::api::{CreateSandboxRequest, ExecRequest};
 
 pub use config::{LoginArgs, login};
+pub use cp::{CpArgs, cp};
 pub use enter::{EnterArgs, TerminalsArgs, enter, terminals};
 use output::OutputFormat;
 

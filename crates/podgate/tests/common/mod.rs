@@ -104,6 +104,11 @@ impl Server {
             .to_string();
     }
 
+    /// Pid of the server process.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
@@ -176,6 +181,21 @@ impl Drop for Server {
             }
         }
     }
+}
+
+/// VmRSS of a process, in KiB (0 if it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Host pid of a sandbox's PID 1 (its agent).
+pub fn agent_pid(sandbox_id: &str) -> u32 {
+    docker(&["inspect", "-f", "{{.State.Pid}}", &format!("podgate-{sandbox_id}")]).trim().parse().unwrap_or(0)
 }
 
 /// Runs the docker CLI and returns its stdout.

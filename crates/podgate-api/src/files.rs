@@ -1,0 +1,126 @@
+//! File routes: each forwards to the sandbox agent's file API with the body and the answer
+//! streamed through, so a file of any size passes without being held in memory.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{Method, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use podgate_core::agent_client::AgentError;
+
+use crate::extract::Authed;
+use crate::{ApiError, AppState};
+
+/// File routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/sandboxes/{id}/files", get(content).put(content).delete(content))
+        .route("/v1/sandboxes/{id}/files/stat", get(stat))
+        .route("/v1/sandboxes/{id}/files/list", get(list))
+        .route("/v1/sandboxes/{id}/files/mkdir", post(mkdir))
+        .route("/v1/sandboxes/{id}/files/move", post(move_))
+}
+
+async fn forward(
+    st: &AppState,
+    caller: &podgate_core::Caller,
+    id: &str,
+    agent_path: &str,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (row, agent) = st.sandboxes.running_agent(caller, id).await?;
+    let method = req.method().clone();
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{agent_path}?{q}"),
+        None => agent_path.to_string(),
+    };
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body = if method == Method::GET || method == Method::DELETE { Body::empty() } else { req.into_body() };
+    match agent.forward(method, &path_and_query, content_type.as_deref(), body).await {
+        Ok(resp) => Ok(resp.map(Body::new).into_response()),
+        Err(AgentError::Unreachable(m)) => {
+            tracing::warn!(sandbox_id = %row.id, error = %m, "agent unreachable");
+            Err(podgate_core::Error::Unavailable(format!("the agent of sandbox {} is unreachable", row.id)).into())
+        }
+        Err(e) => {
+            tracing::error!(sandbox_id = %row.id, error = %e, "file request failed");
+            Err(podgate_core::Error::Unavailable(format!("the agent of sandbox {} failed", row.id)).into())
+        }
+    }
+}
+
+/// `GET` downloads a file (raw bytes, `x-podgate-file-mode` header), `PUT` uploads one atomically
+/// (`?path=&mode=644&parents=true`), `DELETE` removes (`?recursive=true` for trees).
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/files", tag = "files",
+    params(("id" = String, Path, description = "sandbox id or name"),
+        ("path" = String, Query, description = "absolute, ~/…, or relative to the workdir")),
+    responses((status = 200, description = "the file's bytes", content_type = "application/octet-stream"),
+        (status = 404, body = podgate_types::api::ErrorBody), (status = 422, body = podgate_types::api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn content(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    forward(&st, &caller, &id, "/v1/files", req).await
+}
+
+/// Metadata of a path.
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/files/stat", tag = "files",
+    params(("id" = String, Path, description = "sandbox id or name"), ("path" = String, Query, description = "path")),
+    responses((status = 200, body = podgate_types::files::FileInfo), (status = 404, body = podgate_types::api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn stat(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    forward(&st, &caller, &id, "/v1/files/stat", req).await
+}
+
+/// A directory's entries, `depth` levels deep (default 1, at most 10).
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/files/list", tag = "files",
+    params(("id" = String, Path, description = "sandbox id or name"), ("path" = String, Query, description = "directory"),
+        ("depth" = Option<u32>, Query, description = "levels, 1 to 10")),
+    responses((status = 200, body = Vec<podgate_types::files::FileInfo>), (status = 404, body = podgate_types::api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    forward(&st, &caller, &id, "/v1/files/list", req).await
+}
+
+/// `mkdir -p`.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/files/mkdir", tag = "files", request_body = podgate_types::files::MkdirRequest,
+    params(("id" = String, Path, description = "sandbox id or name")),
+    responses((status = 201, body = podgate_types::files::FileInfo)), security(("bearer" = [])))]
+pub async fn mkdir(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    forward(&st, &caller, &id, "/v1/files/mkdir", req).await
+}
+
+/// Move or rename.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/files/move", tag = "files", request_body = podgate_types::files::MoveRequest,
+    params(("id" = String, Path, description = "sandbox id or name")),
+    responses((status = 200, body = podgate_types::files::FileInfo), (status = 404, body = podgate_types::api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn move_(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    forward(&st, &caller, &id, "/v1/files/move", req).await
+}

@@ -1,0 +1,54 @@
+//! File API types, shared by the agent, the server and the clients.
+
+use serde::{Deserialize, Serialize};
+
+/// What a directory entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// A file's metadata.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FileInfo {
+    /// Absolute path inside the sandbox.
+    pub path: String,
+    pub name: String,
+    pub kind: FileKind,
+    pub size: u64,
+    /// Permission bits (e.g. 420 = 0o644).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Unix milliseconds.
+    pub modified_ms: i64,
+    /// Where a symlink points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// Body of `POST …/files/mkdir` (creates parents too, like `mkdir -p`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MkdirRequest {
+    pub path: String,
+}
+
+/// Body of `POST …/files/move`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MoveRequest {
+    pub from: String,
+    pub to: String,
+}
+
+/// Header carrying a file's permission bits (octal) on downloads and uploads.
+pub const MODE_HEADER: &str = "x-podgate-file-mode";

@@ -1,0 +1,255 @@
+//! Files end to end: the REST file API and `podgate cp` against a real sandbox.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, agent_pid, rss_kib};
+use podgate_types::api::{CreateSandboxRequest, ExecRequest};
+use podgate_types::files::{FileInfo, FileKind};
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+async fn sandbox(srv: &Server) -> String {
+    srv.client().create(&CreateSandboxRequest::default()).await.unwrap().id
+}
+
+fn files_url(srv: &Server, sb: &str, suffix: &str) -> String {
+    format!("{}/v1/sandboxes/{sb}/files{suffix}", srv.url)
+}
+
+#[tokio::test]
+async fn file_api_round_trips_bytes_and_manages_paths() {
+    let srv = Server::start();
+    let sb = sandbox(&srv).await;
+    let http = srv.http();
+    let all: Vec<u8> = (0u8..=255).cycle().take(256 * 40).collect();
+
+    // Upload (creating parents) and download: every byte value kept.
+    let r = http
+        .put(files_url(&srv, &sb, ""))
+        .bearer_auth(&srv.token)
+        .query(&[("path", "/tmp/deep/dir/bytes.bin"), ("mode", "640"), ("parents", "true")])
+        .body(all.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+    let info: FileInfo = r.json().await.unwrap();
+    assert_eq!((info.size, info.mode, info.kind), (all.len() as u64, 0o640, FileKind::File));
+    let r = http
+        .get(files_url(&srv, &sb, ""))
+        .bearer_auth(&srv.token)
+        .query(&[("path", "/tmp/deep/dir/bytes.bin")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()[podgate_types::files::MODE_HEADER], "640");
+    assert_eq!(r.bytes().await.unwrap().to_vec(), all);
+    // The same bytes as the sandbox sees them.
+    let exec = ExecRequest { argv: vec!["sha256sum".into(), "/tmp/deep/dir/bytes.bin".into()], ..Default::default() };
+    let out = srv.client().exec(&sb, &exec).await.unwrap();
+    let want = format!("{:x}", Sha256::digest(&all));
+    assert!(String::from_utf8_lossy(&out.stdout.0).starts_with(&want));
+
+    // ~ is home and relative paths start at the workdir (/root in podgate/base).
+    for (path, abs) in [("~/home.txt", "/root/home.txt"), ("rel/x.txt", "/root/rel/x.txt")] {
+        let r = http
+            .put(files_url(&srv, &sb, ""))
+            .bearer_auth(&srv.token)
+            .query(&[("path", path), ("parents", "true")])
+            .body("hi")
+            .send()
+            .await
+            .unwrap();
+        let info: FileInfo = r.json().await.unwrap();
+        assert_eq!(info.path, abs);
+    }
+
+    // mkdir -p, list with depth, move, stat, remove.
+    let r = http
+        .post(files_url(&srv, &sb, "/mkdir"))
+        .bearer_auth(&srv.token)
+        .json(&json!({"path": "/tmp/m/a/b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let list: Vec<FileInfo> = http
+        .get(files_url(&srv, &sb, "/list"))
+        .bearer_auth(&srv.token)
+        .query(&[("path", "/tmp"), ("depth", "2")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths: Vec<&str> = list.iter().map(|i| i.path.as_str()).collect();
+    assert!(paths.contains(&"/tmp/m/a") && paths.contains(&"/tmp/deep/dir"), "{paths:?}");
+    assert!(!paths.contains(&"/tmp/m/a/b") && !paths.contains(&"/tmp/deep/dir/bytes.bin"), "deeper than 2: {paths:?}");
+    let r = http
+        .post(files_url(&srv, &sb, "/move"))
+        .bearer_auth(&srv.token)
+        .json(&json!({"from": "/tmp/deep/dir/bytes.bin", "to": "/tmp/m/moved.bin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let info: FileInfo = http
+        .get(files_url(&srv, &sb, "/stat"))
+        .bearer_auth(&srv.token)
+        .query(&[("path", "/tmp/m/moved.bin")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info.size, all.len() as u64);
+
+    // Errors are clear 4xx.
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let get = |path: &str| http.get(files_url(&srv, &sb, "")).bearer_auth(&srv.token).query(&[("path", path)]).send();
+    assert_eq!(status(get("/tmp/nope").await.unwrap()), 404);
+    assert_eq!(status(get("/tmp/m").await.unwrap()), 422, "a directory is not a file");
+    assert_eq!(
+        status(http.get(files_url(&srv, &sb, "")).bearer_auth(&srv.token).send().await.unwrap()),
+        400,
+        "missing path"
+    );
+    let put = |path: &str, mode: &str| {
+        http.put(files_url(&srv, &sb, ""))
+            .bearer_auth(&srv.token)
+            .query(&[("path", path), ("mode", mode)])
+            .body("x")
+            .send()
+    };
+    assert_eq!(status(put("/tmp/m", "644").await.unwrap()), 422, "writing over a directory");
+    assert_eq!(status(put("/tmp/ok", "999").await.unwrap()), 422, "bad mode");
+    assert_eq!(status(put("/tmp/no/such/dir/f", "644").await.unwrap()), 404, "missing parent without parents=true");
+    let del = |path: &str, recursive: &str| {
+        http.delete(files_url(&srv, &sb, ""))
+            .bearer_auth(&srv.token)
+            .query(&[("path", path), ("recursive", recursive)])
+            .send()
+    };
+    assert_eq!(status(del("/tmp/m", "false").await.unwrap()), 409, "non-empty directory");
+    assert_eq!(status(del("/tmp/m", "true").await.unwrap()), 204);
+    assert_eq!(status(get("/tmp/m/moved.bin").await.unwrap()), 404);
+    assert_eq!(
+        status(
+            http.get(files_url(&srv, "sb-nosuchsandbox", ""))
+                .bearer_auth(&srv.token)
+                .query(&[("path", "/x")])
+                .send()
+                .await
+                .unwrap()
+        ),
+        404
+    );
+    assert_eq!(
+        status(http.get(files_url(&srv, &sb, "")).query(&[("path", "/etc/hostname")]).send().await.unwrap()),
+        401
+    );
+}
+
+#[tokio::test]
+async fn a_gib_streams_through_with_bounded_memory() {
+    const CHUNK: usize = 1 << 20;
+    const CHUNKS: usize = 1024;
+    let srv = Server::start();
+    let sb = sandbox(&srv).await;
+    let (server_pid, agent) = (srv.pid(), agent_pid(&sb));
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                let now = rss_kib(server_pid).max(rss_kib(agent));
+                peak.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let chunk = |i: usize| -> Vec<u8> { (0..CHUNK).map(|j| ((i * 7 + j) % 251) as u8).collect() };
+    let mut want = Sha256::new();
+    for i in 0..CHUNKS {
+        want.update(chunk(i));
+    }
+    let want = want.finalize();
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(
+        (0..CHUNKS).map(move |i| Ok::<_, std::io::Error>(chunk(i))),
+    ));
+    let r = srv
+        .http()
+        .put(files_url(&srv, &sb, ""))
+        .bearer_auth(&srv.token)
+        .query(&[("path", "/tmp/big.bin")])
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+    let mut r = srv
+        .http()
+        .get(files_url(&srv, &sb, ""))
+        .bearer_auth(&srv.token)
+        .query(&[("path", "/tmp/big.bin")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.content_length(), Some((CHUNK * CHUNKS) as u64));
+    let mut got = Sha256::new();
+    let mut n = 0;
+    while let Some(c) = r.chunk().await.unwrap() {
+        n += c.len();
+        got.update(&c);
+    }
+    sampler.abort();
+    assert_eq!(n, CHUNK * CHUNKS);
+    assert_eq!(got.finalize(), want, "the downloaded GiB matches the uploaded one");
+    let peak_kib = peak.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("peak RSS of server and agent while moving 1 GiB: {peak_kib} KiB");
+    assert!(peak_kib > 0 && peak_kib < 150 * 1024, "server/agent peak RSS {peak_kib} KiB while moving 1 GiB");
+}
+
+#[test]
+fn cp_copies_files_and_directories_both_ways() {
+    let srv = Server::start();
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    ok(srv.cli(&["up", "--name", "cp"]));
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("tree");
+    std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
+    let bytes: Vec<u8> = (0u8..=255).collect();
+    std::fs::write(src.join("bin"), &bytes).unwrap();
+    std::fs::write(src.join("sub/deeper/script.sh"), "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(src.join("sub/deeper/script.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+
+    // A file up and back.
+    ok(srv.cli(&["cp", src.join("bin").to_str().unwrap(), "cp:/tmp/one.bin"]));
+    ok(srv.cli(&["cp", "cp:/tmp/one.bin", local.path().join("back.bin").to_str().unwrap()]));
+    assert_eq!(std::fs::read(local.path().join("back.bin")).unwrap(), bytes);
+    // A directory up (modes kept: the script runs), and back.
+    ok(srv.cli(&["cp", src.to_str().unwrap(), "cp:/tmp/tree"]));
+    let o = srv.cli(&["exec", "cp", "--", "/tmp/tree/sub/deeper/script.sh"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\n");
+    let back = local.path().join("again");
+    ok(srv.cli(&["cp", "cp:/tmp/tree", back.to_str().unwrap()]));
+    assert_eq!(std::fs::read(back.join("bin")).unwrap(), bytes);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(back.join("sub/deeper/script.sh")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o755);
+    // Errors: one line, non-zero.
+    let o = srv.cli(&["cp", "cp:/tmp/missing", local.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/tmp/missing") && err.contains("No such file"), "{err}");
+    let o = srv.cli(&["cp", "/etc/hostname", "/tmp/x"]);
+    assert_eq!(o.status.code(), Some(1));
+}
