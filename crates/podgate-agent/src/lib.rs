@@ -5,6 +5,7 @@ pub mod exec;
 pub mod files;
 pub mod init;
 pub mod paths;
+pub mod ports;
 pub mod pty;
 pub mod random;
 pub mod reaper;

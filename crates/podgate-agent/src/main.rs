@@ -53,7 +53,9 @@ async fn serve(args: args::Args) -> std::io::Result<()> {
     let dirs = Dirs::from_env();
     let terminals = Terminals::new(reaper.clone(), dirs.clone(), args.terminal_idle);
     tokio::spawn(terminals.clone().run_sweeper());
-    let state = Arc::new(server::AgentState { secret, reaper: reaper.clone(), dirs, terminals });
+    let (ports_tx, ports) = tokio::sync::watch::channel(Vec::new());
+    tokio::spawn(podgate_agent::ports::watch(ports_tx));
+    let state = Arc::new(server::AgentState { secret, reaper: reaper.clone(), dirs, terminals, ports });
     eprintln!("podgate-agent: serving on {}", args.socket.display());
     let app = server::router(state);
     tokio::select! {

@@ -37,6 +37,8 @@ pub struct AgentState {
     pub reaper: Reaper,
     pub dirs: Dirs,
     pub terminals: Terminals,
+    /// The listening ports, kept current by [`crate::ports::watch`].
+    pub ports: tokio::sync::watch::Receiver<Vec<podgate_types::files::ListeningPort>>,
 }
 
 /// The `/v1` router.
@@ -49,6 +51,8 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .route("/v1/files/list", get(list_files))
         .route("/v1/files/mkdir", post(make_dir))
         .route("/v1/files/move", post(move_file))
+        .route("/v1/ports", get(list_ports))
+        .route("/v1/ports/watch", get(watch_ports))
         .route("/v1/terminals", post(create_terminal).get(list_terminals))
         .route("/v1/terminals/{id}", delete(delete_terminal))
         .route("/v1/terminals/{id}/attach", get(attach_terminal))
@@ -215,6 +219,31 @@ async fn move_file(
         Ok(info) => Json(info).into_response(),
         Err(e) => file_error(e),
     }
+}
+
+async fn list_ports(State(st): State<Arc<AgentState>>) -> Response {
+    Json(st.ports.borrow().clone()).into_response()
+}
+
+/// Sends the list of listening ports now and again whenever it changes.
+async fn watch_ports(State(st): State<Arc<AgentState>>, ws: WebSocketUpgrade) -> Response {
+    let mut rx = st.ports.clone();
+    ws.on_upgrade(move |socket| async move {
+        let (mut tx, mut incoming) = socket.split();
+        loop {
+            let list = serde_json::to_string(&*rx.borrow_and_update()).unwrap_or_default();
+            if tx.send(Message::Text(list.into())).await.is_err() {
+                return;
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return },
+                msg = incoming.next() => match msg {
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    })
 }
 
 fn term_error(e: TermError) -> Response {

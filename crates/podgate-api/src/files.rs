@@ -4,14 +4,12 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{Method, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use podgate_core::agent_client::AgentError;
 
 use crate::extract::Authed;
+use crate::proxy::forward;
 use crate::{ApiError, AppState};
 
 /// File routes.
@@ -22,34 +20,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/sandboxes/{id}/files/list", get(list))
         .route("/v1/sandboxes/{id}/files/mkdir", post(mkdir))
         .route("/v1/sandboxes/{id}/files/move", post(move_))
-}
-
-async fn forward(
-    st: &AppState,
-    caller: &podgate_core::Caller,
-    id: &str,
-    agent_path: &str,
-    req: Request,
-) -> Result<Response, ApiError> {
-    let (row, agent) = st.sandboxes.running_agent(caller, id).await?;
-    let method = req.method().clone();
-    let path_and_query = match req.uri().query() {
-        Some(q) => format!("{agent_path}?{q}"),
-        None => agent_path.to_string(),
-    };
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let body = if method == Method::GET || method == Method::DELETE { Body::empty() } else { req.into_body() };
-    match agent.forward(method, &path_and_query, content_type.as_deref(), body).await {
-        Ok(resp) => Ok(resp.map(Body::new).into_response()),
-        Err(AgentError::Unreachable(m)) => {
-            tracing::warn!(sandbox_id = %row.id, error = %m, "agent unreachable");
-            Err(podgate_core::Error::Unavailable(format!("the agent of sandbox {} is unreachable", row.id)).into())
-        }
-        Err(e) => {
-            tracing::error!(sandbox_id = %row.id, error = %e, "file request failed");
-            Err(podgate_core::Error::Unavailable(format!("the agent of sandbox {} failed", row.id)).into())
-        }
-    }
 }
 
 /// `GET` downloads a file (raw bytes, `x-podgate-file-mode` header), `PUT` uploads one atomically

@@ -53,19 +53,13 @@ pub async fn connect(
     State(st): State<Arc<AppState>>,
     Path((sandbox, terminal)): Path<(String, String)>,
     Query(q): Query<TokenQuery>,
-    mut req: Request,
+    req: Request,
 ) -> Response {
     let headers = req.headers();
-    let is_upgrade =
-        headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).and_then(|v| v.to_str().ok()).map(str::to_string) else {
-        return ApiError::new(StatusCode::BAD_REQUEST, "malformed_request", "expected a WebSocket upgrade")
-            .into_response();
+    let key = match websocket_key(headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
     };
-    if !is_upgrade {
-        return ApiError::new(StatusCode::BAD_REQUEST, "malformed_request", "expected a WebSocket upgrade")
-            .into_response();
-    }
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
         if !origin_allowed(origin, host, &st.allowed_origins) {
@@ -92,21 +86,33 @@ pub async fn connect(
     };
     let protocol = offered.iter().any(|p| p == SUBPROTOCOL).then_some(SUBPROTOCOL);
     let path = format!("/v1/terminals/{terminal}/attach?read_only={}", claims.read_only);
-    let (agent_parts, agent_io) = match agent.upgrade(&path, &key, protocol).await {
+    st.metrics.gateway_connected();
+    tracing::info!(sandbox_id = %sandbox, terminal_id = %terminal, user_id = %claims.sub, read_only = claims.read_only, "terminal connected");
+    splice(req, &agent, &path, &key, protocol, &format!("terminal {terminal:?}")).await
+}
+
+/// Passes the client's WebSocket handshake to `agent_path` on the agent, answers the client with
+/// the agent's 101, and copies bytes both ways between the two upgraded connections.
+pub async fn splice(
+    mut req: Request,
+    agent: &podgate_core::agent_client::AgentClient,
+    agent_path: &str,
+    key: &str,
+    protocol: Option<&str>,
+    what: &str,
+) -> Response {
+    let (agent_parts, agent_io) = match agent.upgrade(agent_path, key, protocol).await {
         Ok(ok) => ok,
         Err(e) => {
-            tracing::warn!(sandbox_id = %sandbox, terminal_id = %terminal, error = %e, "agent refused the terminal connection");
+            tracing::warn!(error = %e, "agent refused a websocket for {what}");
             let status = match &e {
                 podgate_core::agent_client::AgentError::Refused { status: 404, .. } => StatusCode::NOT_FOUND,
                 _ => StatusCode::SERVICE_UNAVAILABLE,
             };
-            return ApiError::new(status, "unavailable", format!("terminal {terminal:?} cannot be reached"))
-                .into_response();
+            return ApiError::new(status, "unavailable", format!("{what} cannot be reached")).into_response();
         }
     };
     let client_upgrade = hyper::upgrade::on(&mut req);
-    st.metrics.gateway_connected();
-    tracing::info!(sandbox_id = %sandbox, terminal_id = %terminal, user_id = %claims.sub, read_only = claims.read_only, "terminal connected");
     tokio::spawn(async move {
         match client_upgrade.await {
             Ok(client_io) => {
@@ -127,6 +133,16 @@ pub async fn connect(
         }
     }
     resp.body(Body::empty()).unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The `Sec-WebSocket-Key` of a WebSocket upgrade request, or a 400.
+pub fn websocket_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let is_upgrade =
+        headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    match headers.get(header::SEC_WEBSOCKET_KEY).and_then(|v| v.to_str().ok()) {
+        Some(k) if is_upgrade => Ok(k.to_string()),
+        _ => Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_request", "expected a WebSocket upgrade")),
+    }
 }
 
 #[cfg(test)]

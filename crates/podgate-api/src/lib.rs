@@ -6,6 +6,8 @@ mod extract;
 mod files;
 mod gateway;
 mod openapi;
+mod ports;
+mod proxy;
 mod routes;
 mod terminals;
 
@@ -47,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::v1())
         .merge(terminals::routes())
         .merge(files::routes())
+        .merge(ports::routes())
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))
