@@ -177,24 +177,8 @@ impl AgentClient {
     }
 
     async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(StatusCode, Bytes), AgentError> {
-        let io = self.connect().await?;
-        let broken = |e: hyper::Error| AgentError::Unreachable(e.to_string());
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(broken)?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, "agent")
-            .header(SECRET_HEADER, &self.secret);
-        if body.is_some() {
-            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
-        }
-        let req = req
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| AgentError::Protocol(e.to_string()))?;
-        let resp = sender.send_request(req).await.map_err(broken)?;
+        let content_type = body.is_some().then_some("application/json");
+        let resp = self.forward(method, path, content_type, Full::new(Bytes::from(body.unwrap_or_default()))).await?;
         let status = resp.status();
         let bytes = Limited::new(resp.into_body(), MAX_RESPONSE)
             .collect()
