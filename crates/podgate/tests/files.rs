@@ -75,16 +75,7 @@ async fn file_api_round_trips_bytes_and_manages_paths() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 201);
-    let list: Vec<FileInfo> = http
-        .get(files_url(&srv, &sb, "/list"))
-        .bearer_auth(&srv.token)
-        .query(&[("path", "/tmp"), ("depth", "2")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<FileInfo> = srv.get_json(&format!("/v1/sandboxes/{sb}/files/list?path=/tmp&depth=2")).await;
     let paths: Vec<&str> = list.iter().map(|i| i.path.as_str()).collect();
     assert!(paths.contains(&"/tmp/m/a") && paths.contains(&"/tmp/deep/dir"), "{paths:?}");
     assert!(!paths.contains(&"/tmp/m/a/b") && !paths.contains(&"/tmp/deep/dir/bytes.bin"), "deeper than 2: {paths:?}");

@@ -30,17 +30,8 @@ async fn ports_are_listed_and_pushed() {
     let srv = Server::start();
     let c = srv.client();
     let sb = c.create(&CreateSandboxRequest::default()).await.unwrap().id;
-    let list = || async {
-        srv.http()
-            .get(format!("{}/v1/sandboxes/{sb}/ports", srv.url))
-            .bearer_auth(&srv.token)
-            .send()
-            .await
-            .unwrap()
-            .json::<Vec<ListeningPort>>()
-            .await
-            .unwrap()
-    };
+    let ports = format!("/v1/sandboxes/{sb}/ports");
+    let list = async || srv.get_json::<Vec<ListeningPort>>(&ports).await;
     assert!(list().await.is_empty(), "the agent itself listens on a unix socket only");
 
     let url = format!("{}/v1/sandboxes/{sb}/ports/watch", srv.url.replacen("http://", "ws://", 1));

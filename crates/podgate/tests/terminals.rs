@@ -118,47 +118,20 @@ async fn viewers_share_output_and_read_only_cannot_type() {
     assert!(a.screen().contains("24 80"), "read-only resize applied:\n{}", a.screen());
 
     // Both clients are listed; closing them keeps the terminal.
-    let list: Vec<serde_json::Value> = srv
-        .http()
-        .get(format!("{}/v1/sandboxes/{sb}/terminals", srv.url))
-        .bearer_auth(&srv.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let terminals = format!("/v1/sandboxes/{sb}/terminals");
+    let list: Vec<serde_json::Value> = srv.get_json(&terminals).await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["clients"], 2);
     drop(a);
     drop(b);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = srv
-        .http()
-        .get(format!("{}/v1/sandboxes/{sb}/terminals", srv.url))
-        .bearer_auth(&srv.token)
-        .send()
-        .await
-        .unwrap();
-    let list: Vec<serde_json::Value> = r.json().await.unwrap();
+    let list: Vec<serde_json::Value> = srv.get_json(&terminals).await;
     assert_eq!((list.len(), list[0]["clients"].as_u64()), (1, Some(0)));
     // Deleting it ends it.
-    let r = srv
-        .http()
-        .delete(format!("{}/v1/sandboxes/{sb}/terminals/{}", srv.url, s.terminal_id))
-        .bearer_auth(&srv.token)
-        .send()
-        .await
-        .unwrap();
+    let r = srv.req(reqwest::Method::DELETE, &format!("{terminals}/{}", s.terminal_id)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 204);
-    let r = srv
-        .http()
-        .post(format!("{}/v1/sandboxes/{sb}/terminals", srv.url))
-        .bearer_auth(&srv.token)
-        .json(&json!({"terminal_id": s.terminal_id}))
-        .send()
-        .await
-        .unwrap();
+    let r =
+        srv.req(reqwest::Method::POST, &terminals).json(&json!({"terminal_id": s.terminal_id})).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 404);
 }
 
@@ -330,12 +303,10 @@ async fn idle_terminals_end_and_query_tokens_work() {
     assert!(matches!(ws.next().await, Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(_)))));
     // While a client is attached the terminal stays, however long.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let list = |srv: &Server| {
-        let req = srv.http().get(format!("{}/v1/sandboxes/{sb}/terminals", srv.url)).bearer_auth(&srv.token);
-        async move { req.send().await.unwrap().json::<Vec<serde_json::Value>>().await.unwrap() }
-    };
-    assert_eq!(list(&srv).await.len(), 1);
+    let terminals = format!("/v1/sandboxes/{sb}/terminals");
+    let list = async || srv.get_json::<Vec<serde_json::Value>>(&terminals).await;
+    assert_eq!(list().await.len(), 1);
     drop(ws);
     // Once nobody is attached for the idle time, it ends.
-    common::eventually(15, "the idle terminal ends", async || list(&srv).await.is_empty()).await;
+    common::eventually(15, "the idle terminal ends", async || list().await.is_empty()).await;
 }

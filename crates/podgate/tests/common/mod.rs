@@ -121,6 +121,18 @@ impl Server {
         reqwest::Client::new()
     }
 
+    /// A request to `path` (e.g. `/v1/sandboxes`) with the admin token.
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http().request(method, format!("{}{path}", self.url)).bearer_auth(&self.token)
+    }
+
+    /// `GET path` with the admin token, asserting success, as JSON.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let r = self.req(reqwest::Method::GET, path).send().await.unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
     /// Kills the server with SIGKILL (no cleanup of any kind).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
