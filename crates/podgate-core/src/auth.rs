@@ -74,7 +74,11 @@ impl Auth {
         if t.revoked_at.is_some() || t.expires_at.is_some_and(|e| e <= now) {
             return Err(refused());
         }
-        if let Err(e) = self.store.touch_token(&t.id, now).await {
+        // Recording use is a write; skip it while the stored time is recent (the store applies the
+        // same minute, so concurrent requests still write at most once).
+        if t.last_used_at.is_none_or(|at| at < now - 60_000)
+            && let Err(e) = self.store.touch_token(&t.id, now).await
+        {
             tracing::warn!(error = %e, token_id = %t.id, "could not record token use");
         }
         Ok(Caller { user_id: u.id, user_name: u.name, role: Role::parse(&u.role) })
@@ -134,6 +138,8 @@ mod tests {
         assert!(auth.bootstrap_admin().await.unwrap().is_none());
         let caller = auth.authenticate(&token).await.unwrap();
         assert_eq!((caller.user_name.as_str(), caller.role), ("admin", Role::Admin));
+        let (row, _) = store.token_by_hash(&hash_token(&token)).await.unwrap().unwrap();
+        assert!(row.last_used_at.is_some(), "use is recorded");
         assert!(matches!(auth.authenticate("pgt_wrong").await, Err(Error::Unauthenticated(_))));
         assert!(matches!(auth.authenticate("").await, Err(Error::Unauthenticated(_))));
         // Only the hash is stored.
