@@ -125,7 +125,9 @@ async fn browser_terminal_signs_in_creates_types_and_survives_reload() {
     input.send_keys("echo hello-$RANDOM\n").await.unwrap();
     let before = wait_screen(&c, 20, "the echoed number", |s| hello_line(s).is_some()).await;
     input.send_keys("echo $GREETING\n").await.unwrap();
-    let before = wait_screen(&c, 20, "the env value", |s| s.contains("\nfrom-the-browser")).await.max(before);
+    let hello = hello_line(&before);
+    let before = wait_screen(&c, 20, "the env value", |s| s.contains("\nfrom-the-browser")).await;
+    assert_eq!(hello_line(&before), hello, "the earlier output is still on screen");
     let png = c.screenshot().await.unwrap();
     std::fs::write(std::env::temp_dir().join("podgate-web-terminal.png"), png).unwrap();
 
