@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use podgate_types::files::ListeningPort;
+use podgate_types::ports::ListeningPort;
 use tokio::sync::watch;
 
 /// How often the kernel's socket tables are read.

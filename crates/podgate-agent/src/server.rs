@@ -38,7 +38,7 @@ pub struct AgentState {
     pub dirs: Dirs,
     pub terminals: Terminals,
     /// The listening ports, kept current by [`crate::ports::watch`].
-    pub ports: tokio::sync::watch::Receiver<Vec<podgate_types::files::ListeningPort>>,
+    pub ports: tokio::sync::watch::Receiver<Vec<podgate_types::ports::ListeningPort>>,
 }
 
 /// The `/v1` router.

@@ -20,7 +20,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 /// The listening TCP ports (port, address, pid and process name).
 #[utoipa::path(get, path = "/v1/sandboxes/{id}/ports", tag = "ports",
     params(("id" = String, Path, description = "sandbox id or name")),
-    responses((status = 200, body = Vec<podgate_types::files::ListeningPort>), (status = 404, body = podgate_types::api::ErrorBody)),
+    responses((status = 200, body = Vec<podgate_types::ports::ListeningPort>), (status = 404, body = podgate_types::api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
     State(st): State<Arc<AppState>>,

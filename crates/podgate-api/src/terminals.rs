@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use podgate_core::sessions::Jwks;
-use podgate_core::terminals::{IssuedToken, require_admin};
+use podgate_core::terminals::IssuedToken;
 use podgate_types::terminal::{
     ExchangeShare, OpenTerminalRequest, ShareToken, TerminalInfo, TerminalSession, TerminalSpec,
 };
@@ -145,7 +145,7 @@ pub async fn rotate_keys(
     State(st): State<Arc<AppState>>,
     Authed(caller): Authed,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    require_admin(&caller)?;
+    caller.require_admin()?;
     let kid = st.terminals.tokens().rotate().await?;
     tracing::info!(user_id = %caller.user_id, kid = %kid, "signing key rotated");
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "kid": kid }))))

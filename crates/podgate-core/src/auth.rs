@@ -39,6 +39,11 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Refuses callers without the admin role.
+    pub fn require_admin(&self) -> Result<()> {
+        if self.role == Role::Admin { Ok(()) } else { Err(Error::Forbidden("this needs the admin role".into())) }
+    }
+
     /// Whether the caller may act on a resource owned by `owner_id`.
     pub fn may_access(&self, owner_id: &str) -> bool {
         self.role == Role::Admin || self.user_id == owner_id

@@ -6,7 +6,7 @@ use podgate_types::terminal::{TerminalInfo, TerminalSpec};
 use crate::agent_client::{AgentClient, path_segment};
 use crate::sandboxes::agent_error;
 use crate::sessions::{AUD_SHARE, AUD_TERMINAL, Claims, Refusal, SESSION_TTL, SHARE_TTL, SessionTokens};
-use crate::{Caller, Error, Result, Role, Sandboxes};
+use crate::{Caller, Error, Result, Sandboxes};
 
 /// A signed token and what it allows.
 #[derive(Clone, Debug)]
@@ -122,9 +122,4 @@ pub enum ConnectError {
     Refused(Refusal),
     /// The sandbox is gone or not running.
     Unavailable(Error),
-}
-
-/// Whether an admin-only action is allowed.
-pub fn require_admin(caller: &Caller) -> Result<()> {
-    if caller.role == Role::Admin { Ok(()) } else { Err(Error::Forbidden("this needs the admin role".into())) }
 }

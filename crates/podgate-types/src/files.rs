@@ -52,16 +52,3 @@ pub struct MoveRequest {
 
 /// Header carrying a file's permission bits (octal) on downloads and uploads.
 pub const MODE_HEADER: &str = "x-podgate-file-mode";
-
-/// A listening TCP socket inside a sandbox.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ListeningPort {
-    pub port: u16,
-    /// Local address, e.g. `0.0.0.0`, `127.0.0.1`, `::`.
-    pub address: String,
-    /// Pid of a process holding the socket, if it could be found.
-    pub pid: Option<u32>,
-    /// That process's name (`comm`).
-    pub process: Option<String>,
-}

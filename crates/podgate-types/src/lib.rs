@@ -5,6 +5,7 @@ pub mod api;
 pub mod bytes;
 pub mod files;
 pub mod memory;
+pub mod ports;
 pub mod terminal;
 pub mod validate;
 

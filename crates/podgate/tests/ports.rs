@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use common::Server;
 use futures_util::StreamExt as _;
 use podgate_types::api::{CreateSandboxRequest, ExecRequest};
-use podgate_types::files::ListeningPort;
+use podgate_types::ports::ListeningPort;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
