@@ -74,6 +74,12 @@ async fn wait_screen(c: &fantoccini::Client, secs: u64, what: &str, f: impl Fn(&
     }
 }
 
+/// Whether the screen ends with `line` followed by the shell's next prompt.
+fn settled_after(screen: &str, line: &str) -> bool {
+    let lines = text_lines(screen);
+    lines.len() >= 2 && lines[lines.len() - 2] == line && lines[lines.len() - 1].ends_with('#')
+}
+
 /// The non-blank lines of a screen.
 fn text_lines(screen: &str) -> Vec<&str> {
     screen.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect()
@@ -126,7 +132,9 @@ async fn browser_terminal_signs_in_creates_types_and_survives_reload() {
     let before = wait_screen(&c, 20, "the echoed number", |s| hello_line(s).is_some()).await;
     input.send_keys("echo $GREETING\n").await.unwrap();
     let hello = hello_line(&before);
-    let before = wait_screen(&c, 20, "the env value", |s| s.contains("\nfrom-the-browser")).await;
+    // Settled: the value, then the next prompt (the reload must compare against a finished screen).
+    let before =
+        wait_screen(&c, 20, "the env value and the next prompt", |s| settled_after(s, "from-the-browser")).await;
     assert_eq!(hello_line(&before), hello, "the earlier output is still on screen");
     let png = c.screenshot().await.unwrap();
     std::fs::write(std::env::temp_dir().join("podgate-web-terminal.png"), png).unwrap();
@@ -138,7 +146,7 @@ async fn browser_terminal_signs_in_creates_types_and_survives_reload() {
     // And it still types.
     let input = c.find(Locator::Css("textarea.xterm-helper-textarea")).await.unwrap();
     input.send_keys("echo again-$((40+2))\n").await.unwrap();
-    let owner_view = wait_screen(&c, 20, "typing after the reload", |s| s.contains("\nagain-42")).await;
+    let owner_view = wait_screen(&c, 20, "typing after the reload", |s| settled_after(s, "again-42")).await;
 
     // The read-only share link shows the same terminal, and typing there does nothing.
     c.find(Locator::Css("#share")).await.unwrap().click().await.unwrap();
