@@ -2,7 +2,7 @@
 
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt as _;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
@@ -11,6 +11,7 @@ use podgate_types::api::{ExecRequest, ExecResponse};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::unix::pipe;
 
+use crate::launch;
 use crate::paths::Dirs;
 use crate::reaper::{Exit, Reaper};
 
@@ -41,21 +42,23 @@ impl Drop for KillOnDrop {
 
 /// Runs `req` to completion.
 pub async fn run(reaper: &Reaper, dirs: &Dirs, req: ExecRequest) -> Result<ExecResponse, ExecError> {
-    podgate_types::validate::argv("argv", &req.argv).map_err(ExecError::Invalid)?;
-    podgate_types::validate::env(&req.env).map_err(ExecError::Invalid)?;
-    let cwd = req.cwd.as_deref().map_or_else(|| dirs.workdir.clone(), |c| dirs.resolve(c));
-    let mut cmd = Command::new(&req.argv[0]);
-    cmd.args(&req.argv[1..])
-        .envs(&req.env)
-        .current_dir(&cwd)
-        .process_group(0)
+    let launch = launch::Request {
+        argv: &req.argv,
+        shell: req.shell,
+        env: &req.env,
+        cwd: req.cwd.as_deref(),
+        user: req.user.as_deref(),
+    };
+    let launch::Prepared { command: mut cmd, argv, cwd } =
+        launch::prepare(dirs, &launch).map_err(ExecError::Invalid)?;
+    cmd.process_group(0)
         .stdin(if req.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let started = Instant::now();
     let (mut child, exited) = reaper
         .spawn(&mut cmd)
-        .map_err(|e| ExecError::Spawn(format!("cannot start {:?} in {}: {e}", req.argv[0], cwd.display())))?;
+        .map_err(|e| ExecError::Spawn(format!("cannot start {:?} in {}: {e}", argv[0], cwd.display())))?;
     let pid = child.id() as i32;
     let mut guard = KillOnDrop(Some(pid));
 

@@ -55,7 +55,8 @@ async fn serve(args: args::Args) -> std::io::Result<()> {
     tokio::spawn(terminals.clone().run_sweeper());
     let (ports_tx, ports) = tokio::sync::watch::channel(Vec::new());
     tokio::spawn(podgate_agent::ports::watch(ports_tx));
-    let state = Arc::new(server::AgentState { secret, reaper: reaper.clone(), dirs, terminals, ports });
+    let processes = podgate_agent::processes::Processes::new(reaper.clone(), dirs.clone());
+    let state = Arc::new(server::AgentState { secret, reaper: reaper.clone(), dirs, terminals, processes, ports });
     eprintln!("podgate-agent: serving on {}", args.socket.display());
     let app = server::router(state);
     tokio::select! {

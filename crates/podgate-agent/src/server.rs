@@ -37,6 +37,7 @@ pub struct AgentState {
     pub reaper: Reaper,
     pub dirs: Dirs,
     pub terminals: Terminals,
+    pub processes: crate::processes::Processes,
     /// The listening ports, kept current by [`crate::ports::watch`].
     pub ports: tokio::sync::watch::Receiver<Vec<podgate_types::ports::ListeningPort>>,
 }
@@ -56,12 +57,13 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .route("/v1/terminals", post(create_terminal).get(list_terminals))
         .route("/v1/terminals/{id}", delete(delete_terminal))
         .route("/v1/terminals/{id}/attach", get(attach_terminal))
+        .merge(crate::process_routes::routes())
         .layer(middleware::from_fn_with_state(state.clone(), check_secret))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = ErrorBody { error: ErrorDetail { code: code.into(), message: message.into() } };
     (status, Json(body)).into_response()
 }

@@ -91,24 +91,6 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-/// The login shell of `uid` from /etc/passwd (parsed directly: no libc user lookup in a static binary).
-pub fn login_shell(passwd: &str, uid: u32) -> Option<String> {
-    passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 7 && f[2].parse::<u32>().ok() == Some(uid) && !f[6].trim().is_empty())
-            .then(|| f[6].trim().to_string())
-    })
-}
-
-fn default_shell() -> String {
-    let uid = nix::unistd::getuid().as_raw();
-    let from_passwd = std::fs::read_to_string("/etc/passwd").ok().and_then(|p| login_shell(&p, uid));
-    from_passwd
-        .filter(|s| std::path::Path::new(s).exists())
-        .or_else(|| ["/bin/bash", "/bin/sh"].into_iter().find(|s| std::path::Path::new(s).exists()).map(String::from))
-        .unwrap_or_else(|| "/bin/sh".into())
-}
-
 impl Terminal {
     fn lock(&self) -> MutexGuard<'_, Screen> {
         self.screen.lock().unwrap_or_else(|e| e.into_inner())
@@ -137,19 +119,7 @@ impl Terminal {
 
     /// Sends a named signal to the terminal's foreground process group.
     pub fn signal(&self, name: &str) -> Result<(), TermError> {
-        let sig = match name.trim_start_matches("SIG") {
-            "INT" => Signal::SIGINT,
-            "TERM" => Signal::SIGTERM,
-            "HUP" => Signal::SIGHUP,
-            "KILL" => Signal::SIGKILL,
-            "QUIT" => Signal::SIGQUIT,
-            "TSTP" => Signal::SIGTSTP,
-            "CONT" => Signal::SIGCONT,
-            "USR1" => Signal::SIGUSR1,
-            "USR2" => Signal::SIGUSR2,
-            "WINCH" => Signal::SIGWINCH,
-            other => return Err(TermError::Invalid(format!("unknown signal {other:?}"))),
-        };
+        let sig = crate::signals::parse(name).map_err(TermError::Invalid)?;
         // Like a key press: to the foreground job (e.g. `sleep` under an interactive shell).
         let _ = killpg(Pid::from_raw(self.pty.foreground_group()), sig);
         Ok(())
@@ -282,7 +252,7 @@ impl Terminals {
                 podgate_types::validate::argv("cmd", &c).map_err(TermError::Invalid)?;
                 (c, false)
             }
-            None => (vec![default_shell()], true),
+            None => (vec![crate::launch::default_shell()], true),
         };
         let cwd = spec.cwd.as_deref().map_or_else(|| self.dirs.home.clone(), |c| self.dirs.resolve(c));
         let mut cmd = Command::new(&argv[0]);
@@ -398,14 +368,6 @@ async fn pump(term: Arc<Terminal>, mut exited: oneshot::Receiver<Exit>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_login_shell() {
-        let p = "root:x:0:0:root:/root:/bin/bash\nu:x:1000:1000::/home/u:/bin/zsh\nbad line\n";
-        assert_eq!(login_shell(p, 0).as_deref(), Some("/bin/bash"));
-        assert_eq!(login_shell(p, 1000).as_deref(), Some("/bin/zsh"));
-        assert_eq!(login_shell(p, 5), None);
-    }
 
     #[test]
     fn snapshot_redraws_screen_and_scrollback() {

@@ -7,6 +7,7 @@ mod files;
 mod gateway;
 mod openapi;
 mod ports;
+mod processes;
 mod proxy;
 mod routes;
 mod terminals;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(terminals::routes())
         .merge(files::routes())
         .merge(ports::routes())
+        .merge(processes::routes())
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{files, ports, routes, terminals};
+use crate::{files, ports, processes, routes, terminals};
 
 /// podgate's REST API description.
 #[derive(OpenApi)]
@@ -13,7 +13,8 @@ use crate::{files, ports, routes, terminals};
     paths(routes::me, routes::create_sandbox, routes::list_sandboxes, routes::get_sandbox, routes::delete_sandbox, routes::exec,
         terminals::open_terminal, terminals::list_terminals, terminals::delete_terminal, terminals::share_terminal,
         terminals::exchange_share, terminals::rotate_keys,
-        files::content, files::stat, files::list, files::mkdir, files::move_, ports::list),
+        files::content, files::stat, files::list, files::mkdir, files::move_, ports::list,
+        processes::list_or_stream, processes::start, processes::info, processes::kill, processes::signal, processes::attach),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

@@ -1,6 +1,7 @@
 //! Typed client for podgate's REST API.
 
 use podgate_types::api::{CreateSandboxRequest, ErrorBody, ExecRequest, ExecResponse, Sandbox, SandboxList, UserInfo};
+use podgate_types::process::{ClientMessage, ProcessInfo, ProcessSpec, SignalRequest};
 use podgate_types::terminal::{OpenTerminalRequest, SUBPROTOCOL, TOKEN_PROTOCOL_PREFIX, TerminalInfo, TerminalSession};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
@@ -93,22 +94,29 @@ impl Client {
 
     /// Opens the terminal WebSocket of a session (the token travels as a subprotocol).
     pub async fn connect_terminal(&self, session: &TerminalSession) -> Result<TerminalSocket> {
+        let protocols = format!("{SUBPROTOCOL}, {TOKEN_PROTOCOL_PREFIX}{}", session.token);
+        self.websocket(&session.url, &protocols, false).await
+    }
+
+    /// Opens a WebSocket to `path_and_query` on the server offering `protocols`; with `bearer`
+    /// the client's token goes in the `Authorization` header.
+    pub async fn websocket(&self, path_and_query: &str, protocols: &str, bearer: bool) -> Result<TerminalSocket> {
         let (scheme, rest) = match self.base.split_once("://") {
             Some(("http", rest)) => ("ws", rest),
             Some((other, _)) => {
-                return Err(Error::Transport(format!("unsupported URL scheme {other:?} for terminals")));
+                return Err(Error::Transport(format!("unsupported URL scheme {other:?} for WebSockets")));
             }
             None => return Err(Error::Transport(format!("invalid server URL {:?}", self.base))),
         };
         let authority = rest.split('/').next().unwrap_or(rest);
-        let mut req = format!("{scheme}://{authority}{}", session.url)
+        let mut req = format!("{scheme}://{authority}{path_and_query}")
             .into_client_request()
             .map_err(|e| Error::Transport(e.to_string()))?;
-        let protocols = format!("{SUBPROTOCOL}, {TOKEN_PROTOCOL_PREFIX}{}", session.token);
-        req.headers_mut().insert(
-            "sec-websocket-protocol",
-            protocols.parse().map_err(|_| Error::Transport("token is not a valid header value".into()))?,
-        );
+        let invalid = |_| Error::Transport("token is not a valid header value".into());
+        req.headers_mut().insert("sec-websocket-protocol", protocols.parse().map_err(invalid)?);
+        if bearer {
+            req.headers_mut().insert("authorization", format!("Bearer {}", self.token).parse().map_err(invalid)?);
+        }
         let tcp = tokio::net::TcpStream::connect(authority)
             .await
             .map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;
@@ -116,15 +124,70 @@ impl Client {
             Ok((ws, _)) => Ok(ws),
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
                 let status = resp.status().as_u16();
-                let message = resp
-                    .body()
-                    .as_deref()
-                    .and_then(|b| serde_json::from_slice::<ErrorBody>(b).ok())
-                    .map_or_else(|| format!("terminal connection refused (HTTP {status})"), |b| b.error.message);
-                Err(Error::Api { status, code: "terminal_refused".into(), message })
+                let parsed = resp.body().as_deref().and_then(|b| serde_json::from_slice::<ErrorBody>(b).ok());
+                Err(match parsed {
+                    Some(b) => Error::Api { status, code: b.error.code, message: b.error.message },
+                    None => Error::Api {
+                        status,
+                        code: "websocket_refused".into(),
+                        message: format!("WebSocket connection refused (HTTP {status})"),
+                    },
+                })
             }
-            Err(e) => Err(Error::Transport(format!("terminal connection failed: {e}"))),
+            Err(e) => Err(Error::Transport(format!("WebSocket connection failed: {e}"))),
         }
+    }
+
+    /// Starts a process and streams it (see [`podgate_types::process`] for the frames): the
+    /// `start` message is sent before this returns.
+    pub async fn start_process(&self, id: &str, spec: &ProcessSpec) -> Result<TerminalSocket> {
+        use futures_util::SinkExt as _;
+        let path = format!("/v1/sandboxes/{}/processes", seg(id));
+        let mut ws = self.websocket(&path, podgate_types::process::SUBPROTOCOL, true).await?;
+        let start = serde_json::to_string(&ClientMessage::Start { process: spec.clone() })
+            .map_err(|e| Error::Transport(e.to_string()))?;
+        ws.send(Message::Text(start.into())).await.map_err(|e| Error::Transport(format!("process stream: {e}")))?;
+        Ok(ws)
+    }
+
+    /// Re-attaches to a process's stream from the given stdout and stderr byte offsets.
+    pub async fn attach_process(&self, id: &str, pid: &str, from: [u64; 2]) -> Result<TerminalSocket> {
+        let path = format!(
+            "/v1/sandboxes/{}/processes/{}/attach?stdout_from={}&stderr_from={}",
+            seg(id),
+            seg(pid),
+            from[0],
+            from[1]
+        );
+        self.websocket(&path, podgate_types::process::SUBPROTOCOL, true).await
+    }
+
+    /// `POST /v1/sandboxes/{id}/processes`: starts a process in the background.
+    pub async fn spawn_process(&self, id: &str, spec: &ProcessSpec) -> Result<ProcessInfo> {
+        self.call(Method::POST, &format!("/v1/sandboxes/{}/processes", seg(id)), Some(spec)).await
+    }
+
+    /// `GET /v1/sandboxes/{id}/processes`.
+    pub async fn list_processes(&self, id: &str) -> Result<Vec<ProcessInfo>> {
+        self.call(Method::GET, &format!("/v1/sandboxes/{}/processes", seg(id)), None::<&()>).await
+    }
+
+    /// `GET /v1/sandboxes/{id}/processes/{pid}`.
+    pub async fn get_process(&self, id: &str, pid: &str) -> Result<ProcessInfo> {
+        self.call(Method::GET, &format!("/v1/sandboxes/{}/processes/{}", seg(id), seg(pid)), None::<&()>).await
+    }
+
+    /// `POST /v1/sandboxes/{id}/processes/{pid}/signal`.
+    pub async fn signal_process(&self, id: &str, pid: &str, signal: &str) -> Result<()> {
+        let path = format!("/v1/sandboxes/{}/processes/{}/signal", seg(id), seg(pid));
+        self.send(Method::POST, &path, Some(&SignalRequest { signal: signal.into() })).await?;
+        Ok(())
+    }
+
+    /// `DELETE /v1/sandboxes/{id}/processes/{pid}`: kills the process group.
+    pub async fn kill_process(&self, id: &str, pid: &str) -> Result<()> {
+        self.send(Method::DELETE, &format!("/v1/sandboxes/{}/processes/{}", seg(id), seg(pid)), None::<&()>).await?;
+        Ok(())
     }
 
     /// Uploads a local file to `path` in the sandbox, streamed; `mode` as octal permission bits.

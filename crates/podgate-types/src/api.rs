@@ -131,14 +131,20 @@ pub struct SandboxList {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExecRequest {
-    /// Program and arguments; no shell is involved unless argv names one.
+    /// Program and arguments, run without a shell. With `shell: true`, exactly one string: a
+    /// command line run by the sandbox user's shell (`SHELL -c`).
     pub argv: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shell: bool,
     /// Extra environment variables, on top of the sandbox's.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// Working directory; relative paths resolve against the sandbox workdir, `~` is home.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
+    /// User to run as: a name from the sandbox's /etc/passwd, a uid, or `uid:gid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// Kill the process (and its process group) after this many seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,

@@ -6,6 +6,7 @@ pub mod bytes;
 pub mod files;
 pub mod memory;
 pub mod ports;
+pub mod process;
 pub mod terminal;
 pub mod validate;
 
@@ -13,4 +14,4 @@ pub use bytes::Base64Bytes;
 pub use memory::MemorySize;
 
 /// Version of the server ↔ agent protocol. The server refuses an agent that reports another one.
-pub const AGENT_PROTOCOL_VERSION: u32 = 2;
+pub const AGENT_PROTOCOL_VERSION: u32 = 3;

@@ -154,3 +154,49 @@ fn enter_reattaches_after_the_server_restarts() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(6));
 }
+
+#[test]
+fn exec_streams_live_and_forwards_ctrl_c() {
+    use std::io::{BufRead as _, BufReader};
+    let srv = Server::start();
+    ok(&srv.cli(&["up", "--name", "box"]));
+
+    // Output arrives while the command still runs; Ctrl-C reaches the remote command.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
+        .args([
+            "exec",
+            "box",
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo interrupted; exit 5' INT; echo ready; while :; do sleep 0.1; done",
+        ])
+        .env("PODGATE_URL", &srv.url)
+        .env("PODGATE_TOKEN", &srv.token)
+        .env("HOME", srv.dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready", "the first line arrives before the command ends");
+    assert!(child.try_wait().unwrap().is_none());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "interrupted");
+    assert_eq!(child.wait().unwrap().code(), Some(5));
+
+    // A command ended by a signal gives 128+N; --shell and -u apply; -t gives a terminal.
+    let o = srv.cli(&["exec", "box", "--", "sh", "-c", "kill -TERM $$"]);
+    assert_eq!(o.status.code(), Some(143));
+    let o = srv.cli(&["exec", "--shell", "-u", "nobody", "box", "--", "id -un && echo $HOME"]);
+    assert_eq!(ok(&o), "nobody\n/nonexistent\n");
+    let o = srv.cli(&["exec", "-t", "box", "--", "sh", "-c", "test -t 0 && test -t 1 && echo on a tty"]);
+    assert_eq!(ok(&o), "on a tty\r\n");
+    let o = srv.cli(&["exec", "--timeout", "1", "box", "--", "sleep", "30"]);
+    assert_eq!(o.status.code(), Some(137));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("timeout"));
+    let o = srv.cli(&["exec", "box", "--", "/no/such/program"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/no/such/program"));
+}

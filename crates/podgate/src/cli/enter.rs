@@ -33,10 +33,10 @@ pub struct EnterArgs {
 }
 
 /// Restores the local terminal when dropped (also on errors and panics that unwind).
-struct RawMode(bool);
+pub struct RawMode(bool);
 
 impl RawMode {
-    fn enable() -> RawMode {
+    pub fn enable() -> RawMode {
         RawMode(std::io::stdin().is_terminal() && crossterm::terminal::enable_raw_mode().is_ok())
     }
 }
@@ -49,7 +49,7 @@ impl Drop for RawMode {
     }
 }
 
-fn local_size() -> (u16, u16) {
+pub fn local_size() -> (u16, u16) {
     crossterm::terminal::size().ok().filter(|(c, r)| *c > 0 && *r > 0).unwrap_or((80, 24))
 }
 

@@ -1,21 +1,22 @@
-//! The CLI verbs: `login`, `up`, `ls`, `exec`, `down`.
+//! The CLI verbs: `login`, `up`, `ls`, `exec`, `enter`, `cp`, `down`.
 
 mod config;
 mod cp;
 mod enter;
+mod exec;
 mod output;
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal as _, Read as _, Write as _};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use podgate_client::Client;
 use podgate_types::MemorySize;
-use podgate_types::api::{CreateSandboxRequest, ExecRequest};
+use podgate_types::api::CreateSandboxRequest;
 
 pub use config::{LoginArgs, login};
 pub use cp::{CpArgs, cp};
 pub use enter::{EnterArgs, TerminalsArgs, enter, terminals};
+pub use exec::{ExecArgs, exec};
 use output::OutputFormat;
 
 /// Where to reach the server.
@@ -118,60 +119,6 @@ pub async fn ls(a: LsArgs) -> anyhow::Result<()> {
         OutputFormat::Json => output::print_json(&list),
         OutputFormat::Text => output::print_table(&list),
     }
-}
-
-/// `podgate exec`.
-#[derive(clap::Args, Debug)]
-pub struct ExecArgs {
-    #[command(flatten)]
-    conn: Conn,
-    /// Sandbox name or id.
-    sandbox: String,
-    /// Send this command's standard input to the process.
-    #[arg(long, short = 'i')]
-    interactive: bool,
-    /// Extra environment variable (repeatable).
-    #[arg(long = "env", short = 'e', value_parser = parse_kv)]
-    env: Vec<(String, String)>,
-    /// Working directory (relative to the sandbox workdir; `~` is home).
-    #[arg(long, short = 'w')]
-    cwd: Option<String>,
-    /// Kill the process after this many seconds.
-    #[arg(long)]
-    timeout: Option<u64>,
-    /// Command and arguments (after `--`).
-    #[arg(last = true, required = true)]
-    argv: Vec<String>,
-}
-
-/// `podgate exec`: runs the command, copies its output, returns its exit code.
-pub async fn exec(a: ExecArgs) -> anyhow::Result<i32> {
-    let client = a.conn.client()?;
-    let stdin = if a.interactive {
-        let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).context("reading standard input")?;
-        Some(buf.into())
-    } else {
-        None
-    };
-    if a.interactive && std::io::stdin().is_terminal() {
-        eprintln!(
-            "podgate: note: exec sends standard input when it ends; interactive terminals come with `podgate enter`"
-        );
-    }
-    let req =
-        ExecRequest { argv: a.argv, env: a.env.into_iter().collect(), cwd: a.cwd, timeout_seconds: a.timeout, stdin };
-    let r = client.exec(&a.sandbox, &req).await?;
-    std::io::stdout().write_all(&r.stdout.0)?;
-    std::io::stdout().flush()?;
-    std::io::stderr().write_all(&r.stderr.0)?;
-    if r.timed_out {
-        eprintln!("podgate: the command was killed after {} s", req.timeout_seconds.unwrap_or_default());
-    }
-    if r.stdout_truncated || r.stderr_truncated {
-        eprintln!("podgate: output was truncated");
-    }
-    Ok(r.exit_code & 0xff)
 }
 
 /// `podgate down`.
