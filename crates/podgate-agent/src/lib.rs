@@ -15,3 +15,4 @@ pub mod reaper;
 pub mod server;
 pub mod signals;
 pub mod terminals;
+pub mod tunnel;

@@ -54,6 +54,7 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .route("/v1/files/move", post(move_file))
         .route("/v1/ports", get(list_ports))
         .route("/v1/ports/watch", get(watch_ports))
+        .route("/v1/tunnel", get(open_tunnel))
         .route("/v1/terminals", post(create_terminal).get(list_terminals))
         .route("/v1/terminals/{id}", delete(delete_terminal))
         .route("/v1/terminals/{id}/attach", get(attach_terminal))
@@ -246,6 +247,34 @@ async fn watch_ports(State(st): State<Arc<AgentState>>, ws: WebSocketUpgrade) ->
             }
         }
     })
+}
+
+#[derive(Deserialize)]
+struct TunnelQuery {
+    host: Option<String>,
+    port: u16,
+}
+
+/// WebSocket: the bytes of a TCP connection to `host:port` (default host 127.0.0.1) made from
+/// inside the sandbox. Connecting happens first, so a closed port is a plain 502.
+async fn open_tunnel(
+    q: Result<Query<TunnelQuery>, axum::extract::rejection::QueryRejection>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()),
+    };
+    let addr = match crate::tunnel::target(q.host.as_deref(), q.port) {
+        Ok(a) => a,
+        Err(m) => return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m),
+    };
+    match crate::tunnel::connect(addr).await {
+        Ok(tcp) => ws
+            .protocols([podgate_types::ports::TUNNEL_SUBPROTOCOL])
+            .on_upgrade(move |socket| crate::tunnel::splice(socket, tcp)),
+        Err(m) => error(StatusCode::BAD_GATEWAY, "connect_failed", m),
+    }
 }
 
 fn term_error(e: TermError) -> Response {

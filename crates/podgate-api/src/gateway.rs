@@ -105,11 +105,16 @@ pub async fn splice(
         Ok(ok) => ok,
         Err(e) => {
             tracing::warn!(error = %e, "agent refused a websocket for {what}");
-            let status = match &e {
-                podgate_core::agent_client::AgentError::Refused { status: 404, .. } => StatusCode::NOT_FOUND,
-                _ => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            return ApiError::new(status, "unavailable", format!("{what} cannot be reached")).into_response();
+            // The agent's own refusals (no such terminal or process, bad target, closed port) pass
+            // through with its message; anything else is the agent being unavailable.
+            if let podgate_core::agent_client::AgentError::Refused { status, code, message } = &e
+                && let Ok(status) = StatusCode::from_u16(*status)
+                && (status.is_client_error() || status == StatusCode::BAD_GATEWAY)
+            {
+                return ApiError::new(status, code, message.clone()).into_response();
+            }
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("{what} cannot be reached"))
+                .into_response();
         }
     };
     let client_upgrade = hyper::upgrade::on(&mut req);

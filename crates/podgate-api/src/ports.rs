@@ -1,4 +1,5 @@
-//! Port routes: the sandbox's listening TCP ports, as a list or pushed over a WebSocket.
+//! Port routes: the sandbox's listening TCP ports, as a list or pushed over a WebSocket, and
+//! tunnels to ports inside the sandbox.
 
 use std::sync::Arc;
 
@@ -8,13 +9,17 @@ use axum::response::Response;
 use axum::routing::get;
 
 use crate::extract::Authed;
-use crate::gateway::{splice, websocket_key};
+use crate::gateway::{offered_protocols, splice, websocket_key};
 use crate::proxy::forward;
 use crate::{ApiError, AppState};
+use podgate_types::ports::TUNNEL_SUBPROTOCOL;
 
 /// Port routes.
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/sandboxes/{id}/ports", get(list)).route("/v1/sandboxes/{id}/ports/watch", get(watch))
+    Router::new()
+        .route("/v1/sandboxes/{id}/ports", get(list))
+        .route("/v1/sandboxes/{id}/ports/watch", get(watch))
+        .route("/v1/sandboxes/{id}/tunnel", get(tunnel))
 }
 
 /// The listening TCP ports (port, address, pid and process name).
@@ -41,4 +46,28 @@ pub async fn watch(
     let key = websocket_key(req.headers())?;
     let (row, agent) = st.sandboxes.running_agent(&caller, &id).await?;
     Ok(splice(req, &agent, "/v1/ports/watch", &key, None, &format!("the ports of sandbox {}", row.id)).await)
+}
+
+/// WebSocket: a TCP connection to `host:port` opened from inside the sandbox (default host
+/// 127.0.0.1; an IP address or `localhost`), its bytes as binary frames both ways.
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/tunnel", tag = "ports",
+    params(("id" = String, Path, description = "sandbox id or name"),
+        ("port" = u16, Query, description = "port to connect to"),
+        ("host" = Option<String>, Query, description = "IP address or localhost [default 127.0.0.1]")),
+    responses((status = 101, description = "tunnel (WebSocket)"),
+        (status = 422, body = podgate_types::api::ErrorBody, description = "invalid host or port"),
+        (status = 502, body = podgate_types::api::ErrorBody, description = "nothing accepts connections there")),
+    security(("bearer" = [])))]
+pub async fn tunnel(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let key = websocket_key(req.headers())?;
+    let path = format!("/v1/tunnel?{}", req.uri().query().unwrap_or_default());
+    let (row, agent) = st.sandboxes.running_agent(&caller, &id).await?;
+    let protocol =
+        offered_protocols(req.headers()).iter().any(|p| p == TUNNEL_SUBPROTOCOL).then_some(TUNNEL_SUBPROTOCOL);
+    Ok(splice(req, &agent, &path, &key, protocol, &format!("a tunnel into sandbox {}", row.id)).await)
 }

@@ -162,6 +162,16 @@ impl Client {
         self.websocket(&path, podgate_types::process::SUBPROTOCOL, true).await
     }
 
+    /// Opens a tunnel: a TCP connection to `host:port` made inside the sandbox, as a WebSocket
+    /// of binary frames.
+    pub async fn open_tunnel(&self, id: &str, host: Option<&str>, port: u16) -> Result<TerminalSocket> {
+        let mut path = format!("/v1/sandboxes/{}/tunnel?port={port}", seg(id));
+        if let Some(h) = host {
+            path = format!("{path}&host={}", seg(h));
+        }
+        self.websocket(&path, podgate_types::ports::TUNNEL_SUBPROTOCOL, true).await
+    }
+
     /// `POST /v1/sandboxes/{id}/processes`: starts a process in the background.
     pub async fn spawn_process(&self, id: &str, spec: &ProcessSpec) -> Result<ProcessInfo> {
         self.call(Method::POST, &format!("/v1/sandboxes/{}/processes", seg(id)), Some(spec)).await

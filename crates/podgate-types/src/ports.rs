@@ -14,3 +14,8 @@ pub struct ListeningPort {
     /// That process's name (`comm`).
     pub process: Option<String>,
 }
+
+/// Subprotocol of tunnel WebSockets: binary frames are the TCP connection's bytes; an empty
+/// binary frame from the client means it has no more to send (the agent shuts down its sending
+/// side, and the answer still comes back).
+pub const TUNNEL_SUBPROTOCOL: &str = "podgate.tunnel.v1";

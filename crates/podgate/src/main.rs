@@ -34,6 +34,8 @@ enum Command {
     Terminals(cli::TerminalsArgs),
     /// Copy files or directories to or from a sandbox (NAME:PATH names the sandbox side).
     Cp(cli::CpArgs),
+    /// Forward local ports to ports inside a sandbox.
+    PortForward(cli::PortForwardArgs),
 }
 
 fn main() {
@@ -56,6 +58,7 @@ fn main() {
             Command::Enter(a) => cli::enter(a).await,
             Command::Terminals(a) => cli::terminals(a).await.map(|()| 0),
             Command::Cp(a) => cli::cp(a).await.map(|()| 0),
+            Command::PortForward(a) => cli::port_forward(a).await.map(|()| 0),
         }
     });
     match result {

@@ -4,6 +4,7 @@ mod config;
 mod cp;
 mod enter;
 mod exec;
+mod forward;
 mod output;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ pub use config::{LoginArgs, login};
 pub use cp::{CpArgs, cp};
 pub use enter::{EnterArgs, TerminalsArgs, enter, terminals};
 pub use exec::{ExecArgs, exec};
+pub use forward::{PortForwardArgs, port_forward};
 use output::OutputFormat;
 
 /// Where to reach the server.
