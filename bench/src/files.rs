@@ -47,10 +47,10 @@ pub async fn bench(client: &Client, image: &str) -> anyhow::Result<()> {
         let back = dir.path().join("back.bin");
         for i in 0..RUNS {
             let t = Instant::now();
-            client.upload(&sb.id, &format!("/tmp/pg-{i}.bin"), &src, None).await?;
+            client.upload(&sb.id, &format!("/tmp/pg-{i}.bin"), &src, None, None).await?;
             up.push(t.elapsed());
             let t = Instant::now();
-            let (n, _) = client.download(&sb.id, &format!("/tmp/pg-{i}.bin"), &back).await?;
+            let (n, _) = client.download(&sb.id, &format!("/tmp/pg-{i}.bin"), &back, None).await?;
             down.push(t.elapsed());
             if n as usize != SIZE {
                 bail!("downloaded {n} bytes");

@@ -121,8 +121,15 @@ pub async fn read(path: &Path) -> Result<(u64, u32, Body), FileError> {
 }
 
 /// Writes a streamed body to `path` atomically (a temporary file in the same directory, renamed
-/// over the target once complete). `mode` defaults to the existing file's, else 0644.
-pub async fn write<S, E>(path: &Path, mode: Option<u32>, parents: bool, mut body: S) -> Result<FileInfo, FileError>
+/// over the target once complete). `mode` defaults to the existing file's, else 0644; `owner`
+/// (uid, gid) is set before the rename.
+pub async fn write<S, E>(
+    path: &Path,
+    mode: Option<u32>,
+    owner: Option<(u32, u32)>,
+    parents: bool,
+    mut body: S,
+) -> Result<FileInfo, FileError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -153,6 +160,10 @@ where
             f.write_all(&chunk).await.map_err(|e| io_error("write", path, e))?;
         }
         f.flush().await.map_err(|e| io_error("write", path, e))?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&tmp, Some(uid), Some(gid)).map_err(|e| io_error("chown", path, e))?;
+        }
+        // After chown, which clears set-id bits.
         f.set_permissions(std::fs::Permissions::from_mode(mode)).await.map_err(|e| io_error("chmod", path, e))?;
         drop(f);
         tokio::fs::rename(&tmp, path).await.map_err(|e| io_error("write", path, e))

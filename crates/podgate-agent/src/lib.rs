@@ -1,5 +1,6 @@
 //! podgate-agent: runs as PID 1 in a sandbox, reaps zombies, forwards signals and serves the agent API.
 
+pub mod archive;
 pub mod args;
 pub mod exec;
 pub mod files;

@@ -48,6 +48,7 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .route("/v1/health", get(health))
         .route("/v1/exec", post(exec_handler))
         .route("/v1/files", get(read_file).put(write_file).delete(remove_file))
+        .route("/v1/files/tar", get(download_tar).put(upload_tar))
         .route("/v1/files/stat", get(stat_file))
         .route("/v1/files/list", get(list_files))
         .route("/v1/files/mkdir", post(make_dir))
@@ -120,6 +121,8 @@ struct FileQuery {
     path: String,
     /// Octal permission bits for uploads.
     mode: Option<String>,
+    /// Owner for uploads: a user name, a uid, or `uid:gid`.
+    owner: Option<String>,
     #[serde(default)]
     parents: bool,
     #[serde(default)]
@@ -163,12 +166,41 @@ async fn write_file(State(st): State<Arc<AgentState>>, FileQ(q): FileQ, body: ax
         Some(Ok(m)) if m <= 0o7777 => Some(m),
         Some(_) => return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "mode must be octal, e.g. 644"),
     };
+    let owner = match q.owner.as_deref().map(|o| {
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        crate::launch::account(&passwd, o)
+    }) {
+        None => None,
+        Some(Ok(a)) => Some((a.uid, a.gid)),
+        Some(Err(m)) => return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m),
+    };
     let path = match files::resolve(&st.dirs, &q.path) {
         Ok(p) => p,
         Err(e) => return file_error(e),
     };
-    match files::write(&path, mode, q.parents, body.into_data_stream()).await {
+    match files::write(&path, mode, owner, q.parents, body.into_data_stream()).await {
         Ok(info) => (StatusCode::CREATED, Json(info)).into_response(),
+        Err(e) => file_error(e),
+    }
+}
+
+async fn download_tar(State(st): State<Arc<AgentState>>, FileQ(q): FileQ) -> Response {
+    match files::resolve(&st.dirs, &q.path).and_then(crate::archive::pack) {
+        Ok(body) => Response::builder()
+            .header(axum::http::header::CONTENT_TYPE, "application/x-tar")
+            .body(body)
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        Err(e) => file_error(e),
+    }
+}
+
+async fn upload_tar(State(st): State<Arc<AgentState>>, FileQ(q): FileQ, body: axum::body::Body) -> Response {
+    let dst = match files::resolve(&st.dirs, &q.path) {
+        Ok(p) => p,
+        Err(e) => return file_error(e),
+    };
+    match crate::archive::unpack(dst, body).await {
+        Ok(n) => Json(podgate_types::files::TarUploaded { files: n.files, bytes: n.bytes }).into_response(),
         Err(e) => file_error(e),
     }
 }

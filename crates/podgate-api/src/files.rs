@@ -16,6 +16,7 @@ use crate::{ApiError, AppState};
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/sandboxes/{id}/files", get(content).put(content).delete(content))
+        .route("/v1/sandboxes/{id}/files/tar", get(tar).put(tar))
         .route("/v1/sandboxes/{id}/files/stat", get(stat))
         .route("/v1/sandboxes/{id}/files/list", get(list))
         .route("/v1/sandboxes/{id}/files/mkdir", post(mkdir))
@@ -23,7 +24,8 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 /// `GET` downloads a file (raw bytes, `x-podgate-file-mode` header), `PUT` uploads one atomically
-/// (`?path=&mode=644&parents=true`), `DELETE` removes (`?recursive=true` for trees).
+/// (`?path=&mode=644&owner=user&parents=true`; owner is a name, uid or uid:gid), `DELETE` removes
+/// (`?recursive=true` for trees).
 #[utoipa::path(get, path = "/v1/sandboxes/{id}/files", tag = "files",
     params(("id" = String, Path, description = "sandbox id or name"),
         ("path" = String, Query, description = "absolute, ~/…, or relative to the workdir")),
@@ -37,6 +39,25 @@ pub async fn content(
     req: Request,
 ) -> Result<Response, ApiError> {
     forward(&st, &caller, &id, "/v1/files", req).await
+}
+
+/// Directories as tar streams: `GET` downloads the tree at `path` (symlinks kept as links),
+/// `PUT` extracts the body into `path` (created if missing). Entries with absolute paths, `..`,
+/// symlinks or hard links leading outside the target, and device or fifo entries are refused
+/// with a 422 naming the entry; nothing is ever written outside the target.
+#[utoipa::path(put, path = "/v1/sandboxes/{id}/files/tar", tag = "files",
+    params(("id" = String, Path, description = "sandbox id or name"), ("path" = String, Query, description = "target directory")),
+    request_body(content = Vec<u8>, content_type = "application/x-tar"),
+    responses((status = 200, body = podgate_types::files::TarUploaded),
+        (status = 422, body = podgate_types::api::ErrorBody, description = "a refused entry, or not a tar stream")),
+    security(("bearer" = [])))]
+pub async fn tar(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    forward(&st, &caller, &id, "/v1/files/tar", req).await
 }
 
 /// Metadata of a path.

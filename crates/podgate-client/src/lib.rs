@@ -13,6 +13,9 @@ use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// A byte counter a transfer advances, for progress display.
+pub type Counter = std::sync::Arc<std::sync::atomic::AtomicU64>;
+
 /// What a call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -200,6 +203,69 @@ impl Client {
         Ok(())
     }
 
+    /// Uploads the local directory `local` into `remote` in the sandbox as one tar stream;
+    /// `counter` (if any) is advanced by the bytes sent.
+    pub async fn upload_dir(
+        &self,
+        id: &str,
+        local: &std::path::Path,
+        remote: &str,
+        counter: Option<Counter>,
+    ) -> Result<podgate_types::files::TarUploaded> {
+        use futures_util::StreamExt as _;
+        let stream = podgate_tar::pack_stream(local.to_path_buf()).inspect(move |chunk| {
+            if let (Some(c), Ok(b)) = (&counter, chunk) {
+                c.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        let resp = self
+            .http
+            .put(format!("{}/v1/sandboxes/{}/files/tar", self.base, seg(id)))
+            .bearer_auth(&self.token)
+            .query(&[("path", remote)])
+            .header("content-type", "application/x-tar")
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .map_err(|e| Error::Transport(format!("upload of {} failed: {e}", local.display())))?;
+        let bytes = Self::checked(resp).await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Transport(e.to_string()))
+    }
+
+    /// Downloads the directory `remote` from the sandbox into `local` as one tar stream. Entries
+    /// that would land outside `local` are refused (the sandbox is not trusted either).
+    pub async fn download_dir(
+        &self,
+        id: &str,
+        remote: &str,
+        local: &std::path::Path,
+        counter: Option<Counter>,
+    ) -> Result<podgate_tar::Unpacked> {
+        use futures_util::StreamExt as _;
+        let resp = self
+            .http
+            .get(format!("{}/v1/sandboxes/{}/files/tar", self.base, seg(id)))
+            .bearer_auth(&self.token)
+            .query(&[("path", remote)])
+            .send()
+            .await
+            .map_err(|e| Error::Transport(format!("download of {remote} failed: {e}")))?;
+        if !resp.status().is_success() {
+            Self::checked(resp).await?;
+            return Err(Error::Transport("unexpected answer".into()));
+        }
+        let stream = resp.bytes_stream().map(move |chunk| {
+            let b = chunk.map_err(std::io::Error::other)?;
+            if let Some(c) = &counter {
+                c.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(b)
+        });
+        podgate_tar::unpack_stream(Box::pin(stream), local.to_path_buf())
+            .await
+            .map_err(|e| Error::Transport(format!("extracting {remote} into {}: {e}", local.display())))
+    }
+
     /// Uploads a local file to `path` in the sandbox, streamed; `mode` as octal permission bits.
     pub async fn upload(
         &self,
@@ -207,11 +273,18 @@ impl Client {
         path: &str,
         local: &std::path::Path,
         mode: Option<u32>,
+        counter: Option<Counter>,
     ) -> Result<podgate_types::files::FileInfo> {
+        use futures_util::StreamExt as _;
         let file = tokio::fs::File::open(local)
             .await
             .map_err(|e| Error::Transport(format!("cannot read {}: {e}", local.display())))?;
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024));
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).inspect(move |chunk| {
+            if let (Some(c), Ok(b)) = (&counter, chunk) {
+                c.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        let body = reqwest::Body::wrap_stream(stream);
         let mut query = vec![("path", path.to_string()), ("parents", "true".to_string())];
         if let Some(m) = mode {
             query.push(("mode", format!("{m:o}")));
@@ -232,7 +305,13 @@ impl Client {
 
     /// Downloads `path` from the sandbox into a local file, streamed; returns the bytes written
     /// and the remote permission bits.
-    pub async fn download(&self, id: &str, path: &str, local: &std::path::Path) -> Result<(u64, Option<u32>)> {
+    pub async fn download(
+        &self,
+        id: &str,
+        path: &str,
+        local: &std::path::Path,
+        counter: Option<Counter>,
+    ) -> Result<(u64, Option<u32>)> {
         use futures_util::StreamExt as _;
         use tokio::io::AsyncWriteExt as _;
         let resp = self
@@ -261,6 +340,9 @@ impl Client {
             let chunk = chunk.map_err(|e| Error::Transport(format!("download interrupted: {e}")))?;
             out.write_all(&chunk).await.map_err(|e| Error::Transport(format!("writing {}: {e}", local.display())))?;
             n += chunk.len() as u64;
+            if let Some(c) = &counter {
+                c.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         out.flush().await.map_err(|e| Error::Transport(e.to_string()))?;
         Ok((n, mode))

@@ -52,3 +52,13 @@ pub struct MoveRequest {
 
 /// Header carrying a file's permission bits (octal) on downloads and uploads.
 pub const MODE_HEADER: &str = "x-podgate-file-mode";
+
+/// Answer of a directory upload (`PUT …/files/tar`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TarUploaded {
+    /// Files, symlinks and links written.
+    pub files: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+}

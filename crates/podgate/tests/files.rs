@@ -119,6 +119,20 @@ async fn file_api_round_trips_bytes_and_manages_paths() {
     assert_eq!(status(put("/tmp/m", "644").await.unwrap()), 422, "writing over a directory");
     assert_eq!(status(put("/tmp/ok", "999").await.unwrap()), 422, "bad mode");
     assert_eq!(status(put("/tmp/no/such/dir/f", "644").await.unwrap()), 404, "missing parent without parents=true");
+    // An owner by name or number.
+    let own = |path: &str, owner: &str| {
+        http.put(files_url(&srv, &sb, ""))
+            .bearer_auth(&srv.token)
+            .query(&[("path", path), ("owner", owner), ("mode", "640")])
+            .body("owned")
+            .send()
+    };
+    assert_eq!(status(own("/tmp/owned", "nobody").await.unwrap()), 201);
+    let info: FileInfo = own("/tmp/owned2", "1234:5678").await.unwrap().json().await.unwrap();
+    assert_eq!((info.uid, info.gid, info.mode), (1234, 5678, 0o640));
+    let info: FileInfo = srv.get_json(&format!("/v1/sandboxes/{sb}/files/stat?path=/tmp/owned")).await;
+    assert_eq!((info.uid, info.gid), (65534, 65534));
+    assert_eq!(status(own("/tmp/owned3", "ghost").await.unwrap()), 422, "unknown user");
     let del = |path: &str, recursive: &str| {
         http.delete(files_url(&srv, &sb, ""))
             .bearer_auth(&srv.token)
@@ -243,4 +257,102 @@ fn cp_copies_files_and_directories_both_ways() {
     assert!(err.contains("/tmp/missing") && err.contains("No such file"), "{err}");
     let o = srv.cli(&["cp", "/etc/hostname", "/tmp/x"]);
     assert_eq!(o.status.code(), Some(1));
+}
+
+/// A tar with one raw header (names are not cleaned up, so hostile ones stay hostile).
+fn raw_tar(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, link, data) in entries {
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(*kind);
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[tokio::test]
+async fn directories_travel_as_tar_and_hostile_entries_are_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let srv = Server::start();
+    let sb = sandbox(&srv).await;
+    let c = srv.client();
+    let sh = async |cmd: &str| {
+        let req = ExecRequest { argv: vec!["sh".into(), "-c".into(), cmd.into()], ..Default::default() };
+        String::from_utf8(c.exec(&sb, &req).await.unwrap().stdout.0).unwrap()
+    };
+
+    // A tree in and out: bytes, modes and inner symlinks kept.
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(src.path().join("a/b")).unwrap();
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+    std::fs::write(src.path().join("a/b/all.bin"), &bytes).unwrap();
+    std::fs::write(src.path().join("run.sh"), "#!/bin/sh\necho ran\n").unwrap();
+    std::fs::set_permissions(src.path().join("run.sh"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    std::os::unix::fs::symlink("a/b/all.bin", src.path().join("link")).unwrap();
+    let tar = podgate_tar::pack(src.path(), Vec::new()).unwrap();
+    let r = srv.http().put(files_url(&srv, &sb, "/tar?path=t")).bearer_auth(&srv.token).body(tar).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let done: podgate_types::files::TarUploaded = r.json().await.unwrap();
+    assert_eq!((done.files, done.bytes), (3, 100_000 + 19));
+    assert_eq!(sh("cd /root/t && ./run.sh && stat -c %a run.sh && readlink link").await, "ran\n750\na/b/all.bin\n");
+    let back = srv.http().get(files_url(&srv, &sb, "/tar?path=/root/t")).bearer_auth(&srv.token).send().await.unwrap();
+    assert_eq!(back.status().as_u16(), 200);
+    let out = tempfile::tempdir().unwrap();
+    podgate_tar::unpack(&back.bytes().await.unwrap()[..], out.path()).unwrap();
+    assert!(std::fs::read(out.path().join("a/b/all.bin")).unwrap() == bytes);
+    assert_eq!(std::fs::read_link(out.path().join("link")).unwrap().to_str(), Some("a/b/all.bin"));
+
+    // Hostile archives: refused with the entry named, nothing written outside the target.
+    sh("mkdir -p /tmp/h && ln -s /etc /tmp/h/etc-link").await;
+    use tar::EntryType::{Char, Link, Regular, Symlink};
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("../evil", raw_tar(&[("../evil", Regular, "", b"x")])),
+        ("a/../../evil", raw_tar(&[("ok", Regular, "", b"fine"), ("a/../../evil", Regular, "", b"x")])),
+        ("/tmp/evil", raw_tar(&[("/tmp/evil", Regular, "", b"x")])),
+        ("abs-link", raw_tar(&[("abs-link", Symlink, "/etc", b""), ("abs-link/evil", Regular, "", b"x")])),
+        ("up-link", raw_tar(&[("d/up-link", Symlink, "../../..", b"")])),
+        ("hard", raw_tar(&[("hard", Link, "../../etc/passwd", b"")])),
+        ("dev", raw_tar(&[("dev", Char, "", b"")])),
+        ("etc-link/evil", raw_tar(&[("etc-link/evil", Regular, "", b"x")])),
+    ];
+    for (name, tar) in cases {
+        let r = srv
+            .http()
+            .put(files_url(&srv, &sb, "/tar?path=/tmp/h"))
+            .bearer_auth(&srv.token)
+            .body(tar)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 422, "{name}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        let msg = body["error"]["message"].as_str().unwrap().to_string();
+        eprintln!("{name}: {msg}");
+    }
+    assert_eq!(
+        sh("ls -A /tmp/h; ls /tmp/evil /evil /etc/evil /root/evil 2>/dev/null | wc -l").await,
+        "etc-link\nok\n0\n"
+    );
+    assert_eq!(sh("cat /tmp/h/ok").await, "fine");
+
+    // Not a tar, a missing directory, a file where a directory is expected.
+    let r = srv
+        .http()
+        .put(files_url(&srv, &sb, "/tar?path=/tmp/x"))
+        .bearer_auth(&srv.token)
+        .body(vec![7u8; 2000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let r = srv.http().get(files_url(&srv, &sb, "/tar?path=/nope")).bearer_auth(&srv.token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r =
+        srv.http().get(files_url(&srv, &sb, "/tar?path=/etc/hostname")).bearer_auth(&srv.token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 422);
 }
