@@ -17,3 +17,4 @@ pub mod server;
 pub mod signals;
 pub mod terminals;
 pub mod tunnel;
+pub mod watch;

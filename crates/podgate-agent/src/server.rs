@@ -49,6 +49,7 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .route("/v1/exec", post(exec_handler))
         .route("/v1/files", get(read_file).put(write_file).delete(remove_file))
         .route("/v1/files/tar", get(download_tar).put(upload_tar))
+        .route("/v1/files/watch", get(watch_dir))
         .route("/v1/files/stat", get(stat_file))
         .route("/v1/files/list", get(list_files))
         .route("/v1/files/mkdir", post(make_dir))
@@ -202,6 +203,20 @@ async fn upload_tar(State(st): State<Arc<AgentState>>, FileQ(q): FileQ, body: ax
     match crate::archive::unpack(dst, body).await {
         Ok(n) => Json(podgate_types::files::TarUploaded { files: n.files, bytes: n.bytes }).into_response(),
         Err(e) => file_error(e),
+    }
+}
+
+/// WebSocket: create/modify/delete/rename events under a directory (`recursive=true` for the
+/// whole tree). The watch starts before the upgrade, so a missing directory is a plain 404.
+async fn watch_dir(State(st): State<Arc<AgentState>>, FileQ(q): FileQ, ws: WebSocketUpgrade) -> Response {
+    let dir = match files::resolve(&st.dirs, &q.path) {
+        Ok(p) => p,
+        Err(e) => return file_error(e),
+    };
+    match crate::watch::start(&dir, q.recursive) {
+        Ok(w) => ws.on_upgrade(move |socket| crate::watch::serve(socket, w)),
+        Err(m) if !dir.exists() => error(StatusCode::NOT_FOUND, "not_found", m),
+        Err(m) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m),
     }
 }
 

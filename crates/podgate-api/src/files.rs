@@ -9,6 +9,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 use crate::extract::Authed;
+use crate::gateway::splice_to_agent;
 use crate::proxy::forward;
 use crate::{ApiError, AppState};
 
@@ -17,6 +18,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/sandboxes/{id}/files", get(content).put(content).delete(content))
         .route("/v1/sandboxes/{id}/files/tar", get(tar).put(tar))
+        .route("/v1/sandboxes/{id}/files/watch", get(watch))
         .route("/v1/sandboxes/{id}/files/stat", get(stat))
         .route("/v1/sandboxes/{id}/files/list", get(list))
         .route("/v1/sandboxes/{id}/files/mkdir", post(mkdir))
@@ -58,6 +60,25 @@ pub async fn tar(
     req: Request,
 ) -> Result<Response, ApiError> {
     forward(&st, &caller, &id, "/v1/files/tar", req).await
+}
+
+/// WebSocket: a text frame per change under a directory (`recursive=true` for the whole tree):
+/// `{"kind":"create|modify|delete|rename|overflow","path":…,"to":…}`. Renames within the tree
+/// are one `rename`; moves in and out are `create` and `delete`; `overflow` means events were
+/// lost and the client should rescan.
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/files/watch", tag = "files",
+    params(("id" = String, Path, description = "sandbox id or name"), ("path" = String, Query, description = "directory"),
+        ("recursive" = Option<bool>, Query, description = "watch the whole tree")),
+    responses((status = 101, description = "events (WebSocket)", body = podgate_types::files::WatchEvent),
+        (status = 404, body = podgate_types::api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn watch(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    splice_to_agent(&st, &caller, &id, "/v1/files/watch", None, req).await
 }
 
 /// Metadata of a path.

@@ -140,6 +140,27 @@ pub async fn splice(
     resp.body(Body::empty()).unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// Authorizes `caller` for sandbox `id`, then splices the WebSocket upgrade in `req` to
+/// `agent_path` on its agent, with the request's query appended and `protocol` selected when the
+/// client offers it.
+pub async fn splice_to_agent(
+    st: &AppState,
+    caller: &podgate_core::Caller,
+    id: &str,
+    agent_path: &str,
+    protocol: Option<&'static str>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let key = websocket_key(req.headers())?;
+    let protocol = protocol.filter(|p| offered_protocols(req.headers()).iter().any(|o| o == p));
+    let path = match req.uri().query() {
+        Some(q) => format!("{agent_path}?{q}"),
+        None => agent_path.to_string(),
+    };
+    let (row, agent) = st.sandboxes.running_agent(caller, id).await?;
+    Ok(splice(req, &agent, &path, &key, protocol, &format!("{agent_path} of sandbox {}", row.id)).await)
+}
+
 /// The `Sec-WebSocket-Key` of a WebSocket upgrade request, or a 400.
 pub fn websocket_key(headers: &HeaderMap) -> Result<String, ApiError> {
     let is_upgrade =

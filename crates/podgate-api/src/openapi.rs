@@ -13,7 +13,7 @@ use crate::{files, ports, processes, routes, terminals};
     paths(routes::me, routes::create_sandbox, routes::list_sandboxes, routes::get_sandbox, routes::delete_sandbox, routes::exec,
         terminals::open_terminal, terminals::list_terminals, terminals::delete_terminal, terminals::share_terminal,
         terminals::exchange_share, terminals::rotate_keys,
-        files::content, files::tar, files::stat, files::list, files::mkdir, files::move_, ports::list, ports::tunnel,
+        files::content, files::tar, files::watch, files::stat, files::list, files::mkdir, files::move_, ports::list, ports::tunnel,
         processes::list_or_stream, processes::start, processes::info, processes::kill, processes::signal, processes::attach),
     modifiers(&BearerAuth),
 )]

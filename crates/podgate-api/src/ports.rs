@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::routing::get;
 
 use crate::extract::Authed;
-use crate::gateway::{offered_protocols, splice, websocket_key};
+use crate::gateway::splice_to_agent;
 use crate::proxy::forward;
 use crate::{ApiError, AppState};
 use podgate_types::ports::TUNNEL_SUBPROTOCOL;
@@ -43,9 +43,7 @@ pub async fn watch(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let key = websocket_key(req.headers())?;
-    let (row, agent) = st.sandboxes.running_agent(&caller, &id).await?;
-    Ok(splice(req, &agent, "/v1/ports/watch", &key, None, &format!("the ports of sandbox {}", row.id)).await)
+    splice_to_agent(&st, &caller, &id, "/v1/ports/watch", None, req).await
 }
 
 /// WebSocket: a TCP connection to `host:port` opened from inside the sandbox (default host
@@ -64,10 +62,5 @@ pub async fn tunnel(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let key = websocket_key(req.headers())?;
-    let path = format!("/v1/tunnel?{}", req.uri().query().unwrap_or_default());
-    let (row, agent) = st.sandboxes.running_agent(&caller, &id).await?;
-    let protocol =
-        offered_protocols(req.headers()).iter().any(|p| p == TUNNEL_SUBPROTOCOL).then_some(TUNNEL_SUBPROTOCOL);
-    Ok(splice(req, &agent, &path, &key, protocol, &format!("a tunnel into sandbox {}", row.id)).await)
+    splice_to_agent(&st, &caller, &id, "/v1/tunnel", Some(TUNNEL_SUBPROTOCOL), req).await
 }

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use podgate_types::process::SUBPROTOCOL;
 
 use crate::extract::Authed;
-use crate::gateway::{offered_protocols, splice, websocket_key};
+use crate::gateway::splice_to_agent;
 use crate::proxy::forward;
 use crate::{ApiError, AppState};
 
@@ -38,19 +38,6 @@ fn is_upgrade(req: &Request) -> bool {
     req.headers().get(header::UPGRADE).is_some()
 }
 
-async fn stream_to(
-    st: &AppState,
-    caller: &podgate_core::Caller,
-    id: &str,
-    path: &str,
-    req: Request,
-) -> Result<Response, ApiError> {
-    let key = websocket_key(req.headers())?;
-    let protocol = offered_protocols(req.headers()).iter().any(|p| p == SUBPROTOCOL).then_some(SUBPROTOCOL);
-    let (row, agent) = st.sandboxes.running_agent(caller, id).await?;
-    Ok(splice(req, &agent, path, &key, protocol, &format!("the processes of sandbox {}", row.id)).await)
-}
-
 /// `GET` lists the processes (running, and ended ones for five minutes). With a WebSocket
 /// upgrade it opens a process stream: the client sends `{"type":"start","process":{…}}`, then
 /// stdin as binary frames with channel byte 0; the agent sends `started`, stdout (channel 1) and
@@ -68,7 +55,7 @@ pub async fn list_or_stream(
     req: Request,
 ) -> Result<Response, ApiError> {
     if is_upgrade(&req) {
-        stream_to(&st, &caller, &id, "/v1/processes/stream", req).await
+        splice_to_agent(&st, &caller, &id, "/v1/processes/stream", Some(SUBPROTOCOL), req).await
     } else {
         forward(&st, &caller, &id, "/v1/processes", req).await
     }
@@ -151,9 +138,6 @@ pub async fn attach(
     Path((id, pid)): Path<(String, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let mut path = format!("/v1/processes/{}/attach", process_id(&pid)?);
-    if let Some(q) = req.uri().query() {
-        path = format!("{path}?{q}");
-    }
-    stream_to(&st, &caller, &id, &path, req).await
+    let path = format!("/v1/processes/{}/attach", process_id(&pid)?);
+    splice_to_agent(&st, &caller, &id, &path, Some(SUBPROTOCOL), req).await
 }

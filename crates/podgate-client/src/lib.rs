@@ -101,7 +101,7 @@ impl Client {
         self.websocket(&session.url, &protocols, false).await
     }
 
-    /// Opens a WebSocket to `path_and_query` on the server offering `protocols`; with `bearer`
+    /// Opens a WebSocket to `path_and_query` on the server offering `protocols` (none if empty); with `bearer`
     /// the client's token goes in the `Authorization` header.
     pub async fn websocket(&self, path_and_query: &str, protocols: &str, bearer: bool) -> Result<TerminalSocket> {
         let (scheme, rest) = match self.base.split_once("://") {
@@ -116,7 +116,9 @@ impl Client {
             .into_client_request()
             .map_err(|e| Error::Transport(e.to_string()))?;
         let invalid = |_| Error::Transport("token is not a valid header value".into());
-        req.headers_mut().insert("sec-websocket-protocol", protocols.parse().map_err(invalid)?);
+        if !protocols.is_empty() {
+            req.headers_mut().insert("sec-websocket-protocol", protocols.parse().map_err(invalid)?);
+        }
         if bearer {
             req.headers_mut().insert("authorization", format!("Bearer {}", self.token).parse().map_err(invalid)?);
         }
@@ -173,6 +175,13 @@ impl Client {
             path = format!("{path}&host={}", seg(h));
         }
         self.websocket(&path, podgate_types::ports::TUNNEL_SUBPROTOCOL, true).await
+    }
+
+    /// Watches a directory in the sandbox: one JSON [`podgate_types::files::WatchEvent`] per
+    /// text frame.
+    pub async fn watch_dir(&self, id: &str, path: &str, recursive: bool) -> Result<TerminalSocket> {
+        let path = format!("/v1/sandboxes/{}/files/watch?path={}&recursive={recursive}", seg(id), seg(path));
+        self.websocket(&path, "", true).await
     }
 
     /// `POST /v1/sandboxes/{id}/processes`: starts a process in the background.

@@ -62,3 +62,32 @@ pub struct TarUploaded {
     /// Bytes of file content written.
     pub bytes: u64,
 }
+
+/// What happened to a path under a watched directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum WatchKind {
+    /// Created, or moved in from outside the watched tree.
+    Create,
+    /// Contents or metadata changed.
+    Modify,
+    /// Removed, or moved out of the watched tree.
+    Delete,
+    /// Renamed within the watched tree: `path` → `to`.
+    Rename,
+    /// Events were lost (the kernel queue overflowed): rescan the tree.
+    Overflow,
+}
+
+/// One event of a directory watch (a text frame on `…/files/watch`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WatchEvent {
+    pub kind: WatchKind,
+    /// Absolute path inside the sandbox.
+    pub path: String,
+    /// The new path of a rename.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}

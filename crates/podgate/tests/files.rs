@@ -356,3 +356,54 @@ async fn directories_travel_as_tar_and_hostile_entries_are_refused() {
         srv.http().get(files_url(&srv, &sb, "/tar?path=/etc/hostname")).bearer_auth(&srv.token).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 422);
 }
+
+#[tokio::test]
+async fn directory_watch_reports_changes_as_they_happen() {
+    use futures_util::StreamExt as _;
+    use podgate_types::files::{WatchEvent, WatchKind};
+    let srv = Server::start();
+    let sb = sandbox(&srv).await;
+    let c = srv.client();
+    let sh = async |cmd: &str| {
+        let req = ExecRequest { argv: vec!["sh".into(), "-c".into(), cmd.into()], ..Default::default() };
+        assert_eq!(c.exec(&sb, &req).await.unwrap().exit_code, 0, "{cmd}");
+    };
+    sh("mkdir -p /tmp/w/sub /tmp/elsewhere && echo x > /tmp/elsewhere/incoming").await;
+    let mut ws = c.watch_dir(&sb, "/tmp/w", true).await.unwrap();
+    let mut next = async || loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("an event within 10 s");
+        if let Some(Ok(podgate_client::Message::Text(t))) = msg {
+            return serde_json::from_str::<WatchEvent>(&t).unwrap();
+        }
+    };
+    let ev = |kind, path: &str, to: Option<&str>| WatchEvent { kind, path: path.into(), to: to.map(String::from) };
+    // Each step waits for its event, so the debounce window never merges two steps.
+    sh("echo one > /tmp/w/a").await;
+    assert_eq!(next().await, ev(WatchKind::Create, "/tmp/w/a", None));
+    sh("sleep 0.3; echo two >> /tmp/w/a").await;
+    assert_eq!(next().await, ev(WatchKind::Modify, "/tmp/w/a", None));
+    sh("mv /tmp/w/a /tmp/w/sub/b").await;
+    assert_eq!(next().await, ev(WatchKind::Rename, "/tmp/w/a", Some("/tmp/w/sub/b")));
+    sh("mv /tmp/elsewhere/incoming /tmp/w/sub/in").await;
+    assert_eq!(next().await, ev(WatchKind::Create, "/tmp/w/sub/in", None));
+    sh("mv /tmp/w/sub/in /tmp/elsewhere/out").await;
+    assert_eq!(next().await, ev(WatchKind::Delete, "/tmp/w/sub/in", None));
+    sh("rm /tmp/w/sub/b").await;
+    assert_eq!(next().await, ev(WatchKind::Delete, "/tmp/w/sub/b", None));
+    sh("mkdir -p /tmp/w/new/deep && sleep 0.3 && echo z > /tmp/w/new/deep/f").await;
+    let mut seen = Vec::new();
+    while !seen.contains(&ev(WatchKind::Create, "/tmp/w/new/deep/f", None)) {
+        seen.push(next().await);
+    }
+    assert!(seen.contains(&ev(WatchKind::Create, "/tmp/w/new", None)), "{seen:?}");
+
+    // Not a directory, missing, no token.
+    let status = |e: podgate_client::Error| match e {
+        podgate_client::Error::Api { status, .. } => status,
+        other => panic!("{other}"),
+    };
+    assert_eq!(status(c.watch_dir(&sb, "/tmp/missing", true).await.unwrap_err()), 404);
+    assert_eq!(status(c.watch_dir(&sb, "/etc/hostname", false).await.unwrap_err()), 422);
+    let anon = podgate_client::Client::new(&srv.url, "bad").unwrap();
+    assert_eq!(status(anon.watch_dir(&sb, "/tmp/w", true).await.unwrap_err()), 401);
+}
