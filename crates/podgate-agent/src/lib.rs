@@ -2,7 +2,9 @@
 
 pub mod archive;
 pub mod args;
+pub mod bootstrap;
 pub mod exec;
+pub mod fetch;
 pub mod files;
 pub mod init;
 pub mod launch;

@@ -56,7 +56,9 @@ async fn serve(args: args::Args) -> std::io::Result<()> {
     let (ports_tx, ports) = tokio::sync::watch::channel(Vec::new());
     tokio::spawn(podgate_agent::ports::watch(ports_tx));
     let processes = podgate_agent::processes::Processes::new(reaper.clone(), dirs.clone());
-    let state = Arc::new(server::AgentState { secret, reaper: reaper.clone(), dirs, terminals, processes, ports });
+    let bootstrap = podgate_agent::bootstrap::Bootstrap::new(processes.clone(), terminals.clone());
+    let state =
+        Arc::new(server::AgentState { secret, reaper: reaper.clone(), dirs, terminals, processes, bootstrap, ports });
     eprintln!("podgate-agent: serving on {}", args.socket.display());
     let app = server::router(state);
     tokio::select! {

@@ -108,9 +108,7 @@ async fn stream(State(st): State<Arc<AgentState>>, ws: WebSocketUpgrade) -> Resp
         };
         match st.processes.start(spec) {
             Ok(p) => serve(socket, p, [0, 0]).await,
-            Err(ProcError::Invalid(m) | ProcError::Spawn(m) | ProcError::NotFound(m) | ProcError::Busy(m)) => {
-                refuse(socket, m).await
-            }
+            Err(e) => refuse(socket, e.to_string()).await,
         }
     })
 }

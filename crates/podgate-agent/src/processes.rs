@@ -47,19 +47,27 @@ pub enum ProcError {
     Busy(String),
 }
 
+impl std::fmt::Display for ProcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProcError::Invalid(m) | ProcError::Spawn(m) | ProcError::NotFound(m) | ProcError::Busy(m) => f.write_str(m),
+        }
+    }
+}
+
 /// The tail of one output stream. Byte `start` of the stream is `buf[0]`.
 #[derive(Default)]
-struct Ring {
+pub(crate) struct Ring {
     buf: VecDeque<u8>,
     start: u64,
 }
 
 impl Ring {
-    fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         self.start + self.buf.len() as u64
     }
 
-    fn push(&mut self, data: &[u8]) {
+    pub(crate) fn push(&mut self, data: &[u8]) {
         self.buf.extend(data);
         let over = self.buf.len().saturating_sub(BUFFER);
         self.buf.drain(..over);
@@ -68,7 +76,7 @@ impl Ring {
 
     /// Up to `max` bytes from `offset`, and how many bytes before what is returned were already
     /// gone; the offset after them.
-    fn read(&self, offset: u64, max: usize) -> (Vec<u8>, u64, u64) {
+    pub(crate) fn read(&self, offset: u64, max: usize) -> (Vec<u8>, u64, u64) {
         let dropped = self.start.saturating_sub(offset);
         let from = offset.max(self.start);
         let skip = (from - self.start) as usize;

@@ -38,6 +38,7 @@ pub struct AgentState {
     pub dirs: Dirs,
     pub terminals: Terminals,
     pub processes: crate::processes::Processes,
+    pub bootstrap: Arc<crate::bootstrap::Bootstrap>,
     /// The listening ports, kept current by [`crate::ports::watch`].
     pub ports: tokio::sync::watch::Receiver<Vec<podgate_types::ports::ListeningPort>>,
 }
@@ -57,6 +58,8 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .route("/v1/ports", get(list_ports))
         .route("/v1/ports/watch", get(watch_ports))
         .route("/v1/tunnel", get(open_tunnel))
+        .route("/v1/bootstrap", post(start_bootstrap).get(bootstrap_status))
+        .route("/v1/bootstrap/log", get(bootstrap_log))
         .route("/v1/terminals", post(create_terminal).get(list_terminals))
         .route("/v1/terminals/{id}", delete(delete_terminal))
         .route("/v1/terminals/{id}/attach", get(attach_terminal))
@@ -294,6 +297,42 @@ async fn watch_ports(State(st): State<Arc<AgentState>>, ws: WebSocketUpgrade) ->
             }
         }
     })
+}
+
+async fn start_bootstrap(
+    State(st): State<Arc<AgentState>>,
+    body: Result<Json<podgate_types::bootstrap::BootstrapSpec>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(spec) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()),
+    };
+    match st.bootstrap.start(spec) {
+        Ok(status) => (StatusCode::CREATED, Json(status)).into_response(),
+        Err(m) => error(StatusCode::CONFLICT, "conflict", m),
+    }
+}
+
+async fn bootstrap_status(State(st): State<Arc<AgentState>>) -> Response {
+    match st.bootstrap.status() {
+        Some(s) => Json(s).into_response(),
+        None => error(StatusCode::NOT_FOUND, "not_found", "no bootstrap was started"),
+    }
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    #[serde(default)]
+    from: u64,
+    #[serde(default)]
+    follow: bool,
+}
+
+async fn bootstrap_log(State(st): State<Arc<AgentState>>, Query(q): Query<LogQuery>) -> Response {
+    Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(st.bootstrap.log_body(q.from, q.follow))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 #[derive(Deserialize)]

@@ -75,6 +75,14 @@ pub enum TermError {
     NotFound(String),
 }
 
+impl std::fmt::Display for TermError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TermError::Invalid(m) | TermError::Spawn(m) | TermError::NotFound(m) => f.write_str(m),
+        }
+    }
+}
+
 fn dim(v: Option<u16>, default: u16, what: &str) -> Result<u16, TermError> {
     match v.unwrap_or(default) {
         0 => Err(TermError::Invalid(format!("{what} must be at least 1"))),

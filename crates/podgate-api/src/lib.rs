@@ -5,6 +5,7 @@ mod error;
 mod extract;
 mod files;
 mod gateway;
+mod logs;
 mod openapi;
 mod ports;
 mod processes;
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(files::routes())
         .merge(ports::routes())
         .merge(processes::routes())
+        .merge(logs::routes())
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))

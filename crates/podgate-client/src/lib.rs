@@ -177,6 +177,25 @@ impl Client {
         self.websocket(&path, podgate_types::ports::TUNNEL_SUBPROTOCOL, true).await
     }
 
+    /// `GET /v1/sandboxes/{id}/logs`: the bootstrap log as a byte stream (followed until the
+    /// bootstrap ends with `follow`).
+    pub async fn bootstrap_log(&self, id: &str, follow: bool) -> Result<reqwest::Response> {
+        let resp = self
+            .http
+            .get(format!("{}/v1/sandboxes/{}/logs", self.base, seg(id)))
+            .bearer_auth(&self.token)
+            .query(&[("follow", follow)])
+            .send()
+            .await
+            .map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;
+        if resp.status().is_success() {
+            Ok(resp)
+        } else {
+            Self::checked(resp).await?;
+            Err(Error::Transport("unexpected answer".into()))
+        }
+    }
+
     /// Watches a directory in the sandbox: one JSON [`podgate_types::files::WatchEvent`] per
     /// text frame.
     pub async fn watch_dir(&self, id: &str, path: &str, recursive: bool) -> Result<TerminalSocket> {

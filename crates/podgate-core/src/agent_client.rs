@@ -9,6 +9,7 @@ use hyper_util::rt::TokioIo;
 use podgate_runtime::AgentEndpoint;
 use podgate_types::agent::{AgentHealth, SECRET_HEADER};
 use podgate_types::api::{ErrorBody, ExecRequest, ExecResponse};
+use podgate_types::bootstrap::{BootstrapSpec, BootstrapStatus};
 use podgate_types::terminal::{TerminalInfo, TerminalSpec};
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -68,6 +69,30 @@ impl AgentClient {
     pub async fn delete_terminal(&self, id: &str) -> Result<(), AgentError> {
         let path = format!("/v1/terminals/{}", path_segment(id)?);
         self.call(Method::DELETE, &path, None, Some(Duration::from_secs(10))).await
+    }
+
+    /// `POST /v1/bootstrap`: starts the code bootstrap.
+    pub async fn start_bootstrap(&self, spec: &BootstrapSpec) -> Result<BootstrapStatus, AgentError> {
+        let body = serde_json::to_vec(spec).map_err(|e| AgentError::Protocol(e.to_string()))?;
+        self.call(Method::POST, "/v1/bootstrap", Some(body), Some(Duration::from_secs(30))).await
+    }
+
+    /// `GET /v1/bootstrap`.
+    pub async fn bootstrap_status(&self) -> Result<BootstrapStatus, AgentError> {
+        self.call(Method::GET, "/v1/bootstrap", None, Some(Duration::from_secs(10))).await
+    }
+
+    /// The bootstrap log from byte `from` on (what is still held), read whole.
+    pub async fn bootstrap_log(&self, from: u64) -> Result<Bytes, AgentError> {
+        let path = format!("/v1/bootstrap/log?from={from}");
+        let fut = self.send(Method::GET, &path, None);
+        let (status, bytes) = tokio::time::timeout(Duration::from_secs(10), fut)
+            .await
+            .map_err(|_| AgentError::Unreachable("no answer within 10 s".into()))??;
+        if !status.is_success() {
+            return Err(AgentError::Protocol(format!("status {status} for the bootstrap log")));
+        }
+        Ok(bytes)
     }
 
     /// Opens a WebSocket to `path` on the agent, passing through the client's handshake key and

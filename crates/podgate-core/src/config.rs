@@ -15,6 +15,8 @@ pub struct CoreConfig {
     pub startup_timeout: Duration,
     /// How often the reconciler runs.
     pub reconcile_interval: Duration,
+    /// What code URLs the bootstrap may fetch.
+    pub code: crate::code_source::CodePolicy,
 }
 
 impl Default for CoreConfig {
@@ -25,6 +27,7 @@ impl Default for CoreConfig {
             max_ttl: Duration::from_secs(7 * 24 * 3600),
             startup_timeout: Duration::from_secs(60),
             reconcile_interval: Duration::from_secs(5),
+            code: Default::default(),
         }
     }
 }

@@ -3,7 +3,9 @@
 
 pub mod agent_client;
 pub mod auth;
+pub mod bootstrap;
 pub mod clock;
+pub mod code_source;
 pub mod config;
 pub mod error;
 pub mod ids;

@@ -28,7 +28,8 @@ impl Sandboxes {
                     .await?;
             }
         }
-        self.reconcile().await
+        self.reconcile().await?;
+        self.resume_bootstraps().await
     }
 
     /// One reconciliation pass.

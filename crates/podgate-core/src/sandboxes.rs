@@ -27,6 +27,9 @@ pub struct StoredSpec {
     pub memory: Option<u64>,
     pub labels: BTreeMap<String, String>,
     pub ttl_seconds: Option<u64>,
+    /// The validated code bootstrap, with the code host's checked addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<podgate_types::bootstrap::BootstrapSpec>,
 }
 
 /// The sandbox service. Cheap to clone.
@@ -103,7 +106,16 @@ impl Sandboxes {
         if ttl == 0 || ttl > max_ttl {
             return Err(Error::Invalid(format!("ttl_seconds {ttl} is out of range: use 1 to {max_ttl}")));
         }
+        let bootstrap = crate::code_source::prepare(
+            req.code.as_ref(),
+            req.install.as_ref(),
+            req.command.as_ref(),
+            req.shell,
+            &self.cfg.code,
+        )
+        .await?;
         let spec = StoredSpec {
+            bootstrap,
             env: req.env,
             cmd: req.cmd,
             cpu: req.cpu,
@@ -126,6 +138,8 @@ impl Sandboxes {
             updated_at: now,
             expires_at: Some(now.saturating_add((ttl as i64).saturating_mul(1000))),
             deleted_at: None,
+            bootstrap: None,
+            bootstrap_log: None,
         };
         self.store.insert_sandbox(&row).await?;
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, image = %row.image, "creating sandbox");
@@ -141,6 +155,11 @@ impl Sandboxes {
                     return Err(Error::Conflict(format!("sandbox {id} was deleted while it was starting")));
                 }
                 tracing::info!(sandbox_id = %id, "sandbox running");
+                let row = self.load(&id).await?;
+                let spec: StoredSpec = serde_json::from_str(&row.spec).map_err(|e| Error::Internal(e.to_string()))?;
+                if let Some(b) = &spec.bootstrap {
+                    self.begin_bootstrap(&row, b).await?;
+                }
                 self.view(&self.load(&id).await?)
             }
             Err(e) => {
@@ -282,7 +301,7 @@ impl Sandboxes {
 
     /// Finds a live sandbox the caller may access, by id or by the caller's own name for it.
     /// Someone else's sandbox answers exactly like a missing one.
-    async fn resolve(&self, caller: &Caller, id_or_name: &str) -> Result<SandboxRow> {
+    pub(crate) async fn resolve(&self, caller: &Caller, id_or_name: &str) -> Result<SandboxRow> {
         let missing = || Error::NotFound(format!("sandbox {id_or_name:?} not found"));
         if id_or_name.is_empty() || id_or_name.len() > 128 {
             return Err(missing());
@@ -317,6 +336,7 @@ impl Sandboxes {
             error: r.error.clone(),
             created_at: from_ms(r.created_at),
             expires_at: r.expires_at.map(from_ms),
+            bootstrap: r.bootstrap.as_deref().and_then(|b| serde_json::from_str(b).ok()),
         })
     }
 }

@@ -38,4 +38,10 @@ pub struct SandboxRow {
     pub updated_at: i64,
     pub expires_at: Option<i64>,
     pub deleted_at: Option<i64>,
+    /// JSON of the bootstrap status, for sandboxes with a code bootstrap.
+    #[sqlx(default)]
+    pub bootstrap: Option<String>,
+    /// The end of the bootstrap log, kept once the bootstrap ended.
+    #[sqlx(default)]
+    pub bootstrap_log: Option<Vec<u8>>,
 }

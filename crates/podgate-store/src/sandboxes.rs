@@ -120,6 +120,25 @@ impl Store {
     }
 
     /// Records how the server reaches the sandbox's agent.
+    /// Records a sandbox's bootstrap status (JSON) and, once it ended, the end of its log.
+    pub async fn set_bootstrap(&self, id: &str, status: &str, log: Option<&[u8]>, now: i64) -> Result<()> {
+        match &self.db {
+            Db::Sqlite(p) => {
+                sqlx::query(
+                    "UPDATE sandboxes SET bootstrap = $1, bootstrap_log = COALESCE($2, bootstrap_log), updated_at = $3 \
+                     WHERE id = $4",
+                )
+                .bind(status)
+                .bind(log)
+                .bind(now)
+                .bind(id)
+                .execute(p)
+                .await?
+            }
+        };
+        Ok(())
+    }
+
     pub async fn set_agent_url(&self, id: &str, url: &str, now: i64) -> Result<()> {
         match &self.db {
             Db::Sqlite(p) => {
@@ -154,6 +173,8 @@ mod tests {
             updated_at: 1,
             expires_at: Some(50),
             deleted_at: None,
+            bootstrap: None,
+            bootstrap_log: None,
         }
     }
 

@@ -1,4 +1,4 @@
-//! Tar streams of directories: [`pack`] writes a tree (regular files, directories, symlinks as
+//! Archives for podgate. Tar streams of directories: [`pack`] writes a tree (regular files, directories, symlinks as
 //! links) and [`unpack`] extracts one while refusing every entry that could write outside the
 //! target: absolute paths, `..` components, symlinks whose target leaves the tree, hard links to
 //! outside, and device or fifo entries. Both sides of a copy use it, so neither the sandbox nor
@@ -7,6 +7,8 @@
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
+
+pub mod zip;
 
 /// What an unpack wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,13 +59,19 @@ fn clean_relative(p: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-/// Whether a symlink at `entry` (relative to the tree) pointing to `target` stays in the tree.
+/// Whether a symlink at `entry` (relative to the tree) pointing to `target` stays in the tree,
+/// judged from the link's directory as given.
 fn link_stays_inside(entry: &Path, target: &Path) -> bool {
+    link_from_dir_stays_inside(entry.parent().unwrap_or(Path::new("")), target)
+}
+
+/// Whether a symlink to `target` placed in `dir` (relative to the tree) stays in the tree.
+fn link_from_dir_stays_inside(dir: &Path, target: &Path) -> bool {
     if target.is_absolute() {
         return false;
     }
     let mut depth: Vec<&std::ffi::OsStr> = Vec::new();
-    for c in entry.parent().into_iter().flat_map(Path::components).chain(target.components()) {
+    for c in dir.components().chain(target.components()) {
         match c {
             Component::Normal(n) => depth.push(n),
             Component::CurDir => {}
@@ -76,6 +84,24 @@ fn link_stays_inside(entry: &Path, target: &Path) -> bool {
         }
     }
     true
+}
+
+/// Whether a symlink `entry` → `target` extracted into `dst` stays inside it, judged from where
+/// the link really lands: a directory on the way may itself be a link (to somewhere inside), and
+/// `..` in the target then counts from the real directory.
+pub fn symlink_allowed(dst: &Path, entry: &Path, target: &Path) -> bool {
+    if !link_stays_inside(entry, target) {
+        return false;
+    }
+    let parent = entry.parent().unwrap_or(Path::new(""));
+    match (fs::canonicalize(dst.join(parent)), fs::canonicalize(dst)) {
+        (Ok(real_parent), Ok(real_dst)) => match real_parent.strip_prefix(&real_dst) {
+            Ok(rel) => link_from_dir_stays_inside(rel, target),
+            Err(_) => false,
+        },
+        // The parent does not exist yet: it will be created as a plain directory.
+        _ => true,
+    }
 }
 
 /// Extracts the tar stream `input` into `dst` (created if missing).
@@ -100,7 +126,7 @@ pub fn unpack<R: Read>(input: R, dst: &Path) -> Result<Unpacked, UnpackError> {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::Directory => {}
             tar::EntryType::Symlink => {
                 let target = entry.link_name()?.unwrap_or_default().into_owned();
-                if !link_stays_inside(&rel, &target) {
+                if !symlink_allowed(dst, &rel, &target) {
                     return Err(UnpackError::Refused(format!(
                         "symlink {shown:?} -> {:?} points outside the target directory",
                         target.display().to_string()
@@ -133,6 +159,11 @@ pub fn unpack<R: Read>(input: R, dst: &Path) -> Result<Unpacked, UnpackError> {
         }
     }
     Ok(done)
+}
+
+/// Extracts a gzip-compressed tar stream (`.tar.gz`) into `dst`, with [`unpack`]'s refusals.
+pub fn unpack_gz<R: Read>(input: R, dst: &Path) -> Result<Unpacked, UnpackError> {
+    unpack(flate2::read::GzDecoder::new(input), dst)
 }
 
 /// Writes a tar stream of the tree at `dir` (entries relative to it) to `out`. Symlinks are
@@ -281,6 +312,18 @@ mod tests {
         let tar = archive(|b| file(b, b"sneaky/evil", b"x"));
         assert!(unpack(&tar[..], dst.path()).is_err());
         assert!(!outside.path().join("evil").exists());
+    }
+
+    #[test]
+    fn a_link_below_a_linked_directory_counts_from_where_it_lands() {
+        // "a" -> "." makes "a/b" land at the top, where "../x" leaves the tree.
+        let dst = tempfile::tempdir().unwrap();
+        let tar = archive(|b| {
+            link(b, tar::EntryType::Symlink, "a", ".");
+            link(b, tar::EntryType::Symlink, "a/b", "../x");
+        });
+        assert!(matches!(unpack(&tar[..], dst.path()), Err(UnpackError::Refused(_))));
+        assert!(fs::symlink_metadata(dst.path().join("b")).is_err());
     }
 
     #[test]

@@ -36,6 +36,18 @@ pub struct CreateSandboxRequest {
     /// Free-form labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// A code bundle fetched, verified and extracted inside the sandbox before `install` runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<crate::bootstrap::CodeSource>,
+    /// Run once in the code's folder after extraction; its output is the bootstrap log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install: Option<crate::bootstrap::CommandLine>,
+    /// Started in the sandbox's main terminal once `install` succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<crate::bootstrap::CommandLine>,
+    /// `install` and `command` given as strings run through the sandbox shell.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shell: bool,
 }
 
 /// Lifecycle state of a sandbox.
@@ -117,6 +129,9 @@ pub struct Sandbox {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+    /// Progress of the code bootstrap, when the sandbox has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<crate::bootstrap::BootstrapStatus>,
 }
 
 /// Body of `GET /v1/sandboxes`.

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod bootstrap;
 pub mod bytes;
 pub mod files;
 pub mod memory;
@@ -14,4 +15,4 @@ pub use bytes::Base64Bytes;
 pub use memory::MemorySize;
 
 /// Version of the server ↔ agent protocol. The server refuses an agent that reports another one.
-pub const AGENT_PROTOCOL_VERSION: u32 = 3;
+pub const AGENT_PROTOCOL_VERSION: u32 = 4;

@@ -34,6 +34,8 @@ enum Command {
     Terminals(cli::TerminalsArgs),
     /// Copy files or directories to or from a sandbox (NAME:PATH names the sandbox side).
     Cp(cli::CpArgs),
+    /// Show a sandbox's bootstrap log (fetch, verify, extract, install); -f follows it.
+    Logs(cli::LogsArgs),
     /// Forward local ports to ports inside a sandbox.
     PortForward(cli::PortForwardArgs),
 }
@@ -58,6 +60,7 @@ fn main() {
             Command::Enter(a) => cli::enter(a).await,
             Command::Terminals(a) => cli::terminals(a).await.map(|()| 0),
             Command::Cp(a) => cli::cp(a).await.map(|()| 0),
+            Command::Logs(a) => cli::logs(a).await,
             Command::PortForward(a) => cli::port_forward(a).await.map(|()| 0),
         }
     });

@@ -64,6 +64,16 @@ pub struct ServerArgs {
     /// A terminal with no client attached for this long is ended [default: 3600].
     #[arg(long, env = "PODGATE_TERMINAL_IDLE_SECONDS")]
     terminal_idle_seconds: Option<u64>,
+    /// Let code bootstraps fetch plain http:// URLs [default: https only].
+    #[arg(long, env = "PODGATE_CODE_ALLOW_HTTP")]
+    code_allow_http: bool,
+    /// Let code bootstraps fetch from loopback, private and link-local addresses, for tests and
+    /// air-gapped installs (cloud metadata addresses stay refused) [default: refused].
+    #[arg(long, env = "PODGATE_CODE_ALLOW_PRIVATE_HOSTS")]
+    code_allow_private_hosts: bool,
+    /// The only hosts code may come from, comma-separated (`*.example.com` for subdomains) [default: any public host].
+    #[arg(long, env = "PODGATE_CODE_HOSTS", value_delimiter = ',')]
+    code_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -81,6 +91,9 @@ struct FileConfig {
     allowed_origins: Option<Vec<String>>,
     web_dir: Option<PathBuf>,
     terminal_idle_seconds: Option<u64>,
+    code_allow_http: Option<bool>,
+    code_allow_private_hosts: Option<bool>,
+    code_hosts: Option<Vec<String>>,
 }
 
 /// The resolved server settings.
@@ -120,6 +133,11 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
             .reconcile_interval_ms
             .or(file.reconcile_interval_ms)
             .map_or(defaults.reconcile_interval, Duration::from_millis),
+        code: podgate_core::code_source::CodePolicy {
+            allow_http: args.code_allow_http || file.code_allow_http.unwrap_or(false),
+            allow_private: args.code_allow_private_hosts || file.code_allow_private_hosts.unwrap_or(false),
+            hosts: args.code_hosts.or(file.code_hosts).unwrap_or_default(),
+        },
     };
     if core.reconcile_interval < Duration::from_millis(100) {
         bail!("reconcile interval must be at least 100 ms");

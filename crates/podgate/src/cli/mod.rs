@@ -5,6 +5,7 @@ mod cp;
 mod enter;
 mod exec;
 mod forward;
+mod logs;
 mod output;
 
 use std::collections::BTreeMap;
@@ -13,12 +14,14 @@ use anyhow::bail;
 use podgate_client::Client;
 use podgate_types::MemorySize;
 use podgate_types::api::CreateSandboxRequest;
+use podgate_types::bootstrap::{CodeSource, CommandLine};
 
 pub use config::{LoginArgs, login};
 pub use cp::{CpArgs, cp};
 pub use enter::{EnterArgs, TerminalsArgs, enter, terminals};
 pub use exec::{ExecArgs, exec};
 pub use forward::{PortForwardArgs, port_forward};
+pub use logs::{LogsArgs, logs};
 use output::OutputFormat;
 
 /// Where to reach the server.
@@ -75,6 +78,25 @@ pub struct UpArgs {
     /// Memory limit, e.g. 512Mi or 1G.
     #[arg(long)]
     memory: Option<MemorySize>,
+    /// Code bundle to fetch inside the sandbox (https URL of a .zip, .tar.gz or git repository).
+    #[arg(long)]
+    code: Option<String>,
+    /// SHA-256 of the code archive.
+    #[arg(long, requires = "code")]
+    sha256: Option<String>,
+    /// Commit of the git repository to check out.
+    #[arg(long, requires = "code")]
+    commit: Option<String>,
+    /// Install step run in the code's folder (repeat for argv words; one line with --shell).
+    #[arg(long, requires = "code")]
+    install: Vec<String>,
+    /// Command started in the sandbox's main terminal after the install (repeat for argv words;
+    /// one line with --shell).
+    #[arg(long)]
+    run: Vec<String>,
+    /// Run --install and --run as command lines through the sandbox shell.
+    #[arg(long)]
+    shell: bool,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     output: OutputFormat,
@@ -95,13 +117,31 @@ pub async fn up(a: UpArgs) -> anyhow::Result<()> {
         memory: a.memory,
         ttl_seconds: a.ttl,
         labels: a.labels.into_iter().collect(),
+        code: a.code.map(|url| CodeSource { url, kind: None, sha256: a.sha256, commit: a.commit }),
+        install: command_line(a.install, a.shell),
+        command: command_line(a.run, a.shell),
+        shell: a.shell,
     };
     let sb = client.create(&req).await?;
     match a.output {
         OutputFormat::Json => output::print_json(&sb)?,
-        OutputFormat::Text => println!("{} ({}) is {}", sb.name, sb.id, sb.state),
+        OutputFormat::Text => {
+            println!("{} ({}) is {}", sb.name, sb.id, sb.state);
+            if sb.bootstrap.is_some() {
+                println!("bootstrapping: follow it with `podgate logs {} -f`", sb.name);
+            }
+        }
     }
     Ok(())
+}
+
+/// Repeated words as argv, or with `shell` one word as a command line.
+fn command_line(words: Vec<String>, shell: bool) -> Option<CommandLine> {
+    match words.len() {
+        0 => None,
+        1 if shell => words.into_iter().next().map(CommandLine::Line),
+        _ => Some(CommandLine::Argv(words)),
+    }
 }
 
 /// `podgate ls`.

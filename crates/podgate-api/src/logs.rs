@@ -1,0 +1,56 @@
+//! `GET /v1/sandboxes/{id}/logs`: the bootstrap log, streamed from the agent while the sandbox
+//! runs (followed with `follow=true`), or the end of it kept by the server once it ended.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use podgate_core::bootstrap::BootstrapLog;
+use serde::Deserialize;
+
+use crate::extract::Authed;
+use crate::{ApiError, AppState};
+
+/// Log routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/v1/sandboxes/{id}/logs", get(logs))
+}
+
+#[derive(Deserialize)]
+pub struct LogsQuery {
+    #[serde(default)]
+    follow: bool,
+}
+
+fn text(body: Body) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+/// The bootstrap log: fetch, verification and extraction steps, then the install step's output.
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/logs", tag = "sandboxes",
+    params(("id" = String, Path, description = "sandbox id or name"),
+        ("follow" = Option<bool>, Query, description = "keep streaming until the bootstrap ends")),
+    responses((status = 200, description = "the log", content_type = "text/plain"),
+        (status = 404, body = podgate_types::api::ErrorBody, description = "no such sandbox, or it has no bootstrap")),
+    security(("bearer" = [])))]
+pub async fn logs(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Response, ApiError> {
+    match st.sandboxes.bootstrap_log(&caller, &id).await? {
+        BootstrapLog::Kept(bytes) => Ok(text(Body::from(bytes))),
+        BootstrapLog::Live(agent) => {
+            let path = format!("/v1/bootstrap/log?follow={}", q.follow);
+            match agent.forward(Method::GET, &path, None, Body::empty()).await {
+                Ok(resp) if resp.status().is_success() => Ok(text(Body::new(resp.into_body()))),
+                _ => Err(podgate_core::Error::Unavailable(format!("the agent of sandbox {id} is unreachable")).into()),
+            }
+        }
+    }
+}

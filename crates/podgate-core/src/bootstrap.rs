@@ -1,0 +1,133 @@
+//! Code bootstrap on the server side: hands the validated spec to the agent once the sandbox
+//! runs, follows its progress into the sandbox row, fails the sandbox when the bootstrap fails
+//! (with the reason), and keeps the end of the log for `podgate logs` after the container is gone.
+
+use std::time::Duration;
+
+use podgate_store::SandboxRow;
+use podgate_types::bootstrap::{BootstrapPhase, BootstrapSpec, BootstrapStatus};
+
+use crate::agent_client::AgentClient;
+use crate::clock::now_ms;
+use crate::{Caller, Error, Result, Sandboxes};
+
+/// How often the server asks the agent how the bootstrap goes.
+const POLL: Duration = Duration::from_millis(250);
+/// How much of the log is kept in the database once the bootstrap ended.
+const KEPT_LOG: u64 = 64 * 1024;
+
+/// Where `podgate logs` reads from.
+pub enum BootstrapLog {
+    /// The sandbox runs: the agent serves the whole log, and can follow it.
+    Live(AgentClient),
+    /// The end of the log as kept when the bootstrap ended.
+    Kept(Vec<u8>),
+}
+
+fn status_json(s: &BootstrapStatus) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+impl Sandboxes {
+    /// Starts the bootstrap of a sandbox that has just started running, then follows it.
+    pub(crate) async fn begin_bootstrap(&self, row: &SandboxRow, spec: &BootstrapSpec) -> Result<()> {
+        let agent = self.agent(row)?;
+        match agent.start_bootstrap(spec).await {
+            Ok(status) => {
+                self.store.set_bootstrap(&row.id, &status_json(&status), None, now_ms()).await?;
+                tokio::spawn(self.clone().follow_bootstrap(row.id.clone()));
+                Ok(())
+            }
+            Err(e) => {
+                let reason = format!("bootstrap could not start: {e}");
+                self.end_bootstrap(&row.id, &failed(&reason), None).await
+            }
+        }
+    }
+
+    /// Polls the agent until the bootstrap ends (or the sandbox stops running), recording each
+    /// change. Also started at server start for bootstraps that were under way.
+    pub(crate) async fn follow_bootstrap(self, id: String) {
+        let mut last: Option<BootstrapStatus> = None;
+        loop {
+            tokio::time::sleep(POLL).await;
+            let row = match self.store.sandbox(&id).await {
+                Ok(Some(r)) if r.state == "running" => r,
+                _ => return,
+            };
+            let Ok(agent) = self.agent(&row) else { return };
+            let status = match agent.bootstrap_status().await {
+                Ok(s) => s,
+                // The reconciler notices a sandbox that is gone; a slow agent is asked again.
+                Err(e) => {
+                    tracing::debug!(sandbox_id = %id, error = %e, "bootstrap status unavailable");
+                    continue;
+                }
+            };
+            if status.phase.is_final() {
+                let from = status.log_bytes.saturating_sub(KEPT_LOG);
+                let log = agent.bootstrap_log(from).await.ok().map(|b| b.to_vec());
+                if let Err(e) = self.end_bootstrap(&id, &status, log).await {
+                    tracing::warn!(sandbox_id = %id, error = %e, "recording the end of the bootstrap failed");
+                }
+                return;
+            }
+            if last.as_ref() != Some(&status) {
+                if let Err(e) = self.store.set_bootstrap(&id, &status_json(&status), None, now_ms()).await {
+                    tracing::warn!(sandbox_id = %id, error = %e, "recording bootstrap progress failed");
+                }
+                last = Some(status);
+            }
+        }
+    }
+
+    async fn end_bootstrap(&self, id: &str, status: &BootstrapStatus, log: Option<Vec<u8>>) -> Result<()> {
+        self.store.set_bootstrap(id, &status_json(status), log.as_deref(), now_ms()).await?;
+        if status.phase == BootstrapPhase::Failed {
+            let reason = format!("bootstrap failed: {}", status.error.as_deref().unwrap_or("unknown error"));
+            tracing::warn!(sandbox_id = %id, reason, "sandbox failed");
+            self.store.transition(id, &["running"], "failed", Some(&reason), now_ms()).await?;
+        } else {
+            tracing::info!(sandbox_id = %id, "bootstrap done; command running");
+        }
+        Ok(())
+    }
+
+    /// Resumes following bootstraps that were under way when the server stopped.
+    pub(crate) async fn resume_bootstraps(&self) -> Result<()> {
+        for row in self.store.list_sandboxes(None).await? {
+            let under_way = row
+                .bootstrap
+                .as_deref()
+                .and_then(|b| serde_json::from_str::<BootstrapStatus>(b).ok())
+                .is_some_and(|s| !s.phase.is_final());
+            if row.state == "running" && under_way {
+                tokio::spawn(self.clone().follow_bootstrap(row.id.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The bootstrap log of the caller's sandbox.
+    pub async fn bootstrap_log(&self, caller: &Caller, id_or_name: &str) -> Result<BootstrapLog> {
+        let row = self.resolve(caller, id_or_name).await?;
+        if row.bootstrap.is_none() {
+            return Err(Error::NotFound(format!("sandbox {} has no code bootstrap, so no bootstrap log", row.id)));
+        }
+        match (row.state.as_str(), &row.bootstrap_log) {
+            ("running", _) => Ok(BootstrapLog::Live(self.agent(&row)?)),
+            (_, Some(log)) => Ok(BootstrapLog::Kept(log.clone())),
+            (_, None) => Ok(BootstrapLog::Kept(Vec::new())),
+        }
+    }
+}
+
+fn failed(reason: &str) -> BootstrapStatus {
+    BootstrapStatus {
+        phase: BootstrapPhase::Failed,
+        error: Some(reason.to_string()),
+        workdir: None,
+        terminal_id: None,
+        log_bytes: 0,
+    }
+}
