@@ -1,8 +1,9 @@
-//! `podgate-bench [create|terminal|files|all]`: create → first exec answered against `docker run`
+//! `podgate-bench [create|terminal|files|exec|all]`: create → first exec answered against `docker run`
 //! baselines, the agent's resident memory per idle sandbox, and terminal keystroke latency and
 //! output throughput through the gateway against `docker exec -it`, all measured in the same run.
 //! Expects PODGATE_URL and PODGATE_TOKEN of a running server (bench/run starts one).
 
+mod exec;
 mod files;
 mod terminal;
 
@@ -56,6 +57,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if which == "files" || which == "all" {
         files::bench(&client, &image).await?;
+    }
+    if which == "exec" || which == "all" {
+        exec::bench(&client, &image).await?;
     }
     Ok(())
 }

@@ -404,6 +404,31 @@ impl Client {
         serde_json::from_slice(&bytes).map_err(|e| Error::Transport(e.to_string()))
     }
 
+    /// `DELETE /v1/sandboxes/{id}/files`: removes a file, or a tree with `recursive`.
+    pub async fn remove_file(&self, id: &str, path: &str, recursive: bool) -> Result<()> {
+        let resp = self
+            .http
+            .delete(format!("{}/v1/sandboxes/{}/files", self.base, seg(id)))
+            .bearer_auth(&self.token)
+            .query(&[("path", path.to_string()), ("recursive", recursive.to_string())])
+            .send()
+            .await
+            .map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;
+        Self::checked(resp).await.map(|_| ())
+    }
+
+    /// `POST /v1/sandboxes/{id}/files/mkdir` (`mkdir -p`).
+    pub async fn mkdir(&self, id: &str, path: &str) -> Result<podgate_types::files::FileInfo> {
+        let body = podgate_types::files::MkdirRequest { path: path.into() };
+        self.call(Method::POST, &format!("/v1/sandboxes/{}/files/mkdir", seg(id)), Some(&body)).await
+    }
+
+    /// `POST /v1/sandboxes/{id}/files/move`.
+    pub async fn move_file(&self, id: &str, from: &str, to: &str) -> Result<podgate_types::files::FileInfo> {
+        let body = podgate_types::files::MoveRequest { from: from.into(), to: to.into() };
+        self.call(Method::POST, &format!("/v1/sandboxes/{}/files/move", seg(id)), Some(&body)).await
+    }
+
     async fn checked(resp: reqwest::Response) -> Result<Vec<u8>> {
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| Error::Transport(e.to_string()))?.to_vec();

@@ -36,6 +36,8 @@ enum Command {
     Cp(cli::CpArgs),
     /// Show a sandbox's bootstrap log (fetch, verify, extract, install); -f follows it.
     Logs(cli::LogsArgs),
+    /// Keep a local directory and a sandbox directory in sync, both ways, until interrupted.
+    Sync(cli::SyncArgs),
     /// Forward local ports to ports inside a sandbox.
     PortForward(cli::PortForwardArgs),
 }
@@ -61,6 +63,7 @@ fn main() {
             Command::Terminals(a) => cli::terminals(a).await.map(|()| 0),
             Command::Cp(a) => cli::cp(a).await.map(|()| 0),
             Command::Logs(a) => cli::logs(a).await,
+            Command::Sync(a) => cli::sync(a).await.map(|()| 0),
             Command::PortForward(a) => cli::port_forward(a).await.map(|()| 0),
         }
     });

@@ -7,6 +7,7 @@ mod exec;
 mod forward;
 mod logs;
 mod output;
+mod sync;
 
 use std::collections::BTreeMap;
 
@@ -23,6 +24,7 @@ pub use exec::{ExecArgs, exec};
 pub use forward::{PortForwardArgs, port_forward};
 pub use logs::{LogsArgs, logs};
 use output::OutputFormat;
+pub use sync::{SyncArgs, sync};
 
 /// Where to reach the server.
 #[derive(clap::Args, Debug)]
