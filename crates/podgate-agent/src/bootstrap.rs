@@ -182,7 +182,7 @@ impl Bootstrap {
 
     async fn fetch_git(&self, code: &CodeFetch, dir: &Path) -> Result<(), String> {
         let commit = code.commit.clone().unwrap_or_default();
-        let url = reqwest::Url::parse(&code.url).map_err(|e| format!("invalid code url: {e}"))?;
+        let url = url::Url::parse(&code.url).map_err(|e| format!("invalid code url: {e}"))?;
         let mut clone = vec!["git".to_string()];
         // Pin git (curl) to the addresses the server checked.
         if let (Some(host), Some(port)) = (url.domain(), url.port_or_known_default()) {

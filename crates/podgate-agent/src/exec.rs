@@ -1,160 +1,98 @@
-//! One-shot process execution: argv, env, cwd, stdin, timeout; exact stdout/stderr bytes.
+//! One-shot process execution (`POST /v1/exec`), built on the same process table as the streams:
+//! the process starts with a collector attached from its first byte, stdin is written then
+//! closed, stdout and stderr are kept up to [`MAX_OUTPUT`] each (the rest is read and dropped),
+//! and the answer comes once the process ended and its pipes are drained.
 
-use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt as _;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use podgate_types::api::{ExecRequest, ExecResponse};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::unix::pipe;
+use podgate_types::process::ProcessSpec;
 
-use crate::launch;
-use crate::paths::Dirs;
-use crate::reaper::{Exit, Reaper};
+use crate::processes::{ProcError, Process, Processes};
 
 /// Most bytes kept per output stream; the rest is read and dropped.
 pub const MAX_OUTPUT: usize = 16 << 20;
-/// How long to wait for pipes to reach EOF after the process exited (a background child may hold them).
-const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 /// Why an exec could not run.
 #[derive(Debug)]
 pub enum ExecError {
-    /// The request is malformed (empty argv, NUL bytes, bad env name).
+    /// The request is malformed (empty argv, NUL bytes, bad env name, unknown user).
     Invalid(String),
-    /// The program could not be started (not found, not executable, bad cwd).
+    /// The program could not be started (not found, not executable, bad cwd, too many processes).
     Spawn(String),
 }
 
-/// Kills the process group when dropped before the process was waited for (e.g. the caller went away).
-struct KillOnDrop(Option<i32>);
+/// Kills the process group and forgets the process when the request goes away before the end
+/// (e.g. the caller disconnected), and forgets it after a normal end.
+struct Cleanup<'a>(&'a Processes, Arc<Process>, bool);
 
-impl Drop for KillOnDrop {
+impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        if !self.2 {
+            let _ = self.1.signal(Signal::SIGKILL);
         }
+        self.0.forget(&self.1.id);
     }
 }
 
 /// Runs `req` to completion.
-pub async fn run(reaper: &Reaper, dirs: &Dirs, req: ExecRequest) -> Result<ExecResponse, ExecError> {
-    let launch = launch::Request {
-        argv: &req.argv,
+pub async fn run(processes: &Processes, req: ExecRequest) -> Result<ExecResponse, ExecError> {
+    let spec = ProcessSpec {
+        argv: req.argv,
         shell: req.shell,
-        env: &req.env,
-        cwd: req.cwd.as_deref(),
-        user: req.user.as_deref(),
+        env: req.env,
+        cwd: req.cwd,
+        user: req.user,
+        pty: None,
+        timeout_seconds: req.timeout_seconds,
+        stdin: req.stdin.is_some(),
     };
-    let launch::Prepared { command: mut cmd, argv, cwd } =
-        launch::prepare(dirs, &launch).map_err(ExecError::Invalid)?;
-    cmd.process_group(0)
-        .stdin(if req.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
     let started = Instant::now();
-    let (mut child, exited) = reaper
-        .spawn(&mut cmd)
-        .map_err(|e| ExecError::Spawn(format!("cannot start {:?} in {}: {e}", argv[0], cwd.display())))?;
-    let pid = child.id() as i32;
-    let mut guard = KillOnDrop(Some(pid));
-
-    let out = child.stdout.take().map(OwnedFd::from);
-    let err = child.stderr.take().map(OwnedFd::from);
-    let stdout = tokio::spawn(read_capped(out));
-    let stderr = tokio::spawn(read_capped(err));
-    if let (Some(input), Some(stdin)) = (req.stdin, child.stdin.take()) {
+    let (process, guard) = processes.start_attached(spec).map_err(|e| match e {
+        ProcError::Invalid(m) => ExecError::Invalid(m),
+        ProcError::Spawn(m) | ProcError::NotFound(m) | ProcError::Busy(m) => ExecError::Spawn(m),
+    })?;
+    let mut cleanup = Cleanup(processes, process.clone(), false);
+    if let Some(input) = req.stdin {
+        let p = process.clone();
         tokio::spawn(async move {
-            if let Ok(mut w) = pipe::Sender::from_owned_fd(OwnedFd::from(stdin)) {
-                // A process that exits without reading stdin gives EPIPE: not an error of the exec.
-                let _ = w.write_all(&input.0).await;
-                let _ = w.shutdown().await;
-            }
+            // A process that exits without reading stdin gives EPIPE: not an error of the exec.
+            let _ = p.write_stdin(&input.0).await;
+            let _ = p.close_stdin().await;
         });
     }
-
-    let (exit, timed_out) = match req.timeout_seconds {
-        Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), exited).await {
-            Ok(r) => (r.unwrap_or(Exit::Code(-1)), false),
-            Err(_) => {
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-                (Exit::Signal(Signal::SIGKILL as i32), true)
+    let mut out: [Vec<u8>; 2] = Default::default();
+    let mut truncated = [false; 2];
+    let mut changes = process.subscribe();
+    let exit = loop {
+        changes.borrow_and_update();
+        match process.next(&guard.cursor, 256 * 1024) {
+            (Some(chunk), _) => {
+                let (kept, cut) = (&mut out[chunk.stream], &mut truncated[chunk.stream]);
+                let room = MAX_OUTPUT.saturating_sub(kept.len());
+                kept.extend_from_slice(&chunk.data[..chunk.data.len().min(room)]);
+                *cut |= chunk.data.len() > room || chunk.dropped > 0;
             }
-        },
-        None => (exited.await.unwrap_or(Exit::Code(-1)), false),
+            (None, Some(exit)) => break exit,
+            (None, None) => {
+                if changes.changed().await.is_err() {
+                    return Err(ExecError::Spawn("the process table went away".into()));
+                }
+            }
+        }
     };
-    guard.0 = None;
-    let duration_ms = started.elapsed().as_millis() as u64;
-    let (stdout, stdout_truncated) = drain(stdout).await;
-    let (stderr, stderr_truncated) = drain(stderr).await;
+    cleanup.2 = true;
+    let [stdout, stderr] = out;
     Ok(ExecResponse {
-        exit_code: exit.code(),
-        signal: match exit {
-            Exit::Signal(s) => Some(s),
-            Exit::Code(_) => None,
-        },
-        timed_out,
+        exit_code: exit.exit_code,
+        signal: exit.signal,
+        timed_out: exit.timed_out,
         stdout: stdout.into(),
         stderr: stderr.into(),
-        stdout_truncated,
-        stderr_truncated,
-        duration_ms,
+        stdout_truncated: truncated[0],
+        stderr_truncated: truncated[1],
+        duration_ms: started.elapsed().as_millis() as u64,
     })
-}
-
-async fn drain(task: tokio::task::JoinHandle<(Vec<u8>, bool)>) -> (Vec<u8>, bool) {
-    let abort = task.abort_handle();
-    match tokio::time::timeout(DRAIN_GRACE, task).await {
-        Ok(Ok(r)) => r,
-        _ => {
-            abort.abort();
-            (Vec::new(), false)
-        }
-    }
-}
-
-async fn read_capped(fd: Option<OwnedFd>) -> (Vec<u8>, bool) {
-    let Some(fd) = fd else {
-        return (Vec::new(), false);
-    };
-    match pipe::Receiver::from_owned_fd(fd) {
-        Ok(r) => read_all_capped(r, MAX_OUTPUT).await,
-        Err(_) => (Vec::new(), false),
-    }
-}
-
-/// Reads to EOF, keeping at most `cap` bytes; reports whether anything was dropped.
-pub async fn read_all_capped<R: AsyncRead + Unpin>(mut r: R, cap: usize) -> (Vec<u8>, bool) {
-    let mut kept = Vec::new();
-    let mut truncated = false;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match r.read(&mut buf).await {
-            Ok(0) | Err(_) => return (kept, truncated),
-            Ok(n) => {
-                let room = cap.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-                truncated |= n > room;
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn caps_output() {
-        let data = vec![7u8; 1000];
-        let (kept, truncated) = read_all_capped(&data[..], 10).await;
-        assert_eq!(kept.len(), 10);
-        assert!(truncated);
-        let (kept, truncated) = read_all_capped(&data[..], 1000).await;
-        assert_eq!(kept.len(), 1000);
-        assert!(!truncated);
-    }
 }

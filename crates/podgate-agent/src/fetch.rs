@@ -1,52 +1,108 @@
 //! Downloading a code archive over HTTP(S) to a file while hashing it. The agent connects only
 //! to the addresses the server checked (no DNS lookup, no proxy, no redirects), verifies TLS
-//! against the Mozilla roots (rustls with aws-lc-rs), and stops at a size limit.
+//! against the Mozilla roots (rustls with aws-lc-rs), and stops at a size limit. hyper is used
+//! directly, so the workspace's reqwest stays without TLS.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
+use http_body_util::{BodyExt as _, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
 use podgate_types::bootstrap::CodeFetch;
 use sha2::{Digest as _, Sha256};
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 
 /// Largest archive fetched.
 pub const MAX_DOWNLOAD: u64 = 1 << 30;
+/// How long connecting (TCP and TLS) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the whole download may take.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(900);
 
-fn client(code: &CodeFetch) -> Result<reqwest::Client, String> {
-    let url = reqwest::Url::parse(&code.url).map_err(|e| format!("invalid code url: {e}"))?;
-    let addrs: Vec<SocketAddr> = code.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-    if addrs.is_empty() {
-        return Err("no checked address to fetch the code from".into());
-    }
+/// A byte stream to the code host (plain TCP or TLS).
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+fn tls_config() -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("tls setup: {e}"))?
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    let mut builder = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .connect_timeout(Duration::from_secs(15))
-        .timeout(Duration::from_secs(900))
-        .user_agent(concat!("podgate-agent/", env!("CARGO_PKG_VERSION")));
-    if let Some(host) = url.domain() {
-        builder = builder.resolve_to_addrs(host, &addrs);
+        .with_no_client_auth())
+}
+
+/// Connects to the first checked address that answers, with TLS for https.
+async fn connect(url: &url::Url, addrs: &[SocketAddr]) -> Result<Box<dyn Io>, String> {
+    let mut last = "no checked address to connect to".to_string();
+    for addr in addrs {
+        let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                last = format!("connecting to {addr}: {e}");
+                continue;
+            }
+            Err(_) => {
+                last = format!("connecting to {addr} timed out");
+                continue;
+            }
+        };
+        if url.scheme() != "https" {
+            return Ok(Box::new(tcp));
+        }
+        let name = match url.host() {
+            Some(url::Host::Domain(d)) => rustls::pki_types::ServerName::try_from(d.to_string()).map_err(|e| e.to_string())?,
+            Some(url::Host::Ipv4(a)) => rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::V4(a).into()),
+            Some(url::Host::Ipv6(a)) => rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::V6(a).into()),
+            None => return Err("the code url has no host".into()),
+        };
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config()?));
+        return match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
+            Ok(Ok(tls)) => Ok(Box::new(tls)),
+            Ok(Err(e)) => Err(format!("TLS with {addr}: {e}")),
+            Err(_) => Err(format!("TLS with {addr} timed out")),
+        };
     }
-    builder.build().map_err(|e| format!("http client: {e}"))
+    Err(last)
 }
 
 /// Streams `code.url` into `to`; returns the SHA-256 (hex) and the size.
 pub async fn download(code: &CodeFetch, to: &Path) -> Result<(String, u64), String> {
-    let resp = client(code)?.get(&code.url).send().await.map_err(|e| format!("fetching {}: {e}", code.url))?;
+    match tokio::time::timeout(DOWNLOAD_TIMEOUT, fetch(code, to)).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("fetching {} took longer than {DOWNLOAD_TIMEOUT:?}", code.url)),
+    }
+}
+
+async fn fetch(code: &CodeFetch, to: &Path) -> Result<(String, u64), String> {
+    let url = url::Url::parse(&code.url).map_err(|e| format!("invalid code url: {e}"))?;
+    let addrs: Vec<SocketAddr> = code.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+    let io = connect(&url, &addrs).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("fetching {}: {e}", code.url))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let host = match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
+    let req = hyper::Request::get(target)
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::USER_AGENT, concat!("podgate-agent/", env!("CARGO_PKG_VERSION")))
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| format!("fetching {}: {e}", code.url))?;
     let status = resp.status();
     if status.is_redirection() {
-        let to = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?");
+        let to = resp.headers().get(hyper::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?");
         return Err(format!("{} redirects to {to}: give the final url", code.url));
     }
     if !status.is_success() {
@@ -55,9 +111,10 @@ pub async fn download(code: &CodeFetch, to: &Path) -> Result<(String, u64), Stri
     let mut file = tokio::fs::File::create(to).await.map_err(|e| format!("{}: {e}", to.display()))?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
-    let mut body = resp.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| format!("fetching {} broke off: {e}", code.url))?;
+    let mut body = resp.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("fetching {} broke off: {e}", code.url))?;
+        let Ok(chunk) = frame.into_data() else { continue };
         size += chunk.len() as u64;
         if size > MAX_DOWNLOAD {
             return Err(format!("{} is larger than {MAX_DOWNLOAD} bytes", code.url));

@@ -302,6 +302,23 @@ impl Processes {
 
     /// Starts a process; its output is buffered until a client reads it.
     pub fn start(&self, spec: ProcessSpec) -> Result<Arc<Process>, ProcError> {
+        self.launch(spec, false).map(|(p, _)| p)
+    }
+
+    /// Starts a process with a client already attached from its first byte, so nothing it
+    /// writes can be evicted before that client reads it.
+    pub fn start_attached(&self, spec: ProcessSpec) -> Result<(Arc<Process>, AttachGuard), ProcError> {
+        let (p, guard) = self.launch(spec, true)?;
+        let guard = guard.ok_or_else(|| ProcError::Spawn("no attach guard".into()))?;
+        Ok((p, guard))
+    }
+
+    /// Forgets a process (its output and status) once nobody needs it any more.
+    pub fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    fn launch(&self, spec: ProcessSpec, attach: bool) -> Result<(Arc<Process>, Option<AttachGuard>), ProcError> {
         if let Some(p) = spec.pty {
             check_size(p.cols, p.rows).map_err(ProcError::Invalid)?;
         }
@@ -356,8 +373,9 @@ impl Processes {
             held_back: Default::default(),
         });
         self.lock().insert(process.id.clone(), process.clone());
+        let guard = attach.then(|| process.attach([0, 0]));
         tokio::spawn(supervise(process.clone(), pipes, exited, spec.timeout_seconds));
-        Ok(process)
+        Ok((process, guard))
     }
 
     /// Forgets ended processes (oldest first) until there is room for one more.

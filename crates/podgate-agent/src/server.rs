@@ -103,7 +103,7 @@ async fn exec_handler(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()),
     };
-    match exec::run(&st.reaper, &st.dirs, req).await {
+    match exec::run(&st.processes, req).await {
         Ok(r) => Json(r).into_response(),
         Err(ExecError::Invalid(m)) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m),
         Err(ExecError::Spawn(m)) => error(StatusCode::UNPROCESSABLE_ENTITY, "spawn_failed", m),
