@@ -56,7 +56,9 @@ async fn connect(url: &url::Url, addrs: &[SocketAddr]) -> Result<Box<dyn Io>, St
             return Ok(Box::new(tcp));
         }
         let name = match url.host() {
-            Some(url::Host::Domain(d)) => rustls::pki_types::ServerName::try_from(d.to_string()).map_err(|e| e.to_string())?,
+            Some(url::Host::Domain(d)) => {
+                rustls::pki_types::ServerName::try_from(d.to_string()).map_err(|e| e.to_string())?
+            }
             Some(url::Host::Ipv4(a)) => rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::V4(a).into()),
             Some(url::Host::Ipv6(a)) => rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::V6(a).into()),
             None => return Err("the code url has no host".into()),

@@ -240,24 +240,9 @@ impl Client {
         remote: &str,
         counter: Option<Counter>,
     ) -> Result<podgate_types::files::TarUploaded> {
-        use futures_util::StreamExt as _;
-        let stream = podgate_tar::pack_stream(local.to_path_buf()).inspect(move |chunk| {
-            if let (Some(c), Ok(b)) = (&counter, chunk) {
-                c.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-        });
-        let resp = self
-            .http
-            .put(format!("{}/v1/sandboxes/{}/files/tar", self.base, seg(id)))
-            .bearer_auth(&self.token)
-            .query(&[("path", remote)])
-            .header("content-type", "application/x-tar")
-            .body(reqwest::Body::wrap_stream(stream))
-            .send()
-            .await
-            .map_err(|e| Error::Transport(format!("upload of {} failed: {e}", local.display())))?;
-        let bytes = Self::checked(resp).await?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Transport(e.to_string()))
+        let stream = counted(podgate_tar::pack_stream(local.to_path_buf()), counter);
+        let query = [("path", remote.to_string())];
+        self.put_stream(id, "/files/tar", &query, "application/x-tar", stream).await
     }
 
     /// Downloads the directory `remote` from the sandbox into `local` as one tar stream. Entries
@@ -303,30 +288,40 @@ impl Client {
         mode: Option<u32>,
         counter: Option<Counter>,
     ) -> Result<podgate_types::files::FileInfo> {
-        use futures_util::StreamExt as _;
         let file = tokio::fs::File::open(local)
             .await
             .map_err(|e| Error::Transport(format!("cannot read {}: {e}", local.display())))?;
-        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).inspect(move |chunk| {
-            if let (Some(c), Ok(b)) = (&counter, chunk) {
-                c.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-        });
-        let body = reqwest::Body::wrap_stream(stream);
+        let stream = counted(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024), counter);
         let mut query = vec![("path", path.to_string()), ("parents", "true".to_string())];
         if let Some(m) = mode {
             query.push(("mode", format!("{m:o}")));
         }
+        self.put_stream(id, "/files", &query, "application/octet-stream", stream).await
+    }
+
+    /// `PUT /v1/sandboxes/{id}{route}` with a streamed body; the JSON answer.
+    async fn put_stream<S, T>(
+        &self,
+        id: &str,
+        route: &str,
+        query: &[(&str, String)],
+        content_type: &str,
+        body: S,
+    ) -> Result<T>
+    where
+        S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + Sync + 'static,
+        T: DeserializeOwned,
+    {
         let resp = self
             .http
-            .put(format!("{}/v1/sandboxes/{}/files", self.base, seg(id)))
+            .put(format!("{}/v1/sandboxes/{}{route}", self.base, seg(id)))
             .bearer_auth(&self.token)
-            .query(&query)
-            .header("content-type", "application/octet-stream")
-            .body(body)
+            .query(query)
+            .header("content-type", content_type)
+            .body(reqwest::Body::wrap_stream(body))
             .send()
             .await
-            .map_err(|e| Error::Transport(format!("upload to {}: {e}", self.base)))?;
+            .map_err(|e| Error::Transport(format!("upload to {} failed: {e}", self.base)))?;
         let bytes = Self::checked(resp).await?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Transport(e.to_string()))
     }
@@ -460,6 +455,19 @@ impl Client {
             req.send().await.map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;
         Self::checked(resp).await
     }
+}
+
+/// `stream` with each chunk's length added to `counter`.
+fn counted<S>(stream: S, counter: Option<Counter>) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>>
+where
+    S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>>,
+{
+    use futures_util::StreamExt as _;
+    stream.inspect(move |chunk| {
+        if let (Some(c), Ok(b)) = (&counter, chunk) {
+            c.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    })
 }
 
 /// Percent-encodes a path segment (ids and names are plain, but input is never trusted).

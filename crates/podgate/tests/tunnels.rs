@@ -6,23 +6,13 @@ mod common;
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 
-use common::Server;
+use common::{KillOnDrop, Server};
 use futures_util::{SinkExt as _, StreamExt as _};
 use podgate_client::Message;
 use podgate_types::api::CreateSandboxRequest;
 use podgate_types::ports::ListeningPort;
 
 const BUSYBOX: &str = "podgate/busybox:test";
-
-/// Kills the child when the test ends, however it ends.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test]
 async fn port_forward_reaches_http_in_the_sandbox() {
