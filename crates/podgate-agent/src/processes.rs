@@ -154,6 +154,9 @@ impl Process {
     }
 
     pub fn info(&self) -> ProcessInfo {
+        // One lock at a time: `append` takes the state lock, then the cursor lock.
+        let clients = self.cursors().len() as u32;
+        let exit = self.lock().exit;
         ProcessInfo {
             id: self.id.clone(),
             pid: self.pid,
@@ -162,8 +165,8 @@ impl Process {
             pty: self.pty.is_some(),
             user: self.user.clone(),
             started_at: self.started_at,
-            clients: self.cursors().len() as u32,
-            exit: self.lock().exit,
+            clients,
+            exit,
         }
     }
 

@@ -116,7 +116,7 @@ async fn bootstrap_from_zip_tar_gz_and_git() {
         "--install",
         "echo installing; echo built > built.txt",
         "--run",
-        "cat hello.txt > /tmp/ran; exec sleep 1000",
+        "cat hello.txt > /tmp/ran; echo main-terminal-ready; read x; echo got:$x",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = srv.cli(&["logs", "zipped", "-f"]);
@@ -137,6 +137,11 @@ async fn bootstrap_from_zip_tar_gz_and_git() {
         c.exec("zipped", &cat("/tmp/ran")).await.unwrap().stdout.0 == b"hello from zip\n"
     })
     .await;
+    // `podgate enter` goes to the main terminal: its screen, our input, the command's exit code.
+    let o = srv.cli_stdin(&["enter", "zipped"], Some(b"typed\r"));
+    let screen = String::from_utf8_lossy(&o.stdout);
+    assert!(screen.contains("main-terminal-ready") && screen.contains("got:typed"), "{screen}");
+    assert_eq!(o.status.code(), Some(0));
 
     // tar.gz with an argv install; git pinned by commit.
     let tgz = c

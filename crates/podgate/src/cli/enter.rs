@@ -21,7 +21,8 @@ pub struct EnterArgs {
     conn: Conn,
     /// Sandbox name or id.
     sandbox: String,
-    /// Attach to this terminal instead of starting a new one (see `podgate terminals`).
+    /// Attach to this terminal instead of starting a new one (see `podgate terminals`); a
+    /// sandbox whose bootstrap started a command opens its main terminal by default.
     #[arg(long)]
     terminal: Option<String>,
     /// Watch without typing.
@@ -62,20 +63,27 @@ enum Ended {
 pub async fn enter(a: EnterArgs) -> anyhow::Result<i32> {
     let client = a.conn.client()?;
     let (cols, rows) = local_size();
-    let first = client
-        .open_terminal(
-            &a.sandbox,
-            &OpenTerminalRequest {
-                terminal_id: a.terminal.clone(),
-                read_only: a.read_only,
-                cmd: (!a.cmd.is_empty()).then(|| a.cmd.clone()),
-                cols: Some(cols),
-                rows: Some(rows),
-                term: std::env::var("TERM").ok().filter(|t| !t.is_empty() && t.len() < 64),
-                ..Default::default()
-            },
-        )
-        .await?;
+    // A sandbox whose bootstrap started a command has a main terminal: that is where to go.
+    let main_terminal = match (&a.terminal, a.cmd.is_empty()) {
+        (None, true) => client.get(&a.sandbox).await?.bootstrap.and_then(|b| b.terminal_id),
+        _ => None,
+    };
+    let request = |terminal_id: Option<String>| OpenTerminalRequest {
+        terminal_id,
+        read_only: a.read_only,
+        cmd: (!a.cmd.is_empty()).then(|| a.cmd.clone()),
+        cols: Some(cols),
+        rows: Some(rows),
+        term: std::env::var("TERM").ok().filter(|t| !t.is_empty() && t.len() < 64),
+        ..Default::default()
+    };
+    let first = match client.open_terminal(&a.sandbox, &request(a.terminal.clone().or(main_terminal.clone()))).await {
+        // The main terminal has ended and is gone: a new shell instead.
+        Err(e) if main_terminal.is_some() && podgate_client::is_not_found(&e) => {
+            client.open_terminal(&a.sandbox, &request(None)).await?
+        }
+        r => r?,
+    };
     let terminal_id = first.terminal_id.clone();
     let _raw = RawMode::enable();
     let (stdin_tx, mut stdin_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
