@@ -487,6 +487,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn listing_while_output_flows_does_not_deadlock() {
+        // Everything runs on threads of its own: if the locks deadlock, this thread still
+        // notices within the timeout and fails instead of hanging.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let reaper = Reaper::default();
+                tokio::spawn(crate::reaper::run(reaper.clone()));
+                let procs = Processes::new(reaper, Dirs { home: "/tmp".into(), workdir: "/tmp".into() });
+                let argv = ["head", "-c", "200000000", "/dev/zero"].map(String::from).to_vec();
+                let p = procs.start(ProcessSpec { argv, ..Default::default() }).unwrap();
+                let pid = p.pid;
+                let lister = tokio::task::spawn_blocking(move || {
+                    for _ in 0..20_000 {
+                        let _ = procs.list();
+                        // Attach and detach too: the cursor lock against the reader's.
+                        drop(p.attach([0, 0]));
+                    }
+                });
+                let _ = lister.await;
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                let _ = tx.send(());
+            });
+        });
+        assert!(rx.recv_timeout(Duration::from_secs(30)).is_ok(), "listing deadlocked against the output reader");
+    }
+
+    #[test]
     fn ring_keeps_the_tail_and_counts_what_is_gone() {
         let mut r = Ring::default();
         r.push(&vec![1u8; BUFFER]);
