@@ -194,6 +194,13 @@ impl Bootstrap {
                 .collect();
             clone.extend(["-c".into(), format!("http.curloptResolve={host}:{port}:{}", ips.join(","))]);
         }
+        // The admin's extra CA on top of the image's bundle, for git's curl.
+        if let Some(pem) = &code.ca_pem {
+            let system = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+            let bundle = dir.with_file_name(".code-ca.pem");
+            std::fs::write(&bundle, format!("{system}\n{pem}")).map_err(|e| format!("{}: {e}", bundle.display()))?;
+            clone.extend(["-c".into(), format!("http.sslCAInfo={}", bundle.display())]);
+        }
         let target = dir.display().to_string();
         clone.extend(["clone".into(), "--no-checkout".into(), "--".into(), code.url.clone(), target.clone()]);
         self.log(&format!("cloning {}\n", code.url));

@@ -1,6 +1,6 @@
 //! Downloading a code archive over HTTP(S) to a file while hashing it. The agent connects only
 //! to the addresses the server checked (no DNS lookup, no proxy, no redirects), verifies TLS
-//! against the Mozilla roots (rustls with aws-lc-rs), and stops at a size limit. hyper is used
+//! against the Mozilla roots and any CA the server's admin added (rustls with aws-lc-rs), and stops at a size limit. hyper is used
 //! directly, so the workspace's reqwest stays without TLS.
 
 use std::net::SocketAddr;
@@ -27,9 +27,16 @@ const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(900);
 trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
-fn tls_config() -> Result<rustls::ClientConfig, String> {
+fn tls_config(extra_ca_pem: Option<&str>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = extra_ca_pem {
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let cert = cert.map_err(|e| format!("the server's extra CA certificates: {e}"))?;
+            roots.add(cert).map_err(|e| format!("the server's extra CA certificates: {e}"))?;
+        }
+    }
     Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("tls setup: {e}"))?
@@ -38,7 +45,7 @@ fn tls_config() -> Result<rustls::ClientConfig, String> {
 }
 
 /// Connects to the first checked address that answers, with TLS for https.
-async fn connect(url: &url::Url, addrs: &[SocketAddr]) -> Result<Box<dyn Io>, String> {
+async fn connect(url: &url::Url, addrs: &[SocketAddr], extra_ca_pem: Option<&str>) -> Result<Box<dyn Io>, String> {
     let mut last = "no checked address to connect to".to_string();
     for addr in addrs {
         let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
@@ -63,7 +70,7 @@ async fn connect(url: &url::Url, addrs: &[SocketAddr]) -> Result<Box<dyn Io>, St
             Some(url::Host::Ipv6(a)) => rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::V6(a).into()),
             None => return Err("the code url has no host".into()),
         };
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config()?));
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(extra_ca_pem)?));
         return match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
             Ok(Ok(tls)) => Ok(Box::new(tls)),
             Ok(Err(e)) => Err(format!("TLS with {addr}: {e}")),
@@ -84,7 +91,7 @@ pub async fn download(code: &CodeFetch, to: &Path) -> Result<(String, u64), Stri
 async fn fetch(code: &CodeFetch, to: &Path) -> Result<(String, u64), String> {
     let url = url::Url::parse(&code.url).map_err(|e| format!("invalid code url: {e}"))?;
     let addrs: Vec<SocketAddr> = code.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-    let io = connect(&url, &addrs).await?;
+    let io = connect(&url, &addrs, code.ca_pem.as_deref()).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| format!("fetching {}: {e}", code.url))?;

@@ -26,6 +26,8 @@ pub struct CodePolicy {
     /// When not empty, the only hosts allowed: `example.com` matches itself, `*.example.com`
     /// its subdomains.
     pub hosts: Vec<String>,
+    /// CA certificates (PEM) trusted for https code hosts besides the public roots.
+    pub extra_ca_pem: Option<String>,
 }
 
 /// Why an address may not be fetched from, or `None` when it may.
@@ -257,6 +259,7 @@ pub async fn prepare(
                 sha256: src.sha256.as_ref().map(|s| s.to_ascii_lowercase()),
                 commit: src.commit.as_ref().map(|s| s.to_ascii_lowercase()),
                 addrs: addrs.iter().map(SocketAddr::to_string).collect(),
+                ca_pem: policy.extra_ca_pem.clone(),
             })
         }
     };

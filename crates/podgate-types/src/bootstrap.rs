@@ -110,4 +110,7 @@ pub struct CodeFetch {
     pub commit: Option<String>,
     /// `ip:port` pairs checked by the server; the only addresses the agent may connect to.
     pub addrs: Vec<String>,
+    /// Extra trusted CA certificates (PEM) set by the server's admin, e.g. a private CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
 }

@@ -74,6 +74,10 @@ pub struct ServerArgs {
     /// The only hosts code may come from, comma-separated (`*.example.com` for subdomains) [default: any public host].
     #[arg(long, env = "PODGATE_CODE_HOSTS", value_delimiter = ',')]
     code_hosts: Option<Vec<String>>,
+    /// PEM file of CA certificates trusted for https code hosts besides the public roots (a
+    /// private CA) [default: public roots only].
+    #[arg(long, env = "PODGATE_CODE_CA_FILE")]
+    code_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,6 +98,7 @@ struct FileConfig {
     code_allow_http: Option<bool>,
     code_allow_private_hosts: Option<bool>,
     code_hosts: Option<Vec<String>>,
+    code_ca_file: Option<PathBuf>,
 }
 
 /// The resolved server settings.
@@ -137,6 +142,16 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
             allow_http: args.code_allow_http || file.code_allow_http.unwrap_or(false),
             allow_private: args.code_allow_private_hosts || file.code_allow_private_hosts.unwrap_or(false),
             hosts: args.code_hosts.or(file.code_hosts).unwrap_or_default(),
+            extra_ca_pem: match args.code_ca_file.or(file.code_ca_file) {
+                None => None,
+                Some(p) => {
+                    let pem = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+                    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                        bail!("{} holds no PEM certificate", p.display());
+                    }
+                    Some(pem)
+                }
+            },
         },
     };
     if core.reconcile_interval < Duration::from_millis(100) {

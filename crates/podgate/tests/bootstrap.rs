@@ -415,3 +415,67 @@ async fn code_urls_are_validated_before_anything_runs() {
         "{r:?}"
     );
 }
+
+#[tokio::test]
+async fn bootstrap_over_https_trusts_only_the_configured_ca() {
+    // The code host: `openssl s_server -WWW` in a sandbox, with a test CA and a certificate for
+    // its own address, both made inside it.
+    let srv = Server::start_with(Opts { extra: vec!["--code-allow-private-hosts".into()], ..Default::default() });
+    let c = srv.client();
+    let script = "mkdir -p /srv && cd /srv \
+        && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -subj /CN=podgate-test-ca -days 2 \
+           -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null \
+        && ip=$(hostname -i | cut -d' ' -f1) \
+        && openssl req -newkey rsa:2048 -nodes -keyout leaf.key -out leaf.csr -subj /CN=$ip 2>/dev/null \
+        && printf 'subjectAltName=IP:%s\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' $ip > leaf.ext \
+        && openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out leaf.pem -days 2 -extfile leaf.ext 2>/dev/null \
+        && touch ready && exec openssl s_server -accept 8443 -cert leaf.pem -key leaf.key -WWW -quiet";
+    let host = c
+        .create(&CreateSandboxRequest {
+            cmd: Some(vec!["sh".into(), "-c".into(), script.into()]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let cat = |path: &str| ExecRequest { argv: vec!["cat".into(), path.into()], ..Default::default() };
+    common::eventually(30, "the test CA and certificate", async || {
+        c.exec(&host.id, &cat("/srv/ready")).await.unwrap().exit_code == 0
+    })
+    .await;
+    let ca = c.exec(&host.id, &cat("/srv/ca.pem")).await.unwrap().stdout.0;
+    let bundles = tempfile::tempdir().unwrap();
+    build_bundles(bundles.path());
+    c.upload(&host.id, "/srv/app.zip", &bundles.path().join("app.zip"), None, None).await.unwrap();
+    let ip = common::docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        &format!("podgate-{}", host.id),
+    ]);
+    let url = format!("https://{}:8443/app.zip", ip.trim());
+    let sha = sha256(&bundles.path().join("app.zip"));
+    let req = || CreateSandboxRequest { code: code(url.clone(), Some(sha.clone()), None), ..Default::default() };
+
+    // Without the CA: TLS verification fails and so does the sandbox.
+    let untrusted = c.create(&req()).await.unwrap();
+    common::eventually(60, "the sandbox to fail", async || {
+        c.get(&untrusted.id).await.unwrap().state == SandboxState::Failed
+    })
+    .await;
+    let error = c.get(&untrusted.id).await.unwrap().error.unwrap_or_default();
+    assert!(error.contains("TLS") && error.to_lowercase().contains("certificate"), "{error}");
+    eprintln!("without the CA: {error}");
+
+    // With the CA configured by the admin: fetched over https, verified, extracted.
+    let ca_file = bundles.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    let trusting = Server::start_with(Opts {
+        extra: vec!["--code-allow-private-hosts".into(), "--code-ca-file".into(), ca_file.display().to_string()],
+        ..Default::default()
+    });
+    let tc = trusting.client();
+    let sb = tc.create(&req()).await.unwrap();
+    let sb = wait_final(&tc, &sb.id).await;
+    assert_eq!(sb.bootstrap.as_ref().unwrap().phase, BootstrapPhase::Ready, "{:?}", sb.error);
+    assert_eq!(tc.exec(&sb.id, &cat("/workspace/code/app-1.0/hello.txt")).await.unwrap().stdout.0, b"hello from zip\n");
+}
