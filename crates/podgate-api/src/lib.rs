@@ -12,6 +12,7 @@ mod processes;
 mod proxy;
 mod routes;
 mod terminals;
+mod users;
 
 use std::sync::Arc;
 
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ports::routes())
         .merge(processes::routes())
         .merge(logs::routes())
+        .merge(users::routes())
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))

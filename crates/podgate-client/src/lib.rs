@@ -58,6 +58,38 @@ impl Client {
         self.call(Method::GET, "/v1/users/me", None::<&()>).await
     }
 
+    /// `GET /v1/users` (admins).
+    pub async fn list_users(&self) -> Result<Vec<UserInfo>> {
+        self.call(Method::GET, "/v1/users", None::<&()>).await
+    }
+
+    /// `POST /v1/users` (admins): the user and its first token.
+    pub async fn create_user(
+        &self,
+        req: &podgate_types::users::CreateUserRequest,
+    ) -> Result<podgate_types::users::CreatedUser> {
+        self.call(Method::POST, "/v1/users", Some(req)).await
+    }
+
+    /// `GET /v1/users/{id}/tokens` (`me` for the caller).
+    pub async fn list_tokens(&self, user: &str) -> Result<Vec<podgate_types::users::TokenInfo>> {
+        self.call(Method::GET, &format!("/v1/users/{}/tokens", seg(user)), None::<&()>).await
+    }
+
+    /// `POST /v1/users/{id}/tokens` (`me` for the caller).
+    pub async fn create_token(
+        &self,
+        user: &str,
+        req: &podgate_types::users::CreateTokenRequest,
+    ) -> Result<podgate_types::users::CreatedToken> {
+        self.call(Method::POST, &format!("/v1/users/{}/tokens", seg(user)), Some(req)).await
+    }
+
+    /// `DELETE /v1/tokens/{id}`.
+    pub async fn revoke_token(&self, id: &str) -> Result<podgate_types::users::TokenInfo> {
+        self.call(Method::DELETE, &format!("/v1/tokens/{}", seg(id)), None::<&()>).await
+    }
+
     /// `POST /v1/sandboxes`.
     pub async fn create(&self, req: &CreateSandboxRequest) -> Result<Sandbox> {
         self.call(Method::POST, "/v1/sandboxes", Some(req)).await

@@ -66,6 +66,10 @@ impl Auth {
         Auth { store }
     }
 
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The caller a bearer token belongs to; unknown, expired and revoked tokens are refused alike.
     pub async fn authenticate(&self, token: &str) -> Result<Caller> {
         let refused = || Error::Unauthenticated("invalid or expired token".into());

@@ -14,6 +14,7 @@ pub mod reconciler;
 pub mod sandboxes;
 pub mod sessions;
 pub mod terminals;
+pub mod users;
 
 pub use auth::{Auth, Caller, Role};
 pub use config::CoreConfig;

@@ -26,6 +26,55 @@ impl Store {
         })
     }
 
+    /// The user with this id.
+    pub async fn user(&self, id: &str) -> Result<Option<UserRow>> {
+        Ok(match &self.db {
+            Db::Sqlite(p) => sqlx::query_as("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(p).await?,
+        })
+    }
+
+    /// Every user, oldest first.
+    pub async fn users(&self) -> Result<Vec<UserRow>> {
+        Ok(match &self.db {
+            Db::Sqlite(p) => sqlx::query_as("SELECT * FROM users ORDER BY created_at, id").fetch_all(p).await?,
+        })
+    }
+
+    /// A user's tokens (without secrets: only hashes are stored), oldest first.
+    pub async fn tokens_of(&self, user_id: &str) -> Result<Vec<TokenRow>> {
+        Ok(match &self.db {
+            Db::Sqlite(p) => {
+                sqlx::query_as("SELECT * FROM api_tokens WHERE user_id = $1 ORDER BY created_at, id")
+                    .bind(user_id)
+                    .fetch_all(p)
+                    .await?
+            }
+        })
+    }
+
+    /// The token with this id.
+    pub async fn token(&self, id: &str) -> Result<Option<TokenRow>> {
+        Ok(match &self.db {
+            Db::Sqlite(p) => {
+                sqlx::query_as("SELECT * FROM api_tokens WHERE id = $1").bind(id).fetch_optional(p).await?
+            }
+        })
+    }
+
+    /// Revokes a token (once: a revoked token keeps its first revocation time).
+    pub async fn revoke_token(&self, id: &str, now: i64) -> Result<()> {
+        match &self.db {
+            Db::Sqlite(p) => {
+                sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(id)
+                    .execute(p)
+                    .await?
+            }
+        };
+        Ok(())
+    }
+
     /// Inserts a token row.
     pub async fn insert_token(&self, t: &TokenRow) -> Result<()> {
         match &self.db {

@@ -9,6 +9,7 @@ pub mod memory;
 pub mod ports;
 pub mod process;
 pub mod terminal;
+pub mod users;
 pub mod validate;
 
 pub use bytes::Base64Bytes;

@@ -5,6 +5,15 @@ use std::collections::BTreeMap;
 /// Longest sandbox name (a DNS label).
 pub const MAX_NAME_LEN: usize = 63;
 
+/// A user name: the same rules as a sandbox name.
+pub fn user_name(name: &str) -> Result<(), String> {
+    sandbox_name(name).map_err(|_| {
+        format!(
+            "invalid user name {name:?}: use 1-63 lowercase letters, digits and '-', not starting or ending with '-'"
+        )
+    })
+}
+
 /// A sandbox name: 1–63 of `a-z`, `0-9`, `-`, starting and ending with a letter or digit.
 pub fn sandbox_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()

@@ -20,6 +20,10 @@ enum Command {
     Server(server::ServerArgs),
     /// Save the server URL and token for later commands.
     Login(cli::LoginArgs),
+    /// Manage users (admins): create, ls.
+    User(cli::UserArgs),
+    /// Manage API tokens: create, ls, revoke.
+    Token(cli::TokenArgs),
     /// Create a sandbox and wait until it runs.
     Up(cli::UpArgs),
     /// List sandboxes.
@@ -63,6 +67,8 @@ fn main() {
             Command::Terminals(a) => cli::terminals(a).await.map(|()| 0),
             Command::Cp(a) => cli::cp(a).await.map(|()| 0),
             Command::Logs(a) => cli::logs(a).await,
+            Command::User(a) => cli::user(a).await.map(|()| 0),
+            Command::Token(a) => cli::token(a).await.map(|()| 0),
             Command::Sync(a) => cli::sync(a).await.map(|()| 0),
             Command::PortForward(a) => cli::port_forward(a).await.map(|()| 0),
         }

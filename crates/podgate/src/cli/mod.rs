@@ -8,6 +8,7 @@ mod forward;
 mod logs;
 mod output;
 mod sync;
+mod users;
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,7 @@ pub use forward::{PortForwardArgs, port_forward};
 pub use logs::{LogsArgs, logs};
 use output::OutputFormat;
 pub use sync::{SyncArgs, sync};
+pub use users::{TokenArgs, UserArgs, token, user};
 
 /// Where to reach the server.
 #[derive(clap::Args, Debug)]

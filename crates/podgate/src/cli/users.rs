@@ -1,0 +1,145 @@
+//! `podgate user …` and `podgate token …`: manage users (admins) and API tokens.
+
+use podgate_types::users::{CreateTokenRequest, CreateUserRequest, TokenInfo};
+
+use super::Conn;
+use super::output::{OutputFormat, print_json, print_rows};
+
+/// `podgate user`.
+#[derive(clap::Args, Debug)]
+pub struct UserArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    cmd: UserCmd,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "text", global = true)]
+    output: OutputFormat,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum UserCmd {
+    /// Create a user and print its first API token (shown once; admins only).
+    Create {
+        name: String,
+        /// Make the user an admin.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List users (admins only).
+    Ls,
+}
+
+/// `podgate user`.
+pub async fn user(a: UserArgs) -> anyhow::Result<()> {
+    let client = a.conn.client()?;
+    match a.cmd {
+        UserCmd::Create { name, admin } => {
+            let req = CreateUserRequest { name, role: admin.then(|| "admin".into()) };
+            let created = client.create_user(&req).await?;
+            match a.output {
+                OutputFormat::Json => print_json(&created)?,
+                OutputFormat::Text => {
+                    println!("user {} ({}, {}) created", created.user.name, created.user.id, created.user.role);
+                    println!("token {} (shown once): {}", created.token.info.id, created.token.secret);
+                }
+            }
+        }
+        UserCmd::Ls => {
+            let users = client.list_users().await?;
+            match a.output {
+                OutputFormat::Json => print_json(&users)?,
+                OutputFormat::Text => {
+                    let rows: Vec<Vec<String>> =
+                        users.iter().map(|u| vec![u.name.clone(), u.id.clone(), u.role.clone()]).collect();
+                    print_rows(&["NAME", "ID", "ROLE"], &rows);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `podgate token`.
+#[derive(clap::Args, Debug)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    cmd: TokenCmd,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "text", global = true)]
+    output: OutputFormat,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum TokenCmd {
+    /// Issue a token and print it (shown once).
+    Create {
+        /// What it is for.
+        #[arg(long)]
+        name: String,
+        /// It stops working after this many seconds [default: never].
+        #[arg(long)]
+        expires_in: Option<u64>,
+        /// Whose token (a user id; admins only for others) [default: yours].
+        #[arg(long, default_value = "me")]
+        user: String,
+    },
+    /// List tokens (never their secrets).
+    Ls {
+        /// Whose tokens [default: yours].
+        #[arg(long, default_value = "me")]
+        user: String,
+    },
+    /// Revoke a token: it stops working at once.
+    Revoke { id: String },
+}
+
+fn when(ms: Option<i64>) -> String {
+    let fmt = time::format_description::well_known::Rfc3339;
+    ms.and_then(|m| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(m) * 1_000_000).ok())
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn token_rows(tokens: &[TokenInfo]) {
+    let rows: Vec<Vec<String>> = tokens
+        .iter()
+        .map(|t| {
+            let state = if t.revoked_at.is_some() { "revoked" } else { "active" };
+            vec![t.id.clone(), t.name.clone(), state.into(), when(t.expires_at), when(t.last_used_at)]
+        })
+        .collect();
+    print_rows(&["ID", "NAME", "STATE", "EXPIRES", "LAST USED"], &rows);
+}
+
+/// `podgate token`.
+pub async fn token(a: TokenArgs) -> anyhow::Result<()> {
+    let client = a.conn.client()?;
+    match a.cmd {
+        TokenCmd::Create { name, expires_in, user } => {
+            let created =
+                client.create_token(&user, &CreateTokenRequest { name, expires_in_seconds: expires_in }).await?;
+            match a.output {
+                OutputFormat::Json => print_json(&created)?,
+                OutputFormat::Text => println!("token {} (shown once): {}", created.info.id, created.secret),
+            }
+        }
+        TokenCmd::Ls { user } => {
+            let tokens = client.list_tokens(&user).await?;
+            match a.output {
+                OutputFormat::Json => print_json(&tokens)?,
+                OutputFormat::Text => token_rows(&tokens),
+            }
+        }
+        TokenCmd::Revoke { id } => {
+            let t = client.revoke_token(&id).await?;
+            match a.output {
+                OutputFormat::Json => print_json(&t)?,
+                OutputFormat::Text => println!("token {} revoked", t.id),
+            }
+        }
+    }
+    Ok(())
+}
