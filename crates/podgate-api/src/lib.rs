@@ -66,6 +66,22 @@ pub fn router(state: AppState) -> Router {
             .nest_service("/ui", tower_http::services::ServeDir::new(dir))
             .route("/", get(|| async { axum::response::Redirect::temporary("/ui/") }));
     }
+    // CORS only for the listed origins (none by default; same-origin needs none), with
+    // credentials, explicit methods and headers; the WebSocket gateway checks `Origin` against
+    // the same list.
+    if !state.allowed_origins.is_empty() {
+        let origins: Vec<axum::http::HeaderValue> =
+            state.allowed_origins.iter().filter_map(|o| o.parse().ok()).collect();
+        use axum::http::{Method, header};
+        app = app.layer(
+            tower_http::cors::CorsLayer::new()
+                .allow_origin(tower_http::cors::AllowOrigin::list(origins))
+                .allow_credentials(true)
+                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+                .max_age(std::time::Duration::from_secs(600)),
+        );
+    }
     app.layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(

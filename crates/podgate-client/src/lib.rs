@@ -90,6 +90,13 @@ impl Client {
         self.call(Method::DELETE, &format!("/v1/tokens/{}", seg(id)), None::<&()>).await
     }
 
+    /// `POST /v1/admin/signing-keys` (admins): a new current session-token signing key; returns
+    /// its key id.
+    pub async fn rotate_signing_keys(&self) -> Result<String> {
+        let v: serde_json::Value = self.call(Method::POST, "/v1/admin/signing-keys", None::<&()>).await?;
+        v["kid"].as_str().map(str::to_string).ok_or_else(|| Error::Transport("no key id in the answer".into()))
+    }
+
     /// `POST /v1/sandboxes`.
     pub async fn create(&self, req: &CreateSandboxRequest) -> Result<Sandbox> {
         self.call(Method::POST, "/v1/sandboxes", Some(req)).await

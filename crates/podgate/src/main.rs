@@ -24,6 +24,8 @@ enum Command {
     User(cli::UserArgs),
     /// Manage API tokens: create, ls, revoke.
     Token(cli::TokenArgs),
+    /// Rotate the server's session-token signing keys (admins).
+    Keys(cli::KeysArgs),
     /// Create a sandbox and wait until it runs.
     Up(cli::UpArgs),
     /// List sandboxes.
@@ -67,6 +69,7 @@ fn main() {
             Command::Terminals(a) => cli::terminals(a).await.map(|()| 0),
             Command::Cp(a) => cli::cp(a).await.map(|()| 0),
             Command::Logs(a) => cli::logs(a).await,
+            Command::Keys(a) => cli::keys(a).await.map(|()| 0),
             Command::User(a) => cli::user(a).await.map(|()| 0),
             Command::Token(a) => cli::token(a).await.map(|()| 0),
             Command::Sync(a) => cli::sync(a).await.map(|()| 0),

@@ -54,8 +54,8 @@ pub struct ServerArgs {
     /// Log format [default: text].
     #[arg(long, env = "PODGATE_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
-    /// Browser origins (comma-separated, e.g. https://app.example.com) allowed to open terminals
-    /// besides the server's own origin [default: none].
+    /// Browser origins (comma-separated, e.g. https://app.example.com) allowed to call the API
+    /// (CORS, with credentials) and to open terminals, besides the server's own origin [default: none].
     #[arg(long, env = "PODGATE_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Option<Vec<String>>,
     /// Directory of the built web UI, served at /ui/ [default: share/podgate/web next to the binary's directory, if present].

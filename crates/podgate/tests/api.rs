@@ -253,3 +253,51 @@ async fn health_readiness_metrics_openapi() {
     );
     assert_eq!(doc["components"]["schemas"]["Base64Bytes"]["format"], "byte");
 }
+
+#[tokio::test]
+async fn cors_only_for_listed_origins() {
+    let preflight = async |srv: &Server, origin: &str| {
+        srv.http()
+            .request(reqwest::Method::OPTIONS, format!("{}/v1/sandboxes", srv.url))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization, content-type")
+            .send()
+            .await
+            .unwrap()
+    };
+    let header = |r: &reqwest::Response, name: &str| r.headers().get(name).map(|v| v.to_str().unwrap().to_string());
+    // None by default: no cross-origin access at all.
+    let closed = Server::start();
+    let r = preflight(&closed, "https://app.example.com").await;
+    assert_eq!(header(&r, "access-control-allow-origin"), None);
+
+    let open = Server::start_with(common::Opts {
+        extra: vec!["--allowed-origins".into(), "https://app.example.com".into()],
+        ..Default::default()
+    });
+    let r = preflight(&open, "https://app.example.com").await;
+    assert_eq!(header(&r, "access-control-allow-origin").as_deref(), Some("https://app.example.com"));
+    assert_eq!(header(&r, "access-control-allow-credentials").as_deref(), Some("true"));
+    let methods = header(&r, "access-control-allow-methods").unwrap_or_default();
+    assert!(methods.contains("POST") && methods.contains("DELETE"), "{methods}");
+    let r = preflight(&open, "https://evil.example").await;
+    assert_eq!(header(&r, "access-control-allow-origin"), None, "an origin not on the list");
+    // Simple requests carry the header for the listed origin only; authentication still applies.
+    let r = open
+        .req(reqwest::Method::GET, "/v1/sandboxes")
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(header(&r, "access-control-allow-origin").as_deref(), Some("https://app.example.com"));
+    let r = open
+        .http()
+        .get(format!("{}/v1/sandboxes", open.url))
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}

@@ -109,6 +109,15 @@ async fn users_and_tokens() {
         assert_eq!(status(a.create_token("me", &bad).await.unwrap_err()), 422);
     }
 
+    // Signing keys: admins rotate them; the new key is published, users are refused.
+    let o = srv.cli(&["keys", "rotate"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let kid = out.split_whitespace().nth(2).unwrap().to_string();
+    let jwks: serde_json::Value = srv.get_json("/.well-known/jwks.json").await;
+    assert!(jwks["keys"].as_array().unwrap().iter().any(|k| k["kid"] == kid.as_str()), "{jwks}");
+    assert_eq!(status(a.rotate_signing_keys().await.unwrap_err()), 403);
+
     // The CLI.
     let o = srv.cli(&["user", "create", "carol"]);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();

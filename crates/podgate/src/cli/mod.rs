@@ -26,7 +26,7 @@ pub use forward::{PortForwardArgs, port_forward};
 pub use logs::{LogsArgs, logs};
 use output::OutputFormat;
 pub use sync::{SyncArgs, sync};
-pub use users::{TokenArgs, UserArgs, token, user};
+pub use users::{KeysArgs, TokenArgs, UserArgs, keys, token, user};
 
 /// Where to reach the server.
 #[derive(clap::Args, Debug)]

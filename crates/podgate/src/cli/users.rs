@@ -1,4 +1,5 @@
-//! `podgate user …` and `podgate token …`: manage users (admins) and API tokens.
+//! `podgate user …`, `podgate token …` and `podgate keys …`: manage users (admins), API tokens
+//! and the server's session-token signing keys (admins).
 
 use podgate_types::users::{CreateTokenRequest, CreateUserRequest, TokenInfo};
 
@@ -140,6 +141,31 @@ pub async fn token(a: TokenArgs) -> anyhow::Result<()> {
                 OutputFormat::Text => println!("token {} revoked", t.id),
             }
         }
+    }
+    Ok(())
+}
+
+/// `podgate keys`.
+#[derive(clap::Args, Debug)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    cmd: KeysCmd,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum KeysCmd {
+    /// Make a new signing key current for terminal session tokens; the previous keys keep
+    /// verifying for two hours (admins only).
+    Rotate,
+}
+
+/// `podgate keys`.
+pub async fn keys(a: KeysArgs) -> anyhow::Result<()> {
+    let client = a.conn.client()?;
+    match a.cmd {
+        KeysCmd::Rotate => println!("signing key {} is now current", client.rotate_signing_keys().await?),
     }
     Ok(())
 }
