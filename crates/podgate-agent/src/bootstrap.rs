@@ -12,7 +12,7 @@ use podgate_types::process::ProcessSpec;
 use podgate_types::terminal::TerminalSpec;
 use tokio::sync::watch;
 
-use crate::processes::{Processes, Ring};
+use crate::processes::{Chunk, Output, Processes, Ring};
 use crate::terminals::Terminals;
 
 /// Where the code goes.
@@ -228,44 +228,33 @@ impl Bootstrap {
         };
         self.log(&format!("$ {}\n", argv.join(" ")));
         let spec = ProcessSpec { argv, shell, cwd: cwd.map(|p| p.display().to_string()), ..Default::default() };
-        let process = self.processes.start(spec).map_err(|e| e.to_string())?;
-        let guard = process.attach([0, 0]);
-        let mut changes = process.subscribe();
-        loop {
-            changes.borrow_and_update();
-            match process.next(&guard.cursor, 64 * 1024) {
-                (Some(chunk), _) => {
-                    self.lock().log.push(&chunk.data);
-                    self.changed.send_modify(|v| *v += 1);
-                }
-                (None, Some(exit)) => return Ok(exit.exit_code),
-                (None, None) => {
-                    if changes.changed().await.is_err() {
-                        return Err("the process went away".into());
-                    }
-                }
-            }
-        }
+        self.run_to_end(spec, |chunk| {
+            self.lock().log.push(&chunk.data);
+            self.changed.send_modify(|v| *v += 1);
+        })
+        .await
     }
 
     /// Runs a command and returns its stdout (for checks, not logged).
     async fn output(&self, argv: &[&str]) -> Result<String, String> {
         let spec = ProcessSpec { argv: argv.iter().map(|s| s.to_string()).collect(), ..Default::default() };
-        let process = self.processes.start(spec).map_err(|e| e.to_string())?;
-        let guard = process.attach([0, 0]);
-        let mut changes = process.subscribe();
         let mut out = Vec::new();
+        self.run_to_end(spec, |chunk| {
+            if chunk.stream == 0 {
+                out.extend_from_slice(&chunk.data);
+            }
+        })
+        .await?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Runs a process of the table to its end, handing each piece of output to `sink`.
+    async fn run_to_end(&self, spec: ProcessSpec, mut sink: impl FnMut(&Chunk)) -> Result<i32, String> {
+        let (process, guard) = self.processes.start_attached(spec).map_err(|e| e.to_string())?;
         loop {
-            changes.borrow_and_update();
-            match process.next(&guard.cursor, 64 * 1024) {
-                (Some(chunk), _) if chunk.stream == 0 => out.extend_from_slice(&chunk.data),
-                (Some(_), _) => {}
-                (None, Some(_)) => return Ok(String::from_utf8_lossy(&out).into_owned()),
-                (None, None) => {
-                    if changes.changed().await.is_err() {
-                        return Err("the process went away".into());
-                    }
-                }
+            match process.read(&guard.cursor, 64 * 1024).await {
+                Output::Chunk(chunk) => sink(&chunk),
+                Output::Exit(exit) => return Ok(exit.exit_code),
             }
         }
     }

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use podgate_types::api::{ExecRequest, ExecResponse};
 use podgate_types::process::ProcessSpec;
 
-use crate::processes::{ProcError, Process, Processes};
+use crate::processes::{Output, ProcError, Process, Processes};
 
 /// Most bytes kept per output stream; the rest is read and dropped.
 pub const MAX_OUTPUT: usize = 16 << 20;
@@ -65,22 +65,15 @@ pub async fn run(processes: &Processes, req: ExecRequest) -> Result<ExecResponse
     }
     let mut out: [Vec<u8>; 2] = Default::default();
     let mut truncated = [false; 2];
-    let mut changes = process.subscribe();
     let exit = loop {
-        changes.borrow_and_update();
-        match process.next(&guard.cursor, 256 * 1024) {
-            (Some(chunk), _) => {
+        match process.read(&guard.cursor, 256 * 1024).await {
+            Output::Chunk(chunk) => {
                 let (kept, cut) = (&mut out[chunk.stream], &mut truncated[chunk.stream]);
                 let room = MAX_OUTPUT.saturating_sub(kept.len());
                 kept.extend_from_slice(&chunk.data[..chunk.data.len().min(room)]);
                 *cut |= chunk.data.len() > room || chunk.dropped > 0;
             }
-            (None, Some(exit)) => break exit,
-            (None, None) => {
-                if changes.changed().await.is_err() {
-                    return Err(ExecError::Spawn("the process table went away".into()));
-                }
-            }
+            Output::Exit(exit) => break exit,
         }
     };
     cleanup.2 = true;

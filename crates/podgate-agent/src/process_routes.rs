@@ -17,7 +17,7 @@ use podgate_types::process::{
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::processes::{ProcError, Process};
+use crate::processes::{Output, ProcError, Process};
 use crate::server::{AgentState, error};
 
 /// Output is sent in WebSocket frames of up to this many bytes.
@@ -168,34 +168,28 @@ async fn serve(socket: WebSocket, process: Arc<Process>, from: [u64; 2]) {
     let (replies, mut reply_rx) = mpsc::unbounded_channel::<String>();
     let writer = async {
         tx.send(text(&ServerMessage::Started { process: process.info() })).await?;
-        let mut changes = process.subscribe();
         loop {
-            while let Ok(message) = reply_rx.try_recv() {
-                tx.send(text(&ServerMessage::Error { message })).await?;
-            }
-            changes.borrow_and_update();
-            match process.next(&guard.cursor, MAX_FRAME) {
-                (Some(chunk), _) => {
-                    let channel = if chunk.stream == 0 { STDOUT } else { STDERR };
-                    if chunk.dropped > 0 {
-                        let stream = if chunk.stream == 0 { "stdout" } else { "stderr" }.to_string();
-                        tx.send(text(&ServerMessage::Dropped { stream, bytes: chunk.dropped })).await?;
+            tokio::select! {
+                out = process.read(&guard.cursor, MAX_FRAME) => match out {
+                    Output::Chunk(chunk) => {
+                        let channel = if chunk.stream == 0 { STDOUT } else { STDERR };
+                        if chunk.dropped > 0 {
+                            let stream = if chunk.stream == 0 { "stdout" } else { "stderr" }.to_string();
+                            tx.send(text(&ServerMessage::Dropped { stream, bytes: chunk.dropped })).await?;
+                        }
+                        if !chunk.data.is_empty() {
+                            let mut frame = Vec::with_capacity(chunk.data.len() + 1);
+                            frame.push(channel);
+                            frame.extend_from_slice(&chunk.data);
+                            tx.send(Message::Binary(frame.into())).await?;
+                        }
                     }
-                    if !chunk.data.is_empty() {
-                        let mut frame = Vec::with_capacity(chunk.data.len() + 1);
-                        frame.push(channel);
-                        frame.extend_from_slice(&chunk.data);
-                        tx.send(Message::Binary(frame.into())).await?;
+                    Output::Exit(exit) => {
+                        tx.send(text(&ServerMessage::Exit { exit })).await?;
+                        return tx.send(Message::Close(None)).await;
                     }
-                }
-                (None, Some(exit)) => {
-                    tx.send(text(&ServerMessage::Exit { exit })).await?;
-                    return tx.send(Message::Close(None)).await;
-                }
-                (None, None) => tokio::select! {
-                    changed = changes.changed() => if changed.is_err() { return Ok(()) },
-                    Some(message) = reply_rx.recv() => tx.send(text(&ServerMessage::Error { message })).await?,
                 },
+                Some(message) = reply_rx.recv() => tx.send(text(&ServerMessage::Error { message })).await?,
             }
         }
     };

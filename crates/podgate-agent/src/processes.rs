@@ -133,6 +133,12 @@ impl Cursor {
     }
 }
 
+/// What a reader gets next: output, or the exit once it has read everything.
+pub enum Output {
+    Chunk(Chunk),
+    Exit(ProcessExit),
+}
+
 /// What a client gets on its next read.
 pub struct Chunk {
     pub stream: usize,
@@ -198,6 +204,23 @@ impl Process {
             }
         }
         (None, s.exit)
+    }
+
+    /// Waits for the next output for `cursor` (advancing it), or the exit once it has read all.
+    /// Cancel-safe: nothing is consumed unless it returns.
+    pub async fn read(&self, cursor: &Cursor, max: usize) -> Output {
+        let mut changes = self.subscribe();
+        loop {
+            changes.borrow_and_update();
+            match self.next(cursor, max) {
+                (Some(chunk), _) => return Output::Chunk(chunk),
+                (None, Some(exit)) => return Output::Exit(exit),
+                // The sender lives in `self`, so this only ever wakes on a change.
+                (None, None) => {
+                    let _ = changes.changed().await;
+                }
+            }
+        }
     }
 
     /// Appends output, waiting first while an attached client would lose bytes.
