@@ -93,19 +93,14 @@ impl Sandboxes {
         Ok(())
     }
 
-    /// Resumes following bootstraps that were under way when the server stopped.
-    pub(crate) async fn resume_bootstraps(&self) -> Result<()> {
-        for row in self.store.list_sandboxes(None).await? {
-            let under_way = row
+    /// Whether the sandbox runs with a bootstrap that has not ended.
+    pub(crate) fn bootstrap_under_way(&self, row: &SandboxRow) -> bool {
+        row.state == "running"
+            && row
                 .bootstrap
                 .as_deref()
                 .and_then(|b| serde_json::from_str::<BootstrapStatus>(b).ok())
-                .is_some_and(|s| !s.phase.is_final());
-            if row.state == "running" && under_way {
-                tokio::spawn(self.clone().follow_bootstrap(row.id.clone()));
-            }
-        }
-        Ok(())
+                .is_some_and(|s| !s.phase.is_final())
     }
 
     /// The bootstrap log of the caller's sandbox.

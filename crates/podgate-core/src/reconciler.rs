@@ -14,6 +14,10 @@ impl Sandboxes {
     /// can never finish, so they fail and their instances go.
     pub async fn recover(&self) -> Result<()> {
         for row in self.store.list_sandboxes(None).await? {
+            // Bootstraps under way when the server stopped are followed again.
+            if self.bootstrap_under_way(&row) {
+                tokio::spawn(self.clone().follow_bootstrap(row.id.clone()));
+            }
             if row.state == "pending" || row.state == "starting" {
                 tracing::warn!(sandbox_id = %row.id, "create was interrupted by a server stop; marking failed");
                 self.driver.delete(&row.id).await?;
@@ -28,8 +32,7 @@ impl Sandboxes {
                     .await?;
             }
         }
-        self.reconcile().await?;
-        self.resume_bootstraps().await
+        self.reconcile().await
     }
 
     /// One reconciliation pass.

@@ -112,8 +112,13 @@ impl Engine {
             let remote: HashMap<&str, &str> =
                 text.lines().filter_map(|l| l.split_once("  ").map(|(h, p)| (p, h))).collect();
             for rel in chunk {
-                let Ok(bytes) = std::fs::read(self.local_path(rel)) else { continue };
-                let local: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+                // Streamed through the hasher: a large file is never held in memory.
+                let mut hasher = Sha256::new();
+                let Ok(mut file) = std::fs::File::open(self.local_path(rel)) else { continue };
+                if std::io::copy(&mut file, &mut hasher).is_err() {
+                    continue;
+                }
+                let local: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
                 if remote.get(rel.as_str()) == Some(&local.as_str()) {
                     same.insert(rel.clone());
                 }
