@@ -75,10 +75,8 @@ fn code(url: String, sha256: Option<String>, commit: Option<String>) -> Option<C
 
 #[tokio::test]
 async fn bootstrap_from_zip_tar_gz_and_git() {
-    let srv = Server::start_with(Opts {
-        extra: vec!["--code-allow-http".into(), "--code-allow-private-hosts".into()],
-        ..Default::default()
-    });
+    let flags = vec!["--code-allow-http".to_string(), "--code-allow-private-hosts".to_string()];
+    let mut srv = Server::start_with(Opts { extra: flags.clone(), ..Default::default() });
     let c = srv.client();
 
     // The test's own file host: busybox httpd in a container on the Docker network.
@@ -171,6 +169,29 @@ async fn bootstrap_from_zip_tar_gz_and_git() {
     };
     assert_eq!(String::from_utf8(c.exec(&git.id, &head).await.unwrap().stdout.0).unwrap().trim(), commit);
     assert_eq!(c.exec(&git.id, &cat("/workspace/code/README")).await.unwrap().stdout.0, b"hello from git\n");
+
+    // A server that stops mid-bootstrap follows it again when it is back.
+    let slow = c
+        .create(&CreateSandboxRequest {
+            code: code(format!("{base}/app.tar.gz"), Some(tgz_sha.clone()), None),
+            install: Some(CommandLine::Argv(vec!["sh".into(), "-c".into(), "sleep 2; echo slow install done".into()])),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    common::eventually(30, "the install to start", async || {
+        c.get(&slow.id).await.unwrap().bootstrap.is_some_and(|b| b.phase == BootstrapPhase::Installing)
+    })
+    .await;
+    let addr = srv.url.trim_start_matches("http://").to_string();
+    srv.kill9();
+    srv.spawn(Opts { listen: Some(addr), extra: flags.clone(), ..Default::default() });
+    // A fresh client: the old one's pooled connections died with the server.
+    let c = srv.client();
+    let sb = wait_final(&c, &slow.id).await;
+    assert_eq!(sb.bootstrap.as_ref().unwrap().phase, BootstrapPhase::Ready, "{sb:?}");
+    let log = String::from_utf8_lossy(&srv.cli(&["logs", &slow.id]).stdout).into_owned();
+    assert!(log.contains("slow install done") && log.contains("bootstrap done"), "{log}");
 
     // Failures: the sandbox fails with the reason, and the log says why (also once it is gone).
     let failing = [

@@ -107,15 +107,41 @@ fn enter_runs_a_terminal_and_returns_its_exit_code() {
 }
 
 #[test]
+fn exec_reattaches_after_the_server_restarts() {
+    use std::io::{BufRead as _, BufReader, Read as _};
+    let mut srv = Server::start();
+    ok(&srv.cli(&["up", "--name", "keep"]));
+    let script = "echo before; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo after; exit 4";
+    let mut child = srv
+        .cli_command(&["exec", "keep", "--", "sh", "-c", script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "before");
+    // The server goes away and comes back on the same address; the process lives in the agent,
+    // and what it writes meanwhile is delivered after the CLI re-attaches, exactly once.
+    let addr = srv.url.trim_start_matches("http://").to_string();
+    srv.kill9();
+    srv.spawn(common::Opts { listen: Some(addr), ..Default::default() });
+    ok(&srv.cli(&["exec", "keep", "--", "touch", "/tmp/go"]));
+    assert_eq!(lines.next().unwrap().unwrap(), "after");
+    assert!(lines.next().is_none(), "nothing more, and nothing twice");
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(4));
+    assert!(stderr.contains("re-attaching"), "{stderr}");
+}
+
+#[test]
 fn enter_reattaches_after_the_server_restarts() {
     use std::io::{Read as _, Write as _};
     let mut srv = Server::start();
     ok(&srv.cli(&["up", "--name", "keep"]));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
-        .args(["enter", "keep"])
-        .env("PODGATE_URL", &srv.url)
-        .env("PODGATE_TOKEN", &srv.token)
-        .env("HOME", srv.dir.path())
+    let mut child = srv
+        .cli_command(&["enter", "keep"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -162,8 +188,8 @@ fn exec_streams_live_and_forwards_ctrl_c() {
     ok(&srv.cli(&["up", "--name", "box"]));
 
     // Output arrives while the command still runs; Ctrl-C reaches the remote command.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
-        .args([
+    let mut child = srv
+        .cli_command(&[
             "exec",
             "box",
             "--",
@@ -171,9 +197,6 @@ fn exec_streams_live_and_forwards_ctrl_c() {
             "-c",
             "trap 'echo interrupted; exit 5' INT; echo ready; while :; do sleep 0.1; done",
         ])
-        .env("PODGATE_URL", &srv.url)
-        .env("PODGATE_TOKEN", &srv.token)
-        .env("HOME", srv.dir.path())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

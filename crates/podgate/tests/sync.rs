@@ -63,11 +63,8 @@ async fn sync_reconciles_then_follows_both_sides() {
     )
     .await;
 
-    let child = Command::new(env!("CARGO_BIN_EXE_podgate"))
-        .args(["sync", l.to_str().unwrap(), &format!("{sb}:/root/proj"), "--exclude", "skip"])
-        .env("PODGATE_URL", &srv.url)
-        .env("PODGATE_TOKEN", &srv.token)
-        .env("HOME", srv.dir.path())
+    let child = srv
+        .cli_command(&["sync", l.to_str().unwrap(), &format!("{sb}:/root/proj"), "--exclude", "skip"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -143,4 +140,12 @@ async fn sync_reconciles_then_follows_both_sides() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "{status}");
+
+    // --once: one two-way pass, then it exits.
+    write(l, "once.txt", b"one pass\n");
+    sh(&c, &sb, "echo from there > /root/proj/once-remote.txt").await;
+    let o = srv.cli(&["sync", l.to_str().unwrap(), &format!("{sb}:/root/proj"), "--once"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(remote(&c, &sb, "/root/proj/once.txt").await.as_deref(), Some(&b"one pass\n"[..]));
+    assert_eq!(std::fs::read(l.join("once-remote.txt")).unwrap(), b"from there\n");
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::{KillOnDrop, Server};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -38,11 +38,8 @@ async fn port_forward_reaches_http_in_the_sandbox() {
     })
     .await;
 
-    let child = Command::new(env!("CARGO_BIN_EXE_podgate"))
-        .args(["port-forward", &sb, "0:8080"])
-        .env("PODGATE_URL", &srv.url)
-        .env("PODGATE_TOKEN", &srv.token)
-        .env("HOME", srv.dir.path())
+    let child = srv
+        .cli_command(&["port-forward", &sb, "0:8080"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -99,7 +96,11 @@ async fn port_forward_reaches_http_in_the_sandbox() {
     assert_eq!(status(c.open_tunnel(&sb, Some("example.com"), 80).await.unwrap_err()), 422);
     assert_eq!(status(c.open_tunnel(&sb, None, 0).await.unwrap_err()), 422);
     assert_eq!(status(c.open_tunnel("nope", None, 80).await.unwrap_err()), 404);
-    let r = srv.req(reqwest::Method::GET, &format!("/v1/sandboxes/{sb}/tunnel?port=70000")).send().await.unwrap();
+    // A port out of range, through a real WebSocket handshake: the agent's 400 comes back.
+    let tunnel = |q: &str| format!("/v1/sandboxes/{sb}/tunnel?{q}");
+    let e = c.websocket(&tunnel("port=70000"), podgate_types::ports::TUNNEL_SUBPROTOCOL, true).await.unwrap_err();
+    assert_eq!(status(e), 400);
+    let r = srv.req(reqwest::Method::GET, &tunnel("port=8080")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400, "not a WebSocket upgrade");
     let e = podgate_client::Client::new(&srv.url, "wrong").unwrap().open_tunnel(&sb, None, 8080).await.unwrap_err();
     assert_eq!(status(e), 401);

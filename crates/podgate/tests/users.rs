@@ -127,13 +127,7 @@ async fn users_and_tokens() {
     assert_eq!(carol.me().await.unwrap().name, "carol");
     let o = srv.cli(&["user", "ls"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("carol"));
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
-        .args(["token", "ls"])
-        .env("PODGATE_URL", &srv.url)
-        .env("PODGATE_TOKEN", &secret)
-        .env("HOME", srv.dir.path())
-        .output()
-        .unwrap();
+    let o = srv.cli_command(&["token", "ls"]).env("PODGATE_TOKEN", &secret).output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(out.contains("initial") && out.contains("active") && !out.contains(&secret), "{out}");
 }

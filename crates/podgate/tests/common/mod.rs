@@ -146,14 +146,21 @@ impl Server {
         self.cli_stdin(args, None)
     }
 
-    pub fn cli_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        use std::io::Write as _;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_podgate"))
-            .args(args)
+    /// The CLI with `args` against this server (admin token, an empty HOME), not yet started.
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_podgate"));
+        cmd.args(args)
             .env("PODGATE_URL", &self.url)
             .env("PODGATE_TOKEN", &self.token)
             .env("HOME", self.dir.path())
-            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_CONFIG_HOME");
+        cmd
+    }
+
+    pub fn cli_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        use std::io::Write as _;
+        let mut child = self
+            .cli_command(args)
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
