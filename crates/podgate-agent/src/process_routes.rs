@@ -18,7 +18,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::processes::{Output, ProcError, Process};
-use crate::server::{AgentState, error};
+use crate::server::{AgentState, JsonBody, error};
 
 /// Output is sent in WebSocket frames of up to this many bytes.
 const MAX_FRAME: usize = 256 * 1024;
@@ -44,14 +44,7 @@ fn proc_error(e: ProcError) -> Response {
     }
 }
 
-async fn start(
-    State(st): State<Arc<AgentState>>,
-    body: Result<Json<ProcessSpec>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Json(spec) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()),
-    };
+async fn start(State(st): State<Arc<AgentState>>, JsonBody(spec): JsonBody<ProcessSpec>) -> Response {
     match st.processes.start(spec) {
         Ok(p) => (StatusCode::CREATED, Json(p.info())).into_response(),
         Err(e) => proc_error(e),
@@ -90,12 +83,9 @@ async fn kill(State(st): State<Arc<AgentState>>, Path(id): Path<String>) -> Resp
 async fn signal(
     State(st): State<Arc<AgentState>>,
     Path(id): Path<String>,
-    body: Result<Json<SignalRequest>, axum::extract::rejection::JsonRejection>,
+    JsonBody(req): JsonBody<SignalRequest>,
 ) -> Response {
-    match body {
-        Ok(Json(req)) => send_signal(&st, &id, &req.signal),
-        Err(e) => error(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()),
-    }
+    send_signal(&st, &id, &req.signal)
 }
 
 /// A new stream: the client's first message starts the process.

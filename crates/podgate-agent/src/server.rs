@@ -95,14 +95,7 @@ async fn health() -> Json<AgentHealth> {
     })
 }
 
-async fn exec_handler(
-    State(st): State<Arc<AgentState>>,
-    body: Result<Json<ExecRequest>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()),
-    };
+async fn exec_handler(State(st): State<Arc<AgentState>>, JsonBody(req): JsonBody<ExecRequest>) -> Response {
     match exec::run(&st.processes, req).await {
         Ok(r) => Json(r).into_response(),
         Err(ExecError::Invalid(m)) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m),
@@ -144,6 +137,20 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for FileQ {
         Query::<FileQuery>::from_request_parts(parts, state)
             .await
             .map(|Query(q)| FileQ(q))
+            .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
+    }
+}
+
+/// A JSON body; a malformed one is a 400 in the API's error format.
+pub(crate) struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(v)| JsonBody(v))
             .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
     }
 }
@@ -245,28 +252,14 @@ async fn list_files(State(st): State<Arc<AgentState>>, FileQ(q): FileQ) -> Respo
     }
 }
 
-async fn make_dir(
-    State(st): State<Arc<AgentState>>,
-    body: Result<Json<MkdirRequest>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()),
-    };
+async fn make_dir(State(st): State<Arc<AgentState>>, JsonBody(req): JsonBody<MkdirRequest>) -> Response {
     match files::resolve(&st.dirs, &req.path).and_then(|p| files::mkdir(&p)) {
         Ok(info) => (StatusCode::CREATED, Json(info)).into_response(),
         Err(e) => file_error(e),
     }
 }
 
-async fn move_file(
-    State(st): State<Arc<AgentState>>,
-    body: Result<Json<MoveRequest>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Json(req) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()),
-    };
+async fn move_file(State(st): State<Arc<AgentState>>, JsonBody(req): JsonBody<MoveRequest>) -> Response {
     let paths = files::resolve(&st.dirs, &req.from).and_then(|f| Ok((f, files::resolve(&st.dirs, &req.to)?)));
     match paths.and_then(|(from, to)| files::rename(&from, &to)) {
         Ok(info) => Json(info).into_response(),
@@ -301,12 +294,8 @@ async fn watch_ports(State(st): State<Arc<AgentState>>, ws: WebSocketUpgrade) ->
 
 async fn start_bootstrap(
     State(st): State<Arc<AgentState>>,
-    body: Result<Json<podgate_types::bootstrap::BootstrapSpec>, axum::extract::rejection::JsonRejection>,
+    JsonBody(spec): JsonBody<podgate_types::bootstrap::BootstrapSpec>,
 ) -> Response {
-    let Json(spec) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()),
-    };
     match st.bootstrap.start(spec) {
         Ok(status) => (StatusCode::CREATED, Json(status)).into_response(),
         Err(m) => error(StatusCode::CONFLICT, "conflict", m),
@@ -371,14 +360,7 @@ fn term_error(e: TermError) -> Response {
     }
 }
 
-async fn create_terminal(
-    State(st): State<Arc<AgentState>>,
-    body: Result<Json<TerminalSpec>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Json(spec) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()),
-    };
+async fn create_terminal(State(st): State<Arc<AgentState>>, JsonBody(spec): JsonBody<TerminalSpec>) -> Response {
     match st.terminals.create(spec) {
         Ok(info) => (StatusCode::CREATED, Json(info)).into_response(),
         Err(e) => term_error(e),
