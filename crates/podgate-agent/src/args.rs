@@ -13,9 +13,11 @@ pub struct Args {
     pub cmd: Vec<String>,
     /// A terminal with no client for this long is ended.
     pub terminal_idle: std::time::Duration,
+    /// `uid:gid` the agent drops to at start (when it runs as root).
+    pub user: Option<(u32, u32)>,
 }
 
-pub const USAGE: &str = "usage: podgate-agent serve --socket PATH --secret-file PATH [--terminal-idle-seconds N] [-- CMD ARGS...]\n       podgate-agent --version";
+pub const USAGE: &str = "usage: podgate-agent serve --socket PATH --secret-file PATH [--terminal-idle-seconds N] [--user UID:GID] [-- CMD ARGS...]\n       podgate-agent --version";
 
 /// Parses `serve --socket P --secret-file F [-- cmd…]`.
 pub fn parse(argv: &[String]) -> Result<Args, String> {
@@ -27,6 +29,7 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
     }
     let (mut socket, mut secret_file, mut cmd) = (None, None, Vec::new());
     let mut idle_secs: u64 = 3600;
+    let mut user = None;
     while let Some(a) = it.next() {
         match a.as_str() {
             "--socket" => socket = it.next().map(PathBuf::from),
@@ -37,6 +40,10 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
                     .and_then(|v| v.parse().ok())
                     .filter(|v| *v > 0)
                     .ok_or_else(|| format!("--terminal-idle-seconds needs a positive number\n{USAGE}"))?;
+            }
+            "--user" => {
+                let v = it.next().ok_or_else(|| format!("--user needs UID:GID\n{USAGE}"))?;
+                user = Some(crate::privileges::parse_user(v)?);
             }
             "--" => {
                 cmd = it.by_ref().cloned().collect();
@@ -49,6 +56,7 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
         secret_file: secret_file.ok_or_else(|| format!("--secret-file is required\n{USAGE}"))?,
         cmd,
         terminal_idle: std::time::Duration::from_secs(idle_secs),
+        user,
     })
 }
 

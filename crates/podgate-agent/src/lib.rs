@@ -10,6 +10,7 @@ pub mod init;
 pub mod launch;
 pub mod paths;
 pub mod ports;
+pub mod privileges;
 pub mod process_routes;
 pub mod processes;
 pub mod pty;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use podgate_agent::terminals::Terminals;
-use podgate_agent::{args, init, paths::Dirs, reaper, server};
+use podgate_agent::{args, init, paths::Dirs, privileges, reaper, server};
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -18,6 +18,20 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // Secret and socket first: their directory is closed to the sandbox user.
+    let ready = match take_secret(&args).and_then(|secret| Ok((secret, bind(&args.socket)?))) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("podgate-agent: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Some((uid, gid)) = args.user
+        && let Err(e) = privileges::become_user(uid, gid)
+    {
+        eprintln!("podgate-agent: {e}");
+        std::process::exit(1);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -25,13 +39,15 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = rt.block_on(serve(args)) {
+    if let Err(e) = rt.block_on(serve(args, ready.0, ready.1)) {
         eprintln!("podgate-agent: {e}");
         std::process::exit(1);
     }
 }
 
-async fn serve(args: args::Args) -> std::io::Result<()> {
+/// Reads the per-sandbox secret and removes its file: it stays in memory only, so processes in
+/// the sandbox cannot read it.
+fn take_secret(args: &args::Args) -> std::io::Result<String> {
     let secret = std::fs::read_to_string(&args.secret_file)
         .map_err(|e| std::io::Error::other(format!("reading {}: {e}", args.secret_file.display())))?
         .trim()
@@ -39,8 +55,19 @@ async fn serve(args: args::Args) -> std::io::Result<()> {
     if secret.is_empty() {
         return Err(std::io::Error::other(format!("{} is empty", args.secret_file.display())));
     }
-    // The secret stays in memory only: processes in the sandbox cannot read it from the file.
     std::fs::remove_file(&args.secret_file)?;
+    Ok(secret)
+}
+
+fn bind(socket: &std::path::Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    let _ = std::fs::remove_file(socket);
+    let listener = std::os::unix::net::UnixListener::bind(socket)
+        .map_err(|e| std::io::Error::other(format!("binding {}: {e}", socket.display())))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+async fn serve(args: args::Args, secret: String, listener: std::os::unix::net::UnixListener) -> std::io::Result<()> {
     // Outside a container (tests), adopt orphans of our children as PID 1 would.
     let _ = nix::sys::prctl::set_child_subreaper(true);
 
@@ -48,8 +75,7 @@ async fn serve(args: args::Args) -> std::io::Result<()> {
     tokio::spawn(reaper::run(reaper.clone()));
     init::start_main(&reaper, &args.cmd);
 
-    let _ = std::fs::remove_file(&args.socket);
-    let listener = tokio::net::UnixListener::bind(&args.socket)?;
+    let listener = tokio::net::UnixListener::from_std(listener)?;
     let dirs = Dirs::from_env();
     let terminals = Terminals::new(reaper.clone(), dirs.clone(), args.terminal_idle);
     tokio::spawn(terminals.clone().run_sweeper());

@@ -68,12 +68,16 @@ fn listen_sockets() -> Vec<(String, u16, u64)> {
     let mut socks = Vec::new();
     for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
         if let Ok(text) = std::fs::read_to_string(file) {
-            socks.extend(parse_table(&text, v6));
+            socks.extend(parse_table(&text, v6).into_iter().filter(|(address, _, _)| address != DOCKER_DNS));
         }
     }
     socks.sort();
     socks
 }
+
+/// Docker's embedded DNS resolver listens on this address inside sandboxes on a user-defined
+/// network (from outside, through dockerd): not a port of the sandbox's.
+const DOCKER_DNS: &str = "127.0.0.11";
 
 /// The listening TCP ports now, sorted.
 pub fn scan() -> Vec<ListeningPort> {

@@ -17,6 +17,35 @@ pub struct CoreConfig {
     pub reconcile_interval: Duration,
     /// What code URLs the bootstrap may fetch.
     pub code: crate::code_source::CodePolicy,
+    /// Who sandboxes run as and what they get by default.
+    pub sandbox: SandboxPolicy,
+}
+
+/// The server's policy for sandboxes.
+#[derive(Clone, Debug)]
+pub struct SandboxPolicy {
+    /// `uid:gid` of sandboxes that name no user.
+    pub user: (u32, u32),
+    /// Whether a sandbox may ask to run as root.
+    pub allow_root: bool,
+    /// Network of sandboxes that ask for none.
+    pub network: podgate_types::api::NetworkMode,
+    /// CPU limit (cores) of sandboxes that ask for none.
+    pub default_cpu: f64,
+    /// Memory limit (bytes) of sandboxes that ask for none.
+    pub default_memory: u64,
+}
+
+impl Default for SandboxPolicy {
+    fn default() -> Self {
+        SandboxPolicy {
+            user: (1000, 1000),
+            allow_root: false,
+            network: podgate_types::api::NetworkMode::Egress,
+            default_cpu: 1.0,
+            default_memory: 1 << 30,
+        }
+    }
 }
 
 impl Default for CoreConfig {
@@ -28,6 +57,7 @@ impl Default for CoreConfig {
             startup_timeout: Duration::from_secs(60),
             reconcile_interval: Duration::from_secs(5),
             code: Default::default(),
+            sandbox: Default::default(),
         }
     }
 }

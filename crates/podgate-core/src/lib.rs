@@ -17,7 +17,7 @@ pub mod terminals;
 pub mod users;
 
 pub use auth::{Auth, Caller, Role};
-pub use config::CoreConfig;
+pub use config::{CoreConfig, SandboxPolicy};
 pub use error::{Error, Result};
 pub use metrics::Metrics;
 pub use sandboxes::Sandboxes;

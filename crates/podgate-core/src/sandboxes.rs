@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use podgate_runtime::{AgentEndpoint, Driver, InstanceStatus, PlacementSpec};
 use podgate_store::{SandboxRow, Store};
-use podgate_types::api::{CreateSandboxRequest, ExecRequest, ExecResponse, Sandbox, SandboxState};
+use podgate_types::api::{CreateSandboxRequest, ExecRequest, ExecResponse, NetworkMode, Sandbox, SandboxState};
 use podgate_types::{AGENT_PROTOCOL_VERSION, MemorySize, validate};
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,25 @@ pub struct StoredSpec {
     /// The validated code bootstrap, with the code host's checked addresses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<podgate_types::bootstrap::BootstrapSpec>,
+    /// `uid:gid` everything runs as (sandboxes from before this field ran as root).
+    #[serde(default)]
+    pub user: (u32, u32),
+    #[serde(default)]
+    pub network: NetworkMode,
+    #[serde(default)]
+    pub read_only_root: bool,
+}
+
+/// Parses a sandbox `user`: `root`, a uid, or `uid:gid`.
+pub fn parse_user(s: &str) -> Result<(u32, u32)> {
+    if s == "root" {
+        return Ok((0, 0));
+    }
+    let (u, g) = s.split_once(':').unwrap_or((s, s));
+    match (u.parse::<u32>(), g.parse::<u32>()) {
+        (Ok(u), Ok(g)) if u < 1 << 31 && g < 1 << 31 => Ok((u, g)),
+        _ => Err(Error::Invalid(format!("invalid user {s:?}: give root, a uid, or uid:gid (e.g. 1000:1000)"))),
+    }
 }
 
 /// The sandbox service. Cheap to clone.
@@ -101,6 +120,16 @@ impl Sandboxes {
         {
             return Err(Error::Invalid(format!("memory {m} bytes is below the minimum of 6Mi")));
         }
+        let policy = &self.cfg.sandbox;
+        let user = match req.user.as_deref() {
+            None => policy.user,
+            Some(u) => parse_user(u)?,
+        };
+        if user.0 == 0 && !policy.allow_root {
+            return Err(Error::Forbidden(
+                "this server does not allow root sandboxes: leave out `user` to run as uid 1000".into(),
+            ));
+        }
         let max_ttl = self.cfg.max_ttl.as_secs();
         let ttl = req.ttl_seconds.unwrap_or(self.cfg.default_ttl.as_secs());
         if ttl == 0 || ttl > max_ttl {
@@ -118,10 +147,13 @@ impl Sandboxes {
             bootstrap,
             env: req.env,
             cmd: req.cmd,
-            cpu: req.cpu,
-            memory: req.memory.map(|m| m.0),
+            cpu: Some(req.cpu.unwrap_or(policy.default_cpu)),
+            memory: Some(req.memory.map_or(policy.default_memory, |m| m.0)),
             labels: req.labels,
             ttl_seconds: Some(ttl),
+            user,
+            network: req.network.unwrap_or(policy.network),
+            read_only_root: req.read_only_root,
         };
         let now = now_ms();
         let row = SandboxRow {
@@ -188,6 +220,9 @@ impl Sandboxes {
                 cpu: spec.cpu,
                 memory: spec.memory,
                 agent_secret: row.agent_secret.clone(),
+                user: spec.user,
+                egress: spec.network == NetworkMode::Egress,
+                read_only_root: spec.read_only_root,
             })
             .await?;
         let endpoint = self.driver.start(&row.id).await?;
@@ -333,6 +368,9 @@ impl Sandboxes {
             memory: spec.memory.map(MemorySize),
             labels: spec.labels,
             ttl_seconds: spec.ttl_seconds,
+            user: format!("{}:{}", spec.user.0, spec.user.1),
+            network: spec.network,
+            read_only_root: spec.read_only_root,
             error: r.error.clone(),
             created_at: from_ms(r.created_at),
             expires_at: r.expires_at.map(from_ms),

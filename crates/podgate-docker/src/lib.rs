@@ -2,16 +2,19 @@
 //! read-only as its entrypoint, the agent's unix socket in a per-sandbox host directory.
 
 mod errors;
+pub mod firewall;
 
 use std::collections::HashMap;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use bollard::Docker;
+use bollard::models::NetworkCreateRequest;
 use bollard::models::{ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions, InspectNetworkOptions,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StartContainerOptions,
 };
 use futures_util::StreamExt as _;
 use podgate_runtime::{AgentEndpoint, Driver, Error, Instance, InstanceStatus, PlacementSpec, Result};
@@ -40,12 +43,43 @@ pub struct DockerConfig {
     pub instance: String,
     /// Extra `podgate-agent serve` flags (e.g. `--terminal-idle-seconds 3600`).
     pub agent_args: Vec<String>,
+    /// The Docker network of sandboxes with egress; created (inter-container traffic off) when
+    /// missing, and guarded by the egress firewall.
+    pub network: String,
+    /// Addresses (IPv4 CIDRs) sandboxes may reach although they are private.
+    pub egress_allow: Vec<String>,
+    /// Most processes (and threads) a sandbox may have.
+    pub pids_limit: i64,
 }
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            agent_bin: PathBuf::new(),
+            run_dir: PathBuf::new(),
+            instance: String::new(),
+            agent_args: Vec::new(),
+            network: "podgate".into(),
+            egress_allow: Vec::new(),
+            pids_limit: 1024,
+        }
+    }
+}
+
+/// Capabilities a root sandbox keeps (all others are dropped): enough to own files, switch
+/// users and bind low ports; no raw sockets, mknod, chroot, audit or admin rights.
+pub const ROOT_CAPABILITIES: &[&str] =
+    &["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETUID", "SETGID", "NET_BIND_SERVICE"];
+/// Capabilities the agent of a non-root sandbox needs for its start (create `/workspace`,
+/// empty the bounding set, switch to the sandbox user); it holds none afterwards.
+pub const DROP_CAPABILITIES: &[&str] = &["CHOWN", "SETUID", "SETGID", "SETPCAP"];
 
 /// The Docker driver.
 pub struct DockerDriver {
     docker: Docker,
     cfg: DockerConfig,
+    /// Id of the sandbox network.
+    network_id: String,
 }
 
 impl DockerDriver {
@@ -65,7 +99,70 @@ impl DockerDriver {
         }
         std::fs::create_dir_all(&cfg.run_dir)
             .map_err(|e| Error::Unavailable(format!("cannot create {}: {e}", cfg.run_dir.display())))?;
-        Ok(DockerDriver { docker, cfg })
+        let mut driver = DockerDriver { docker, cfg, network_id: String::new() };
+        let (network_id, bridge) = driver.ensure_network().await?;
+        driver.network_id = network_id;
+        firewall::apply(&bridge, &driver.cfg.egress_allow).await.map_err(|e| {
+            Error::Unavailable(format!("cannot install the egress firewall of network {}: {e}", driver.cfg.network))
+        })?;
+        Ok(driver)
+    }
+
+    /// Creates the sandbox network when missing and returns its id and the name of its bridge.
+    /// Servers starting together may each create one: all keep the oldest and remove the others.
+    async fn ensure_network(&self) -> Result<(String, String)> {
+        let name = &self.cfg.network;
+        let unavailable =
+            |e: bollard::errors::Error| Error::Unavailable(format!("network {name}: {}", engine_error(&e)));
+        let mut ids = self.networks_named(name).await?;
+        if ids.is_empty() {
+            let opts = HashMap::from([("com.docker.network.bridge.enable_icc".to_string(), "false".to_string())]);
+            let body = NetworkCreateRequest {
+                name: name.clone(),
+                driver: Some("bridge".into()),
+                options: Some(opts),
+                labels: Some(HashMap::from([("io.podgate.network".to_string(), "egress".to_string())])),
+                ..Default::default()
+            };
+            match self.docker.create_network(body).await {
+                Ok(_) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+            ids = self.networks_named(name).await?;
+        }
+        let Some(id) = ids.first().cloned() else {
+            return Err(Error::Unavailable(format!("network {name} vanished after it was created")));
+        };
+        for dup in &ids[1..] {
+            let _ = self.docker.remove_network(dup).await;
+        }
+        let net = self.docker.inspect_network(&id, None::<InspectNetworkOptions>).await.map_err(unavailable)?;
+        if net.driver.as_deref() != Some("bridge") {
+            return Err(Error::InvalidSpec(format!("network {name} is not a bridge network")));
+        }
+        let bridge = net
+            .options
+            .and_then(|o| o.get("com.docker.network.bridge.name").cloned())
+            .unwrap_or_else(|| format!("br-{}", id.get(..12).unwrap_or(&id)));
+        Ok((id, bridge))
+    }
+
+    /// Ids of the networks called exactly `name`, oldest first.
+    async fn networks_named(&self, name: &str) -> Result<Vec<String>> {
+        let filters = HashMap::from([("name", vec![name.to_string()])]);
+        let opts = ListNetworksOptionsBuilder::new().filters(&filters).build();
+        let list = self
+            .docker
+            .list_networks(Some(opts))
+            .await
+            .map_err(|e| Error::Unavailable(format!("listing networks: {}", engine_error(&e))))?;
+        let mut nets: Vec<(String, String)> = list
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name))
+            .filter_map(|n| Some((sortable_time(n.created.as_deref().unwrap_or("")), n.id?)))
+            .collect();
+        nets.sort();
+        Ok(nets.into_iter().map(|(_, id)| id).collect())
     }
 
     fn container_name(sandbox_id: &str) -> String {
@@ -104,8 +201,17 @@ impl DockerDriver {
             format!("{RUN_PATH}/secret"),
         ];
         entrypoint.extend(self.cfg.agent_args.iter().cloned());
+        let (uid, gid) = spec.user;
+        entrypoint.extend(["--user".to_string(), format!("{uid}:{gid}")]);
         entrypoint.push("--".into());
         entrypoint.extend(spec.cmd.clone().unwrap_or_default());
+        let caps = if spec.user.0 == 0 { ROOT_CAPABILITIES } else { DROP_CAPABILITIES };
+        // `/tmp` in memory (charged to the sandbox's memory limit); with a read-only root,
+        // `/workspace` too, owned by the sandbox user.
+        let mut tmpfs = HashMap::from([("/tmp".to_string(), "rw,exec,nosuid,nodev,mode=1777".to_string())]);
+        if spec.read_only_root {
+            tmpfs.insert("/workspace".into(), format!("rw,exec,nosuid,nodev,mode=0755,uid={uid},gid={gid}"));
+        }
         let labels = HashMap::from([
             (LABEL_SANDBOX.to_string(), spec.sandbox_id.clone()),
             (LABEL_INSTANCE.to_string(), self.cfg.instance.clone()),
@@ -128,6 +234,14 @@ impl DockerDriver {
                 memory: spec.memory.map(|m| m as i64),
                 // Without swap accounting the memory limit would leak into swap.
                 memory_swap: spec.memory.map(|m| m as i64),
+                pids_limit: Some(self.cfg.pids_limit),
+                cap_drop: Some(vec!["ALL".into()]),
+                cap_add: Some(caps.iter().map(|c| c.to_string()).collect()),
+                // The engine's default seccomp profile applies as long as none is named here.
+                security_opt: Some(vec!["no-new-privileges".into()]),
+                readonly_rootfs: Some(spec.read_only_root),
+                tmpfs: Some(tmpfs),
+                network_mode: Some(if spec.egress { self.network_id.clone() } else { "none".into() }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -152,6 +266,13 @@ impl DockerDriver {
         let labels = labels?;
         (labels.get(LABEL_INSTANCE) == Some(&self.cfg.instance)).then(|| labels.get(LABEL_SANDBOX).cloned()).flatten()
     }
+}
+
+/// An RFC 3339 time from the engine (fraction of varying length) in a form that sorts as text.
+fn sortable_time(t: &str) -> String {
+    let (whole, frac) = t.split_once('.').unwrap_or((t.trim_end_matches('Z'), "0Z"));
+    let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
+    format!("{whole}.{digits:0<9}")
 }
 
 fn map_create_error(e: bollard::errors::Error, image: &str) -> Error {

@@ -16,7 +16,7 @@ async fn docker_driver_passes_conformance() {
         agent_bin: agent.into(),
         run_dir: tmp.path().join("run"),
         instance: format!("conformance-{}", std::process::id()),
-        agent_args: Vec::new(),
+        ..Default::default()
     })
     .await
     .expect("docker engine reachable");

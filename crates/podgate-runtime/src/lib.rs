@@ -41,6 +41,12 @@ pub struct PlacementSpec {
     pub memory: Option<u64>,
     /// Secret the agent must require on every request.
     pub agent_secret: String,
+    /// uid and gid everything in the sandbox runs as; the agent drops to them at start.
+    pub user: (u32, u32),
+    /// Whether the sandbox gets the egress network (else no network at all).
+    pub egress: bool,
+    /// Mount the image's root filesystem read-only.
+    pub read_only_root: bool,
 }
 
 /// Where the server reaches a sandbox's agent.

@@ -48,6 +48,39 @@ pub struct CreateSandboxRequest {
     /// `install` and `command` given as strings run through the sandbox shell.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shell: bool,
+    /// Who everything in the sandbox runs as: a uid, `uid:gid`, or `root` (only where the
+    /// server's policy allows root sandboxes). The server's sandbox user (1000) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Network access; the server's default (`egress`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkMode>,
+    /// Mount the image's root filesystem read-only (`/tmp` and `/workspace` stay writable).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only_root: bool,
+}
+
+/// A sandbox's network access.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkMode {
+    /// No network at all (loopback only).
+    None,
+    /// Outbound connections to public addresses; cloud metadata, private, loopback and
+    /// link-local ranges (and other sandboxes) are blocked unless the server allows them.
+    #[default]
+    Egress,
+}
+
+impl NetworkMode {
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkMode::None => "none",
+            NetworkMode::Egress => "egress",
+        }
+    }
 }
 
 /// Lifecycle state of a sandbox.
@@ -123,6 +156,13 @@ pub struct Sandbox {
     pub memory: Option<MemorySize>,
     pub labels: BTreeMap<String, String>,
     pub ttl_seconds: Option<u64>,
+    /// Who everything in the sandbox runs as (`uid:gid`).
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub network: NetworkMode,
+    #[serde(default)]
+    pub read_only_root: bool,
     /// Why the sandbox failed, when `state` is `failed`.
     pub error: Option<String>,
     #[serde(with = "time::serde::rfc3339")]

@@ -78,6 +78,32 @@ pub struct ServerArgs {
     /// private CA) [default: public roots only].
     #[arg(long, env = "PODGATE_CODE_CA_FILE")]
     code_ca_file: Option<PathBuf>,
+    /// uid (or uid:gid) of sandboxes that name no user; never root [default: 1000:1000].
+    #[arg(long, env = "PODGATE_SANDBOX_USER")]
+    sandbox_user: Option<String>,
+    /// Let sandboxes ask for `"user": "root"` (they keep a minimal capability set) [default: refused].
+    #[arg(long, env = "PODGATE_ALLOW_ROOT_SANDBOXES")]
+    allow_root_sandboxes: bool,
+    /// Docker network of sandboxes with egress, created with inter-sandbox traffic off and
+    /// guarded by the egress firewall [default: podgate].
+    #[arg(long, env = "PODGATE_SANDBOX_NETWORK")]
+    sandbox_network: Option<String>,
+    /// Network of sandboxes that ask for none: egress or none [default: egress].
+    #[arg(long, env = "PODGATE_DEFAULT_NETWORK")]
+    default_network: Option<String>,
+    /// Private IPv4 addresses or CIDRs sandboxes may reach anyway, comma-separated (the cloud
+    /// metadata addresses stay blocked) [default: none].
+    #[arg(long, env = "PODGATE_EGRESS_ALLOW", value_delimiter = ',')]
+    egress_allow: Option<Vec<String>>,
+    /// CPU limit (cores) of sandboxes that ask for none [default: 1].
+    #[arg(long, env = "PODGATE_DEFAULT_CPU")]
+    default_cpu: Option<f64>,
+    /// Memory limit of sandboxes that ask for none, e.g. 512Mi [default: 1Gi].
+    #[arg(long, env = "PODGATE_DEFAULT_MEMORY")]
+    default_memory: Option<String>,
+    /// Most processes a sandbox may have [default: 1024].
+    #[arg(long, env = "PODGATE_PIDS_LIMIT")]
+    pids_limit: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +125,14 @@ struct FileConfig {
     code_allow_private_hosts: Option<bool>,
     code_hosts: Option<Vec<String>>,
     code_ca_file: Option<PathBuf>,
+    sandbox_user: Option<String>,
+    allow_root_sandboxes: Option<bool>,
+    sandbox_network: Option<String>,
+    default_network: Option<String>,
+    egress_allow: Option<Vec<String>>,
+    default_cpu: Option<f64>,
+    default_memory: Option<String>,
+    pids_limit: Option<i64>,
 }
 
 /// The resolved server settings.
@@ -112,6 +146,9 @@ struct Settings {
     allowed_origins: Vec<String>,
     web_dir: Option<PathBuf>,
     terminal_idle_seconds: u64,
+    sandbox_network: String,
+    egress_allow: Vec<String>,
+    pids_limit: i64,
 }
 
 fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
@@ -123,6 +160,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         None => FileConfig::default(),
     };
     let defaults = CoreConfig::default();
+    let sandbox = sandbox_policy(&args, &file)?;
     let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir);
     let agent_bin = match args.agent_bin.or(file.agent_bin) {
         Some(p) => p,
@@ -130,6 +168,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
     };
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
     let core = CoreConfig {
+        sandbox,
         default_image: args.default_image.or(file.default_image).unwrap_or(defaults.default_image),
         default_ttl: secs(args.default_ttl_seconds.or(file.default_ttl_seconds), defaults.default_ttl),
         max_ttl: secs(args.max_ttl_seconds.or(file.max_ttl_seconds), defaults.max_ttl),
@@ -175,6 +214,51 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
                 .filter(|d| d.join("index.html").is_file()),
         },
         terminal_idle_seconds: args.terminal_idle_seconds.or(file.terminal_idle_seconds).unwrap_or(3600).max(1),
+        sandbox_network: args.sandbox_network.or(file.sandbox_network).unwrap_or_else(|| "podgate".into()),
+        egress_allow: args
+            .egress_allow
+            .or(file.egress_allow)
+            .unwrap_or_default()
+            .iter()
+            .map(|c| podgate_docker::firewall::parse_cidr(c).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()
+            .context("--egress-allow")?,
+        pids_limit: match args.pids_limit.or(file.pids_limit).unwrap_or(1024) {
+            n if n >= 16 => n,
+            n => bail!("--pids-limit {n} is too low: give at least 16"),
+        },
+    })
+}
+
+fn sandbox_policy(args: &ServerArgs, file: &FileConfig) -> anyhow::Result<podgate_core::SandboxPolicy> {
+    let d = podgate_core::SandboxPolicy::default();
+    let user = match args.sandbox_user.clone().or(file.sandbox_user.clone()) {
+        None => d.user,
+        Some(u) => podgate_core::sandboxes::parse_user(&u).map_err(|e| anyhow::anyhow!("--sandbox-user: {e}"))?,
+    };
+    if user.0 == 0 {
+        bail!("--sandbox-user must not be root; use --allow-root-sandboxes and ask for root per sandbox");
+    }
+    let network = match args.default_network.as_deref().or(file.default_network.as_deref()) {
+        None => d.network,
+        Some("egress") => podgate_types::api::NetworkMode::Egress,
+        Some("none") => podgate_types::api::NetworkMode::None,
+        Some(other) => bail!("--default-network {other:?}: give egress or none"),
+    };
+    let default_cpu = args.default_cpu.or(file.default_cpu).unwrap_or(d.default_cpu);
+    if !(default_cpu.is_finite() && default_cpu > 0.0) {
+        bail!("--default-cpu must be a positive number of cores");
+    }
+    let default_memory = match args.default_memory.as_deref().or(file.default_memory.as_deref()) {
+        None => d.default_memory,
+        Some(m) => m.parse::<podgate_types::MemorySize>().map_err(anyhow::Error::msg).context("--default-memory")?.0,
+    };
+    Ok(podgate_core::SandboxPolicy {
+        user,
+        allow_root: args.allow_root_sandboxes || file.allow_root_sandboxes.unwrap_or(false),
+        network,
+        default_cpu,
+        default_memory,
     })
 }
 
@@ -221,6 +305,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         run_dir: data_dir.join("run"),
         instance: instance.clone(),
         agent_args: vec!["--terminal-idle-seconds".into(), s.terminal_idle_seconds.to_string()],
+        network: s.sandbox_network.clone(),
+        egress_allow: s.egress_allow.clone(),
+        pids_limit: s.pids_limit,
     })
     .await
     .context("starting the docker driver")?;

@@ -78,8 +78,10 @@ async fn create_exec_delete() {
     assert_eq!(c.exec("alpha", &req).await.unwrap().stdout.0, b"hi there||x=y");
 
     // cwd: absolute, relative to the workdir, and ~.
-    c.exec("alpha", &exec(&["mkdir", "-p", "/root/sub"])).await.unwrap();
-    for (cwd, want) in [("/tmp", "/tmp\n"), ("~", "/root\n"), ("sub", "/root/sub\n"), ("~/sub", "/root/sub\n")] {
+    c.exec("alpha", &exec(&["sh", "-c", "mkdir -p $HOME/sub sub"])).await.unwrap();
+    let cwds =
+        [("/tmp", "/tmp\n"), ("~", "/home/podgate\n"), ("sub", "/workspace/sub\n"), ("~/sub", "/home/podgate/sub\n")];
+    for (cwd, want) in cwds {
         let mut req = exec(&["sh", "-c", "pwd"]);
         req.cwd = Some(cwd.into());
         assert_eq!(String::from_utf8_lossy(&c.exec("alpha", &req).await.unwrap().stdout.0), want, "cwd {cwd}");

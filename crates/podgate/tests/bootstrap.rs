@@ -69,13 +69,24 @@ async fn wait_final(c: &podgate_client::Client, id: &str) -> Sandbox {
     last.unwrap()
 }
 
+/// Server flags for tests whose code host is a sandbox: a network of their own on which
+/// sandboxes may reach private addresses (each other), the metadata service staying blocked.
+fn code_host_flags(extra: &[&str]) -> Vec<String> {
+    let mut flags: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    flags.extend(
+        ["--sandbox-network", "podgate-codetest", "--egress-allow", "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"]
+            .map(String::from),
+    );
+    flags
+}
+
 fn code(url: String, sha256: Option<String>, commit: Option<String>) -> Option<CodeSource> {
     Some(CodeSource { url, kind: None, sha256, commit })
 }
 
 #[tokio::test]
 async fn bootstrap_from_zip_tar_gz_and_git() {
-    let flags = vec!["--code-allow-http".to_string(), "--code-allow-private-hosts".to_string()];
+    let flags = code_host_flags(&["--code-allow-http", "--code-allow-private-hosts"]);
     let mut srv = Server::start_with(Opts { extra: flags.clone(), ..Default::default() });
     let c = srv.client();
 
@@ -441,9 +452,10 @@ async fn code_urls_are_validated_before_anything_runs() {
 async fn bootstrap_over_https_trusts_only_the_configured_ca() {
     // The code host: `openssl s_server -WWW` in a sandbox, with a test CA and a certificate for
     // its own address, both made inside it.
-    let srv = Server::start_with(Opts { extra: vec!["--code-allow-private-hosts".into()], ..Default::default() });
+    let srv =
+        Server::start_with(Opts { extra: code_host_flags(&["--code-allow-private-hosts"]), ..Default::default() });
     let c = srv.client();
-    let script = "mkdir -p /srv && cd /srv \
+    let script = "mkdir -p srv && cd srv \
         && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -subj /CN=podgate-test-ca -days 2 \
            -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null \
         && ip=$(hostname -i | cut -d' ' -f1) \
@@ -460,13 +472,13 @@ async fn bootstrap_over_https_trusts_only_the_configured_ca() {
         .unwrap();
     let cat = |path: &str| ExecRequest { argv: vec!["cat".into(), path.into()], ..Default::default() };
     common::eventually(30, "the test CA and certificate", async || {
-        c.exec(&host.id, &cat("/srv/ready")).await.unwrap().exit_code == 0
+        c.exec(&host.id, &cat("/workspace/srv/ready")).await.unwrap().exit_code == 0
     })
     .await;
-    let ca = c.exec(&host.id, &cat("/srv/ca.pem")).await.unwrap().stdout.0;
+    let ca = c.exec(&host.id, &cat("/workspace/srv/ca.pem")).await.unwrap().stdout.0;
     let bundles = tempfile::tempdir().unwrap();
     build_bundles(bundles.path());
-    c.upload(&host.id, "/srv/app.zip", &bundles.path().join("app.zip"), None, None).await.unwrap();
+    c.upload(&host.id, "/workspace/srv/app.zip", &bundles.path().join("app.zip"), None, None).await.unwrap();
     let ip = common::docker(&[
         "inspect",
         "-f",
@@ -491,7 +503,7 @@ async fn bootstrap_over_https_trusts_only_the_configured_ca() {
     let ca_file = bundles.path().join("ca.pem");
     std::fs::write(&ca_file, &ca).unwrap();
     let trusting = Server::start_with(Opts {
-        extra: vec!["--code-allow-private-hosts".into(), "--code-ca-file".into(), ca_file.display().to_string()],
+        extra: code_host_flags(&["--code-allow-private-hosts", "--code-ca-file", &ca_file.display().to_string()]),
         ..Default::default()
     });
     let tc = trusting.client();

@@ -212,8 +212,10 @@ fn exec_streams_live_and_forwards_ctrl_c() {
     // A command ended by a signal gives 128+N; --shell and -u apply; -t gives a terminal.
     let o = srv.cli(&["exec", "box", "--", "sh", "-c", "kill -TERM $$"]);
     assert_eq!(o.status.code(), Some(143));
-    let o = srv.cli(&["exec", "--shell", "-u", "nobody", "box", "--", "id -un && echo $HOME"]);
-    assert_eq!(ok(&o), "nobody\n/nonexistent\n");
+    let o = srv.cli(&["exec", "--shell", "-u", "podgate", "box", "--", "id -un && echo $HOME"]);
+    assert_eq!(ok(&o), "podgate\n/home/podgate\n");
+    let o = srv.cli(&["exec", "-u", "nobody", "box", "--", "id"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot run processes as \"nobody\""), "{o:?}");
     let o = srv.cli(&["exec", "-t", "box", "--", "sh", "-c", "test -t 0 && test -t 1 && echo on a tty"]);
     assert_eq!(ok(&o), "on a tty\r\n");
     let o = srv.cli(&["exec", "--timeout", "1", "box", "--", "sleep", "30"]);

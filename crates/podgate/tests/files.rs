@@ -20,7 +20,7 @@ fn files_url(srv: &Server, sb: &str, suffix: &str) -> String {
 
 #[tokio::test]
 async fn file_api_round_trips_bytes_and_manages_paths() {
-    let srv = Server::start();
+    let srv = Server::start_with(common::Opts { extra: vec!["--allow-root-sandboxes".into()], ..Default::default() });
     let sb = sandbox(&srv).await;
     let http = srv.http();
     let all: Vec<u8> = (0u8..=255).cycle().take(256 * 40).collect();
@@ -52,8 +52,8 @@ async fn file_api_round_trips_bytes_and_manages_paths() {
     let want = format!("{:x}", Sha256::digest(&all));
     assert!(String::from_utf8_lossy(&out.stdout.0).starts_with(&want));
 
-    // ~ is home and relative paths start at the workdir (/root in podgate/base).
-    for (path, abs) in [("~/home.txt", "/root/home.txt"), ("rel/x.txt", "/root/rel/x.txt")] {
+    // ~ is home and relative paths start at the workdir (/workspace in podgate/base).
+    for (path, abs) in [("~/home.txt", "/home/podgate/home.txt"), ("rel/x.txt", "/workspace/rel/x.txt")] {
         let r = http
             .put(files_url(&srv, &sb, ""))
             .bearer_auth(&srv.token)
@@ -119,20 +119,25 @@ async fn file_api_round_trips_bytes_and_manages_paths() {
     assert_eq!(status(put("/tmp/m", "644").await.unwrap()), 422, "writing over a directory");
     assert_eq!(status(put("/tmp/ok", "999").await.unwrap()), 422, "bad mode");
     assert_eq!(status(put("/tmp/no/such/dir/f", "644").await.unwrap()), 404, "missing parent without parents=true");
-    // An owner by name or number.
-    let own = |path: &str, owner: &str| {
-        http.put(files_url(&srv, &sb, ""))
+    // An owner by name or number: the sandbox user keeps its files; root may give them away.
+    let own = |sb: &str, path: &str, owner: &str| {
+        http.put(files_url(&srv, sb, ""))
             .bearer_auth(&srv.token)
             .query(&[("path", path), ("owner", owner), ("mode", "640")])
             .body("owned")
             .send()
     };
-    assert_eq!(status(own("/tmp/owned", "nobody").await.unwrap()), 201);
-    let info: FileInfo = own("/tmp/owned2", "1234:5678").await.unwrap().json().await.unwrap();
+    let info: FileInfo = own(&sb, "/tmp/mine", "podgate").await.unwrap().json().await.unwrap();
+    assert_eq!((info.uid, info.gid, info.mode), (1000, 1000, 0o640));
+    assert_eq!(status(own(&sb, "/tmp/given", "nobody").await.unwrap()), 403, "uid 1000 cannot chown");
+    let root = CreateSandboxRequest { user: Some("root".into()), ..Default::default() };
+    let rsb = srv.client().create(&root).await.unwrap().id;
+    assert_eq!(status(own(&rsb, "/tmp/owned", "nobody").await.unwrap()), 201);
+    let info: FileInfo = own(&rsb, "/tmp/owned2", "1234:5678").await.unwrap().json().await.unwrap();
     assert_eq!((info.uid, info.gid, info.mode), (1234, 5678, 0o640));
-    let info: FileInfo = srv.get_json(&format!("/v1/sandboxes/{sb}/files/stat?path=/tmp/owned")).await;
+    let info: FileInfo = srv.get_json(&format!("/v1/sandboxes/{rsb}/files/stat?path=/tmp/owned")).await;
     assert_eq!((info.uid, info.gid), (65534, 65534));
-    assert_eq!(status(own("/tmp/owned3", "ghost").await.unwrap()), 422, "unknown user");
+    assert_eq!(status(own(&rsb, "/tmp/owned3", "ghost").await.unwrap()), 422, "unknown user");
     let del = |path: &str, recursive: &str| {
         http.delete(files_url(&srv, &sb, ""))
             .bearer_auth(&srv.token)
@@ -190,7 +195,7 @@ async fn a_gib_streams_through_with_bounded_memory() {
         .http()
         .put(files_url(&srv, &sb, ""))
         .bearer_auth(&srv.token)
-        .query(&[("path", "/tmp/big.bin")])
+        .query(&[("path", "/workspace/big.bin")])
         .body(body)
         .send()
         .await
@@ -200,7 +205,7 @@ async fn a_gib_streams_through_with_bounded_memory() {
         .http()
         .get(files_url(&srv, &sb, ""))
         .bearer_auth(&srv.token)
-        .query(&[("path", "/tmp/big.bin")])
+        .query(&[("path", "/workspace/big.bin")])
         .send()
         .await
         .unwrap();
@@ -299,8 +304,12 @@ async fn directories_travel_as_tar_and_hostile_entries_are_refused() {
     assert_eq!(r.status().as_u16(), 200);
     let done: podgate_types::files::TarUploaded = r.json().await.unwrap();
     assert_eq!((done.files, done.bytes), (3, 100_000 + 19));
-    assert_eq!(sh("cd /root/t && ./run.sh && stat -c %a run.sh && readlink link").await, "ran\n750\na/b/all.bin\n");
-    let back = srv.http().get(files_url(&srv, &sb, "/tar?path=/root/t")).bearer_auth(&srv.token).send().await.unwrap();
+    assert_eq!(
+        sh("cd /workspace/t && ./run.sh && stat -c %a run.sh && readlink link").await,
+        "ran\n750\na/b/all.bin\n"
+    );
+    let back =
+        srv.http().get(files_url(&srv, &sb, "/tar?path=/workspace/t")).bearer_auth(&srv.token).send().await.unwrap();
     assert_eq!(back.status().as_u16(), 200);
     let out = tempfile::tempdir().unwrap();
     podgate_tar::unpack(&back.bytes().await.unwrap()[..], out.path()).unwrap();

@@ -4,6 +4,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
+use std::process::Command;
 use std::time::Duration;
 
 use common::{Opts, Server, docker, eventually};
@@ -117,7 +118,7 @@ async fn agent_as_pid1_reaps_zombies_and_forwards_signals() {
     // No reconciler pass during the test: it would remove the stopped container we inspect.
     let srv = Server::start_with(Opts { reconcile_ms: Some(600_000), ..Default::default() });
     let c = srv.client();
-    let trap = "trap 'echo term > /.podgate/run/got-term; exit 0' TERM; while :; do sleep 0.1; done";
+    let trap = "trap 'echo main got TERM; exit 0' TERM; while :; do sleep 0.1; done";
     let sb = c
         .create(&CreateSandboxRequest { cmd: Some(vec!["sh".into(), "-c".into(), trap.into()]), ..Default::default() })
         .await
@@ -139,15 +140,23 @@ async fn agent_as_pid1_reaps_zombies_and_forwards_signals() {
     docker(&["stop", "-t", "20", &name]);
     let code = docker(&["inspect", "-f", "{{.State.ExitCode}}", &name]);
     assert_eq!(code.trim(), "0", "the agent exited by itself, not by SIGKILL");
-    let marker = srv.dir.path().join("run").join(&sb.id).join("got-term");
-    assert_eq!(std::fs::read_to_string(marker).unwrap(), "term\n", "the main command received SIGTERM");
+    let logs = Command::new("docker").args(["logs", &name]).output().unwrap();
+    let logs = String::from_utf8_lossy(&logs.stdout);
+    assert!(logs.contains("main got TERM"), "the main command received SIGTERM: {logs}");
 }
 
 #[tokio::test]
 async fn a_sandbox_cannot_redirect_the_server_to_another_host_socket() {
-    let srv = Server::start();
+    let srv = Server::start_with(Opts { extra: vec!["--allow-root-sandboxes".into()], ..Default::default() });
     let c = srv.client();
-    let sb = c.create(&CreateSandboxRequest::default()).await.unwrap();
+    // The sandbox user cannot even reach the agent's run directory.
+    let plain = c.create(&CreateSandboxRequest::default()).await.unwrap();
+    let r = c.exec(&plain.id, &exec(&["rm", "-f", "/.podgate/run/agent.sock"])).await.unwrap();
+    assert_ne!(r.exit_code, 0);
+    assert!(String::from_utf8_lossy(&r.stderr.0).contains("Permission denied"));
+    // Root in a root sandbox can: the server still never follows what it finds there.
+    let root = CreateSandboxRequest { user: Some("root".into()), ..Default::default() };
+    let sb = c.create(&root).await.unwrap();
     // A socket on the host that the sandbox must not be able to point the server at.
     let trap_dir = tempfile::Builder::new().prefix("pgtrap").tempdir_in("/tmp").unwrap();
     let trap = trap_dir.path().join("trap.sock");

@@ -94,7 +94,7 @@ async fn read_until(ws: &mut TerminalSocket, c: &mut Collected, needle: &str) {
 
 #[tokio::test]
 async fn processes_stream_end_to_end() {
-    let srv = Server::start();
+    let srv = Server::start_with(common::Opts { extra: vec!["--allow-root-sandboxes".into()], ..Default::default() });
     let c = srv.client();
     let sb = c.create(&CreateSandboxRequest::default()).await.unwrap().id;
 
@@ -163,19 +163,23 @@ async fn processes_stream_end_to_end() {
 
     // shell: true runs the line through the sandbox user's shell; argv alone never does.
     let r = run(&c, &sb, ProcessSpec { shell: true, ..argv(&["echo $HOME | tr a-z A-Z"]) }).await;
-    assert_eq!(r.out(), "/ROOT\n");
+    assert_eq!(r.out(), "/HOME/PODGATE\n");
     let r = run(&c, &sb, argv(&["echo", "$HOME", ";", "id"])).await;
     assert_eq!(r.out(), "$HOME ; id\n");
 
-    // Another user, env and cwd with `~` and relative paths.
-    let r = run(&c, &sb, ProcessSpec { user: Some("nobody".into()), ..sh("id -u; id -g; echo $USER") }).await;
+    // Another user: only from a root sandbox. Env and cwd with `~` and relative paths.
+    let e = c.spawn_process(&sb, &ProcessSpec { user: Some("nobody".into()), ..argv(&["id"]) }).await.unwrap_err();
+    assert!(e.to_string().contains("cannot run processes as \"nobody\""), "{e}");
+    let root = CreateSandboxRequest { user: Some("root".into()), ..Default::default() };
+    let rsb = c.create(&root).await.unwrap().id;
+    let r = run(&c, &rsb, ProcessSpec { user: Some("nobody".into()), ..sh("id -u; id -g; echo $USER") }).await;
     assert_eq!(r.out(), "65534\n65534\nnobody\n", "{r:?}");
     let spec = ProcessSpec {
         env: [("GREETING".to_string(), "hé".to_string())].into(),
         cwd: Some("~".into()),
         ..sh("echo $GREETING; pwd")
     };
-    assert_eq!(run(&c, &sb, spec).await.out(), "hé\n/root\n");
+    assert_eq!(run(&c, &sb, spec).await.out(), "hé\n/home/podgate\n");
 
     // A PTY: a terminal of the requested size, input echoed, resize followed.
     let pty = Some(PtySize { cols: 77, rows: 11 });

@@ -57,14 +57,14 @@ async fn sync_reconciles_then_follows_both_sides() {
     sh(
         &c,
         &sb,
-        "mkdir -p /root/proj/rdir && cd /root/proj && echo remote r > rdir/r.txt \
+        "mkdir -p /workspace/proj/rdir && cd /workspace/proj && echo remote r > rdir/r.txt \
         && echo 'same on both sides' > same.txt && echo 'sandbox newer' > older.txt \
         && echo 'sandbox older' > newer.txt && touch -d 2021-01-01 newer.txt && echo 'remote log' > r.log",
     )
     .await;
 
     let child = srv
-        .cli_command(&["sync", l.to_str().unwrap(), &format!("{sb}:/root/proj"), "--exclude", "skip"])
+        .cli_command(&["sync", l.to_str().unwrap(), &format!("{sb}:/workspace/proj"), "--exclude", "skip"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -86,28 +86,36 @@ async fn sync_reconciles_then_follows_both_sides() {
     eprintln!("{seen}");
 
     // The first reconcile: both ways, ignore rules on both sides, same content left alone.
-    assert_eq!(remote(&c, &sb, "/root/proj/a.txt").await.as_deref(), Some(&b"local a\n"[..]));
-    assert_eq!(remote(&c, &sb, "/root/proj/sub/b.txt").await.as_deref(), Some(&b"local b\n"[..]));
+    assert_eq!(remote(&c, &sb, "/workspace/proj/a.txt").await.as_deref(), Some(&b"local a\n"[..]));
+    assert_eq!(remote(&c, &sb, "/workspace/proj/sub/b.txt").await.as_deref(), Some(&b"local b\n"[..]));
     assert_eq!(std::fs::read(l.join("rdir/r.txt")).unwrap(), b"remote r\n");
     assert!(!seen.contains("same.txt"), "same content is not transferred: {seen}");
     for ignored in ["x.log", "build/out", "skip/me"] {
-        assert!(remote(&c, &sb, &format!("/root/proj/{ignored}")).await.is_none(), "{ignored} was synced");
+        assert!(remote(&c, &sb, &format!("/workspace/proj/{ignored}")).await.is_none(), "{ignored} was synced");
     }
     assert!(!l.join("r.log").exists(), "an ignored sandbox file came over");
     // The conflict rule: the newer version wins, the other is kept as NAME.sync-conflict.
     assert_eq!(std::fs::read(l.join("older.txt")).unwrap(), b"sandbox newer\n");
     assert_eq!(std::fs::read(l.join("older.txt.sync-conflict")).unwrap(), b"local older\n");
-    assert_eq!(remote(&c, &sb, "/root/proj/newer.txt").await.as_deref(), Some(&b"local newer\n"[..]));
-    assert_eq!(remote(&c, &sb, "/root/proj/newer.txt.sync-conflict").await.as_deref(), Some(&b"sandbox older\n"[..]));
+    assert_eq!(remote(&c, &sb, "/workspace/proj/newer.txt").await.as_deref(), Some(&b"local newer\n"[..]));
+    assert_eq!(
+        remote(&c, &sb, "/workspace/proj/newer.txt.sync-conflict").await.as_deref(),
+        Some(&b"sandbox older\n"[..])
+    );
 
     // Then changes follow, both ways.
     let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
     write(l, "new/deep/bin.dat", &bytes);
     common::eventually(15, "a new local tree to reach the sandbox", async || {
-        remote(&c, &sb, "/root/proj/new/deep/bin.dat").await.as_deref() == Some(&bytes[..])
+        remote(&c, &sb, "/workspace/proj/new/deep/bin.dat").await.as_deref() == Some(&bytes[..])
     })
     .await;
-    sh(&c, &sb, "echo changed in the sandbox > /root/proj/rdir/r.txt && echo made there > /root/proj/there.txt").await;
+    sh(
+        &c,
+        &sb,
+        "echo changed in the sandbox > /workspace/proj/rdir/r.txt && echo made there > /workspace/proj/there.txt",
+    )
+    .await;
     common::eventually(15, "sandbox changes to arrive here", async || {
         std::fs::read(l.join("rdir/r.txt")).ok().as_deref() == Some(&b"changed in the sandbox\n"[..])
             && std::fs::read(l.join("there.txt")).ok().as_deref() == Some(&b"made there\n"[..])
@@ -116,17 +124,17 @@ async fn sync_reconciles_then_follows_both_sides() {
     std::fs::remove_file(l.join("a.txt")).unwrap();
     write(l, "later.log", b"still ignored\n");
     common::eventually(15, "a local delete to reach the sandbox", async || {
-        remote(&c, &sb, "/root/proj/a.txt").await.is_none()
+        remote(&c, &sb, "/workspace/proj/a.txt").await.is_none()
     })
     .await;
-    sh(&c, &sb, "rm -r /root/proj/sub").await;
+    sh(&c, &sb, "rm -r /workspace/proj/sub").await;
     common::eventually(15, "a sandbox delete to arrive here", async || !l.join("sub").exists()).await;
     write(l, "same.txt", b"edited here\n");
     common::eventually(15, "an edit to reach the sandbox", async || {
-        remote(&c, &sb, "/root/proj/same.txt").await.as_deref() == Some(&b"edited here\n"[..])
+        remote(&c, &sb, "/workspace/proj/same.txt").await.as_deref() == Some(&b"edited here\n"[..])
     })
     .await;
-    assert!(remote(&c, &sb, "/root/proj/later.log").await.is_none());
+    assert!(remote(&c, &sb, "/workspace/proj/later.log").await.is_none());
 
     // Ctrl-C ends it cleanly.
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.0.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
@@ -143,9 +151,9 @@ async fn sync_reconciles_then_follows_both_sides() {
 
     // --once: one two-way pass, then it exits.
     write(l, "once.txt", b"one pass\n");
-    sh(&c, &sb, "echo from there > /root/proj/once-remote.txt").await;
-    let o = srv.cli(&["sync", l.to_str().unwrap(), &format!("{sb}:/root/proj"), "--once"]);
+    sh(&c, &sb, "echo from there > /workspace/proj/once-remote.txt").await;
+    let o = srv.cli(&["sync", l.to_str().unwrap(), &format!("{sb}:/workspace/proj"), "--once"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(remote(&c, &sb, "/root/proj/once.txt").await.as_deref(), Some(&b"one pass\n"[..]));
+    assert_eq!(remote(&c, &sb, "/workspace/proj/once.txt").await.as_deref(), Some(&b"one pass\n"[..]));
     assert_eq!(std::fs::read(l.join("once-remote.txt")).unwrap(), b"from there\n");
 }

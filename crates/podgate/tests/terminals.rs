@@ -16,7 +16,7 @@ async fn sandbox(srv: &Server) -> String {
 }
 
 fn prompt(t: &Term) -> bool {
-    t.screen().contains('#')
+    t.screen().contains('$')
 }
 
 #[tokio::test]

@@ -77,7 +77,7 @@ async fn wait_screen(c: &fantoccini::Client, secs: u64, what: &str, f: impl Fn(&
 /// Whether the screen ends with `line` followed by the shell's next prompt.
 fn settled_after(screen: &str, line: &str) -> bool {
     let lines = text_lines(screen);
-    lines.len() >= 2 && lines[lines.len() - 2] == line && lines[lines.len() - 1].ends_with('#')
+    lines.len() >= 2 && lines[lines.len() - 2] == line && lines[lines.len() - 1].ends_with('$')
 }
 
 /// The non-blank lines of a screen.
@@ -125,7 +125,7 @@ async fn browser_terminal_signs_in_creates_types_and_survives_reload() {
         .await
         .expect("the new sandbox is listed as running");
     c.find(Locator::Css("tr[data-name='web'] button.open-terminal")).await.unwrap().click().await.unwrap();
-    wait_screen(&c, 20, "the shell prompt", |s| s.contains('#')).await;
+    wait_screen(&c, 20, "the shell prompt", |s| s.contains('$')).await;
 
     let input = c.find(Locator::Css("textarea.xterm-helper-textarea")).await.unwrap();
     input.send_keys("echo hello-$RANDOM\n").await.unwrap();

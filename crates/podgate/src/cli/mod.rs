@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use anyhow::bail;
 use podgate_client::Client;
 use podgate_types::MemorySize;
-use podgate_types::api::CreateSandboxRequest;
+use podgate_types::api::{CreateSandboxRequest, NetworkMode};
 use podgate_types::bootstrap::{CodeSource, CommandLine};
 
 pub use config::{LoginArgs, login};
@@ -101,6 +101,16 @@ pub struct UpArgs {
     /// Run --install and --run as command lines through the sandbox shell.
     #[arg(long)]
     shell: bool,
+    /// Run everything as this uid, uid:gid, or root (where the server allows root sandboxes)
+    /// [default: the server's sandbox user, 1000].
+    #[arg(long, short = 'u')]
+    user: Option<String>,
+    /// Network access: egress (public addresses only) or none [default: the server's].
+    #[arg(long, value_parser = ["egress", "none"])]
+    network: Option<String>,
+    /// Mount the image's root filesystem read-only (/tmp and /workspace stay writable).
+    #[arg(long)]
+    read_only_root: bool,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     output: OutputFormat,
@@ -125,6 +135,9 @@ pub async fn up(a: UpArgs) -> anyhow::Result<()> {
         install: command_line(a.install, a.shell),
         command: command_line(a.run, a.shell),
         shell: a.shell,
+        user: a.user,
+        network: a.network.map(|n| if n == "none" { NetworkMode::None } else { NetworkMode::Egress }),
+        read_only_root: a.read_only_root,
     };
     let sb = client.create(&req).await?;
     match a.output {
