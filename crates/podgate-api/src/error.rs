@@ -12,11 +12,13 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
+    /// For 429: the limit per minute and the seconds until the window resets.
+    pub rate_limit: Option<(u32, u64)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code: code.into(), message: message.into() }
+        ApiError { status, code: code.into(), message: message.into(), rate_limit: None }
     }
 }
 
@@ -24,7 +26,8 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let status = match &e {
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Forbidden(_) | Error::QuotaExceeded(_) => StatusCode::FORBIDDEN,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Invalid(_) | Error::ImageUnavailable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -34,7 +37,11 @@ impl From<Error> for ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        ApiError::new(status, e.code(), e.to_string())
+        let rate_limit = match &e {
+            Error::RateLimited { limit, retry_after, .. } => Some((*limit, *retry_after)),
+            _ => None,
+        };
+        ApiError { rate_limit, ..ApiError::new(status, e.code(), e.to_string()) }
     }
 }
 
@@ -42,6 +49,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, Json(ErrorBody { error: ErrorDetail { code: self.code, message: self.message } }))
             .into_response();
+        if let Some((limit, retry_after)) = self.rate_limit {
+            use axum::http::HeaderValue;
+            let h = resp.headers_mut();
+            h.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(retry_after));
+            h.insert("ratelimit-limit", HeaderValue::from(limit));
+            h.insert("ratelimit-remaining", HeaderValue::from(0));
+            h.insert("ratelimit-reset", HeaderValue::from(retry_after));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));

@@ -41,6 +41,7 @@ where
             })?;
         let caller = st.auth.authenticate(token).await?;
         tracing::Span::current().record("user_id", caller.user_id.as_str());
+        st.sandboxes.limiter().user(&caller).await?;
         Ok(Authed(caller))
     }
 }

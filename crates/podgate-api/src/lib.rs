@@ -82,7 +82,8 @@ pub fn router(state: AppState) -> Router {
                 .max_age(std::time::Duration::from_secs(600)),
         );
     }
-    app.layer(middleware::from_fn_with_state(state.clone(), count_requests))
+    app.layer(middleware::from_fn_with_state(state.clone(), limit_by_address))
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -93,6 +94,20 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// The per-address rate limit, before authentication. Health, readiness and metrics are not
+/// counted (monitoring polls them); without a peer address (in-process tests) nothing is.
+async fn limit_by_address(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let exempt = matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics");
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    if let (false, Some(ip)) = (exempt, peer)
+        && let Err(e) = st.sandboxes.limiter().address(&ip.to_string()).await
+    {
+        tracing::warn!(address = %ip, "rate limited");
+        return axum::response::IntoResponse::into_response(ApiError::from(e));
+    }
+    next.run(req).await
 }
 
 async fn count_requests(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {

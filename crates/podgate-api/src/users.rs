@@ -8,7 +8,9 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use podgate_types::api::UserInfo;
-use podgate_types::users::{CreateTokenRequest, CreateUserRequest, CreatedToken, CreatedUser, TokenInfo};
+use podgate_types::users::{
+    CreateTokenRequest, CreateUserRequest, CreatedToken, CreatedUser, Quota, QuotaOverrides, TokenInfo,
+};
 
 use crate::extract::{ApiJson, Authed};
 use crate::{ApiError, AppState};
@@ -19,6 +21,36 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/users", get(list_users).post(create_user))
         .route("/v1/users/{id}/tokens", get(list_tokens).post(create_token))
         .route("/v1/tokens/{id}", delete(revoke_token))
+        .route("/v1/users/{id}/quota", get(get_quota).put(set_quota))
+}
+
+/// A user's quota, its overrides and what their live sandboxes hold (`me` for the caller;
+/// admins may read anyone's).
+#[utoipa::path(get, path = "/v1/users/{id}/quota", tag = "users",
+    params(("id" = String, Path, description = "user id, or me")),
+    responses((status = 200, body = Quota), (status = 404, body = podgate_types::api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_quota(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<Quota>, ApiError> {
+    Ok(Json(st.sandboxes.quota(&caller, &id).await?))
+}
+
+/// Sets a user's quota overrides (admins); fields left out use the server's defaults, `{}` resets.
+#[utoipa::path(put, path = "/v1/users/{id}/quota", tag = "users", request_body = QuotaOverrides,
+    params(("id" = String, Path, description = "user id")),
+    responses((status = 200, body = Quota), (status = 403, body = podgate_types::api::ErrorBody),
+        (status = 404, body = podgate_types::api::ErrorBody), (status = 422, body = podgate_types::api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn set_quota(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<QuotaOverrides>,
+) -> Result<Json<Quota>, ApiError> {
+    Ok(Json(st.sandboxes.set_quota(&caller, &id, req).await?))
 }
 
 /// Every user (admins; 403 for others).

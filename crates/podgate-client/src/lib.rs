@@ -53,6 +53,11 @@ impl Client {
         &self.base
     }
 
+    /// The bearer token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// `GET /v1/users/me`.
     pub async fn me(&self) -> Result<UserInfo> {
         self.call(Method::GET, "/v1/users/me", None::<&()>).await
@@ -69,6 +74,20 @@ impl Client {
         req: &podgate_types::users::CreateUserRequest,
     ) -> Result<podgate_types::users::CreatedUser> {
         self.call(Method::POST, "/v1/users", Some(req)).await
+    }
+
+    /// `GET /v1/users/{id}/quota` (`me` for the caller).
+    pub async fn quota(&self, user: &str) -> Result<podgate_types::users::Quota> {
+        self.call(Method::GET, &format!("/v1/users/{}/quota", seg(user)), None::<&()>).await
+    }
+
+    /// `PUT /v1/users/{id}/quota` (admins).
+    pub async fn set_quota(
+        &self,
+        user: &str,
+        overrides: &podgate_types::users::QuotaOverrides,
+    ) -> Result<podgate_types::users::Quota> {
+        self.call(Method::PUT, &format!("/v1/users/{}/quota", seg(user)), Some(overrides)).await
     }
 
     /// `GET /v1/users/{id}/tokens` (`me` for the caller).

@@ -96,7 +96,13 @@ impl Auth {
     /// Creates a user with a first token; returns the user and the token (shown once).
     pub async fn create_user(&self, name: &str, role: Role, token_name: &str) -> Result<(UserRow, String)> {
         let now = now_ms();
-        let user = UserRow { id: ids::user_id(), name: name.to_string(), role: role.as_str().into(), created_at: now };
+        let user = UserRow {
+            id: ids::user_id(),
+            name: name.to_string(),
+            role: role.as_str().into(),
+            created_at: now,
+            quota: None,
+        };
         self.store.insert_user(&user).await?;
         let token = self.issue_token(&user.id, token_name, None).await?;
         Ok((user, token))

@@ -19,6 +19,10 @@ pub struct CoreConfig {
     pub code: crate::code_source::CodePolicy,
     /// Who sandboxes run as and what they get by default.
     pub sandbox: SandboxPolicy,
+    /// Requests allowed per minute.
+    pub rates: crate::limits::RateLimits,
+    /// What each user may hold unless an admin overrides it.
+    pub quota: crate::limits::QuotaDefaults,
 }
 
 /// The server's policy for sandboxes.
@@ -58,6 +62,8 @@ impl Default for CoreConfig {
             reconcile_interval: Duration::from_secs(5),
             code: Default::default(),
             sandbox: Default::default(),
+            rates: Default::default(),
+            quota: Default::default(),
         }
     }
 }

@@ -22,6 +22,12 @@ pub enum Error {
     /// The image cannot be used (422), with the engine's reason.
     #[error("{0}")]
     ImageUnavailable(String),
+    /// Too many requests (429); retry after `retry_after` seconds.
+    #[error("{message}")]
+    RateLimited { message: String, limit: u32, retry_after: u64 },
+    /// The request would take the caller over a quota (403).
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// A dependency (engine, agent, database) is unavailable (503).
     #[error("{0}")]
     Unavailable(String),
@@ -43,6 +49,8 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::Invalid(_) => "invalid_request",
             Error::ImageUnavailable(_) => "image_unavailable",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::QuotaExceeded(_) => "quota_exceeded",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }

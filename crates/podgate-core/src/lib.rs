@@ -9,6 +9,7 @@ pub mod code_source;
 pub mod config;
 pub mod error;
 pub mod ids;
+pub mod limits;
 pub mod metrics;
 pub mod reconciler;
 pub mod sandboxes;

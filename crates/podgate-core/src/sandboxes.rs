@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent_client::{AgentClient, AgentError};
 use crate::clock::{from_ms, now_ms};
+use crate::limits::RateLimiter;
 use crate::{Caller, CoreConfig, Error, Metrics, Result, ids};
+use podgate_types::users::{Quota, QuotaLimits, QuotaOverrides};
 
 /// Smallest memory limit the Docker engine accepts (6 MiB).
 const MIN_MEMORY: u64 = 6 << 20;
@@ -58,11 +60,18 @@ pub struct Sandboxes {
     pub(crate) driver: Arc<dyn Driver>,
     pub(crate) cfg: Arc<CoreConfig>,
     pub(crate) metrics: Metrics,
+    pub(crate) limiter: RateLimiter,
 }
 
 impl Sandboxes {
     pub fn new(store: Store, driver: Arc<dyn Driver>, cfg: CoreConfig, metrics: Metrics) -> Sandboxes {
-        Sandboxes { store, driver, cfg: Arc::new(cfg), metrics }
+        let limiter = RateLimiter::new(store.clone(), cfg.rates);
+        Sandboxes { store, driver, cfg: Arc::new(cfg), metrics, limiter }
+    }
+
+    /// The rate limiter, shared with the API layer.
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
     }
 
     /// The store, for readiness checks and metrics.
@@ -80,6 +89,7 @@ impl Sandboxes {
     /// Creates a sandbox and returns once it runs and its agent answers. The work runs in its own
     /// task, so a caller that disconnects cannot leave a half-created sandbox behind.
     pub async fn create(&self, caller: &Caller, req: CreateSandboxRequest) -> Result<Sandbox> {
+        self.limiter.create(caller).await?;
         let row = self.validate_and_insert(caller, req).await?;
         let this = self.clone();
         let started = Instant::now();
@@ -131,9 +141,16 @@ impl Sandboxes {
             ));
         }
         let max_ttl = self.cfg.max_ttl.as_secs();
-        let ttl = req.ttl_seconds.unwrap_or(self.cfg.default_ttl.as_secs());
+        let quota = self.limits_of(&caller.user_id).await?;
+        let ttl = req.ttl_seconds.unwrap_or(self.cfg.default_ttl.as_secs().min(quota.max_ttl_seconds));
         if ttl == 0 || ttl > max_ttl {
             return Err(Error::Invalid(format!("ttl_seconds {ttl} is out of range: use 1 to {max_ttl}")));
+        }
+        if ttl > quota.max_ttl_seconds {
+            return Err(Error::QuotaExceeded(format!(
+                "ttl_seconds {ttl} is over your quota's maximum TTL of {} s",
+                quota.max_ttl_seconds
+            )));
         }
         let bootstrap = crate::code_source::prepare(
             req.code.as_ref(),
@@ -173,9 +190,74 @@ impl Sandboxes {
             bootstrap: None,
             bootstrap_log: None,
         };
-        self.store.insert_sandbox(&row).await?;
+        let (cpu, memory) = (spec.cpu.unwrap_or(0.0), spec.memory.unwrap_or(0));
+        let memory = i64::try_from(memory).unwrap_or(i64::MAX);
+        if !self.store.insert_sandbox_within(&row, cpu, memory, crate::limits::ceiling(&quota)).await? {
+            return Err(self.over_quota(&caller.user_id, &quota, cpu, memory).await);
+        }
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, image = %row.image, "creating sandbox");
         Ok(row)
+    }
+
+    /// The quota that applies to `user_id`.
+    async fn limits_of(&self, user_id: &str) -> Result<QuotaLimits> {
+        let user = self.store.user(user_id).await?;
+        let overrides = crate::limits::overrides_of(user.as_ref().and_then(|u| u.quota.as_deref()))?;
+        Ok(self.cfg.quota.apply(&overrides, self.cfg.max_ttl.as_secs()))
+    }
+
+    /// Says which limit a refused create would have passed.
+    async fn over_quota(&self, user_id: &str, q: &QuotaLimits, cpu: f64, memory: i64) -> Error {
+        let u = match self.store.usage(user_id).await {
+            Ok(u) => u,
+            Err(e) => return e.into(),
+        };
+        let gib = |b: i64| b as f64 / f64::from(1u32 << 30);
+        let why = if u.sandboxes + 1 > i64::from(q.sandboxes) {
+            format!("{} of {} sandboxes are in use", u.sandboxes, q.sandboxes)
+        } else if u.cpu + cpu > q.cpu + 1e-9 {
+            format!("{cpu} more CPUs would make {} of {}", u.cpu + cpu, q.cpu)
+        } else {
+            let max = i64::try_from(q.memory.0).unwrap_or(i64::MAX);
+            format!(
+                "{:.2} GiB more memory would make {:.2} of {:.2} GiB",
+                gib(memory),
+                gib(u.memory + memory),
+                gib(max)
+            )
+        };
+        Error::QuotaExceeded(format!("over your quota: {why}; delete a sandbox or ask an admin for more"))
+    }
+
+    /// A user's quota and usage (`me` for the caller; admins may see anyone's).
+    pub async fn quota(&self, caller: &Caller, id_or_me: &str) -> Result<Quota> {
+        let user = self.quota_user(caller, id_or_me).await?;
+        let overrides = crate::limits::overrides_of(user.quota.as_deref())?;
+        let limits = self.cfg.quota.apply(&overrides, self.cfg.max_ttl.as_secs());
+        Ok(crate::limits::view(&user.id, limits, overrides, self.store.usage(&user.id).await?))
+    }
+
+    /// Sets a user's quota overrides (admins); fields left out use the server's defaults.
+    pub async fn set_quota(&self, caller: &Caller, id: &str, overrides: QuotaOverrides) -> Result<Quota> {
+        caller.require_admin()?;
+        crate::limits::validate_overrides(&overrides)?;
+        let user = self.quota_user(caller, id).await?;
+        let json = (overrides != QuotaOverrides::default())
+            .then(|| serde_json::to_string(&overrides))
+            .transpose()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        self.store.set_user_quota(&user.id, json.as_deref()).await?;
+        tracing::info!(user_id = %caller.user_id, target_user_id = %user.id, "quota set");
+        self.quota(caller, &user.id).await
+    }
+
+    async fn quota_user(&self, caller: &Caller, id_or_me: &str) -> Result<podgate_store::UserRow> {
+        let id = if id_or_me == "me" { caller.user_id.as_str() } else { id_or_me };
+        let missing = || Error::NotFound(format!("user {id_or_me:?} not found"));
+        if !caller.may_access(id) {
+            return Err(missing());
+        }
+        self.store.user(id).await?.ok_or_else(missing)
     }
 
     async fn bring_up(&self, row: SandboxRow) -> Result<Sandbox> {

@@ -2,6 +2,7 @@
 
 mod error;
 mod keys;
+mod limits;
 mod rows;
 mod sandboxes;
 mod users;
@@ -14,6 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use error::{Error, Result};
 pub use keys::SigningKeyRow;
+pub use limits::{Ceiling, Usage};
 pub use rows::{SandboxRow, TokenRow, UserRow};
 
 /// The database behind the store. Queries are written once in portable SQL (`$1` placeholders);

@@ -7,6 +7,9 @@ pub struct UserRow {
     pub name: String,
     pub role: String,
     pub created_at: i64,
+    /// JSON of the user's quota overrides.
+    #[sqlx(default)]
+    pub quota: Option<String>,
 }
 
 /// An API token; only the SHA-256 hash of the secret is stored.

@@ -181,7 +181,7 @@ mod tests {
     #[tokio::test]
     async fn lifecycle_and_name_reuse() {
         let (s, _d) = crate::test_util::store().await;
-        s.insert_user(&UserRow { id: "u1".into(), name: "a".into(), role: "user".into(), created_at: 1 })
+        s.insert_user(&UserRow { id: "u1".into(), name: "a".into(), role: "user".into(), created_at: 1, quota: None })
             .await
             .unwrap();
         s.insert_sandbox(&row("s1", "web")).await.unwrap();

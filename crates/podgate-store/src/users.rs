@@ -137,7 +137,7 @@ mod tests {
     #[tokio::test]
     async fn users_and_tokens() {
         let (s, _d) = crate::test_util::store().await;
-        let u = UserRow { id: "u1".into(), name: "admin".into(), role: "admin".into(), created_at: 1 };
+        let u = UserRow { id: "u1".into(), name: "admin".into(), role: "admin".into(), created_at: 1, quota: None };
         s.insert_user(&u).await.unwrap();
         assert!(matches!(s.insert_user(&UserRow { id: "u2".into(), ..u.clone() }).await, Err(Error::Conflict(_))));
         assert_eq!(s.user_by_name("admin").await.unwrap(), Some(u.clone()));

@@ -57,3 +57,53 @@ pub struct CreatedToken {
     pub info: TokenInfo,
     pub secret: String,
 }
+
+/// A user's limits that differ from the server's defaults; absent fields use the default.
+/// Body of `PUT /v1/users/{id}/quota` (admins).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct QuotaOverrides {
+    /// Live sandboxes at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandboxes: Option<u32>,
+    /// CPU cores over all live sandboxes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
+    /// Memory over all live sandboxes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<crate::MemorySize>,
+    /// Longest TTL of one sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ttl_seconds: Option<u64>,
+}
+
+/// The limits that apply to a user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QuotaLimits {
+    pub sandboxes: u32,
+    pub cpu: f64,
+    pub memory: crate::MemorySize,
+    pub max_ttl_seconds: u64,
+}
+
+/// What a user's live sandboxes hold now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QuotaUsage {
+    pub sandboxes: u32,
+    pub cpu: f64,
+    pub memory: crate::MemorySize,
+}
+
+/// Body of `GET /v1/users/{id}/quota`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Quota {
+    pub user_id: String,
+    /// What applies: the overrides over the server's defaults.
+    pub limits: QuotaLimits,
+    pub overrides: QuotaOverrides,
+    pub usage: QuotaUsage,
+}

@@ -104,6 +104,27 @@ pub struct ServerArgs {
     /// Most processes a sandbox may have [default: 1024].
     #[arg(long, env = "PODGATE_PIDS_LIMIT")]
     pids_limit: Option<i64>,
+    /// Requests a minute from one source address, before authentication; 0 = no limit [default: 6000].
+    #[arg(long, env = "PODGATE_RATE_LIMIT_PER_ADDRESS")]
+    rate_limit_per_address: Option<u32>,
+    /// Authenticated requests a minute of one user; 0 = no limit [default: 6000].
+    #[arg(long, env = "PODGATE_RATE_LIMIT_PER_USER")]
+    rate_limit_per_user: Option<u32>,
+    /// Sandbox creations a minute of one user; 0 = no limit [default: 10].
+    #[arg(long, env = "PODGATE_CREATE_RATE_LIMIT")]
+    create_rate_limit: Option<u32>,
+    /// Default quota: live sandboxes per user [default: 20].
+    #[arg(long, env = "PODGATE_QUOTA_SANDBOXES")]
+    quota_sandboxes: Option<u32>,
+    /// Default quota: CPU cores over a user's live sandboxes [default: 16].
+    #[arg(long, env = "PODGATE_QUOTA_CPU")]
+    quota_cpu: Option<f64>,
+    /// Default quota: memory over a user's live sandboxes [default: 32Gi].
+    #[arg(long, env = "PODGATE_QUOTA_MEMORY")]
+    quota_memory: Option<String>,
+    /// Default quota: longest TTL of a user's sandbox [default: --max-ttl-seconds].
+    #[arg(long, env = "PODGATE_QUOTA_MAX_TTL_SECONDS")]
+    quota_max_ttl_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -133,6 +154,13 @@ struct FileConfig {
     default_cpu: Option<f64>,
     default_memory: Option<String>,
     pids_limit: Option<i64>,
+    rate_limit_per_address: Option<u32>,
+    rate_limit_per_user: Option<u32>,
+    create_rate_limit: Option<u32>,
+    quota_sandboxes: Option<u32>,
+    quota_cpu: Option<f64>,
+    quota_memory: Option<String>,
+    quota_max_ttl_seconds: Option<u64>,
 }
 
 /// The resolved server settings.
@@ -167,8 +195,29 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         None => std::env::current_exe().context("locating this binary")?.with_file_name("podgate-agent"),
     };
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
+    let rd = podgate_core::limits::RateLimits::default();
+    let rates = podgate_core::limits::RateLimits {
+        per_address: args.rate_limit_per_address.or(file.rate_limit_per_address).unwrap_or(rd.per_address),
+        per_user: args.rate_limit_per_user.or(file.rate_limit_per_user).unwrap_or(rd.per_user),
+        creates_per_user: args.create_rate_limit.or(file.create_rate_limit).unwrap_or(rd.creates_per_user),
+    };
+    let qd = podgate_core::limits::QuotaDefaults::default();
+    let quota = podgate_core::limits::QuotaDefaults {
+        sandboxes: args.quota_sandboxes.or(file.quota_sandboxes).unwrap_or(qd.sandboxes),
+        cpu: match args.quota_cpu.or(file.quota_cpu).unwrap_or(qd.cpu) {
+            c if c.is_finite() && c >= 0.0 => c,
+            c => bail!("--quota-cpu {c} must be a number of cores"),
+        },
+        memory: match args.quota_memory.as_deref().or(file.quota_memory.as_deref()) {
+            None => qd.memory,
+            Some(m) => m.parse::<podgate_types::MemorySize>().map_err(anyhow::Error::msg).context("--quota-memory")?.0,
+        },
+        max_ttl_seconds: args.quota_max_ttl_seconds.or(file.quota_max_ttl_seconds).filter(|s| *s > 0),
+    };
     let core = CoreConfig {
         sandbox,
+        rates,
+        quota,
         default_image: args.default_image.or(file.default_image).unwrap_or(defaults.default_image),
         default_ttl: secs(args.default_ttl_seconds.or(file.default_ttl_seconds), defaults.default_ttl),
         max_ttl: secs(args.max_ttl_seconds.or(file.max_ttl_seconds), defaults.max_ttl),
@@ -321,6 +370,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let sandboxes = Sandboxes::new(store.clone(), Arc::new(driver), s.core, metrics.clone());
     sandboxes.recover().await.context("recovering sandboxes after the last run")?;
     tokio::spawn(sandboxes.clone().run_reconciler());
+    let limiter = sandboxes.limiter().clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            if let Err(e) = limiter.purge().await {
+                tracing::warn!(error = %e, "purging rate-limit counters failed");
+            }
+        }
+    });
     let tokens = SessionTokens::load(store.clone()).await.context("loading signing keys")?;
     let terminals = Terminals::new(sandboxes.clone(), tokens.clone());
     tokio::spawn(async move {
@@ -349,6 +407,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         allowed_origins: s.allowed_origins,
         web_dir: s.web_dir,
     });
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     tracing::info!("podgate stopped; sandboxes keep running and are picked up at the next start");
     Ok(())

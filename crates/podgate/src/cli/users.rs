@@ -1,7 +1,7 @@
 //! `podgate user …`, `podgate token …` and `podgate keys …`: manage users (admins), API tokens
 //! and the server's session-token signing keys (admins).
 
-use podgate_types::users::{CreateTokenRequest, CreateUserRequest, TokenInfo};
+use podgate_types::users::{CreateTokenRequest, CreateUserRequest, QuotaOverrides, TokenInfo};
 
 use super::Conn;
 use super::output::{OutputFormat, print_json, print_rows};
@@ -29,6 +29,26 @@ enum UserCmd {
     },
     /// List users (admins only).
     Ls,
+    /// Show a user's quota and usage (`me` for yourself); with limits, set them (admins).
+    Quota {
+        /// User name, id, or `me`.
+        user: String,
+        /// Live sandboxes at once.
+        #[arg(long)]
+        sandboxes: Option<u32>,
+        /// CPU cores over all live sandboxes.
+        #[arg(long)]
+        cpu: Option<f64>,
+        /// Memory over all live sandboxes, e.g. 8Gi.
+        #[arg(long)]
+        memory: Option<podgate_types::MemorySize>,
+        /// Longest TTL of one sandbox, in seconds.
+        #[arg(long)]
+        max_ttl: Option<u64>,
+        /// Drop the user's overrides: the server's defaults apply again.
+        #[arg(long, conflicts_with_all = ["sandboxes", "cpu", "memory", "max_ttl"])]
+        reset: bool,
+    },
 }
 
 /// `podgate user`.
@@ -46,6 +66,34 @@ pub async fn user(a: UserArgs) -> anyhow::Result<()> {
                 }
             }
         }
+        UserCmd::Quota { user, sandboxes, cpu, memory, max_ttl, reset } => {
+            let id = user_id(&client, &user).await?;
+            let set = QuotaOverrides { sandboxes, cpu, memory, max_ttl_seconds: max_ttl };
+            let q = if reset || set != QuotaOverrides::default() {
+                // Named limits change; the others keep their overrides.
+                let mut o = if reset { QuotaOverrides::default() } else { client.quota(&id).await?.overrides };
+                o.sandboxes = sandboxes.or(o.sandboxes);
+                o.cpu = cpu.or(o.cpu);
+                o.memory = memory.or(o.memory);
+                o.max_ttl_seconds = max_ttl.or(o.max_ttl_seconds);
+                client.set_quota(&id, &o).await?
+            } else {
+                client.quota(&id).await?
+            };
+            match a.output {
+                OutputFormat::Json => print_json(&q)?,
+                OutputFormat::Text => {
+                    let gib = |m: podgate_types::MemorySize| format!("{:.2}Gi", m.0 as f64 / f64::from(1u32 << 30));
+                    let rows = vec![
+                        vec!["sandboxes".into(), q.usage.sandboxes.to_string(), q.limits.sandboxes.to_string()],
+                        vec!["cpu".into(), q.usage.cpu.to_string(), q.limits.cpu.to_string()],
+                        vec!["memory".into(), gib(q.usage.memory), gib(q.limits.memory)],
+                        vec!["max ttl (s)".into(), "-".into(), q.limits.max_ttl_seconds.to_string()],
+                    ];
+                    print_rows(&["LIMIT", "USED", "QUOTA"], &rows);
+                }
+            }
+        }
         UserCmd::Ls => {
             let users = client.list_users().await?;
             match a.output {
@@ -59,6 +107,15 @@ pub async fn user(a: UserArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A user's id from a name, an id or `me` (names need the admin's user list).
+async fn user_id(client: &podgate_client::Client, user: &str) -> anyhow::Result<String> {
+    if user == "me" || user.starts_with("usr-") {
+        return Ok(user.to_string());
+    }
+    let users = client.list_users().await?;
+    users.into_iter().find(|u| u.name == user).map(|u| u.id).ok_or_else(|| anyhow::anyhow!("no user named {user:?}"))
 }
 
 /// `podgate token`.

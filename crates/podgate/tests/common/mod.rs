@@ -76,6 +76,12 @@ impl Server {
             .arg("--agent-bin")
             .arg(opts.agent_bin.unwrap_or_else(agent_bin))
             .args(&opts.extra)
+            // Tests create sandboxes faster than the default 10 a minute; tests of that limit set it.
+            .args(if opts.extra.iter().any(|a| a == "--create-rate-limit") {
+                &[][..]
+            } else {
+                &["--create-rate-limit", "1000"][..]
+            })
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
