@@ -59,12 +59,18 @@ fn take_secret(args: &args::Args) -> std::io::Result<String> {
     Ok(secret)
 }
 
+/// Binds the API socket before the runtime exists, with a backlog as long as tokio's own (std's
+/// 128 refuses connections when many clients arrive at once).
 fn bind(socket: &std::path::Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
     let _ = std::fs::remove_file(socket);
-    let listener = std::os::unix::net::UnixListener::bind(socket)
-        .map_err(|e| std::io::Error::other(format!("binding {}: {e}", socket.display())))?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
+    let failed = |e: nix::Error| std::io::Error::other(format!("binding {}: {e}", socket.display()));
+    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+    let fd = nix::sys::socket::socket(AddressFamily::Unix, SockType::Stream, flags, None).map_err(failed)?;
+    nix::sys::socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &UnixAddr::new(socket).map_err(failed)?)
+        .map_err(failed)?;
+    nix::sys::socket::listen(&fd, Backlog::new(1024).map_err(failed)?).map_err(failed)?;
+    Ok(std::os::unix::net::UnixListener::from(fd))
 }
 
 async fn serve(args: args::Args, secret: String, listener: std::os::unix::net::UnixListener) -> std::io::Result<()> {

@@ -219,15 +219,27 @@ pub fn pack_stream(dir: PathBuf) -> impl futures_util::Stream<Item = io::Result<
     futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
 }
 
+/// Most bytes read after the end of an archive.
+const TRAILER_LIMIT: u64 = 1 << 20;
+
 /// Extracts a tar stream into `dst` on a blocking thread, with [`unpack`]'s refusals.
 pub async fn unpack_stream<S>(stream: S, dst: PathBuf) -> Result<Unpacked, UnpackError>
 where
     S: futures_util::Stream<Item = io::Result<bytes::Bytes>> + Send + Unpin + 'static,
 {
-    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
-    tokio::task::spawn_blocking(move || unpack(reader, &dst))
-        .await
-        .map_err(|e| UnpackError::Io(io::Error::other(e.to_string())))?
+    let mut reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    tokio::task::spawn_blocking(move || {
+        let r = unpack(&mut reader, &dst);
+        // Read what follows the end-of-archive marker (the second zero block, record padding):
+        // answering before the body is consumed makes the sender see a broken connection.
+        // Bounded, so that a sender cannot keep this thread busy with endless trailing bytes.
+        if r.is_ok() {
+            let _ = io::copy(&mut io::Read::take(&mut reader, TRAILER_LIMIT), &mut io::sink());
+        }
+        r
+    })
+    .await
+    .map_err(|e| UnpackError::Io(io::Error::other(e.to_string())))?
 }
 
 #[cfg(test)]

@@ -140,6 +140,9 @@ async fn pump(
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupts = 0;
     let mut stdin_open = true;
+    // A failed send does not end the stream: the agent may have closed its side after the exit
+    // message, which is still to be read. Reading decides.
+    let mut sendable = true;
     let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
     loop {
         tokio::select! {
@@ -170,19 +173,19 @@ async fn pump(
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(Ended::Dropped),
                 Some(Ok(_)) => {}
             },
-            input = stdin_rx.recv(), if stdin_open => match input {
+            input = stdin_rx.recv(), if stdin_open && sendable => match input {
                 Some(bytes) => {
                     let mut frame = Vec::with_capacity(bytes.len() + 1);
                     frame.push(STDIN);
                     frame.extend_from_slice(&bytes);
                     if tx.send(Message::Binary(frame.into())).await.is_err() {
-                        return Ok(Ended::Dropped);
+                        sendable = false;
                     }
                 }
                 None => {
                     stdin_open = false;
                     if !send_json(&mut tx, &ClientMessage::StdinEnd).await {
-                        return Ok(Ended::Dropped);
+                        sendable = false;
                     }
                 }
             },
@@ -190,19 +193,19 @@ async fn pump(
                 // Ctrl-C goes to the remote process; a third one gives up on it.
                 interrupts += 1;
                 let signal = if interrupts >= 3 { "KILL" } else { "INT" }.to_string();
-                if !send_json(&mut tx, &ClientMessage::Signal { signal }).await {
-                    return Ok(Ended::Dropped);
+                if sendable && !send_json(&mut tx, &ClientMessage::Signal { signal }).await {
+                    sendable = false;
                 }
             }
             _ = terminate.recv() => {
-                if !send_json(&mut tx, &ClientMessage::Signal { signal: "TERM".into() }).await {
-                    return Ok(Ended::Dropped);
+                if sendable && !send_json(&mut tx, &ClientMessage::Signal { signal: "TERM".into() }).await {
+                    sendable = false;
                 }
             }
-            _ = winch.recv(), if tty => {
+            _ = winch.recv(), if tty && sendable => {
                 let (cols, rows) = local_size();
                 if !send_json(&mut tx, &ClientMessage::Resize { cols, rows }).await {
-                    return Ok(Ended::Dropped);
+                    sendable = false;
                 }
             }
         }

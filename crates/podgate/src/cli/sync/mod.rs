@@ -415,10 +415,13 @@ pub async fn sync(a: SyncArgs) -> anyhow::Result<()> {
     if a.once {
         return Ok(());
     }
+    // One SIGINT listener from here on: a Ctrl-C during a pass is kept for the next wait (a
+    // listener made per wait would miss it). Before this, Ctrl-C ends the process as usual.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     println!("watching both sides; Ctrl-C to stop");
     let result = loop {
         let first = tokio::select! {
-            _ = tokio::signal::ctrl_c() => break Ok(()),
+            _ = interrupt.recv() => break Ok(()),
             c = rx.recv() => c,
         };
         let Some(first) = first else { break Ok(()) };
