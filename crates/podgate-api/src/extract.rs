@@ -39,7 +39,9 @@ where
                     "authorization header must be 'Bearer <token>'",
                 )
             })?;
-        let caller = st.auth.authenticate(token).await?;
+        let source =
+            parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
+        let caller = st.auth.authenticate(token, source.as_deref()).await?;
         tracing::Span::current().record("user_id", caller.user_id.as_str());
         st.sandboxes.limiter().user(&caller).await?;
         Ok(Authed(caller))

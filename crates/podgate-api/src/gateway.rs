@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use podgate_core::sessions::Refusal;
@@ -120,11 +120,7 @@ pub async fn splice(
     let client_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match client_upgrade.await {
-            Ok(client_io) => {
-                let mut client = TokioIo::new(client_io);
-                let mut agent = TokioIo::new(agent_io);
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut agent).await;
-            }
+            Ok(client_io) => bridge(TokioIo::new(client_io), TokioIo::new(agent_io)).await,
             Err(e) => tracing::warn!(error = %e, "client upgrade failed"),
         }
     });
@@ -158,7 +154,49 @@ pub async fn splice_to_agent(
         None => agent_path.to_string(),
     };
     let (row, agent) = st.sandboxes.running_agent(caller, id).await?;
-    Ok(splice(req, &agent, &path, &key, protocol, &format!("{agent_path} of sandbox {}", row.id)).await)
+    let resp = splice(req, &agent, &path, &key, protocol, &format!("{agent_path} of sandbox {}", row.id)).await;
+    // Recorded beside the connection, not before its 101: the client is not kept waiting.
+    let (st, caller, status, agent_path) = (st.clone(), caller.clone(), resp.status().as_u16(), agent_path.to_string());
+    tokio::spawn(async move {
+        crate::audit::record_forwarded(&st, &caller, &row.id, &Method::GET, &agent_path, &path, status).await;
+    });
+    Ok(resp)
+}
+
+/// How long a client may keep sending after the agent's side ended.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Copies bytes both ways. When the agent's side ends first (a process exited, a terminal
+/// closed), what the client still sends is read and dropped until it closes too (at most
+/// [`LINGER`]): closing a socket with unread input makes the kernel reset the connection, and a
+/// reset makes the client lose the last messages it has not read yet (the exit status).
+async fn bridge<C, A>(client: C, agent: A)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+    A: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+{
+    use tokio::io::AsyncWriteExt as _;
+    let (mut client_rx, mut client_tx) = tokio::io::split(client);
+    let (mut agent_rx, mut agent_tx) = tokio::io::split(agent);
+    let down = async {
+        let _ = tokio::io::copy(&mut agent_rx, &mut client_tx).await;
+        let _ = client_tx.shutdown().await;
+    };
+    let up = async {
+        if tokio::io::copy(&mut client_rx, &mut agent_tx).await.is_err() {
+            // The agent is gone (or the client reset): drain until the client closes.
+            let _ = tokio::io::copy(&mut client_rx, &mut tokio::io::sink()).await;
+        }
+        // However the client's side ended, the agent learns it.
+        let _ = agent_tx.shutdown().await;
+    };
+    tokio::pin!(down, up);
+    tokio::select! {
+        _ = &mut up => down.await,
+        _ = &mut down => {
+            let _ = tokio::time::timeout(LINGER, up).await;
+        }
+    }
 }
 
 /// The `Sec-WebSocket-Key` of a WebSocket upgrade request, or a 400.

@@ -1,6 +1,7 @@
 //! podgate's REST API: axum routes under `/v1`, health, readiness and metrics endpoints, the
 //! OpenAPI document, bearer-token authentication and the JSON error format.
 
+mod audit;
 mod error;
 mod extract;
 mod files;
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .merge(processes::routes())
         .merge(logs::routes())
         .merge(users::routes())
+        .merge(audit::routes())
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))

@@ -25,8 +25,12 @@ pub async fn forward(
     };
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = if method == Method::GET || method == Method::DELETE { Body::empty() } else { req.into_body() };
-    match agent.forward(method, &path_and_query, content_type.as_deref(), body).await {
-        Ok(resp) => Ok(resp.map(Body::new).into_response()),
+    match agent.forward(method.clone(), &path_and_query, content_type.as_deref(), body).await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            crate::audit::record_forwarded(st, caller, &row.id, &method, agent_path, &path_and_query, status).await;
+            Ok(resp.map(Body::new).into_response())
+        }
         Err(AgentError::Unreachable(m)) => {
             tracing::warn!(sandbox_id = %row.id, error = %m, "agent unreachable");
             Err(podgate_core::Error::Unavailable(format!("the agent of sandbox {} is unreachable", row.id)).into())

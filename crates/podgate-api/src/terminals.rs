@@ -147,6 +147,7 @@ pub async fn rotate_keys(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require_admin()?;
     let kid = st.terminals.tokens().rotate().await?;
-    tracing::info!(user_id = %caller.user_id, kid = %kid, "signing key rotated");
+    let event = podgate_core::audit::Event::by(&caller, "keys.rotate").detail(format!("new key {kid}"));
+    st.sandboxes.audit().record(event).await;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "kid": kid }))))
 }

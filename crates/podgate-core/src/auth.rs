@@ -36,6 +36,8 @@ pub struct Caller {
     pub user_id: String,
     pub user_name: String,
     pub role: Role,
+    /// The client's address, for the audit trail.
+    pub source: Option<String>,
 }
 
 impl Caller {
@@ -59,19 +61,31 @@ pub fn hash_token(token: &str) -> String {
 #[derive(Clone)]
 pub struct Auth {
     store: Store,
+    pub(crate) audit: crate::audit::Audit,
 }
 
 impl Auth {
     pub fn new(store: Store) -> Auth {
-        Auth { store }
+        Auth { audit: crate::audit::Audit::new(store.clone()), store }
     }
 
     pub(crate) fn store(&self) -> &Store {
         &self.store
     }
 
-    /// The caller a bearer token belongs to; unknown, expired and revoked tokens are refused alike.
-    pub async fn authenticate(&self, token: &str) -> Result<Caller> {
+    /// The caller a bearer token belongs to, seen from `source`; unknown, expired and revoked
+    /// tokens are refused alike (and the refusal is audited).
+    pub async fn authenticate(&self, token: &str, source: Option<&str>) -> Result<Caller> {
+        let r = self.check_token(token, source).await;
+        if let Err(Error::Unauthenticated(why)) = &r {
+            self.audit
+                .record(crate::audit::Event::anonymous(source, "auth.failed").result("unauthenticated").detail(why))
+                .await;
+        }
+        r
+    }
+
+    async fn check_token(&self, token: &str, source: Option<&str>) -> Result<Caller> {
         let refused = || Error::Unauthenticated("invalid or expired token".into());
         if token.is_empty() || token.len() > 512 {
             return Err(refused());
@@ -85,12 +99,18 @@ impl Auth {
         }
         // Recording use is a write; skip it while the stored time is recent (the store applies the
         // same minute, so concurrent requests still write at most once).
-        if t.last_used_at.is_none_or(|at| at < now - 60_000)
-            && let Err(e) = self.store.touch_token(&t.id, now).await
-        {
-            tracing::warn!(error = %e, token_id = %t.id, "could not record token use");
+        let caller =
+            Caller { user_id: u.id, user_name: u.name, role: Role::parse(&u.role), source: source.map(str::to_string) };
+        if t.last_used_at.is_none_or(|at| at < now - 60_000) {
+            match self.store.touch_token(&t.id, now).await {
+                Ok(()) => {
+                    let detail = format!("token {} ({})", t.id, t.name);
+                    self.audit.record(crate::audit::Event::by(&caller, "token.use").detail(detail)).await;
+                }
+                Err(e) => tracing::warn!(error = %e, token_id = %t.id, "could not record token use"),
+            }
         }
-        Ok(Caller { user_id: u.id, user_name: u.name, role: Role::parse(&u.role) })
+        Ok(caller)
     }
 
     /// Creates a user with a first token; returns the user and the token (shown once).
@@ -151,21 +171,21 @@ mod tests {
         let auth = Auth::new(store.clone());
         let token = auth.bootstrap_admin().await.unwrap().expect("first start makes a token");
         assert!(auth.bootstrap_admin().await.unwrap().is_none());
-        let caller = auth.authenticate(&token).await.unwrap();
+        let caller = auth.authenticate(&token, None).await.unwrap();
         assert_eq!((caller.user_name.as_str(), caller.role), ("admin", Role::Admin));
         let (row, _) = store.token_by_hash(&hash_token(&token)).await.unwrap().unwrap();
         assert!(row.last_used_at.is_some(), "use is recorded");
-        assert!(matches!(auth.authenticate("pgt_wrong").await, Err(Error::Unauthenticated(_))));
-        assert!(matches!(auth.authenticate("").await, Err(Error::Unauthenticated(_))));
+        assert!(matches!(auth.authenticate("pgt_wrong", None).await, Err(Error::Unauthenticated(_))));
+        assert!(matches!(auth.authenticate("", None).await, Err(Error::Unauthenticated(_))));
         // Only the hash is stored.
         assert!(store.token_by_hash(&token).await.unwrap().is_none());
         let expired = auth.issue_token(&caller.user_id, "old", Some(1)).await.unwrap();
-        assert!(matches!(auth.authenticate(&expired).await, Err(Error::Unauthenticated(_))));
+        assert!(matches!(auth.authenticate(&expired, None).await, Err(Error::Unauthenticated(_))));
     }
 
     #[test]
     fn access_rules() {
-        let user = Caller { user_id: "u1".into(), user_name: "a".into(), role: Role::User };
+        let user = Caller { user_id: "u1".into(), user_name: "a".into(), role: Role::User, source: None };
         assert!(user.may_access("u1"));
         assert!(!user.may_access("u2"));
         let admin = Caller { role: Role::Admin, ..user };

@@ -86,7 +86,10 @@ impl Sandboxes {
         if status.phase == BootstrapPhase::Failed {
             let reason = format!("bootstrap failed: {}", status.error.as_deref().unwrap_or("unknown error"));
             tracing::warn!(sandbox_id = %id, reason, "sandbox failed");
-            self.store.transition(id, &["running"], "failed", Some(&reason), now_ms()).await?;
+            if self.store.transition(id, &["running"], "failed", Some(&reason), now_ms()).await? {
+                let event = crate::audit::Event::system("sandbox.fail").sandbox(id).result("failed").detail(&reason);
+                self.audit.record(event).await;
+            }
         } else {
             tracing::info!(sandbox_id = %id, "bootstrap done; command running");
         }

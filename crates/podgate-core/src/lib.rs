@@ -2,6 +2,7 @@
 //! into, authentication, the agent client, the reconciler and metrics.
 
 pub mod agent_client;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod clock;

@@ -5,6 +5,7 @@ use podgate_store::{Ceiling, Store};
 use podgate_types::MemorySize;
 use podgate_types::users::{Quota, QuotaLimits, QuotaOverrides, QuotaUsage};
 
+use crate::audit::{Audit, Event};
 use crate::clock::now_ms;
 use crate::{Caller, Error, Result};
 
@@ -33,11 +34,12 @@ impl Default for RateLimits {
 pub struct RateLimiter {
     store: Store,
     limits: RateLimits,
+    audit: Audit,
 }
 
 impl RateLimiter {
     pub fn new(store: Store, limits: RateLimits) -> RateLimiter {
-        RateLimiter { store, limits }
+        RateLimiter { audit: Audit::new(store.clone()), store, limits }
     }
 
     pub fn limits(&self) -> RateLimits {
@@ -46,22 +48,28 @@ impl RateLimiter {
 
     /// Counts a request from `address` (before authentication).
     pub async fn address(&self, address: &str) -> Result<()> {
-        self.hit(&format!("addr:{address}"), self.limits.per_address, "requests from this address").await
+        let event = || Event::anonymous(Some(address), "rate_limit.address");
+        self.hit(&format!("addr:{address}"), self.limits.per_address, "requests from this address", event).await
     }
 
     /// Counts a request of an authenticated caller.
     pub async fn user(&self, caller: &Caller) -> Result<()> {
-        self.hit(&format!("user:{}", caller.user_id), self.limits.per_user, "requests of this user").await
+        let event = || Event::by(caller, "rate_limit.user");
+        self.hit(&format!("user:{}", caller.user_id), self.limits.per_user, "requests of this user", event).await
     }
 
     /// Counts a sandbox creation of `caller`.
     pub async fn create(&self, caller: &Caller) -> Result<()> {
-        self.hit(&format!("create:{}", caller.user_id), self.limits.creates_per_user, "sandbox creations").await
+        let event = || Event::by(caller, "rate_limit.create");
+        let key = format!("create:{}", caller.user_id);
+        self.hit(&key, self.limits.creates_per_user, "sandbox creations", event).await
     }
 
-    /// One hit on `key`. A database failure lets the request through (it is logged): limits
-    /// protect the service, and refusing everything while the database is away would not.
-    async fn hit(&self, key: &str, limit: u32, what: &str) -> Result<()> {
+    /// One hit on `key`; the first refusal of a window is audited (not every one: a flood of
+    /// refused requests must not become a flood of writes). A database failure lets the request
+    /// through (it is logged): limits protect the service, and refusing everything while the
+    /// database is away would not.
+    async fn hit(&self, key: &str, limit: u32, what: &str, event: impl FnOnce() -> Event) -> Result<()> {
         if limit == 0 {
             return Ok(());
         }
@@ -69,6 +77,9 @@ impl RateLimiter {
         let window = now / WINDOW_MS;
         match self.store.rate_hit(key, window).await {
             Ok(n) if n > i64::from(limit) => {
+                if n == i64::from(limit) + 1 {
+                    self.audit.record(event().result("rate_limited").detail(format!("{limit} {what} a minute"))).await;
+                }
                 let retry_after = ((window + 1) * WINDOW_MS - now + 999) / 1000;
                 Err(Error::RateLimited {
                     message: format!("too many {what}: the limit is {limit} a minute; retry in {retry_after} s"),

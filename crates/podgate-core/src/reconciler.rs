@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use podgate_runtime::InstanceStatus;
 
+use crate::audit::Event;
 use crate::clock::now_ms;
 use crate::{Result, Sandboxes};
 
@@ -40,7 +41,9 @@ impl Sandboxes {
         let now = now_ms();
         for row in self.store.expired_sandboxes(now).await? {
             tracing::info!(sandbox_id = %row.id, "ttl expired; deleting");
-            if let Err(e) = self.remove(&row.id, "ttl expired").await {
+            let r = self.remove(&row.id, "ttl expired").await;
+            self.audit.record(Event::system("sandbox.expire").sandbox(&row.id).outcome(&r)).await;
+            if let Err(e) = r {
                 tracing::warn!(sandbox_id = %row.id, error = %e, "deleting an expired sandbox failed; will retry");
             }
         }
@@ -79,7 +82,9 @@ impl Sandboxes {
 
     async fn fail(&self, id: &str, reason: &str) -> Result<()> {
         tracing::warn!(sandbox_id = %id, reason, "sandbox failed");
-        self.store.transition(id, &["running"], "failed", Some(reason), now_ms()).await?;
+        if self.store.transition(id, &["running"], "failed", Some(reason), now_ms()).await? {
+            self.audit.record(Event::system("sandbox.fail").sandbox(id).result("failed").detail(reason)).await;
+        }
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use podgate_types::{AGENT_PROTOCOL_VERSION, MemorySize, validate};
 use serde::{Deserialize, Serialize};
 
 use crate::agent_client::{AgentClient, AgentError};
+use crate::audit::{Audit, Event};
 use crate::clock::{from_ms, now_ms};
 use crate::limits::RateLimiter;
 use crate::{Caller, CoreConfig, Error, Metrics, Result, ids};
@@ -61,12 +62,19 @@ pub struct Sandboxes {
     pub(crate) cfg: Arc<CoreConfig>,
     pub(crate) metrics: Metrics,
     pub(crate) limiter: RateLimiter,
+    pub(crate) audit: Audit,
 }
 
 impl Sandboxes {
     pub fn new(store: Store, driver: Arc<dyn Driver>, cfg: CoreConfig, metrics: Metrics) -> Sandboxes {
         let limiter = RateLimiter::new(store.clone(), cfg.rates);
-        Sandboxes { store, driver, cfg: Arc::new(cfg), metrics, limiter }
+        let audit = Audit::new(store.clone());
+        Sandboxes { store, driver, cfg: Arc::new(cfg), metrics, limiter, audit }
+    }
+
+    /// The audit trail.
+    pub fn audit(&self) -> &Audit {
+        &self.audit
     }
 
     /// The rate limiter, shared with the API layer.
@@ -89,8 +97,20 @@ impl Sandboxes {
     /// Creates a sandbox and returns once it runs and its agent answers. The work runs in its own
     /// task, so a caller that disconnects cannot leave a half-created sandbox behind.
     pub async fn create(&self, caller: &Caller, req: CreateSandboxRequest) -> Result<Sandbox> {
-        self.limiter.create(caller).await?;
-        let row = self.validate_and_insert(caller, req).await?;
+        let what = format!("image {}", req.image.as_deref().unwrap_or(&self.cfg.default_image));
+        let row = match self.limiter.create(caller).await {
+            Ok(()) => self.validate_and_insert(caller, req).await,
+            Err(e) => Err(e),
+        };
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => {
+                let r = Err(e);
+                self.audit.record(Event::by(caller, "sandbox.create").detail(what).outcome(&r)).await;
+                return r;
+            }
+        };
+        let event = Event::by(caller, "sandbox.create").sandbox(&row.id).detail(what);
         let this = self.clone();
         let started = Instant::now();
         let id = row.id.clone();
@@ -100,6 +120,7 @@ impl Sandboxes {
             Err(e) => Err(Error::Internal(format!("create task for {id} failed: {e}"))),
         };
         self.metrics.observe_create(started.elapsed().as_secs_f64(), result.is_ok());
+        self.audit.record(event.outcome(&result)).await;
         result
     }
 
@@ -247,7 +268,8 @@ impl Sandboxes {
             .transpose()
             .map_err(|e| Error::Internal(e.to_string()))?;
         self.store.set_user_quota(&user.id, json.as_deref()).await?;
-        tracing::info!(user_id = %caller.user_id, target_user_id = %user.id, "quota set");
+        let detail = format!("user {} ({}): {}", user.name, user.id, json.as_deref().unwrap_or("defaults"));
+        self.audit.record(Event::by(caller, "quota.set").detail(detail)).await;
         self.quota(caller, &user.id).await
     }
 
@@ -364,8 +386,17 @@ impl Sandboxes {
 
     /// Deletes a sandbox: removes its instance, then marks it deleted (its name becomes free).
     pub async fn delete(&self, caller: &Caller, id_or_name: &str) -> Result<()> {
-        let row = self.resolve(caller, id_or_name).await?;
-        self.remove(&row.id, "deleted by its owner").await?;
+        let row = match self.resolve(caller, id_or_name).await {
+            Ok(row) => row,
+            Err(e) => {
+                let r = Err(e);
+                self.audit.record(Event::by(caller, "sandbox.delete").detail(id_or_name).outcome(&r)).await;
+                return r;
+            }
+        };
+        let r = self.remove(&row.id, "deleted by its owner").await;
+        self.audit.record(Event::by(caller, "sandbox.delete").sandbox(&row.id).outcome(&r)).await;
+        r?;
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, "sandbox deleted");
         Ok(())
     }
@@ -384,8 +415,17 @@ impl Sandboxes {
         validate::argv("argv", &req.argv).map_err(Error::Invalid)?;
         validate::env(&req.env).map_err(Error::Invalid)?;
         let row = self.resolve(caller, id_or_name).await?;
-        let agent = self.agent(&row)?;
-        agent.exec(&req).await.map_err(|e| agent_error(&row.id, e))
+        let event = Event::by(caller, "sandbox.exec").sandbox(&row.id).detail(command_summary(&req.argv));
+        let r = match self.agent(&row) {
+            Ok(agent) => agent.exec(&req).await.map_err(|e| agent_error(&row.id, e)),
+            Err(e) => Err(e),
+        };
+        let event = match &r {
+            Ok(out) => event.result(if out.exit_code == 0 { "ok" } else { "nonzero_exit" }),
+            Err(_) => event.outcome(&r),
+        };
+        self.audit.record(event).await;
+        r
     }
 
     /// The agent of a running sandbox.
@@ -473,5 +513,14 @@ pub(crate) fn agent_error(id: &str, e: AgentError) -> Error {
             tracing::error!(sandbox_id = %id, error = %other, "agent failure");
             Error::Unavailable(format!("the agent of sandbox {id} failed"))
         }
+    }
+}
+
+/// A command line for the audit trail: the words joined, at most 200 characters.
+pub(crate) fn command_summary(argv: &[String]) -> String {
+    let line = argv.join(" ");
+    match line.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line,
     }
 }

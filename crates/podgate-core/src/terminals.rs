@@ -4,6 +4,7 @@
 use podgate_types::terminal::{TerminalInfo, TerminalSpec};
 
 use crate::agent_client::{AgentClient, path_segment};
+use crate::audit::Event;
 use crate::sandboxes::agent_error;
 use crate::sessions::{AUD_SHARE, AUD_TERMINAL, Claims, Refusal, SESSION_TTL, SHARE_TTL, SessionTokens};
 use crate::{Caller, Error, Result, Sandboxes};
@@ -35,7 +36,14 @@ impl Terminals {
     /// Starts a terminal in the caller's sandbox.
     pub async fn create(&self, caller: &Caller, sandbox: &str, spec: &TerminalSpec) -> Result<(String, TerminalInfo)> {
         let (row, agent) = self.sandboxes.running_agent(caller, sandbox).await?;
-        let info = agent.create_terminal(spec).await.map_err(|e| agent_error(&row.id, e))?;
+        let r = agent.create_terminal(spec).await.map_err(|e| agent_error(&row.id, e));
+        let event = Event::by(caller, "terminal.open").sandbox(&row.id);
+        let event = match &r {
+            Ok(info) => event.detail(format!("terminal {}", info.id)),
+            Err(_) => event.outcome(&r),
+        };
+        self.sandboxes.audit.record(event).await;
+        let info = r?;
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, terminal_id = %info.id, "terminal created");
         Ok((row.id, info))
     }
@@ -64,6 +72,10 @@ impl Terminals {
         self.ensure_exists(&row.id, &agent, terminal).await?;
         let (token, claims) =
             self.tokens.issue(&caller.user_id, &row.id, terminal, AUD_TERMINAL, SESSION_TTL, read_only).await?;
+        let mode = if read_only { "read-only" } else { "read-write" };
+        let event =
+            Event::by(caller, "terminal.attach").sandbox(&row.id).detail(format!("terminal {terminal} ({mode})"));
+        self.sandboxes.audit.record(event).await;
         Ok((row.id, IssuedToken { token, claims }))
     }
 
@@ -73,6 +85,8 @@ impl Terminals {
         self.ensure_exists(&row.id, &agent, terminal).await?;
         let (token, claims) = self.tokens.issue(&caller.user_id, &row.id, terminal, AUD_SHARE, SHARE_TTL, true).await?;
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, terminal_id = terminal, "read-only share link issued");
+        let event = Event::by(caller, "terminal.share").sandbox(&row.id).detail(format!("terminal {terminal}"));
+        self.sandboxes.audit.record(event).await;
         Ok(IssuedToken { token, claims })
     }
 

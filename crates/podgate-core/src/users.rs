@@ -6,6 +6,7 @@ use podgate_types::api::UserInfo;
 use podgate_types::users::{CreatedToken, CreatedUser, TokenInfo};
 use podgate_types::validate;
 
+use crate::audit::Event;
 use crate::clock::now_ms;
 use crate::{Auth, Caller, Error, Result, Role};
 
@@ -49,7 +50,8 @@ impl Auth {
         let (user, secret) = self.create_user(name, role, "initial").await?;
         let token = self.store().tokens_of(&user.id).await?.into_iter().next().map(|t| token_info(&t));
         let info = token.ok_or_else(|| Error::Internal(format!("user {} has no token", user.id)))?;
-        tracing::info!(user_id = %caller.user_id, new_user_id = %user.id, role = role.as_str(), "user created");
+        let detail = format!("user {} ({}, {})", user.name, user.id, role.as_str());
+        self.audit.record(Event::by(caller, "user.create").detail(detail)).await;
         Ok(CreatedUser { user: user_info(&user), token: CreatedToken { info, secret } })
     }
 
@@ -97,7 +99,8 @@ impl Auth {
             .await?
             .ok_or_else(|| Error::Internal("the new token is missing".into()))?
             .0;
-        tracing::info!(user_id = %caller.user_id, token_id = %row.id, owner_id = %owner.id, "token issued");
+        let detail = format!("token {} ({}) of user {}", row.id, row.name, owner.id);
+        self.audit.record(Event::by(caller, "token.create").detail(detail)).await;
         Ok(CreatedToken { info: token_info(&row), secret })
     }
 
@@ -106,7 +109,7 @@ impl Auth {
         let missing = || Error::NotFound(format!("token {token_id:?} not found"));
         let row = self.store().token(token_id).await?.filter(|t| caller.may_access(&t.user_id)).ok_or_else(missing)?;
         self.store().revoke_token(&row.id, now_ms()).await?;
-        tracing::info!(user_id = %caller.user_id, token_id = %row.id, "token revoked");
+        self.audit.record(Event::by(caller, "token.revoke").detail(format!("token {}", row.id))).await;
         let row = self.store().token(&row.id).await?.ok_or_else(missing)?;
         Ok(token_info(&row))
     }

@@ -70,7 +70,7 @@ async fn agent_with_another_protocol_is_refused() {
     let (user, _) = Auth::new(store.clone()).create_user("u", Role::User, "t").await.unwrap();
     let driver = Arc::new(FakeDriver { socket, deleted: Mutex::new(Vec::new()) });
     let sandboxes = Sandboxes::new(store.clone(), driver.clone(), CoreConfig::default(), Metrics::default());
-    let caller = Caller { user_id: user.id, user_name: user.name, role: Role::User };
+    let caller = Caller { user_id: user.id, user_name: user.name, role: Role::User, source: None };
 
     let err = sandboxes.create(&caller, CreateSandboxRequest::default()).await.unwrap_err();
     match &err {
@@ -90,7 +90,7 @@ async fn other_users_sandboxes_answer_like_missing_ones() {
     fake_agent(socket.clone(), podgate_types::AGENT_PROTOCOL_VERSION).await;
     let store = Store::open_sqlite(&dir.path().join("db")).await.unwrap();
     let auth = Auth::new(store.clone());
-    let caller = |u: podgate_store::UserRow, role| Caller { user_id: u.id, user_name: u.name, role };
+    let caller = |u: podgate_store::UserRow, role| Caller { user_id: u.id, user_name: u.name, role, source: None };
     let alice = caller(auth.create_user("alice", Role::User, "t").await.unwrap().0, Role::User);
     let bob = caller(auth.create_user("bob", Role::User, "t").await.unwrap().0, Role::User);
     let admin = caller(auth.create_user("root", Role::Admin, "t").await.unwrap().0, Role::Admin);

@@ -1,5 +1,6 @@
 //! podgate's state store: one `Db` enum over SQLite (default) with portable SQL and per-dialect migrations.
 
+mod audit;
 mod error;
 mod keys;
 mod limits;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+pub use audit::{AuditFilter, AuditRow};
 pub use error::{Error, Result};
 pub use keys::SigningKeyRow;
 pub use limits::{Ceiling, Usage};

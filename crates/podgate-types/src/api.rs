@@ -249,3 +249,32 @@ pub struct UserInfo {
     pub name: String,
     pub role: String,
 }
+
+/// One audit event: who did what to which sandbox, from where, with what result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEvent {
+    /// Increasing with time.
+    pub id: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    /// The user who acted; absent for anonymous requests and for the server itself (`actor_name`
+    /// is then `system`).
+    pub actor_id: Option<String>,
+    pub actor_name: Option<String>,
+    /// The client's address.
+    pub source: Option<String>,
+    /// E.g. `sandbox.create`, `sandbox.exec`, `terminal.open`, `file.write`, `auth.failed`.
+    pub action: String,
+    pub sandbox_id: Option<String>,
+    /// `ok`, or the error code (`not_found`, `quota_exceeded`, `rate_limited`, …).
+    pub result: String,
+    pub detail: Option<String>,
+}
+
+/// Body of `GET /v1/audit` and `GET /v1/sandboxes/{id}/events`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditList {
+    pub events: Vec<AuditEvent>,
+}
