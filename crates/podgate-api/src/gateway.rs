@@ -147,13 +147,14 @@ pub async fn splice_to_agent(
     protocol: Option<&'static str>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    // Authorization first: another user's sandbox is a 404 whatever the request looks like.
+    let (row, agent) = st.sandboxes.running_agent(caller, id).await?;
     let key = websocket_key(req.headers())?;
     let protocol = protocol.filter(|p| offered_protocols(req.headers()).iter().any(|o| o == p));
     let path = match req.uri().query() {
         Some(q) => format!("{agent_path}?{q}"),
         None => agent_path.to_string(),
     };
-    let (row, agent) = st.sandboxes.running_agent(caller, id).await?;
     let resp = splice(req, &agent, &path, &key, protocol, &format!("{agent_path} of sandbox {}", row.id)).await;
     // Recorded beside the connection, not before its 101: the client is not kept waiting.
     let (st, caller, status, agent_path) = (st.clone(), caller.clone(), resp.status().as_u16(), agent_path.to_string());

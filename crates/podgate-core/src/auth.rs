@@ -5,6 +5,7 @@ use podgate_store::{Store, TokenRow, UserRow};
 use sha2::{Digest as _, Sha256};
 
 use crate::clock::now_ms;
+use crate::oidc::{Identity, Oidc};
 use crate::{Error, Result, ids};
 
 /// What a user may do beyond their own resources.
@@ -62,11 +63,18 @@ pub fn hash_token(token: &str) -> String {
 pub struct Auth {
     store: Store,
     pub(crate) audit: crate::audit::Audit,
+    oidc: Option<std::sync::Arc<Oidc>>,
 }
 
 impl Auth {
     pub fn new(store: Store) -> Auth {
-        Auth { audit: crate::audit::Audit::new(store.clone()), store }
+        Auth { audit: crate::audit::Audit::new(store.clone()), store, oidc: None }
+    }
+
+    /// Also accepts OIDC tokens of these issuers.
+    pub fn with_oidc(mut self, oidc: Oidc) -> Auth {
+        self.oidc = (!oidc.is_empty()).then(|| std::sync::Arc::new(oidc));
+        self
     }
 
     pub(crate) fn store(&self) -> &Store {
@@ -86,6 +94,11 @@ impl Auth {
     }
 
     async fn check_token(&self, token: &str, source: Option<&str>) -> Result<Caller> {
+        if let Some(oidc) = &self.oidc
+            && Oidc::looks_like_jwt(token)
+        {
+            return self.oidc_caller(oidc, token, source).await;
+        }
         let refused = || Error::Unauthenticated("invalid or expired token".into());
         if token.is_empty() || token.len() > 512 {
             return Err(refused());
@@ -111,6 +124,77 @@ impl Auth {
             }
         }
         Ok(caller)
+    }
+
+    /// The user behind a valid OIDC token: the linked one, else one to link (see [`Auth::link`]).
+    async fn oidc_caller(&self, oidc: &Oidc, token: &str, source: Option<&str>) -> Result<Caller> {
+        let id = oidc.verify(token).await?;
+        let user = match self.store.identity_user(&id.issuer, &id.subject).await? {
+            Some(u) => u,
+            None => self.link(&id, source).await?,
+        };
+        let role = Role::parse(&user.role);
+        let caller = Caller { user_id: user.id, user_name: user.name, role, source: source.map(str::to_string) };
+        if self.store.touch_identity(&id.issuer, &id.subject, now_ms()).await? {
+            let detail = format!("OIDC {} at {}", id.subject, id.issuer);
+            self.audit.record(crate::audit::Event::by(&caller, "auth.oidc").detail(detail)).await;
+        }
+        Ok(caller)
+    }
+
+    /// Links a new identity: to the existing non-admin user named exactly like the subject, or
+    /// with auto-provisioning to a new user (role `user`) named after it. An identity never
+    /// becomes an admin by its name.
+    async fn link(&self, id: &Identity, source: Option<&str>) -> Result<UserRow> {
+        let now = now_ms();
+        let existing = self.store.user_by_name(&id.subject).await?.filter(|u| u.role != Role::Admin.as_str());
+        let (user, action) = match existing {
+            Some(u) => (u, "identity.link"),
+            None if id.auto_provision => (self.provision(&id.subject, now).await?, "user.provision"),
+            None => {
+                return Err(Error::Unauthenticated(format!(
+                    "no podgate user for {:?} at {}: an admin creates user {:?}, or the issuer provisions users",
+                    id.subject, id.issuer, id.subject
+                )));
+            }
+        };
+        match self.store.link_identity(&id.issuer, &id.subject, &user.id, now).await {
+            Ok(()) => {}
+            // Linked by a concurrent request meanwhile.
+            Err(podgate_store::Error::Conflict(_)) => {
+                return self
+                    .store
+                    .identity_user(&id.issuer, &id.subject)
+                    .await?
+                    .ok_or_else(|| Error::Internal(format!("identity {} vanished", id.subject)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let caller = Caller {
+            user_id: user.id.clone(),
+            user_name: user.name.clone(),
+            role: Role::parse(&user.role),
+            source: source.map(str::to_string),
+        };
+        let detail = format!("OIDC {} at {} is user {} ({})", id.subject, id.issuer, user.name, user.id);
+        self.audit.record(crate::audit::Event::by(&caller, action).detail(detail)).await;
+        Ok(user)
+    }
+
+    /// A new user (no API token) named after an identity, with `-2`, `-3`… when taken.
+    async fn provision(&self, subject: &str, now: i64) -> Result<UserRow> {
+        let base = crate::oidc::user_name_for(subject);
+        for n in 1..=50 {
+            let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+            let user =
+                UserRow { id: ids::user_id(), name, role: Role::User.as_str().into(), created_at: now, quota: None };
+            match self.store.insert_user(&user).await {
+                Ok(()) => return Ok(user),
+                Err(podgate_store::Error::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Conflict(format!("no free user name for {subject:?}")))
     }
 
     /// Creates a user with a first token; returns the user and the token (shown once).

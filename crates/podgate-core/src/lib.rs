@@ -12,6 +12,7 @@ pub mod error;
 pub mod ids;
 pub mod limits;
 pub mod metrics;
+pub mod oidc;
 pub mod reconciler;
 pub mod sandboxes;
 pub mod sessions;

@@ -2,6 +2,7 @@
 
 mod audit;
 mod error;
+mod identities;
 mod keys;
 mod limits;
 mod rows;

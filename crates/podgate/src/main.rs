@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the podgate server (REST API, reconciler) on this machine.
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
     /// Save the server URL and token for later commands.
     Login(cli::LoginArgs),
     /// Manage users (admins): create, ls.
@@ -59,7 +59,7 @@ fn main() {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Server(a) => server::run(a).await.map(|()| 0),
+            Command::Server(a) => server::run(*a).await.map(|()| 0),
             Command::Login(a) => cli::login(a).await.map(|()| 0),
             Command::Up(a) => cli::up(a).await.map(|()| 0),
             Command::Ls(a) => cli::ls(a).await.map(|()| 0),

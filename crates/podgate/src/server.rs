@@ -125,6 +125,46 @@ pub struct ServerArgs {
     /// Default quota: longest TTL of a user's sandbox [default: --max-ttl-seconds].
     #[arg(long, env = "PODGATE_QUOTA_MAX_TTL_SECONDS")]
     quota_max_ttl_seconds: Option<u64>,
+    /// Accept OIDC bearer tokens from this issuer (its `iss`); keys by discovery unless
+    /// --oidc-jwks-url or --oidc-jwks-file. More issuers: `[[oidc]]` tables in the config file.
+    #[arg(long, env = "PODGATE_OIDC_ISSUER")]
+    oidc_issuer: Option<String>,
+    /// The issuer's JWKS URL (instead of discovery).
+    #[arg(long, env = "PODGATE_OIDC_JWKS_URL", requires = "oidc_issuer")]
+    oidc_jwks_url: Option<String>,
+    /// A JWKS file with the issuer's keys, for offline use.
+    #[arg(long, env = "PODGATE_OIDC_JWKS_FILE", requires = "oidc_issuer")]
+    oidc_jwks_file: Option<PathBuf>,
+    /// Accepted audiences (the token's `aud` must hold one), comma-separated.
+    #[arg(long, env = "PODGATE_OIDC_AUDIENCE", value_delimiter = ',', requires = "oidc_issuer")]
+    oidc_audience: Option<Vec<String>>,
+    /// Accepted signature algorithms [default: RS256,ES256].
+    #[arg(long, env = "PODGATE_OIDC_ALGORITHMS", value_delimiter = ',', requires = "oidc_issuer")]
+    oidc_algorithms: Option<Vec<String>>,
+    /// Clock leeway for exp and nbf, in seconds [default: 60].
+    #[arg(long, env = "PODGATE_OIDC_LEEWAY_SECONDS", requires = "oidc_issuer")]
+    oidc_leeway_seconds: Option<u64>,
+    /// The claim naming the user [default: sub].
+    #[arg(long, env = "PODGATE_OIDC_USER_CLAIM", requires = "oidc_issuer")]
+    oidc_user_claim: Option<String>,
+    /// Create a user (role user) for an identity seen the first time [default: only identities
+    /// named like an existing non-admin user are let in].
+    #[arg(long, env = "PODGATE_OIDC_AUTO_PROVISION", requires = "oidc_issuer")]
+    oidc_auto_provision: bool,
+}
+
+/// One `[[oidc]]` table of the config file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OidcFileEntry {
+    issuer: String,
+    jwks_url: Option<String>,
+    jwks_file: Option<PathBuf>,
+    audience: Vec<String>,
+    algorithms: Option<Vec<String>>,
+    leeway_seconds: Option<u64>,
+    user_claim: Option<String>,
+    auto_provision: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +201,7 @@ struct FileConfig {
     quota_cpu: Option<f64>,
     quota_memory: Option<String>,
     quota_max_ttl_seconds: Option<u64>,
+    oidc: Option<Vec<OidcFileEntry>>,
 }
 
 /// The resolved server settings.
@@ -177,10 +218,11 @@ struct Settings {
     sandbox_network: String,
     egress_allow: Vec<String>,
     pids_limit: i64,
+    oidc: Vec<podgate_core::oidc::IssuerConfig>,
 }
 
 fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
-    let file: FileConfig = match &args.config {
+    let mut file: FileConfig = match &args.config {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
             toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))?
@@ -189,6 +231,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
     };
     let defaults = CoreConfig::default();
     let sandbox = sandbox_policy(&args, &file)?;
+    let oidc = oidc_issuers(&args, file.oidc.take().unwrap_or_default())?;
     let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir);
     let agent_bin = match args.agent_bin.or(file.agent_bin) {
         Some(p) => p,
@@ -272,11 +315,60 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
             .map(|c| podgate_docker::firewall::parse_cidr(c).map_err(anyhow::Error::msg))
             .collect::<anyhow::Result<_>>()
             .context("--egress-allow")?,
+        oidc,
         pids_limit: match args.pids_limit.or(file.pids_limit).unwrap_or(1024) {
             n if n >= 16 => n,
             n => bail!("--pids-limit {n} is too low: give at least 16"),
         },
     })
+}
+
+/// The OIDC issuers of the config file, plus the one of the flags.
+fn oidc_issuers(args: &ServerArgs, file: Vec<OidcFileEntry>) -> anyhow::Result<Vec<podgate_core::oidc::IssuerConfig>> {
+    use podgate_core::oidc::{IssuerConfig, KeySource};
+    let mut entries = file;
+    if let Some(issuer) = &args.oidc_issuer {
+        entries.push(OidcFileEntry {
+            issuer: issuer.clone(),
+            jwks_url: args.oidc_jwks_url.clone(),
+            jwks_file: args.oidc_jwks_file.clone(),
+            audience: args.oidc_audience.clone().unwrap_or_default(),
+            algorithms: args.oidc_algorithms.clone(),
+            leeway_seconds: args.oidc_leeway_seconds,
+            user_claim: args.oidc_user_claim.clone(),
+            auto_provision: Some(args.oidc_auto_provision),
+        });
+    }
+    entries
+        .into_iter()
+        .map(|e| {
+            let keys = match (e.jwks_url, e.jwks_file) {
+                (Some(_), Some(_)) => bail!("OIDC issuer {}: give a JWKS URL or a file, not both", e.issuer),
+                (Some(u), None) => KeySource::Url(u),
+                (None, Some(f)) => KeySource::File(f),
+                (None, None) => KeySource::Discovery,
+            };
+            let algorithms = e
+                .algorithms
+                .unwrap_or_else(|| vec!["RS256".into(), "ES256".into()])
+                .iter()
+                .map(|a| {
+                    a.parse::<podgate_core::oidc::Algorithm>().map_err(|_| anyhow::anyhow!("unknown algorithm {a:?}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let cfg = IssuerConfig {
+                issuer: e.issuer,
+                keys,
+                audience: e.audience,
+                algorithms,
+                leeway_seconds: e.leeway_seconds.unwrap_or(60),
+                user_claim: e.user_claim.unwrap_or_else(|| "sub".into()),
+                auto_provision: e.auto_provision.unwrap_or(false),
+            };
+            podgate_core::oidc::validate_config(&cfg).map_err(anyhow::Error::msg)?;
+            Ok(cfg)
+        })
+        .collect()
 }
 
 fn sandbox_policy(args: &ServerArgs, file: &FileConfig) -> anyhow::Result<podgate_core::SandboxPolicy> {
@@ -360,7 +452,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     })
     .await
     .context("starting the docker driver")?;
-    let auth = Auth::new(store.clone());
+    let auth = Auth::new(store.clone()).with_oidc(podgate_core::oidc::Oidc::new(s.oidc)?);
     if let Some(token) = auth.bootstrap_admin().await? {
         let path = data_dir.join("admin.token");
         crate::files::write_private(&path, &format!("{token}\n"))?;
