@@ -238,13 +238,24 @@ pub fn user_name_for(subject: &str) -> String {
         .map(|c| c.to_ascii_lowercase())
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    name = name.trim_matches('-').chars().take(56).collect();
+    // Cut to leave room for a `-NN` suffix, then trim: a cut may end on a `-`.
+    name = name.trim_matches('-').chars().take(56).collect::<String>().trim_end_matches('-').to_string();
     if name.is_empty() { "user".into() } else { name }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn any_subject_makes_a_valid_user_name(s in "\\PC{0,100}", n in 2u32..60) {
+            let name = user_name_for(&s);
+            proptest::prop_assert!(podgate_types::validate::user_name(&name).is_ok(), "{s:?} -> {name:?}");
+            let suffixed = format!("{name}-{n}");
+            proptest::prop_assert!(podgate_types::validate::user_name(&suffixed).is_ok(), "{:?}", suffixed);
+        }
+    }
 
     #[test]
     fn names_and_urls() {
