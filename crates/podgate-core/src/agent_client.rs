@@ -137,6 +137,7 @@ impl AgentClient {
         Ok((resp.into_parts().0, upgraded))
     }
 
+    #[tracing::instrument(name = "agent.call", skip(self, body, timeout), fields(method = %method, path))]
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -163,6 +164,7 @@ impl AgentClient {
 
     /// Sends a request with a streamed body to the agent and returns its response unread, so that
     /// large files pass through without being held in memory.
+    #[tracing::instrument(name = "agent.forward", skip(self, content_type, body), fields(method = %method, path = path_and_query))]
     pub async fn forward<B>(
         &self,
         method: Method,

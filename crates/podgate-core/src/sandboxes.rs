@@ -96,6 +96,7 @@ impl Sandboxes {
 
     /// Creates a sandbox and returns once it runs and its agent answers. The work runs in its own
     /// task, so a caller that disconnects cannot leave a half-created sandbox behind.
+    #[tracing::instrument(name = "sandbox.create", skip_all, fields(user_id = %caller.user_id))]
     pub async fn create(&self, caller: &Caller, req: CreateSandboxRequest) -> Result<Sandbox> {
         let what = format!("image {}", req.image.as_deref().unwrap_or(&self.cfg.default_image));
         let row = match self.limiter.create(caller).await {
@@ -114,7 +115,7 @@ impl Sandboxes {
         let this = self.clone();
         let started = Instant::now();
         let id = row.id.clone();
-        let task = tokio::spawn(async move { this.bring_up(row).await });
+        let task = tokio::spawn(tracing::Instrument::in_current_span(async move { this.bring_up(row).await }));
         let result = match task.await {
             Ok(r) => r,
             Err(e) => Err(Error::Internal(format!("create task for {id} failed: {e}"))),
@@ -385,6 +386,7 @@ impl Sandboxes {
     }
 
     /// Deletes a sandbox: removes its instance, then marks it deleted (its name becomes free).
+    #[tracing::instrument(name = "sandbox.delete", skip(self, caller), fields(user_id = %caller.user_id))]
     pub async fn delete(&self, caller: &Caller, id_or_name: &str) -> Result<()> {
         let row = match self.resolve(caller, id_or_name).await {
             Ok(row) => row,
@@ -411,6 +413,7 @@ impl Sandboxes {
     }
 
     /// Runs a process to completion in a running sandbox, through its agent.
+    #[tracing::instrument(name = "sandbox.exec", skip(self, caller, req), fields(user_id = %caller.user_id))]
     pub async fn exec(&self, caller: &Caller, id_or_name: &str, req: ExecRequest) -> Result<ExecResponse> {
         validate::argv("argv", &req.argv).map_err(Error::Invalid)?;
         validate::env(&req.env).map_err(Error::Invalid)?;

@@ -300,6 +300,7 @@ impl Driver for DockerDriver {
         self.docker.ping().await.map(|_| ()).map_err(|e| Error::Unavailable(engine_error(&e)))
     }
 
+    #[tracing::instrument(name = "docker.create", skip_all, fields(sandbox_id = %spec.sandbox_id, image = %spec.image))]
     async fn create(&self, spec: &PlacementSpec) -> Result<()> {
         let dir = self.prepare_run_dir(spec)?;
         let result = match self.create_container(spec, &dir).await {
@@ -315,6 +316,7 @@ impl Driver for DockerDriver {
         result
     }
 
+    #[tracing::instrument(name = "docker.start", skip(self))]
     async fn start(&self, sandbox_id: &str) -> Result<AgentEndpoint> {
         match self.docker.start_container(&Self::container_name(sandbox_id), None::<StartContainerOptions>).await {
             Ok(()) => Ok(AgentEndpoint::Unix(self.sandbox_dir(sandbox_id).join("agent.sock"))),
@@ -378,6 +380,7 @@ impl Driver for DockerDriver {
             .collect())
     }
 
+    #[tracing::instrument(name = "docker.delete", skip(self))]
     async fn delete(&self, sandbox_id: &str) -> Result<()> {
         let name = Self::container_name(sandbox_id);
         // Only remove a container that is ours (labelled with this instance and sandbox).

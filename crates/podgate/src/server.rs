@@ -151,6 +151,10 @@ pub struct ServerArgs {
     /// named like an existing non-admin user are let in].
     #[arg(long, env = "PODGATE_OIDC_AUTO_PROVISION", requires = "oidc_issuer")]
     oidc_auto_provision: bool,
+    /// Export traces over OTLP/HTTP (protobuf) to this collector, e.g. http://127.0.0.1:4318
+    /// (spans go to <URL>/v1/traces) [default: no export].
+    #[arg(long, env = "PODGATE_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 /// One `[[oidc]]` table of the config file.
@@ -202,6 +206,7 @@ struct FileConfig {
     quota_memory: Option<String>,
     quota_max_ttl_seconds: Option<u64>,
     oidc: Option<Vec<OidcFileEntry>>,
+    otlp_endpoint: Option<String>,
 }
 
 /// The resolved server settings.
@@ -219,6 +224,7 @@ struct Settings {
     egress_allow: Vec<String>,
     pids_limit: i64,
     oidc: Vec<podgate_core::oidc::IssuerConfig>,
+    otlp_endpoint: Option<String>,
 }
 
 fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
@@ -316,6 +322,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
             .collect::<anyhow::Result<_>>()
             .context("--egress-allow")?,
         oidc,
+        otlp_endpoint: args.otlp_endpoint.or(file.otlp_endpoint),
         pids_limit: match args.pids_limit.or(file.pids_limit).unwrap_or(1024) {
             n if n >= 16 => n,
             n => bail!("--pids-limit {n} is too low: give at least 16"),
@@ -411,23 +418,53 @@ fn default_data_dir() -> PathBuf {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Log lines on stderr (text or JSON), and with an OTLP endpoint the same spans exported as
+/// traces; the returned provider flushes them at shutdown.
+fn init_logging(
+    format: LogFormat,
+    otlp_endpoint: Option<&str>,
+) -> anyhow::Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
-    }
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().flatten_event(true).with_current_span(true).boxed(),
+    };
+    let provider = match otlp_endpoint {
+        None => None,
+        Some(url) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(format!("{}/v1/traces", url.trim_end_matches('/')))
+                .build()
+                .with_context(|| format!("the OTLP exporter for {url}"))?;
+            let resource = opentelemetry_sdk::Resource::builder().with_service_name("podgate").build();
+            Some(
+                opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(resource)
+                    .build(),
+            )
+        }
+    };
+    let otel = provider.as_ref().map(|p| {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer().with_tracer(p.tracer("podgate"))
+    });
+    tracing_subscriber::registry().with(filter).with(fmt).with(otel).init();
+    Ok(provider)
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let s = resolve(args)?;
-    init_logging(s.log_format);
+    let traces = init_logging(s.log_format, s.otlp_endpoint.as_deref())?;
     std::fs::create_dir_all(&s.data_dir).with_context(|| format!("creating {}", s.data_dir.display()))?;
     std::fs::set_permissions(&s.data_dir, std::fs::Permissions::from_mode(0o700))?;
     let data_dir = s.data_dir.canonicalize()?;
@@ -502,6 +539,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     tracing::info!("podgate stopped; sandboxes keep running and are picked up at the next start");
+    if let Some(p) = traces
+        && let Err(e) = p.shutdown()
+    {
+        eprintln!("podgate: flushing traces failed: {e}");
+    }
     Ok(())
 }
 
