@@ -1,35 +1,13 @@
 //! Sandbox rows: insert, look up by id or name, list, and compare-and-set state changes.
 
-use crate::error::conflict_on_unique;
 use crate::{Db, Result, SandboxRow, Store};
 
 impl Store {
-    /// Inserts a new sandbox; a name already used by the owner's live sandboxes is a conflict.
+    /// Inserts a new sandbox with no quota; a name already used by the owner's live sandboxes is
+    /// a conflict.
     pub async fn insert_sandbox(&self, s: &SandboxRow) -> Result<()> {
-        match &self.db {
-            Db::Sqlite(p) => sqlx::query(
-                "INSERT INTO sandboxes (id, owner_id, name, state, image, spec, error, agent_secret, agent_url, \
-                 created_at, updated_at, expires_at, deleted_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .bind(&s.id)
-            .bind(&s.owner_id)
-            .bind(&s.name)
-            .bind(&s.state)
-            .bind(&s.image)
-            .bind(&s.spec)
-            .bind(&s.error)
-            .bind(&s.agent_secret)
-            .bind(&s.agent_url)
-            .bind(s.created_at)
-            .bind(s.updated_at)
-            .bind(s.expires_at)
-            .bind(s.deleted_at)
-            .execute(p)
-            .await
-            .map_err(|e| conflict_on_unique(e, || format!("sandbox name {:?} is already in use", s.name)))?,
-        };
-        Ok(())
+        let unlimited = crate::Ceiling { sandboxes: i64::MAX, cpu: f64::MAX, memory: i64::MAX };
+        self.insert_sandbox_within(s, 0.0, 0, unlimited).await.map(|_| ())
     }
 
     /// The sandbox with this id, including deleted ones.
