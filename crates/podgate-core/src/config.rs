@@ -23,6 +23,8 @@ pub struct CoreConfig {
     pub rates: crate::limits::RateLimits,
     /// What each user may hold unless an admin overrides it.
     pub quota: crate::limits::QuotaDefaults,
+    /// How long driver calls may take.
+    pub driver_deadlines: podgate_runtime::Deadlines,
 }
 
 /// The server's policy for sandboxes.
@@ -64,6 +66,7 @@ impl Default for CoreConfig {
             sandbox: Default::default(),
             rates: Default::default(),
             quota: Default::default(),
+            driver_deadlines: Default::default(),
         }
     }
 }

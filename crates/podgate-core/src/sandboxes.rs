@@ -67,6 +67,8 @@ pub struct Sandboxes {
 
 impl Sandboxes {
     pub fn new(store: Store, driver: Arc<dyn Driver>, cfg: CoreConfig, metrics: Metrics) -> Sandboxes {
+        // A runtime that stops answering fails requests instead of hanging them.
+        let driver: Arc<dyn Driver> = Arc::new(podgate_runtime::Timed::new(driver, cfg.driver_deadlines));
         let limiter = RateLimiter::new(store.clone(), cfg.rates);
         let audit = Audit::new(store.clone());
         Sandboxes { store, driver, cfg: Arc::new(cfg), metrics, limiter, audit }

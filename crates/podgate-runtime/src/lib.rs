@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 #[cfg(feature = "test-util")]
 pub mod conformance;
+mod timed;
+
+pub use timed::{Deadlines, Timed};
 
 /// Errors a driver reports. Messages carry the engine's own reason.
 #[derive(Debug, thiserror::Error)]

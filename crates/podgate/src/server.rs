@@ -267,6 +267,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         sandbox,
         rates,
         quota,
+        driver_deadlines: Default::default(),
         default_image: args.default_image.or(file.default_image).unwrap_or(defaults.default_image),
         default_ttl: secs(args.default_ttl_seconds.or(file.default_ttl_seconds), defaults.default_ttl),
         max_ttl: secs(args.max_ttl_seconds.or(file.max_ttl_seconds), defaults.max_ttl),

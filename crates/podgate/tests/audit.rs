@@ -106,7 +106,8 @@ async fn actions_and_refusals_are_audited_and_queryable() {
     assert_eq!(r.status().as_u16(), 400, "unknown filters are refused");
 
     // The server's own actions: a TTL expiry, by `system`.
-    let short = admin.create(&CreateSandboxRequest { ttl_seconds: Some(1), ..req() }).await.unwrap();
+    // Long enough to finish starting on a loaded machine; the reconciler then deletes it.
+    let short = admin.create(&CreateSandboxRequest { ttl_seconds: Some(5), ..req() }).await.unwrap();
     let path = format!("/v1/sandboxes/{}/events", short.id);
     common::eventually(20, "the expiry in the sandbox's events", async || {
         let life: AuditList = srv.get_json(&path).await;

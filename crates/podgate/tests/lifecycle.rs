@@ -18,9 +18,10 @@ fn exec(argv: &[&str]) -> ExecRequest {
 async fn ttl_expiry_deletes_the_sandbox() {
     let srv = Server::start();
     let c = srv.client();
-    let sb = c.create(&CreateSandboxRequest { ttl_seconds: Some(2), ..Default::default() }).await.unwrap();
+    // Long enough to finish starting on a loaded machine (an expiry mid-create fails the create).
+    let sb = c.create(&CreateSandboxRequest { ttl_seconds: Some(5), ..Default::default() }).await.unwrap();
     let expires = sb.expires_at.unwrap() - sb.created_at;
-    assert_eq!(expires.whole_seconds(), 2);
+    assert_eq!(expires.whole_seconds(), 5);
     let keep = c.create(&CreateSandboxRequest { ttl_seconds: Some(600), ..Default::default() }).await.unwrap();
     eventually(20, "the expired sandbox is deleted", async || c.get(&sb.id).await.is_err()).await;
     assert!(podgate_client::is_not_found(&c.get(&sb.id).await.unwrap_err()));

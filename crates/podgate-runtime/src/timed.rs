@@ -1,0 +1,128 @@
+//! `Timed`: a driver whose every call has a deadline, so that a runtime that stops answering
+//! makes requests fail with "unavailable" instead of hanging them (and the reconciler) forever.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{AgentEndpoint, Driver, Error, Instance, PlacementSpec, Result};
+
+/// Deadlines of driver calls.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadlines {
+    /// `create`, which may pull an image.
+    pub create: Duration,
+    /// Every other call.
+    pub call: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines { create: Duration::from_secs(900), call: Duration::from_secs(60) }
+    }
+}
+
+/// Wraps a driver with [`Deadlines`].
+pub struct Timed {
+    inner: Arc<dyn Driver>,
+    deadlines: Deadlines,
+}
+
+impl Timed {
+    pub fn new(inner: Arc<dyn Driver>, deadlines: Deadlines) -> Timed {
+        Timed { inner, deadlines }
+    }
+
+    async fn within<T>(&self, limit: Duration, what: &str, f: impl Future<Output = Result<T>>) -> Result<T> {
+        match tokio::time::timeout(limit, f).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Unavailable(format!(
+                "the {} runtime did not answer {what} within {limit:?}",
+                self.inner.name()
+            ))),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Driver for Timed {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.within(self.deadlines.call, "a ping", self.inner.ping()).await
+    }
+
+    async fn create(&self, spec: &PlacementSpec) -> Result<()> {
+        self.within(self.deadlines.create, "a create", self.inner.create(spec)).await
+    }
+
+    async fn start(&self, sandbox_id: &str) -> Result<AgentEndpoint> {
+        self.within(self.deadlines.call, "a start", self.inner.start(sandbox_id)).await
+    }
+
+    async fn inspect(&self, sandbox_id: &str) -> Result<Option<Instance>> {
+        self.within(self.deadlines.call, "an inspect", self.inner.inspect(sandbox_id)).await
+    }
+
+    async fn list(&self) -> Result<Vec<Instance>> {
+        self.within(self.deadlines.call, "a list", self.inner.list()).await
+    }
+
+    async fn delete(&self, sandbox_id: &str) -> Result<()> {
+        self.within(self.deadlines.call, "a delete", self.inner.delete(sandbox_id)).await
+    }
+
+    async fn logs(&self, sandbox_id: &str, lines: usize) -> Result<String> {
+        self.within(self.deadlines.call, "a logs request", self.inner.logs(sandbox_id, lines)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A runtime that never answers.
+    struct Hung;
+
+    #[async_trait::async_trait]
+    impl Driver for Hung {
+        fn name(&self) -> &'static str {
+            "hung"
+        }
+        async fn ping(&self) -> Result<()> {
+            std::future::pending().await
+        }
+        async fn create(&self, _: &PlacementSpec) -> Result<()> {
+            std::future::pending().await
+        }
+        async fn start(&self, _: &str) -> Result<AgentEndpoint> {
+            std::future::pending().await
+        }
+        async fn inspect(&self, _: &str) -> Result<Option<Instance>> {
+            std::future::pending().await
+        }
+        async fn list(&self) -> Result<Vec<Instance>> {
+            std::future::pending().await
+        }
+        async fn delete(&self, _: &str) -> Result<()> {
+            std::future::pending().await
+        }
+        async fn logs(&self, _: &str, _: usize) -> Result<String> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hung_runtime_answers_unavailable_in_time() {
+        let d = Deadlines { create: Duration::from_millis(80), call: Duration::from_millis(20) };
+        let t = Timed::new(Arc::new(Hung), d);
+        let started = std::time::Instant::now();
+        assert!(matches!(t.list().await, Err(Error::Unavailable(m)) if m.contains("a list")));
+        assert!(matches!(t.delete("x").await, Err(Error::Unavailable(_))));
+        let e = t.create(&PlacementSpec::default()).await.unwrap_err();
+        assert!(e.to_string().contains("the hung runtime did not answer a create within 80ms"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}
