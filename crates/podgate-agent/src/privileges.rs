@@ -10,20 +10,9 @@ use nix::unistd::{Gid, Uid};
 /// The folder every sandbox user can write; the code bootstrap extracts into it.
 pub const WORKSPACE: &str = "/workspace";
 
-/// Parses `UID:GID` (or `UID`, meaning the same number for both).
+/// Parses `--user`: `UID:GID`, or `UID` for both.
 pub fn parse_user(s: &str) -> Result<(u32, u32), String> {
-    let (u, g) = s.split_once(':').unwrap_or((s, s));
-    match (u.parse(), g.parse()) {
-        (Ok(u), Ok(g)) => Ok((u, g)),
-        _ => Err(format!("--user needs UID or UID:GID, not {s:?}")),
-    }
-}
-
-/// What the agent becomes: its home and names for the environment of what it starts.
-#[derive(Debug)]
-pub struct Identity {
-    pub home: PathBuf,
-    pub name: Option<String>,
+    podgate_types::validate::uid_gid(s).map_err(|e| format!("--user: {e}"))
 }
 
 /// Becomes `uid:gid` if the agent is root and that is another user; sets `HOME`, `USER` and
@@ -52,17 +41,16 @@ pub fn become_user(uid: u32, gid: u32) -> Result<(), String> {
     if Uid::effective().is_root() || nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
         return Err("still root after dropping privileges".into());
     }
-    let id = Identity { home, name: account.name };
     // SAFETY: called from `main` before the runtime or any other thread starts.
     unsafe {
-        std::env::set_var("HOME", &id.home);
-        if let Some(n) = &id.name {
+        std::env::set_var("HOME", &home);
+        if let Some(n) = &account.name {
             std::env::set_var("USER", n);
             std::env::set_var("LOGNAME", n);
         }
     }
     if nix::unistd::access(".", nix::unistd::AccessFlags::X_OK).is_err() {
-        std::env::set_current_dir(&id.home).map_err(|e| format!("entering {}: {e}", id.home.display()))?;
+        std::env::set_current_dir(&home).map_err(|e| format!("entering {}: {e}", home.display()))?;
     }
     Ok(())
 }

@@ -100,7 +100,7 @@ pub async fn record_forwarded(
 ) {
     let Some(action) = forwarded_action(method, agent_path) else { return };
     // The query decoded, so that paths read as they are (`path=/tmp/x`, not `%2Ftmp%2Fx`).
-    let mut detail = match path_and_query.split_once('?') {
+    let detail = match path_and_query.split_once('?') {
         Some((path, query)) => {
             let pairs: Vec<String> =
                 form_urlencoded::parse(query.as_bytes()).map(|(k, v)| format!("{k}={v}")).collect();
@@ -108,9 +108,6 @@ pub async fn record_forwarded(
         }
         None => format!("{method} {path_and_query}"),
     };
-    if let Some((i, _)) = detail.char_indices().nth(300) {
-        detail.truncate(i);
-    }
     let result = if status < 400 { "ok".to_string() } else { format!("http_{status}") };
     st.sandboxes.audit().record(Event::by(caller, action).sandbox(sandbox_id).result(&result).detail(detail)).await;
 }

@@ -9,6 +9,8 @@ use podgate_types::api::AuditEvent;
 use crate::clock::now_ms;
 use crate::{Caller, Error, Result};
 
+/// Longest detail kept (command lines, paths), in characters.
+pub const MAX_DETAIL: usize = 300;
 /// Most events one query returns.
 pub const MAX_EVENTS: i64 = 1000;
 
@@ -54,8 +56,14 @@ impl Event {
         self
     }
 
+    /// What was acted on; at most [`MAX_DETAIL`] characters are kept.
     pub fn detail(mut self, d: impl Into<String>) -> Event {
-        self.0.detail = Some(d.into());
+        let mut d: String = d.into();
+        if let Some((cut, _)) = d.char_indices().nth(MAX_DETAIL) {
+            d.truncate(cut);
+            d.push('…');
+        }
+        self.0.detail = Some(d);
         self
     }
 
@@ -143,5 +151,18 @@ fn view(r: AuditRow) -> AuditEvent {
         sandbox_id: r.sandbox_id,
         result: r.result,
         detail: r.detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn details_are_cut_on_a_character_boundary() {
+        let long = Event::system("x").detail("é".repeat(MAX_DETAIL + 50));
+        assert_eq!(long.0.detail.unwrap().chars().count(), MAX_DETAIL + 1, "the cut plus the ellipsis");
+        let short = Event::system("x").detail("echo hi");
+        assert_eq!(short.0.detail.as_deref(), Some("echo hi"));
     }
 }

@@ -42,10 +42,6 @@ impl RateLimiter {
         RateLimiter { audit: Audit::new(store.clone()), store, limits }
     }
 
-    pub fn limits(&self) -> RateLimits {
-        self.limits
-    }
-
     /// Counts a request from `address` (before authentication).
     pub async fn address(&self, address: &str) -> Result<()> {
         let event = || Event::anonymous(Some(address), "rate_limit.address");

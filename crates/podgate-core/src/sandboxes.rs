@@ -47,11 +47,7 @@ pub fn parse_user(s: &str) -> Result<(u32, u32)> {
     if s == "root" {
         return Ok((0, 0));
     }
-    let (u, g) = s.split_once(':').unwrap_or((s, s));
-    match (u.parse::<u32>(), g.parse::<u32>()) {
-        (Ok(u), Ok(g)) if u < 1 << 31 && g < 1 << 31 => Ok((u, g)),
-        _ => Err(Error::Invalid(format!("invalid user {s:?}: give root, a uid, or uid:gid (e.g. 1000:1000)"))),
-    }
+    validate::uid_gid(s).map_err(|e| Error::Invalid(format!("{e}, or root")))
 }
 
 /// The sandbox service. Cheap to clone.
@@ -255,7 +251,7 @@ impl Sandboxes {
 
     /// A user's quota and usage (`me` for the caller; admins may see anyone's).
     pub async fn quota(&self, caller: &Caller, id_or_me: &str) -> Result<Quota> {
-        let user = self.quota_user(caller, id_or_me).await?;
+        let user = crate::users::managed_user(&self.store, caller, id_or_me).await?;
         let overrides = crate::limits::overrides_of(user.quota.as_deref())?;
         let limits = self.cfg.quota.apply(&overrides, self.cfg.max_ttl.as_secs());
         Ok(crate::limits::view(&user.id, limits, overrides, self.store.usage(&user.id).await?))
@@ -265,7 +261,7 @@ impl Sandboxes {
     pub async fn set_quota(&self, caller: &Caller, id: &str, overrides: QuotaOverrides) -> Result<Quota> {
         caller.require_admin()?;
         crate::limits::validate_overrides(&overrides)?;
-        let user = self.quota_user(caller, id).await?;
+        let user = crate::users::managed_user(&self.store, caller, id).await?;
         let json = (overrides != QuotaOverrides::default())
             .then(|| serde_json::to_string(&overrides))
             .transpose()
@@ -274,15 +270,6 @@ impl Sandboxes {
         let detail = format!("user {} ({}): {}", user.name, user.id, json.as_deref().unwrap_or("defaults"));
         self.audit.record(Event::by(caller, "quota.set").detail(detail)).await;
         self.quota(caller, &user.id).await
-    }
-
-    async fn quota_user(&self, caller: &Caller, id_or_me: &str) -> Result<podgate_store::UserRow> {
-        let id = if id_or_me == "me" { caller.user_id.as_str() } else { id_or_me };
-        let missing = || Error::NotFound(format!("user {id_or_me:?} not found"));
-        if !caller.may_access(id) {
-            return Err(missing());
-        }
-        self.store.user(id).await?.ok_or_else(missing)
     }
 
     async fn bring_up(&self, row: SandboxRow) -> Result<Sandbox> {
@@ -420,7 +407,7 @@ impl Sandboxes {
         validate::argv("argv", &req.argv).map_err(Error::Invalid)?;
         validate::env(&req.env).map_err(Error::Invalid)?;
         let row = self.resolve(caller, id_or_name).await?;
-        let event = Event::by(caller, "sandbox.exec").sandbox(&row.id).detail(command_summary(&req.argv));
+        let event = Event::by(caller, "sandbox.exec").sandbox(&row.id).detail(req.argv.join(" "));
         let r = match self.agent(&row) {
             Ok(agent) => agent.exec(&req).await.map_err(|e| agent_error(&row.id, e)),
             Err(e) => Err(e),
@@ -518,14 +505,5 @@ pub(crate) fn agent_error(id: &str, e: AgentError) -> Error {
             tracing::error!(sandbox_id = %id, error = %other, "agent failure");
             Error::Unavailable(format!("the agent of sandbox {id} failed"))
         }
-    }
-}
-
-/// A command line for the audit trail: the words joined, at most 200 characters.
-pub(crate) fn command_summary(argv: &[String]) -> String {
-    let line = argv.join(" ");
-    match line.char_indices().nth(200) {
-        Some((i, _)) => format!("{}…", &line[..i]),
-        None => line,
     }
 }

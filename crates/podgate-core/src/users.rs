@@ -15,6 +15,17 @@ const MAX_TOKEN_NAME: usize = 64;
 /// Longest token lifetime a caller may ask for (ten years).
 const MAX_EXPIRY_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
+/// The user `id_or_me` (`me` is the caller) whose tokens and quota the caller may see: their
+/// own, or anyone's for an admin. Another user answers exactly like a missing one.
+pub(crate) async fn managed_user(store: &podgate_store::Store, caller: &Caller, id_or_me: &str) -> Result<UserRow> {
+    let id = if id_or_me == "me" { caller.user_id.as_str() } else { id_or_me };
+    let missing = || Error::NotFound(format!("user {id_or_me:?} not found"));
+    if !caller.may_access(id) {
+        return Err(missing());
+    }
+    store.user(id).await?.ok_or_else(missing)
+}
+
 fn user_info(u: &UserRow) -> UserInfo {
     UserInfo { id: u.id.clone(), name: u.name.clone(), role: u.role.clone() }
 }
@@ -55,19 +66,9 @@ impl Auth {
         Ok(CreatedUser { user: user_info(&user), token: CreatedToken { info, secret } })
     }
 
-    /// The user `id_or_me` the caller may manage tokens of (`me` is the caller).
-    async fn token_owner(&self, caller: &Caller, id_or_me: &str) -> Result<UserRow> {
-        let id = if id_or_me == "me" { caller.user_id.as_str() } else { id_or_me };
-        let missing = || Error::NotFound(format!("user {id_or_me:?} not found"));
-        if !caller.may_access(id) {
-            return Err(missing());
-        }
-        self.store().user(id).await?.ok_or_else(missing)
-    }
-
     /// A user's tokens, without secrets.
     pub async fn list_tokens(&self, caller: &Caller, user: &str) -> Result<Vec<TokenInfo>> {
-        let owner = self.token_owner(caller, user).await?;
+        let owner = managed_user(self.store(), caller, user).await?;
         Ok(self.store().tokens_of(&owner.id).await?.iter().map(token_info).collect())
     }
 
@@ -79,7 +80,7 @@ impl Auth {
         name: &str,
         expires_in_seconds: Option<u64>,
     ) -> Result<CreatedToken> {
-        let owner = self.token_owner(caller, user).await?;
+        let owner = managed_user(self.store(), caller, user).await?;
         if name.trim().is_empty() || name.len() > MAX_TOKEN_NAME || name.chars().any(char::is_control) {
             return Err(Error::Invalid(format!("token name must be 1-{MAX_TOKEN_NAME} printable characters")));
         }

@@ -5,6 +5,15 @@ use std::collections::BTreeMap;
 /// Longest sandbox name (a DNS label).
 pub const MAX_NAME_LEN: usize = 63;
 
+/// A numeric user: `UID`, or `UID:GID` (the uid as the gid when alone), each below 2^31.
+pub fn uid_gid(s: &str) -> Result<(u32, u32), String> {
+    let (u, g) = s.split_once(':').unwrap_or((s, s));
+    match (u.parse::<u32>(), g.parse::<u32>()) {
+        (Ok(u), Ok(g)) if u < 1 << 31 && g < 1 << 31 => Ok((u, g)),
+        _ => Err(format!("invalid user {s:?}: give a uid or uid:gid (e.g. 1000:1000)")),
+    }
+}
+
 /// A user name: the same rules as a sandbox name.
 pub fn user_name(name: &str) -> Result<(), String> {
     sandbox_name(name).map_err(|_| {
