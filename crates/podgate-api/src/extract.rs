@@ -39,8 +39,7 @@ where
                     "authorization header must be 'Bearer <token>'",
                 )
             })?;
-        let source =
-            parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
+        let source = crate::peer(&parts.extensions).map(|ip| ip.to_string());
         let caller = st.auth.authenticate(token, source.as_deref()).await?;
         tracing::Span::current().record("user_id", caller.user_id.as_str());
         st.sandboxes.limiter().user(&caller).await?;

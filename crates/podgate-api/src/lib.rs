@@ -102,7 +102,7 @@ pub fn router(state: AppState) -> Router {
 /// counted (monitoring polls them); without a peer address (in-process tests) nothing is.
 async fn limit_by_address(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let exempt = matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics");
-    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let peer = peer(req.extensions());
     if let (false, Some(ip)) = (exempt, peer)
         && let Err(e) = st.sandboxes.limiter().address(&ip.to_string()).await
     {
@@ -110,6 +110,11 @@ async fn limit_by_address(State(st): State<Arc<AppState>>, req: Request, next: N
         return axum::response::IntoResponse::into_response(ApiError::from(e));
     }
     next.run(req).await
+}
+
+/// The client's address, when the server was started with connect info (in-process tests are not).
+pub(crate) fn peer(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
 }
 
 async fn count_requests(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
