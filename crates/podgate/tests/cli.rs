@@ -112,13 +112,7 @@ fn exec_reattaches_after_the_server_restarts() {
     let mut srv = Server::start();
     ok(&srv.cli(&["up", "--name", "keep"]));
     let script = "echo before; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo after; exit 4";
-    let mut child = srv
-        .cli_command(&["exec", "keep", "--", "sh", "-c", script])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = srv.cli_spawn(&["exec", "keep", "--", "sh", "-c", script], std::process::Stdio::piped());
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "before");
     // The server goes away and comes back on the same address; the process lives in the agent,
@@ -188,20 +182,17 @@ fn exec_streams_live_and_forwards_ctrl_c() {
     ok(&srv.cli(&["up", "--name", "box"]));
 
     // Output arrives while the command still runs; Ctrl-C reaches the remote command.
-    let mut child = srv
-        .cli_command(&[
+    let mut child = srv.cli_spawn(
+        &[
             "exec",
             "box",
             "--",
             "sh",
             "-c",
             "trap 'echo interrupted; exit 5' INT; echo ready; while :; do sleep 0.1; done",
-        ])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        std::process::Stdio::piped(),
+    );
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "ready", "the first line arrives before the command ends");
     assert!(child.try_wait().unwrap().is_none());

@@ -173,6 +173,18 @@ async fn sandboxes_are_unprivileged_and_walled_off() {
     assert!(matches!(&e, podgate_client::Error::Api { status: 403, .. }), "{e:?}");
     let bad = CreateSandboxRequest { user: Some("alice".into()), ..busybox(None) };
     assert!(matches!(c.create(&bad).await.unwrap_err(), podgate_client::Error::Api { status: 422, .. }));
+
+    // The same choices through the CLI.
+    let args = ["--network", "none", "--read-only-root", "-u", "1000:1000", "-o", "json"];
+    let o = srv.cli(&[&["up", "--image", BUSYBOX, "--name", "cli-closed"][..], &args].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["network"].as_str(), v["read_only_root"].as_bool(), v["user"].as_str()),
+        (Some("none"), Some(true), Some("1000:1000"))
+    );
+    let o = srv.cli(&["up", "--image", BUSYBOX, "-u", "root"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("root sandboxes"), "{o:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{KillOnDrop, Server};
@@ -63,13 +63,10 @@ async fn sync_reconciles_then_follows_both_sides() {
     )
     .await;
 
-    let child = srv
-        .cli_command(&["sync", l.to_str().unwrap(), &format!("{sb}:/workspace/proj"), "--exclude", "skip"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let child = srv.cli_spawn(
+        &["sync", l.to_str().unwrap(), &format!("{sb}:/workspace/proj"), "--exclude", "skip"],
+        std::process::Stdio::inherit(),
+    );
     let mut child = KillOnDrop(child);
     let mut out = BufReader::new(child.0.stdout.take().unwrap());
     let mut seen = String::new();

@@ -4,7 +4,6 @@
 mod common;
 
 use std::io::{BufRead as _, BufReader};
-use std::process::Stdio;
 
 use common::{KillOnDrop, Server};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -38,13 +37,7 @@ async fn port_forward_reaches_http_in_the_sandbox() {
     })
     .await;
 
-    let child = srv
-        .cli_command(&["port-forward", &sb, "0:8080"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let child = srv.cli_spawn(&["port-forward", &sb, "0:8080"], std::process::Stdio::inherit());
     let mut child = KillOnDrop(child);
     let mut line = String::new();
     BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();

@@ -163,6 +163,11 @@ impl Server {
         cmd
     }
 
+    /// The CLI started in the background: no stdin, stdout piped, stderr as given.
+    pub fn cli_spawn(&self, args: &[&str], stderr: Stdio) -> Child {
+        self.cli_command(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr).spawn().unwrap()
+    }
+
     pub fn cli_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
         use std::io::Write as _;
         let mut child = self
