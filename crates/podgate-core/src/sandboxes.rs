@@ -278,7 +278,7 @@ impl Sandboxes {
             Ok(()) => {
                 if !self.store.transition(&id, &["starting"], "running", None, now_ms()).await? {
                     // Deleted while it was starting: the delete cleans up.
-                    return Err(Error::Conflict(format!("sandbox {id} was deleted while it was starting")));
+                    return Err(self.removed_while_starting(&id).await);
                 }
                 tracing::info!(sandbox_id = %id, "sandbox running");
                 let row = self.load(&id).await?;
@@ -294,10 +294,23 @@ impl Sandboxes {
                     tracing::error!(sandbox_id = %id, error = %de, "cleanup after failed create failed; the reconciler retries");
                 }
                 let msg = e.to_string();
-                self.store.transition(&id, &["pending", "starting"], "deleted", Some(&msg), now_ms()).await?;
+                if !self.store.transition(&id, &["pending", "starting"], "deleted", Some(&msg), now_ms()).await? {
+                    // Removed meanwhile (its TTL, its owner): that, not the failure it caused, is the answer.
+                    return Err(self.removed_while_starting(&id).await);
+                }
                 Err(e)
             }
         }
+    }
+
+    /// Why a sandbox that was still starting is gone: a delete or its TTL got there first.
+    async fn removed_while_starting(&self, id: &str) -> Error {
+        let reason = match self.store.sandbox(id).await {
+            Ok(Some(row)) => row.error.unwrap_or_else(|| "deleted".into()),
+            Ok(None) => "deleted".into(),
+            Err(e) => return e.into(),
+        };
+        Error::Conflict(format!("sandbox {id} was removed while it was starting: {reason}"))
     }
 
     async fn place_and_wait(&self, row: &SandboxRow) -> Result<()> {
@@ -395,7 +408,8 @@ impl Sandboxes {
     /// Removes the instance of sandbox `id` and records it as deleted with `reason`.
     pub(crate) async fn remove(&self, id: &str, reason: &str) -> Result<()> {
         let live = ["pending", "starting", "running", "paused", "stopping", "stopped", "failed"];
-        self.store.transition(id, &live, "stopping", None, now_ms()).await?;
+        // The reason is there from the start, for a create this removal interrupts.
+        self.store.transition(id, &live, "stopping", Some(reason), now_ms()).await?;
         self.driver.delete(id).await?;
         self.store.transition(id, &["stopping"], "deleted", Some(reason), now_ms()).await?;
         Ok(())

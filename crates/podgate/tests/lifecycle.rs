@@ -30,6 +30,21 @@ async fn ttl_expiry_deletes_the_sandbox() {
 }
 
 #[tokio::test]
+async fn a_ttl_that_ends_during_the_create_is_the_answer() {
+    // An "agent" that never answers keeps the create waiting until the TTL removes the sandbox.
+    let dir = tempfile::tempdir().unwrap();
+    let stuck = dir.path().join("stuck-agent");
+    std::fs::write(&stuck, "#!/bin/sh\nexec sleep 1000\n").unwrap();
+    std::fs::set_permissions(&stuck, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let srv = Server::start_with(Opts { agent_bin: Some(stuck), ..Default::default() });
+    let c = srv.client();
+    let e = c.create(&CreateSandboxRequest { ttl_seconds: Some(1), ..Default::default() }).await.unwrap_err();
+    assert!(matches!(&e, podgate_client::Error::Api { status: 409, .. }), "{e:?}");
+    assert!(e.to_string().contains("removed while it was starting: ttl expired"), "{e}");
+    eventually(20, "nothing left", async || srv.containers().is_empty()).await;
+}
+
+#[tokio::test]
 async fn kill9_during_create_leaves_no_orphan() {
     // An "agent" that never answers keeps the create waiting, so the kill lands mid-create.
     let mut srv = Server::start();
