@@ -2,7 +2,7 @@
 
 use sqlx::QueryBuilder;
 
-use crate::{Db, Result, Store};
+use crate::{Result, Store};
 
 /// One audit event. `id` orders events; `at` is unix milliseconds.
 #[derive(Clone, Debug, Default, PartialEq, sqlx::FromRow)]
@@ -34,50 +34,48 @@ pub struct AuditFilter {
 impl Store {
     /// Appends an event (its `id` is assigned here).
     pub async fn insert_audit(&self, e: &AuditRow) -> Result<()> {
-        match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query(
-                    "INSERT INTO audit_events (at, actor_id, actor_name, source, action, sandbox_id, result, detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(e.at)
-                .bind(&e.actor_id)
-                .bind(&e.actor_name)
-                .bind(&e.source)
-                .bind(&e.action)
-                .bind(&e.sandbox_id)
-                .bind(&e.result)
-                .bind(&e.detail)
-                .execute(p)
-                .await?
-            }
-        };
+        on_db!(self, p => {
+            sqlx::query(
+                "INSERT INTO audit_events (at, actor_id, actor_name, source, action, sandbox_id, result, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(e.at)
+            .bind(&e.actor_id)
+            .bind(&e.actor_name)
+            .bind(&e.source)
+            .bind(&e.action)
+            .bind(&e.sandbox_id)
+            .bind(&e.result)
+            .bind(&e.detail)
+            .execute(p)
+            .await?.rows_affected()
+        });
         Ok(())
     }
 
     /// Events matching `f`.
     pub async fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditRow>> {
-        let mut q = QueryBuilder::new("SELECT * FROM audit_events WHERE 1 = 1");
-        if let Some(a) = &f.actor_id {
-            q.push(" AND actor_id = ").push_bind(a.clone());
-        }
-        if let Some(s) = &f.sandbox_id {
-            q.push(" AND sandbox_id = ").push_bind(s.clone());
-        }
-        if let Some(a) = &f.action {
-            q.push(" AND action = ").push_bind(a.clone());
-        }
-        if let Some(t) = f.since {
-            q.push(" AND at >= ").push_bind(t);
-        }
-        if let Some(t) = f.until {
-            q.push(" AND at < ").push_bind(t);
-        }
-        q.push(if f.oldest_first { " ORDER BY id ASC" } else { " ORDER BY id DESC" });
-        q.push(" LIMIT ").push_bind(f.limit);
-        Ok(match &self.db {
-            Db::Sqlite(p) => q.build_query_as().fetch_all(p).await?,
-        })
+        Ok(on_db!(self, p => {
+            let mut q = QueryBuilder::new("SELECT * FROM audit_events WHERE 1 = 1");
+            if let Some(a) = &f.actor_id {
+                q.push(" AND actor_id = ").push_bind(a.clone());
+            }
+            if let Some(s) = &f.sandbox_id {
+                q.push(" AND sandbox_id = ").push_bind(s.clone());
+            }
+            if let Some(a) = &f.action {
+                q.push(" AND action = ").push_bind(a.clone());
+            }
+            if let Some(t) = f.since {
+                q.push(" AND at >= ").push_bind(t);
+            }
+            if let Some(t) = f.until {
+                q.push(" AND at < ").push_bind(t);
+            }
+            q.push(if f.oldest_first { " ORDER BY id ASC" } else { " ORDER BY id DESC" });
+            q.push(" LIMIT ").push_bind(f.limit);
+            q.build_query_as().fetch_all(p).await?
+        }))
     }
 }
 
@@ -85,9 +83,8 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn filters_and_orders() {
-        let (s, _d) = crate::test_util::store().await;
+    crate::test_util::both!(filters_and_orders);
+    async fn filters_and_orders(s: crate::Store) {
         let ev = |at: i64, actor: &str, action: &str, sb: Option<&str>| AuditRow {
             at,
             actor_id: Some(actor.into()),

@@ -12,9 +12,29 @@ pub enum Error {
     /// The database failed or is unreachable.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database URL or settings are unusable.
+    #[error("{0}")]
+    Config(String),
     /// Migrations failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl Error {
+    /// Whether the database is not there (yet, or for now): down, restarting or out of reach, as
+    /// opposed to a wrong URL, wrong credentials or a bad query.
+    pub fn is_unreachable(&self) -> bool {
+        let e = match self {
+            Error::Database(e) | Error::Migrate(sqlx::migrate::MigrateError::Execute(e)) => e,
+            _ => return false,
+        };
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+            // PostgreSQL's "operator intervention" class: shutting down, starting up, cannot connect now.
+            sqlx::Error::Database(d) => d.code().is_some_and(|c| c.starts_with("57P")),
+            _ => false,
+        }
+    }
 }
 
 /// Result with the store's [`Error`].

@@ -1,6 +1,6 @@
 //! Signing keys for session tokens, and the single-use record of token ids.
 
-use crate::{Db, Result, Store};
+use crate::{Result, Store};
 
 /// A signing key. `private_key` is PKCS#8 (base64), `public_key` the raw key (base64url).
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
@@ -17,77 +17,67 @@ pub struct SigningKeyRow {
 impl Store {
     /// Adds a key.
     pub async fn insert_signing_key(&self, k: &SigningKeyRow) -> Result<()> {
-        match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query(
-                    "INSERT INTO signing_keys (kid, alg, private_key, public_key, created_at, retired_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&k.kid)
-                .bind(&k.alg)
-                .bind(&k.private_key)
-                .bind(&k.public_key)
-                .bind(k.created_at)
-                .bind(k.retired_at)
-                .bind(k.expires_at)
-                .execute(p)
-                .await?
-            }
-        };
+        on_db!(self, p => {
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, alg, private_key, public_key, created_at, retired_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&k.kid)
+            .bind(&k.alg)
+            .bind(&k.private_key)
+            .bind(&k.public_key)
+            .bind(k.created_at)
+            .bind(k.retired_at)
+            .bind(k.expires_at)
+            .execute(p)
+            .await?.rows_affected()
+        });
         Ok(())
     }
 
     /// Keys not expired at `now`, newest first.
     pub async fn signing_keys(&self, now: i64) -> Result<Vec<SigningKeyRow>> {
-        Ok(match &self.db {
-            Db::Sqlite(p) => sqlx::query_as(
+        Ok(on_db!(self, p => sqlx::query_as(
                 "SELECT * FROM signing_keys WHERE expires_at IS NULL OR expires_at > $1 ORDER BY created_at DESC, kid",
             )
             .bind(now)
             .fetch_all(p)
-            .await?,
-        })
+            .await?))
     }
 
     /// Stops signing with every key but `keep` from `now`, and drops them at `expires_at`.
     pub async fn retire_signing_keys(&self, keep: &str, now: i64, expires_at: i64) -> Result<()> {
-        match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query(
-                    "UPDATE signing_keys SET retired_at = $1, expires_at = $2 WHERE kid <> $3 AND retired_at IS NULL",
-                )
-                .bind(now)
-                .bind(expires_at)
-                .bind(keep)
-                .execute(p)
-                .await?
-            }
-        };
+        on_db!(self, p => {
+            sqlx::query(
+                "UPDATE signing_keys SET retired_at = $1, expires_at = $2 WHERE kid <> $3 AND retired_at IS NULL",
+            )
+            .bind(now)
+            .bind(expires_at)
+            .bind(keep)
+            .execute(p)
+            .await?.rows_affected()
+        });
         Ok(())
     }
 
     /// Records a token id as used; `false` if it was used before.
     pub async fn use_token_once(&self, jti: &str, expires_at: i64) -> Result<bool> {
-        let n = match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query("INSERT INTO used_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
-                    .bind(jti)
-                    .bind(expires_at)
-                    .execute(p)
-                    .await?
-                    .rows_affected()
-            }
-        };
+        let n = on_db!(self, p => {
+            sqlx::query("INSERT INTO used_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
+                .bind(jti)
+                .bind(expires_at)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
         Ok(n == 1)
     }
 
     /// Forgets used token ids that expired before `now` (they cannot be replayed anyway).
     pub async fn purge_used_tokens(&self, now: i64) -> Result<u64> {
-        Ok(match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query("DELETE FROM used_tokens WHERE expires_at < $1").bind(now).execute(p).await?.rows_affected()
-            }
-        })
+        Ok(on_db!(self, p => {
+            sqlx::query("DELETE FROM used_tokens WHERE expires_at < $1").bind(now).execute(p).await?.rows_affected()
+        }))
     }
 }
 
@@ -95,9 +85,8 @@ impl Store {
 mod tests {
     use super::SigningKeyRow;
 
-    #[tokio::test]
-    async fn keys_rotate_and_tokens_are_single_use() {
-        let (s, _d) = crate::test_util::store().await;
+    crate::test_util::both!(keys_rotate_and_tokens_are_single_use);
+    async fn keys_rotate_and_tokens_are_single_use(s: crate::Store) {
         let key = |kid: &str, at| SigningKeyRow {
             kid: kid.into(),
             alg: "EdDSA".into(),

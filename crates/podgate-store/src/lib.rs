@@ -1,4 +1,16 @@
-//! podgate's state store: one `Db` enum over SQLite (default) with portable SQL and per-dialect migrations.
+//! podgate's state store: one `Db` enum over SQLite (default) or PostgreSQL, with portable SQL and
+//! per-dialect migrations.
+
+/// Runs `$body` with `$p` bound to the pool of whichever database the store uses. The body is
+/// compiled once per dialect, so each portable query is written once.
+macro_rules! on_db {
+    ($store:expr, $p:ident => $body:expr) => {
+        match &$store.db {
+            $crate::Db::Sqlite($p) => $body,
+            $crate::Db::Postgres($p) => $body,
+        }
+    };
+}
 
 mod audit;
 mod error;
@@ -13,6 +25,7 @@ use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use audit::{AuditFilter, AuditRow};
@@ -22,11 +35,19 @@ pub use limits::{Ceiling, Usage};
 pub use rows::{SandboxRow, TokenRow, UserRow};
 
 /// The database behind the store. Queries are written once in portable SQL (`$1` placeholders);
-/// each dialect has its own migrations with identical versions. PostgreSQL joins here for replicas.
+/// each dialect has its own migrations with identical versions. PostgreSQL lets several servers
+/// share one state.
 #[derive(Clone, Debug)]
 pub enum Db {
     Sqlite(SqlitePool),
+    Postgres(PgPool),
 }
+
+/// How long a request waits for a database connection before it fails (and the API answers 503).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest a single PostgreSQL statement may run.
+const STATEMENT_TIMEOUT: &str = "30s";
 
 /// Handle to podgate's state; cheap to clone.
 #[derive(Clone, Debug)]
@@ -35,6 +56,28 @@ pub struct Store {
 }
 
 impl Store {
+    /// Opens the database named by `url`: `postgres://…` (or `postgresql://…`) or `sqlite://PATH`.
+    pub async fn open(url: &str) -> Result<Store> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Store::open_postgres(url).await
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            Store::open_sqlite(Path::new(path)).await
+        } else {
+            Err(Error::Config(format!("unsupported database URL {url:?}: use postgres://… or sqlite://PATH")))
+        }
+    }
+
+    /// Connects to the PostgreSQL database at `url` and runs its migrations (under PostgreSQL's
+    /// migration lock, so replicas starting together migrate once).
+    pub async fn open_postgres(url: &str) -> Result<Store> {
+        let opts = PgConnectOptions::from_str(url)?
+            .application_name("podgate")
+            .options([("statement_timeout", STATEMENT_TIMEOUT)]);
+        let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(opts).await?;
+        sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        Ok(Store { db: Db::Postgres(pool) })
+    }
+
     /// Opens (creating if needed) the SQLite database at `path` and runs its migrations.
     pub async fn open_sqlite(path: &Path) -> Result<Store> {
         let url = format!("sqlite://{}", path.display());
@@ -44,11 +87,8 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts)
-            .await?;
+        let pool =
+            SqlitePoolOptions::new().max_connections(8).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(opts).await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         Ok(Store { db: Db::Sqlite(pool) })
     }
@@ -60,47 +100,74 @@ impl Store {
 
     /// Checks the database answers.
     pub async fn ping(&self) -> Result<()> {
-        match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query("SELECT 1").execute(p).await?;
-            }
-        }
+        on_db!(self, p => sqlx::query("SELECT 1").execute(p).await?.rows_affected());
         Ok(())
     }
 
     /// The value stored under `key`, setting it to `value` first if the key is new.
     pub async fn meta_get_or_init(&self, key: &str, value: &str) -> Result<String> {
-        match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-                    .bind(key)
-                    .bind(value)
-                    .execute(p)
-                    .await?;
-                let (v,): (String,) =
-                    sqlx::query_as("SELECT value FROM meta WHERE key = $1").bind(key).fetch_one(p).await?;
-                Ok(v)
-            }
-        }
+        on_db!(self, p => {
+            sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                .bind(key)
+                .bind(value)
+                .execute(p)
+                .await?;
+            let (v,): (String,) =
+                sqlx::query_as("SELECT value FROM meta WHERE key = $1").bind(key).fetch_one(p).await?;
+            Ok(v)
+        })
     }
 }
 
 #[cfg(test)]
 pub(crate) mod test_util {
+    //! Every store test runs on both dialects: `both!(name)` makes `name::sqlite` and
+    //! `name::postgres` tests of `async fn name(store)`, the latter on a private PostgreSQL server.
+
     use super::Store;
 
-    pub async fn store() -> (Store, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open_sqlite(&dir.path().join("t.db")).await.unwrap();
-        (s, dir)
+    /// What keeps a test's database alive.
+    pub enum Guard {
+        Sqlite(#[allow(dead_code)] tempfile::TempDir),
+        Postgres(#[allow(dead_code)] podgate_testpg::TestPg),
     }
+
+    pub async fn sqlite() -> (Store, Guard) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        (s, Guard::Sqlite(dir))
+    }
+
+    pub async fn postgres() -> (Store, Guard) {
+        let pg = podgate_testpg::TestPg::start();
+        let s = Store::open(&pg.url()).await.unwrap();
+        (s, Guard::Postgres(pg))
+    }
+
+    macro_rules! both {
+        ($name:ident) => {
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    let (s, _g) = crate::test_util::sqlite().await;
+                    super::$name(s).await
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    let (s, _g) = crate::test_util::postgres().await;
+                    super::$name(s).await
+                }
+            }
+        };
+    }
+    pub(crate) use both;
 }
 
 #[cfg(test)]
 mod tests {
-    #[tokio::test]
-    async fn meta_keeps_first_value() {
-        let (s, _d) = super::test_util::store().await;
+    crate::test_util::both!(meta_keeps_first_value);
+    async fn meta_keeps_first_value(s: crate::Store) {
         assert_eq!(s.meta_get_or_init("k", "a").await.unwrap(), "a");
         assert_eq!(s.meta_get_or_init("k", "b").await.unwrap(), "a");
         s.ping().await.unwrap();

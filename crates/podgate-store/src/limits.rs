@@ -22,105 +22,121 @@ pub struct Ceiling {
 /// States whose sandboxes count against a quota (they hold, or may soon hold, a container).
 const HOLDING: &str = "state IN ('pending', 'starting', 'running', 'paused', 'stopping', 'stopped')";
 
+/// The columns `n`, `cpu` and `memory` summed over a set of sandbox rows, in each dialect's JSON syntax.
+fn held_columns(db: &Db) -> &'static str {
+    match db {
+        Db::Sqlite(_) => {
+            "count(*) AS n, coalesce(sum(json_extract(spec, '$.cpu')), 0.0) AS cpu, \
+             coalesce(sum(json_extract(spec, '$.memory')), 0) AS memory"
+        }
+        Db::Postgres(_) => {
+            "count(*) AS n, coalesce(sum((spec::jsonb->>'cpu')::float8), 0)::float8 AS cpu, \
+             coalesce(sum((spec::jsonb->>'memory')::bigint), 0)::bigint AS memory"
+        }
+    }
+}
+
+/// A statement that holds a per-owner lock until the transaction ends (PostgreSQL reads committed
+/// rows, so two quota checks could otherwise pass together; SQLite serialises writers anyway).
+fn owner_lock(db: &Db) -> Option<&'static str> {
+    match db {
+        Db::Sqlite(_) => None,
+        Db::Postgres(_) => Some("SELECT pg_advisory_xact_lock(hashtext($1))::text"),
+    }
+}
+
 impl Store {
     /// Counts one hit on `key` in `window` and returns the hits so far in it.
     pub async fn rate_hit(&self, key: &str, window: i64) -> Result<i64> {
-        Ok(match &self.db {
-            Db::Sqlite(p) => {
-                let (n,): (i64,) = sqlx::query_as(
-                    "INSERT INTO rate_counters (key, window, count) VALUES ($1, $2, 1) \
-                     ON CONFLICT (key, window) DO UPDATE SET count = rate_counters.count + 1 RETURNING count",
-                )
-                .bind(key)
-                .bind(window)
-                .fetch_one(p)
-                .await?;
-                n
-            }
-        })
+        Ok(on_db!(self, p => {
+            let (n,): (i64,) = sqlx::query_as(
+                "INSERT INTO rate_counters (key, \"window\", count) VALUES ($1, $2, 1) \
+                 ON CONFLICT (key, \"window\") DO UPDATE SET count = rate_counters.count + 1 RETURNING count",
+            )
+            .bind(key)
+            .bind(window)
+            .fetch_one(p)
+            .await?;
+            n
+        }))
     }
 
     /// Removes counters of windows before `window`.
     pub async fn purge_rate_counters(&self, window: i64) -> Result<u64> {
-        Ok(match &self.db {
-            Db::Sqlite(p) => sqlx::query("DELETE FROM rate_counters WHERE window < $1")
+        Ok(on_db!(self, p => sqlx::query("DELETE FROM rate_counters WHERE \"window\" < $1")
                 .bind(window)
                 .execute(p)
                 .await?
-                .rows_affected(),
-        })
+                .rows_affected()))
     }
 
     /// What `owner_id`'s live sandboxes hold.
     pub async fn usage(&self, owner_id: &str) -> Result<Usage> {
-        Ok(match &self.db {
-            Db::Sqlite(p) => {
-                let (sandboxes, cpu, memory): (i64, f64, i64) = sqlx::query_as(&format!(
-                    "SELECT count(*), coalesce(sum(json_extract(spec, '$.cpu')), 0.0), \
-                     coalesce(sum(json_extract(spec, '$.memory')), 0) FROM sandboxes WHERE owner_id = $1 AND {HOLDING}"
-                ))
-                .bind(owner_id)
-                .fetch_one(p)
-                .await?;
-                Usage { sandboxes, cpu, memory }
-            }
-        })
+        let sql = format!("SELECT {} FROM sandboxes WHERE owner_id = $1 AND {HOLDING}", held_columns(&self.db));
+        let (sandboxes, cpu, memory): (i64, f64, i64) =
+            on_db!(self, p => sqlx::query_as(&sql).bind(owner_id).fetch_one(p).await?);
+        Ok(Usage { sandboxes, cpu, memory })
     }
 
-    /// Inserts a new sandbox only if its owner's sandboxes, with it, stay within `ceiling`: one
-    /// statement, so concurrent creates cannot both pass. `cpu` and `memory` are the new
-    /// sandbox's. Returns false (nothing inserted) when it would not fit.
+    /// Inserts a new sandbox only if its owner's sandboxes, with it, stay within `ceiling`, in one
+    /// transaction under the owner's lock so that concurrent creates cannot both pass. `cpu` and
+    /// `memory` are the new sandbox's. Returns false (nothing inserted) when it would not fit.
     pub async fn insert_sandbox_within(&self, s: &SandboxRow, cpu: f64, memory: i64, ceiling: Ceiling) -> Result<bool> {
-        let inserted = match &self.db {
-            Db::Sqlite(p) => sqlx::query(&format!(
-                "INSERT INTO sandboxes (id, owner_id, name, state, image, spec, error, agent_secret, agent_url, \
-                 created_at, updated_at, expires_at, deleted_at) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM \
-                 (SELECT count(*) AS n, coalesce(sum(json_extract(spec, '$.cpu')), 0.0) AS cpu, \
-                  coalesce(sum(json_extract(spec, '$.memory')), 0) AS memory \
-                  FROM sandboxes WHERE owner_id = $2 AND {HOLDING}) AS held \
-                 WHERE held.n + 1 <= $14 AND held.cpu + $15 <= $16 + 1e-9 AND held.memory + $17 <= $18"
-            ))
-            .bind(&s.id)
-            .bind(&s.owner_id)
-            .bind(&s.name)
-            .bind(&s.state)
-            .bind(&s.image)
-            .bind(&s.spec)
-            .bind(&s.error)
-            .bind(&s.agent_secret)
-            .bind(&s.agent_url)
-            .bind(s.created_at)
-            .bind(s.updated_at)
-            .bind(s.expires_at)
-            .bind(s.deleted_at)
-            .bind(ceiling.sandboxes)
-            .bind(cpu)
-            .bind(ceiling.cpu)
-            .bind(memory)
-            .bind(ceiling.memory)
-            .execute(p)
-            .await
-            .map_err(|e| {
-                crate::error::conflict_on_unique(e, || format!("sandbox name {:?} is already in use", s.name))
-            })?,
-        };
-        Ok(inserted.rows_affected() == 1)
+        let sql = format!(
+            "INSERT INTO sandboxes (id, owner_id, name, state, image, spec, error, agent_secret, agent_url, \
+             created_at, updated_at, expires_at, deleted_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM \
+             (SELECT {} FROM sandboxes WHERE owner_id = $2 AND {HOLDING}) AS held \
+             WHERE held.n + 1 <= $14 AND held.cpu + $15 <= $16 + 1e-9 AND held.memory + $17 <= $18",
+            held_columns(&self.db)
+        );
+        let lock = owner_lock(&self.db);
+        let taken = || format!("sandbox name {:?} is already in use", s.name);
+        let inserted = on_db!(self, p => {
+            let mut tx = p.begin().await?;
+            if let Some(lock) = lock {
+                sqlx::query(lock).bind(&s.owner_id).execute(&mut *tx).await?;
+            }
+            let n = sqlx::query(&sql)
+                .bind(&s.id)
+                .bind(&s.owner_id)
+                .bind(&s.name)
+                .bind(&s.state)
+                .bind(&s.image)
+                .bind(&s.spec)
+                .bind(&s.error)
+                .bind(&s.agent_secret)
+                .bind(&s.agent_url)
+                .bind(s.created_at)
+                .bind(s.updated_at)
+                .bind(s.expires_at)
+                .bind(s.deleted_at)
+                .bind(ceiling.sandboxes)
+                .bind(cpu)
+                .bind(ceiling.cpu)
+                .bind(memory)
+                .bind(ceiling.memory)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| crate::error::conflict_on_unique(e, taken))?
+                .rows_affected();
+            tx.commit().await?;
+            n
+        });
+        Ok(inserted == 1)
     }
 
     /// Sets (or with `None` clears) a user's quota overrides, as JSON.
     pub async fn set_user_quota(&self, user_id: &str, quota: Option<&str>) -> Result<bool> {
-        Ok(match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query("UPDATE users SET quota = $1 WHERE id = $2")
-                    .bind(quota)
-                    .bind(user_id)
-                    .execute(p)
-                    .await?
-                    .rows_affected()
-                    == 1
-            }
-        })
+        Ok(on_db!(self, p => {
+            sqlx::query("UPDATE users SET quota = $1 WHERE id = $2")
+                .bind(quota)
+                .bind(user_id)
+                .execute(p)
+                .await?
+                .rows_affected()
+                == 1
+        }))
     }
 }
 
@@ -148,9 +164,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn counts_hits_per_window_and_purges() {
-        let (s, _d) = crate::test_util::store().await;
+    crate::test_util::both!(counts_hits_per_window_and_purges);
+    async fn counts_hits_per_window_and_purges(s: crate::Store) {
         assert_eq!(s.rate_hit("ip:1", 10).await.unwrap(), 1);
         assert_eq!(s.rate_hit("ip:1", 10).await.unwrap(), 2);
         assert_eq!(s.rate_hit("ip:2", 10).await.unwrap(), 1);
@@ -158,9 +173,8 @@ mod tests {
         assert_eq!(s.purge_rate_counters(11).await.unwrap(), 2);
     }
 
-    #[tokio::test]
-    async fn inserts_only_within_the_ceiling() {
-        let (s, _d) = crate::test_util::store().await;
+    crate::test_util::both!(inserts_only_within_the_ceiling);
+    async fn inserts_only_within_the_ceiling(s: crate::Store) {
         let u = crate::UserRow { id: "u1".into(), name: "u".into(), role: "user".into(), created_at: 0, quota: None };
         s.insert_user(&u).await.unwrap();
         let ceiling = Ceiling { sandboxes: 2, cpu: 1.5, memory: 3 << 30 };
@@ -170,5 +184,26 @@ mod tests {
         assert!(!s.insert_sandbox_within(&row("d", &u.id, 0.0, 0), 0.0, 0, ceiling).await.unwrap(), "count");
         assert!(s.sandbox("b").await.unwrap().is_none());
         assert_eq!(s.usage(&u.id).await.unwrap(), Usage { sandboxes: 2, cpu: 1.5, memory: 3 << 30 });
+    }
+
+    crate::test_util::both!(concurrent_inserts_never_pass_the_ceiling_together);
+    async fn concurrent_inserts_never_pass_the_ceiling_together(s: crate::Store) {
+        let u = crate::UserRow { id: "u1".into(), name: "u".into(), role: "user".into(), created_at: 0, quota: None };
+        s.insert_user(&u).await.unwrap();
+        let ceiling = Ceiling { sandboxes: 3, cpu: 100.0, memory: i64::MAX };
+        let tries: Vec<_> = (0..12)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    s.insert_sandbox_within(&row(&format!("s{i}"), "u1", 1.0, 1), 1.0, 1, ceiling).await.unwrap()
+                })
+            })
+            .collect();
+        let mut inserted = 0;
+        for t in tries {
+            inserted += usize::from(t.await.unwrap());
+        }
+        assert_eq!(inserted, 3);
+        assert_eq!(s.usage("u1").await.unwrap().sandboxes, 3);
     }
 }

@@ -1,6 +1,6 @@
 //! Sandbox rows: insert, look up by id or name, list, and compare-and-set state changes.
 
-use crate::{Db, Result, SandboxRow, Store};
+use crate::{Result, SandboxRow, Store};
 
 impl Store {
     /// Inserts a new sandbox with no quota; a name already used by the owner's live sandboxes is
@@ -12,66 +12,56 @@ impl Store {
 
     /// The sandbox with this id, including deleted ones.
     pub async fn sandbox(&self, id: &str) -> Result<Option<SandboxRow>> {
-        Ok(match &self.db {
-            Db::Sqlite(p) => sqlx::query_as("SELECT * FROM sandboxes WHERE id = $1").bind(id).fetch_optional(p).await?,
-        })
+        Ok(on_db!(self, p => sqlx::query_as("SELECT * FROM sandboxes WHERE id = $1").bind(id).fetch_optional(p).await?))
     }
 
     /// The owner's live (not deleted) sandbox with this name.
     pub async fn sandbox_by_name(&self, owner_id: &str, name: &str) -> Result<Option<SandboxRow>> {
-        Ok(match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query_as("SELECT * FROM sandboxes WHERE owner_id = $1 AND name = $2 AND state <> 'deleted'")
-                    .bind(owner_id)
-                    .bind(name)
-                    .fetch_optional(p)
-                    .await?
-            }
-        })
+        Ok(on_db!(self, p => {
+            sqlx::query_as("SELECT * FROM sandboxes WHERE owner_id = $1 AND name = $2 AND state <> 'deleted'")
+                .bind(owner_id)
+                .bind(name)
+                .fetch_optional(p)
+                .await?
+        }))
     }
 
     /// Live sandboxes, of one owner or of everyone, oldest first.
     pub async fn list_sandboxes(&self, owner_id: Option<&str>) -> Result<Vec<SandboxRow>> {
-        Ok(match &self.db {
-            Db::Sqlite(p) => {
-                match owner_id {
-                    Some(o) => sqlx::query_as(
-                        "SELECT * FROM sandboxes WHERE owner_id = $1 AND state <> 'deleted' ORDER BY created_at, id",
-                    )
-                    .bind(o)
-                    .fetch_all(p)
-                    .await?,
-                    None => {
-                        sqlx::query_as("SELECT * FROM sandboxes WHERE state <> 'deleted' ORDER BY created_at, id")
-                            .fetch_all(p)
-                            .await?
-                    }
+        Ok(on_db!(self, p => {
+            match owner_id {
+                Some(o) => sqlx::query_as(
+                    "SELECT * FROM sandboxes WHERE owner_id = $1 AND state <> 'deleted' ORDER BY created_at, id",
+                )
+                .bind(o)
+                .fetch_all(p)
+                .await?,
+                None => {
+                    sqlx::query_as("SELECT * FROM sandboxes WHERE state <> 'deleted' ORDER BY created_at, id")
+                        .fetch_all(p)
+                        .await?
                 }
             }
-        })
+        }))
     }
 
     /// Live sandboxes whose expiry is at or before `now`.
     pub async fn expired_sandboxes(&self, now: i64) -> Result<Vec<SandboxRow>> {
-        Ok(match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query_as(
-                    "SELECT * FROM sandboxes WHERE state <> 'deleted' AND expires_at IS NOT NULL AND expires_at <= $1",
-                )
-                .bind(now)
-                .fetch_all(p)
-                .await?
-            }
-        })
+        Ok(on_db!(self, p => {
+            sqlx::query_as(
+                "SELECT * FROM sandboxes WHERE state <> 'deleted' AND expires_at IS NOT NULL AND expires_at <= $1",
+            )
+            .bind(now)
+            .fetch_all(p)
+            .await?
+        }))
     }
 
     /// Number of live sandboxes in `state`, for each state that has any.
     pub async fn count_by_state(&self) -> Result<Vec<(String, i64)>> {
-        Ok(match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query_as("SELECT state, COUNT(*) FROM sandboxes GROUP BY state").fetch_all(p).await?
-            }
-        })
+        Ok(on_db!(self, p => {
+            sqlx::query_as("SELECT state, COUNT(*) FROM sandboxes GROUP BY state").fetch_all(p).await?
+        }))
     }
 
     /// Moves the sandbox to `to` if its state is one of `from`; returns whether it moved.
@@ -85,49 +75,43 @@ impl Store {
              WHERE id = $5 AND state IN ({})",
             placeholders.join(", ")
         );
-        let n = match &self.db {
-            Db::Sqlite(p) => {
-                let mut q = sqlx::query(&sql).bind(to).bind(error).bind(now).bind(to).bind(id);
-                for f in from {
-                    q = q.bind(*f);
-                }
-                q.execute(p).await?.rows_affected()
+        let n = on_db!(self, p => {
+            let mut q = sqlx::query(&sql).bind(to).bind(error).bind(now).bind(to).bind(id);
+            for f in from {
+                q = q.bind(*f);
             }
-        };
+            q.execute(p).await?.rows_affected()
+        });
         Ok(n == 1)
     }
 
     /// Records how the server reaches the sandbox's agent.
     /// Records a sandbox's bootstrap status (JSON) and, once it ended, the end of its log.
     pub async fn set_bootstrap(&self, id: &str, status: &str, log: Option<&[u8]>, now: i64) -> Result<()> {
-        match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query(
-                    "UPDATE sandboxes SET bootstrap = $1, bootstrap_log = COALESCE($2, bootstrap_log), updated_at = $3 \
-                     WHERE id = $4",
-                )
-                .bind(status)
-                .bind(log)
-                .bind(now)
-                .bind(id)
-                .execute(p)
-                .await?
-            }
-        };
+        on_db!(self, p => {
+            sqlx::query(
+                "UPDATE sandboxes SET bootstrap = $1, bootstrap_log = COALESCE($2, bootstrap_log), updated_at = $3 \
+                 WHERE id = $4",
+            )
+            .bind(status)
+            .bind(log)
+            .bind(now)
+            .bind(id)
+            .execute(p)
+            .await?.rows_affected()
+        });
         Ok(())
     }
 
     pub async fn set_agent_url(&self, id: &str, url: &str, now: i64) -> Result<()> {
-        match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query("UPDATE sandboxes SET agent_url = $1, updated_at = $2 WHERE id = $3")
-                    .bind(url)
-                    .bind(now)
-                    .bind(id)
-                    .execute(p)
-                    .await?
-            }
-        };
+        on_db!(self, p => {
+            sqlx::query("UPDATE sandboxes SET agent_url = $1, updated_at = $2 WHERE id = $3")
+                .bind(url)
+                .bind(now)
+                .bind(id)
+                .execute(p)
+                .await?.rows_affected()
+        });
         Ok(())
     }
 }
@@ -156,9 +140,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn lifecycle_and_name_reuse() {
-        let (s, _d) = crate::test_util::store().await;
+    crate::test_util::both!(lifecycle_and_name_reuse);
+    async fn lifecycle_and_name_reuse(s: crate::Store) {
         s.insert_user(&UserRow { id: "u1".into(), name: "a".into(), role: "user".into(), created_at: 1, quota: None })
             .await
             .unwrap();

@@ -1,84 +1,71 @@
 //! Users and API tokens.
 
 use crate::error::conflict_on_unique;
-use crate::{Db, Result, Store, TokenRow, UserRow};
+use crate::{Result, Store, TokenRow, UserRow};
 
 impl Store {
     /// Inserts a user; a taken name is [`crate::Error::Conflict`].
     pub async fn insert_user(&self, u: &UserRow) -> Result<()> {
-        match &self.db {
-            Db::Sqlite(p) => sqlx::query("INSERT INTO users (id, name, role, created_at) VALUES ($1, $2, $3, $4)")
+        on_db!(self, p => sqlx::query("INSERT INTO users (id, name, role, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(&u.id)
                 .bind(&u.name)
                 .bind(&u.role)
                 .bind(u.created_at)
                 .execute(p)
                 .await
-                .map_err(|e| conflict_on_unique(e, || format!("user {:?} already exists", u.name)))?,
-        };
+                .map_err(|e| conflict_on_unique(e, || format!("user {:?} already exists", u.name)))?
+                .rows_affected());
         Ok(())
     }
 
     /// The user named `name`.
     pub async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>> {
-        Ok(match &self.db {
-            Db::Sqlite(p) => sqlx::query_as("SELECT * FROM users WHERE name = $1").bind(name).fetch_optional(p).await?,
-        })
+        Ok(on_db!(self, p => sqlx::query_as("SELECT * FROM users WHERE name = $1").bind(name).fetch_optional(p).await?))
     }
 
     /// The user with this id.
     pub async fn user(&self, id: &str) -> Result<Option<UserRow>> {
-        Ok(match &self.db {
-            Db::Sqlite(p) => sqlx::query_as("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(p).await?,
-        })
+        Ok(on_db!(self, p => sqlx::query_as("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(p).await?))
     }
 
     /// Every user, oldest first.
     pub async fn users(&self) -> Result<Vec<UserRow>> {
-        Ok(match &self.db {
-            Db::Sqlite(p) => sqlx::query_as("SELECT * FROM users ORDER BY created_at, id").fetch_all(p).await?,
-        })
+        Ok(on_db!(self, p => sqlx::query_as("SELECT * FROM users ORDER BY created_at, id").fetch_all(p).await?))
     }
 
     /// A user's tokens (without secrets: only hashes are stored), oldest first.
     pub async fn tokens_of(&self, user_id: &str) -> Result<Vec<TokenRow>> {
-        Ok(match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query_as("SELECT * FROM api_tokens WHERE user_id = $1 ORDER BY created_at, id")
-                    .bind(user_id)
-                    .fetch_all(p)
-                    .await?
-            }
-        })
+        Ok(on_db!(self, p => {
+            sqlx::query_as("SELECT * FROM api_tokens WHERE user_id = $1 ORDER BY created_at, id")
+                .bind(user_id)
+                .fetch_all(p)
+                .await?
+        }))
     }
 
     /// The token with this id.
     pub async fn token(&self, id: &str) -> Result<Option<TokenRow>> {
-        Ok(match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query_as("SELECT * FROM api_tokens WHERE id = $1").bind(id).fetch_optional(p).await?
-            }
-        })
+        Ok(on_db!(self, p => {
+            sqlx::query_as("SELECT * FROM api_tokens WHERE id = $1").bind(id).fetch_optional(p).await?
+        }))
     }
 
     /// Revokes a token (once: a revoked token keeps its first revocation time).
     pub async fn revoke_token(&self, id: &str, now: i64) -> Result<()> {
-        match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                    .bind(now)
-                    .bind(id)
-                    .execute(p)
-                    .await?
-            }
-        };
+        on_db!(self, p => {
+            sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
         Ok(())
     }
 
     /// Inserts a token row.
     pub async fn insert_token(&self, t: &TokenRow) -> Result<()> {
-        match &self.db {
-            Db::Sqlite(p) => sqlx::query(
+        on_db!(self, p => sqlx::query(
                 "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at, last_used_at, revoked_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
@@ -92,40 +79,35 @@ impl Store {
             .bind(t.revoked_at)
             .execute(p)
             .await
-            .map_err(|e| conflict_on_unique(e, || "token already exists".to_string()))?,
-        };
+            .map_err(|e| conflict_on_unique(e, || "token already exists".to_string()))?
+            .rows_affected());
         Ok(())
     }
 
     /// The token with this hash and its user, whatever its expiry or revocation (the caller decides).
     pub async fn token_by_hash(&self, hash: &str) -> Result<Option<(TokenRow, UserRow)>> {
-        let Some(t): Option<TokenRow> = (match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query_as("SELECT * FROM api_tokens WHERE token_hash = $1").bind(hash).fetch_optional(p).await?
-            }
-        }) else {
+        let Some(t): Option<TokenRow> = (on_db!(self, p => {
+            sqlx::query_as("SELECT * FROM api_tokens WHERE token_hash = $1").bind(hash).fetch_optional(p).await?
+        })) else {
             return Ok(None);
         };
-        let u: Option<UserRow> = match &self.db {
-            Db::Sqlite(p) => {
-                sqlx::query_as("SELECT * FROM users WHERE id = $1").bind(&t.user_id).fetch_optional(p).await?
-            }
-        };
+        let u: Option<UserRow> = on_db!(self, p => {
+            sqlx::query_as("SELECT * FROM users WHERE id = $1").bind(&t.user_id).fetch_optional(p).await?
+        });
         Ok(u.map(|u| (t, u)))
     }
 
     /// Records that the token was used at `now`, at most once per minute to spare writes.
     pub async fn touch_token(&self, id: &str, now: i64) -> Result<()> {
-        match &self.db {
-            Db::Sqlite(p) => sqlx::query(
+        on_db!(self, p => sqlx::query(
                 "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
             )
             .bind(now)
             .bind(id)
             .bind(now - 60_000)
             .execute(p)
-            .await?,
-        };
+            .await?
+            .rows_affected());
         Ok(())
     }
 }
@@ -134,9 +116,8 @@ impl Store {
 mod tests {
     use crate::{Error, TokenRow, UserRow};
 
-    #[tokio::test]
-    async fn users_and_tokens() {
-        let (s, _d) = crate::test_util::store().await;
+    crate::test_util::both!(users_and_tokens);
+    async fn users_and_tokens(s: crate::Store) {
         let u = UserRow { id: "u1".into(), name: "admin".into(), role: "admin".into(), created_at: 1, quota: None };
         s.insert_user(&u).await.unwrap();
         assert!(matches!(s.insert_user(&UserRow { id: "u2".into(), ..u.clone() }).await, Err(Error::Conflict(_))));

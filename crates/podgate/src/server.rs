@@ -33,6 +33,10 @@ pub struct ServerArgs {
     /// State directory: database, admin token, per-sandbox run dirs [default: /var/lib/podgate as root, else ~/.local/share/podgate].
     #[arg(long, env = "PODGATE_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Database: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=…] (several servers may share
+    /// one), or sqlite://PATH [default: sqlite://DATA_DIR/podgate.db].
+    #[arg(long, env = "PODGATE_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// The static podgate-agent binary injected into sandboxes [default: podgate-agent next to this binary].
     #[arg(long, env = "PODGATE_AGENT_BIN")]
     agent_bin: Option<PathBuf>,
@@ -176,6 +180,7 @@ struct OidcFileEntry {
 struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
+    database_url: Option<String>,
     agent_bin: Option<PathBuf>,
     default_image: Option<String>,
     default_ttl_seconds: Option<u64>,
@@ -214,6 +219,7 @@ struct FileConfig {
 struct Settings {
     listen: String,
     data_dir: PathBuf,
+    database_url: Option<String>,
     agent_bin: PathBuf,
     log_format: LogFormat,
     core: CoreConfig,
@@ -301,6 +307,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
     Ok(Settings {
         listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:7070".into()),
         data_dir,
+        database_url: args.database_url.or(file.database_url),
         agent_bin,
         log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
         core,
@@ -477,7 +484,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     let agent_bin = s.agent_bin.canonicalize()?;
 
-    let store = Store::open_sqlite(&data_dir.join("podgate.db")).await.context("opening the database")?;
+    let database_url =
+        s.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", data_dir.join("podgate.db").display()));
+    let store = open_store(&database_url).await?;
     let instance = store.meta_get_or_init("instance_id", &ids::random_base32(12)).await?;
     let driver = DockerDriver::connect(DockerConfig {
         agent_bin,
@@ -546,6 +555,26 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         eprintln!("podgate: flushing traces failed: {e}");
     }
     Ok(())
+}
+
+/// Opens the database, waiting for it while it is unreachable (a server started before its
+/// database comes up once the database does); a bad URL or a failed migration ends the start.
+async fn open_store(url: &str) -> anyhow::Result<Store> {
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match Store::open(url).await {
+            Ok(store) => return Ok(store),
+            Err(e) if e.is_unreachable() => {
+                tracing::warn!(error = %e, retry_in = ?wait, "the database is unreachable; waiting for it");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown() => bail!("stopped while waiting for the database"),
+                }
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e).context("opening the database"),
+        }
+    }
 }
 
 async fn shutdown() {

@@ -37,7 +37,7 @@ fn status(e: podgate_client::Error) -> u16 {
     }
 }
 
-/// Another server process on the same data directory (a replica on the same database).
+/// Another server process on the same data directory and database (a replica).
 fn replica(srv: &Server, extra: &[&str]) -> (String, KillOnDrop) {
     let dir = tempfile::Builder::new().prefix("pgr").tempdir_in("/tmp").unwrap();
     let addr_file = srv.dir.path().join("http.addr");
@@ -47,6 +47,7 @@ fn replica(srv: &Server, extra: &[&str]) -> (String, KillOnDrop) {
         .arg(srv.dir.path())
         .arg("--agent-bin")
         .arg(common::agent_bin())
+        .args(srv.database_url.iter().flat_map(|u| ["--database-url", u]))
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -137,7 +137,7 @@ async fn viewers_share_output_and_read_only_cannot_type() {
 
 /// Signs `claims` with the server's current key, read from its database (as a holder of the key could).
 async fn sign_with_server_key(srv: &Server, claims: &serde_json::Value, kid_override: Option<&str>) -> String {
-    let store = podgate_store::Store::open_sqlite(&srv.dir.path().join("podgate.db")).await.unwrap();
+    let store = srv.store().await;
     let key = store.signing_keys(0).await.unwrap().into_iter().find(|k| k.retired_at.is_none()).unwrap();
     let der = base64::engine::general_purpose::STANDARD.decode(&key.private_key).unwrap();
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);

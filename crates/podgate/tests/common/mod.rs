@@ -33,7 +33,20 @@ pub struct Server {
     pub url: String,
     pub token: String,
     pub instance: String,
+    /// `--database-url` when the server uses PostgreSQL (then `pg` is its private cluster).
+    pub database_url: Option<String>,
+    pub pg: Option<podgate_testpg::TestPg>,
     child: Option<Child>,
+}
+
+/// Whether servers use PostgreSQL (`PODGATE_TEST_DATABASE=postgres`) rather than SQLite, so that
+/// the same end-to-end tests run on both.
+pub fn postgres_by_default() -> bool {
+    match std::env::var("PODGATE_TEST_DATABASE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("PODGATE_TEST_DATABASE={other}: use postgres or sqlite"),
+    }
 }
 
 /// Extra server flags.
@@ -44,6 +57,8 @@ pub struct Opts {
     pub reconcile_ms: Option<u64>,
     /// Listen address [default: 127.0.0.1:0].
     pub listen: Option<String>,
+    /// Use a private PostgreSQL [default: `postgres_by_default()`].
+    pub postgres: Option<bool>,
     pub extra: Vec<String>,
 }
 
@@ -55,13 +70,28 @@ impl Server {
     pub fn start_with(opts: Opts) -> Server {
         // Short path: agent sockets live below it and unix socket paths are limited.
         let dir = tempfile::Builder::new().prefix("pg").tempdir_in("/tmp").unwrap();
-        let mut s = Server { dir, url: String::new(), token: String::new(), instance: String::new(), child: None };
+        let pg = opts.postgres.unwrap_or_else(postgres_by_default).then(podgate_testpg::TestPg::start);
+        let mut s = Server {
+            dir,
+            url: String::new(),
+            token: String::new(),
+            instance: String::new(),
+            database_url: pg.as_ref().map(|p| p.url()),
+            pg,
+            child: None,
+        };
         s.spawn(opts);
         s
     }
 
-    /// Starts (or restarts) the server process on this data dir.
+    /// Starts (or restarts) the server process on this data dir and waits until it serves.
     pub fn spawn(&mut self, opts: Opts) {
+        self.spawn_process(opts);
+        self.wait_serving(Duration::from_secs(30));
+    }
+
+    /// Starts the server process without waiting for it.
+    pub fn spawn_process(&mut self, opts: Opts) {
         let _ = std::fs::remove_file(self.dir.path().join("http.addr"));
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("server.log")).unwrap();
@@ -75,6 +105,7 @@ impl Server {
             .arg(self.dir.path())
             .arg("--agent-bin")
             .arg(opts.agent_bin.unwrap_or_else(agent_bin))
+            .args(self.database_url.iter().flat_map(|u| ["--database-url", u]))
             .args(&opts.extra)
             // Tests create sandboxes faster than the default 10 a minute; tests of that limit set it.
             .args(if opts.extra.iter().any(|a| a == "--create-rate-limit") {
@@ -89,8 +120,12 @@ impl Server {
             .spawn()
             .expect("spawning podgate server");
         self.child = Some(child);
+    }
+
+    /// Waits up to `limit` for the server process to serve, and reads its address, token and instance.
+    pub fn wait_serving(&mut self, limit: Duration) {
         let addr_file = self.dir.path().join("http.addr");
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + limit;
         while !addr_file.exists() {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("server exited with {status}: {}", self.log());
@@ -108,6 +143,12 @@ impl Server {
             .and_then(|r| r.split_whitespace().next())
             .expect("instance id in the log")
             .to_string();
+    }
+
+    /// The server's database, opened as another process would.
+    pub async fn store(&self) -> podgate_store::Store {
+        let sqlite = || format!("sqlite://{}", self.dir.path().join("podgate.db").display());
+        podgate_store::Store::open(&self.database_url.clone().unwrap_or_else(sqlite)).await.unwrap()
     }
 
     /// Pid of the server process.
@@ -137,6 +178,11 @@ impl Server {
         let r = self.req(reqwest::Method::GET, path).send().await.unwrap();
         assert!(r.status().is_success(), "GET {path}: {}", r.status());
         r.json().await.unwrap()
+    }
+
+    /// Whether the server process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
     }
 
     /// Kills the server with SIGKILL (no cleanup of any kind).
