@@ -16,6 +16,7 @@ pub mod oidc;
 pub mod reconciler;
 pub mod sandboxes;
 pub mod sessions;
+pub mod signer;
 pub mod terminals;
 pub mod users;
 

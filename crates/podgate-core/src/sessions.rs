@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use podgate_store::{SigningKeyRow, Store};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
+use podgate_store::Store;
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
 use crate::clock::now_ms;
+use crate::signer::{StoreSigner, TokenSigner};
 use crate::{Error, Result, ids};
 
 /// Audience of a session token (one terminal connection).
@@ -70,108 +71,56 @@ impl Refusal {
     }
 }
 
-/// A public key as published at `/.well-known/jwks.json`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Jwk {
-    pub kty: String,
-    pub crv: String,
-    pub x: String,
-    pub kid: String,
-    pub alg: String,
-    #[serde(rename = "use")]
-    pub use_: String,
-}
+pub use crate::signer::{Jwk, Jwks};
 
-/// `{"keys": [...]}`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Jwks {
-    pub keys: Vec<Jwk>,
-}
-
-struct Key {
-    row: SigningKeyRow,
-    decoding: DecodingKey,
-}
-
-/// Issues and verifies session tokens.
+/// Issues and verifies session tokens; a [`TokenSigner`] holds the private keys.
 #[derive(Clone)]
 pub struct SessionTokens {
     store: Store,
-    keys: Arc<RwLock<Vec<Key>>>,
-}
-
-fn generate_key() -> Result<SigningKeyRow> {
-    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| Error::Internal(format!("key generation: {e}")))?;
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| Error::Internal(format!("key parsing: {e}")))?;
-    Ok(SigningKeyRow {
-        kid: format!("k-{}", ids::random_base32(12)),
-        alg: "EdDSA".into(),
-        private_key: STANDARD.encode(pkcs8.as_ref()),
-        public_key: URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
-        created_at: now_ms(),
-        retired_at: None,
-        expires_at: None,
-    })
+    signer: Arc<dyn TokenSigner>,
+    /// Verification keys by id, from the signer's public keys.
+    verifying: Arc<RwLock<Vec<(String, DecodingKey)>>>,
 }
 
 impl SessionTokens {
-    /// Loads the keys, creating the first one if there is none.
+    /// Session tokens signed by keys kept in `store`, creating the first key if there is none.
     pub async fn load(store: Store) -> Result<SessionTokens> {
-        let t = SessionTokens { store, keys: Arc::default() };
-        t.refresh().await?;
-        if t.keys.read().await.iter().all(|k| k.row.retired_at.is_some()) {
-            t.store.insert_signing_key(&generate_key()?).await?;
-            t.refresh().await?;
-        }
+        let signer = Arc::new(StoreSigner::load(store.clone()).await?);
+        SessionTokens::with_signer(store, signer).await
+    }
+
+    /// Session tokens signed by `signer`; `store` records which tokens were used.
+    pub async fn with_signer(store: Store, signer: Arc<dyn TokenSigner>) -> Result<SessionTokens> {
+        let t = SessionTokens { store, signer, verifying: Arc::default() };
+        t.refresh(false).await?;
         Ok(t)
     }
 
-    async fn refresh(&self) -> Result<()> {
-        let rows = self.store.signing_keys(now_ms()).await?;
-        let mut keys = Vec::with_capacity(rows.len());
-        for row in rows {
-            let raw = URL_SAFE_NO_PAD
-                .decode(&row.public_key)
-                .map_err(|e| Error::Internal(format!("key {}: {e}", row.kid)))?;
-            keys.push(Key { decoding: DecodingKey::from_ed_der(&raw), row });
+    /// Reloads the verification keys from the signer and returns them as published.
+    async fn refresh(&self, fresh: bool) -> Result<Vec<Jwk>> {
+        let jwks = self.signer.public_keys(fresh).await?;
+        let mut keys = Vec::with_capacity(jwks.len());
+        for k in &jwks {
+            let decoding = DecodingKey::from_ed_components(&k.x)
+                .map_err(|e| Error::Internal(format!("public key {}: {e}", k.kid)))?;
+            keys.push((k.kid.clone(), decoding));
         }
-        *self.keys.write().await = keys;
-        Ok(())
+        *self.verifying.write().await = keys;
+        Ok(jwks)
     }
 
     /// Makes a new signing key current; older keys stop signing now and stop verifying after
     /// [`ROTATION_OVERLAP`]. Returns the new key id.
     pub async fn rotate(&self) -> Result<String> {
-        let key = generate_key()?;
-        self.store.insert_signing_key(&key).await?;
-        let now = now_ms();
-        self.store.retire_signing_keys(&key.kid, now, now + ROTATION_OVERLAP.as_millis() as i64).await?;
-        self.refresh().await?;
-        Ok(key.kid)
+        let kid = self.signer.rotate(ROTATION_OVERLAP).await?;
+        self.refresh(false).await?;
+        Ok(kid)
     }
 
     /// The published public keys.
     pub async fn jwks(&self) -> Result<Jwks> {
-        // Another replica may have rotated: read the store.
-        self.refresh().await?;
-        Ok(Jwks {
-            keys: self
-                .keys
-                .read()
-                .await
-                .iter()
-                .map(|k| Jwk {
-                    kty: "OKP".into(),
-                    crv: "Ed25519".into(),
-                    x: k.row.public_key.clone(),
-                    kid: k.row.kid.clone(),
-                    alg: "EdDSA".into(),
-                    use_: "sig".into(),
-                })
-                .collect(),
-        })
+        // Another replica may have rotated: read them afresh.
+        Ok(Jwks { keys: self.refresh(true).await? })
     }
 
     /// Signs a token for `aud` that lives `ttl`.
@@ -199,18 +148,14 @@ impl SessionTokens {
         Ok((token, claims))
     }
 
+    /// Builds the JWS and has the signer sign it.
     async fn sign(&self, claims: &Claims) -> Result<String> {
-        let keys = self.keys.read().await;
-        let key = keys
-            .iter()
-            .find(|k| k.row.retired_at.is_none())
-            .ok_or_else(|| Error::Internal("no current signing key".into()))?;
-        let der =
-            STANDARD.decode(&key.row.private_key).map_err(|e| Error::Internal(format!("key {}: {e}", key.row.kid)))?;
+        let kid = self.signer.current_kid().await?;
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(key.row.kid.clone());
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(&der))
-            .map_err(|e| Error::Internal(format!("signing: {e}")))
+        header.kid = Some(kid.clone());
+        let input = format!("{}.{}", b64_json(&header)?, b64_json(claims)?);
+        let signature = self.signer.sign(&kid, input.as_bytes()).await?;
+        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }
 
     /// Checks signature, expiry and audience; the caller checks the target.
@@ -223,18 +168,18 @@ impl SessionTokens {
             return Err(Refusal::Malformed);
         }
         let kid = header.kid.ok_or(Refusal::Malformed)?;
-        if !self.keys.read().await.iter().any(|k| k.row.kid == kid) {
+        if !self.verifying.read().await.iter().any(|(k, _)| *k == kid) {
             // Maybe rotated by another replica.
-            let _ = self.refresh().await;
+            let _ = self.refresh(true).await;
         }
-        let keys = self.keys.read().await;
-        let key = keys.iter().find(|k| k.row.kid == kid).ok_or(Refusal::UnknownKey)?;
+        let keys = self.verifying.read().await;
+        let (_, key) = keys.iter().find(|(k, _)| *k == kid).ok_or(Refusal::UnknownKey)?;
         let mut v = Validation::new(Algorithm::EdDSA);
         v.set_audience(&[aud]);
         v.leeway = 5;
         v.set_required_spec_claims(&["exp", "aud", "sub"]);
         use jsonwebtoken::errors::ErrorKind as K;
-        jsonwebtoken::decode::<Claims>(token, &key.decoding, &v).map(|d| d.claims).map_err(|e| match e.kind() {
+        jsonwebtoken::decode::<Claims>(token, key, &v).map(|d| d.claims).map_err(|e| match e.kind() {
             K::ExpiredSignature => Refusal::Expired,
             K::InvalidAudience => Refusal::WrongAudience,
             K::InvalidSignature => Refusal::BadSignature,
@@ -259,6 +204,12 @@ impl SessionTokens {
         self.store.purge_used_tokens(now_ms()).await?;
         Ok(())
     }
+}
+
+/// `v` as JSON, base64url without padding (a JWS part).
+fn b64_json<T: Serialize>(v: &T) -> Result<String> {
+    let json = serde_json::to_vec(v).map_err(|e| Error::Internal(format!("encoding a token: {e}")))?;
+    Ok(URL_SAFE_NO_PAD.encode(json))
 }
 
 #[cfg(test)]
@@ -308,5 +259,66 @@ mod tests {
         assert!(t.verify(&tok, AUD_TERMINAL).await.is_ok(), "old key verifies during the overlap");
         let (fresh, _) = t.issue("u", "sb", "t1", AUD_TERMINAL, SESSION_TTL, false).await.unwrap();
         assert_eq!(jsonwebtoken::decode_header(&fresh).unwrap().kid.unwrap(), new_kid);
+    }
+
+    /// A signer outside the store, as a KMS would be: one in-memory key, and a switch that makes
+    /// it unreachable.
+    struct RemoteSigner {
+        pair: aws_lc_rs::signature::Ed25519KeyPair,
+        down: std::sync::atomic::AtomicBool,
+        signed: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl TokenSigner for RemoteSigner {
+        async fn current_kid(&self) -> Result<String> {
+            Ok("kms-1".into())
+        }
+        async fn sign(&self, kid: &str, input: &[u8]) -> Result<Vec<u8>> {
+            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::Unavailable("the key service is unavailable".into()));
+            }
+            assert_eq!(kid, "kms-1");
+            self.signed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(self.pair.sign(input).as_ref().to_vec())
+        }
+        async fn public_keys(&self, _fresh: bool) -> Result<Vec<Jwk>> {
+            use aws_lc_rs::signature::KeyPair as _;
+            Ok(vec![Jwk::ed25519("kms-1", &URL_SAFE_NO_PAD.encode(self.pair.public_key().as_ref()))])
+        }
+        async fn rotate(&self, _overlap: Duration) -> Result<String> {
+            Err(Error::Forbidden("rotate this key in the key service".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn another_signer_holds_the_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("db")).await.unwrap();
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let signer = Arc::new(RemoteSigner {
+            pair: aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap(),
+            down: Default::default(),
+            signed: Default::default(),
+        });
+        let t = SessionTokens::with_signer(store.clone(), signer.clone()).await.unwrap();
+        let (tok, claims) = t.issue("u", "sb", "t1", AUD_TERMINAL, SESSION_TTL, false).await.unwrap();
+        assert_eq!(signer.signed.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(jsonwebtoken::decode_header(&tok).unwrap().kid.as_deref(), Some("kms-1"));
+        assert_eq!(t.verify(&tok, AUD_TERMINAL).await.unwrap(), claims);
+        // The published key verifies it without podgate's code, as any JWT library would.
+        let jwk = &t.jwks().await.unwrap().keys[0];
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.set_audience(&[AUD_TERMINAL]);
+        let key = DecodingKey::from_ed_components(&jwk.x).unwrap();
+        assert_eq!(jsonwebtoken::decode::<Claims>(&tok, &key, &v).unwrap().claims, claims);
+        // Nothing was written to the store's key table.
+        assert!(store.signing_keys(0).await.unwrap().is_empty());
+        // The key service being down fails the issue as unavailable; rotation is its business.
+        signer.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        let err = t.issue("u", "sb", "t1", AUD_TERMINAL, SESSION_TTL, false).await.unwrap_err();
+        assert_eq!(err.code(), "unavailable");
+        assert_eq!(t.rotate().await.unwrap_err().code(), "forbidden");
     }
 }
