@@ -382,6 +382,9 @@ async fn delete_terminal(State(st): State<Arc<AgentState>>, Path(id): Path<Strin
 struct AttachQuery {
     #[serde(default)]
     read_only: bool,
+    /// The server's recorder (the gateway never passes a client's query here).
+    #[serde(default)]
+    recorder: bool,
 }
 
 async fn attach_terminal(
@@ -394,12 +397,12 @@ async fn attach_terminal(
         Ok(t) => t,
         Err(e) => return term_error(e),
     };
-    ws.protocols([SUBPROTOCOL]).on_upgrade(move |socket| serve_client(socket, term, q.read_only))
+    ws.protocols([SUBPROTOCOL]).on_upgrade(move |socket| serve_client(socket, term, q.read_only, q.recorder))
 }
 
 /// One attached client: a redraw first, then live output; input and control unless read-only.
-async fn serve_client(socket: WebSocket, term: Arc<Terminal>, read_only: bool) {
-    let guard = term.attach();
+async fn serve_client(socket: WebSocket, term: Arc<Terminal>, read_only: bool, recorder: bool) {
+    let guard = term.attach(recorder);
     let (mut tx, mut rx) = socket.split();
     let (snap, mut events, exited) = term.subscribe();
     if tx.send(Message::Binary(snap.into())).await.is_err() {

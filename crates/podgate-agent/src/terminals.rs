@@ -133,13 +133,17 @@ impl Terminal {
         Ok(())
     }
 
-    /// Counts a client in; the returned guard counts it out.
-    pub fn attach(self: &Arc<Self>) -> ClientGuard {
-        self.clients.fetch_add(1, Ordering::SeqCst);
+    /// Counts a client in; the returned guard counts it out. A recorder (the server's own
+    /// viewer) is not a client: it neither keeps an idle terminal alive nor shows in `clients`;
+    /// like a client, output waits for it while it keeps up.
+    pub fn attach(self: &Arc<Self>, recorder: bool) -> ClientGuard {
+        if !recorder {
+            self.clients.fetch_add(1, Ordering::SeqCst);
+        }
         let progress = Arc::new(ClientProgress::default());
         progress.progress_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
         self.progress.lock().unwrap_or_else(|e| e.into_inner()).push(progress.clone());
-        ClientGuard(self.clone(), progress)
+        ClientGuard(self.clone(), progress, !recorder)
     }
 
     /// Whether output should wait for its viewers: the queue is long and every attached client is
@@ -179,7 +183,7 @@ impl Terminal {
 }
 
 /// Keeps a terminal's client count while a connection lasts.
-pub struct ClientGuard(Arc<Terminal>, Arc<ClientProgress>);
+pub struct ClientGuard(Arc<Terminal>, Arc<ClientProgress>, bool);
 
 impl ClientGuard {
     /// Records that the client took output or delivered a frame.
@@ -191,7 +195,7 @@ impl ClientGuard {
 impl Drop for ClientGuard {
     fn drop(&mut self) {
         self.0.progress.lock().unwrap_or_else(|e| e.into_inner()).retain(|p| !Arc::ptr_eq(p, &self.1));
-        if self.0.clients.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if self.2 && self.0.clients.fetch_sub(1, Ordering::SeqCst) == 1 {
             *self.0.idle_since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         }
     }

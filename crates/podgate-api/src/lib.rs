@@ -11,6 +11,7 @@ mod openapi;
 mod ports;
 mod processes;
 mod proxy;
+mod recordings;
 mod routes;
 mod terminals;
 mod users;
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(logs::routes())
         .merge(users::routes())
         .merge(audit::routes())
+        .merge(recordings::routes())
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))

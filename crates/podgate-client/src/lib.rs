@@ -2,7 +2,9 @@
 
 use podgate_types::api::{CreateSandboxRequest, ErrorBody, ExecRequest, ExecResponse, Sandbox, SandboxList, UserInfo};
 use podgate_types::process::{ClientMessage, ProcessInfo, ProcessSpec, SignalRequest};
-use podgate_types::terminal::{OpenTerminalRequest, SUBPROTOCOL, TOKEN_PROTOCOL_PREFIX, TerminalInfo, TerminalSession};
+use podgate_types::terminal::{
+    OpenTerminalRequest, RecordingList, SUBPROTOCOL, TOKEN_PROTOCOL_PREFIX, TerminalInfo, TerminalSession,
+};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 pub use tokio_tungstenite::tungstenite::Message;
@@ -25,6 +27,16 @@ pub enum Error {
     /// The server could not be reached or answered something unreadable.
     #[error("{0}")]
     Transport(String),
+}
+
+impl Error {
+    /// The HTTP status of an API error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api { status, .. } => Some(*status),
+            Error::Transport(_) => None,
+        }
+    }
 }
 
 /// Result with the client [`Error`].
@@ -238,11 +250,25 @@ impl Client {
     /// `GET /v1/sandboxes/{id}/logs`: the bootstrap log as a byte stream (followed until the
     /// bootstrap ends with `follow`).
     pub async fn bootstrap_log(&self, id: &str, follow: bool) -> Result<reqwest::Response> {
+        self.stream(&format!("/v1/sandboxes/{}/logs?follow={follow}", seg(id))).await
+    }
+
+    /// `GET /v1/sandboxes/{id}/recordings`: the sandbox's terminal recordings.
+    pub async fn recordings(&self, id: &str) -> Result<RecordingList> {
+        self.call::<(), _>(Method::GET, &format!("/v1/sandboxes/{}/recordings", seg(id)), None).await
+    }
+
+    /// `GET /v1/sandboxes/{id}/recordings/{tid}`: one recording (asciicast v2) as a byte stream.
+    pub async fn recording(&self, id: &str, terminal: &str) -> Result<reqwest::Response> {
+        self.stream(&format!("/v1/sandboxes/{}/recordings/{}", seg(id), seg(terminal))).await
+    }
+
+    /// GET `path` and return the successful response unread, for streaming.
+    async fn stream(&self, path: &str) -> Result<reqwest::Response> {
         let resp = self
             .http
-            .get(format!("{}/v1/sandboxes/{}/logs", self.base, seg(id)))
+            .get(format!("{}{path}", self.base))
             .bearer_auth(&self.token)
-            .query(&[("follow", follow)])
             .send()
             .await
             .map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;

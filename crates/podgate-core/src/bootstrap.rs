@@ -65,6 +65,7 @@ impl Sandboxes {
                 }
             };
             if status.phase.is_final() {
+                self.record_bootstrap_terminal(&row, &agent, &status).await;
                 let from = status.log_bytes.saturating_sub(KEPT_LOG);
                 let log = agent.bootstrap_log(from).await.ok().map(|b| b.to_vec());
                 if let Err(e) = self.end_bootstrap(&id, &status, log).await {
@@ -78,6 +79,24 @@ impl Sandboxes {
                 }
                 last = Some(status);
             }
+        }
+    }
+
+    /// Records the terminal the bootstrap's command runs in, if the sandbox is recorded (from a
+    /// redraw of its screen and scrollback: it started before the recorder could attach).
+    async fn record_bootstrap_terminal(&self, row: &SandboxRow, agent: &AgentClient, status: &BootstrapStatus) {
+        let Some(tid) = &status.terminal_id else { return };
+        if !self.records_terminals(row) {
+            return;
+        }
+        match agent.list_terminals().await {
+            Ok(list) => match list.iter().find(|t| &t.id == tid) {
+                Some(info) => self.record_terminal(row, agent, info),
+                None => {
+                    tracing::warn!(sandbox_id = %row.id, terminal_id = %tid, "bootstrap terminal gone before recording")
+                }
+            },
+            Err(e) => tracing::warn!(sandbox_id = %row.id, error = %e, "cannot record the bootstrap terminal"),
         }
     }
 

@@ -25,6 +25,8 @@ pub struct CoreConfig {
     pub quota: crate::limits::QuotaDefaults,
     /// How long driver calls may take.
     pub driver_deadlines: podgate_runtime::Deadlines,
+    /// Which terminals are recorded, and where.
+    pub recording: RecordingConfig,
 }
 
 /// The server's policy for sandboxes.
@@ -40,6 +42,51 @@ pub struct SandboxPolicy {
     pub default_cpu: f64,
     /// Memory limit (bytes) of sandboxes that ask for none.
     pub default_memory: u64,
+}
+
+/// Terminal recording: which terminals, where, and how much of each.
+#[derive(Clone, Debug)]
+pub struct RecordingConfig {
+    pub policy: RecordingPolicy,
+    /// Recordings go to `DIR/<sandbox-id>/<terminal-id>.cast`.
+    pub dir: std::path::PathBuf,
+    /// A recording stops (with a marker saying so) before it grows past this many bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            policy: RecordingPolicy::Off,
+            dir: std::env::temp_dir().join("podgate-recordings"),
+            max_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Which terminals the server records (asciicast v2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingPolicy {
+    /// None; a sandbox that asks for recording is refused (403).
+    #[default]
+    Off,
+    /// Those of sandboxes created with `record_terminals: true`.
+    Requested,
+    /// Every terminal of every sandbox.
+    Always,
+}
+
+impl std::str::FromStr for RecordingPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(RecordingPolicy::Off),
+            "requested" => Ok(RecordingPolicy::Requested),
+            "always" => Ok(RecordingPolicy::Always),
+            _ => Err(format!("terminal recording {s:?}: use off, requested or always")),
+        }
+    }
 }
 
 impl Default for SandboxPolicy {
@@ -67,6 +114,7 @@ impl Default for CoreConfig {
             rates: Default::default(),
             quota: Default::default(),
             driver_deadlines: Default::default(),
+            recording: Default::default(),
         }
     }
 }

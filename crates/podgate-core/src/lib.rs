@@ -14,6 +14,7 @@ pub mod limits;
 pub mod metrics;
 pub mod oidc;
 pub mod reconciler;
+pub mod recordings;
 pub mod sandboxes;
 pub mod sessions;
 pub mod signer;

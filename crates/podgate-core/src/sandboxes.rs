@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::agent_client::{AgentClient, AgentError};
 use crate::audit::{Audit, Event};
 use crate::clock::{from_ms, now_ms};
+use crate::config::RecordingPolicy;
 use crate::limits::RateLimiter;
+use crate::recordings::Recordings;
 use crate::{Caller, CoreConfig, Error, Metrics, Result, ids};
 use podgate_types::users::{Quota, QuotaLimits, QuotaOverrides};
 
@@ -40,6 +42,9 @@ pub struct StoredSpec {
     pub network: NetworkMode,
     #[serde(default)]
     pub read_only_root: bool,
+    /// Terminals are recorded (the request asked and the policy allows, or the policy records all).
+    #[serde(default)]
+    pub record_terminals: bool,
 }
 
 /// Parses a sandbox `user`: `root`, a uid, or `uid:gid`.
@@ -58,6 +63,7 @@ pub struct Sandboxes {
     pub(crate) cfg: Arc<CoreConfig>,
     pub(crate) metrics: Metrics,
     pub(crate) limiter: RateLimiter,
+    pub(crate) recordings: Recordings,
     pub(crate) audit: Audit,
 }
 
@@ -67,7 +73,8 @@ impl Sandboxes {
         let driver: Arc<dyn Driver> = Arc::new(podgate_runtime::Timed::new(driver, cfg.driver_deadlines));
         let limiter = RateLimiter::new(store.clone(), cfg.rates);
         let audit = Audit::new(store.clone());
-        Sandboxes { store, driver, cfg: Arc::new(cfg), metrics, limiter, audit }
+        let recordings = Recordings::new(cfg.recording.dir.clone(), cfg.recording.max_bytes);
+        Sandboxes { store, driver, cfg: Arc::new(cfg), metrics, limiter, audit, recordings }
     }
 
     /// The audit trail.
@@ -160,6 +167,14 @@ impl Sandboxes {
                 "this server does not allow root sandboxes: leave out `user` to run as uid 1000".into(),
             ));
         }
+        let record_terminals = match self.cfg.recording.policy {
+            RecordingPolicy::Always => true,
+            RecordingPolicy::Requested => req.record_terminals,
+            RecordingPolicy::Off if req.record_terminals => {
+                return Err(Error::Forbidden("this server does not record terminals".into()));
+            }
+            RecordingPolicy::Off => false,
+        };
         let max_ttl = self.cfg.max_ttl.as_secs();
         let quota = self.limits_of(&caller.user_id).await?;
         let ttl = req.ttl_seconds.unwrap_or(self.cfg.default_ttl.as_secs().min(quota.max_ttl_seconds));
@@ -191,6 +206,7 @@ impl Sandboxes {
             user,
             network: req.network.unwrap_or(policy.network),
             read_only_root: req.read_only_root,
+            record_terminals,
         };
         let now = now_ms();
         let row = SandboxRow {
@@ -477,6 +493,18 @@ impl Sandboxes {
         }
     }
 
+    /// Like [`Sandboxes::resolve`], and also a deleted sandbox by id (for what outlives it:
+    /// recordings).
+    pub(crate) async fn resolve_any(&self, caller: &Caller, id_or_name: &str) -> Result<SandboxRow> {
+        match self.resolve(caller, id_or_name).await {
+            Err(Error::NotFound(m)) => match self.store.sandbox(id_or_name).await? {
+                Some(r) if caller.may_access(&r.owner_id) => Ok(r),
+                _ => Err(Error::NotFound(m)),
+            },
+            other => other,
+        }
+    }
+
     async fn load(&self, id: &str) -> Result<SandboxRow> {
         self.store.sandbox(id).await?.ok_or_else(|| Error::NotFound(format!("sandbox {id:?} not found")))
     }
@@ -499,6 +527,7 @@ impl Sandboxes {
             user: format!("{}:{}", spec.user.0, spec.user.1),
             network: spec.network,
             read_only_root: spec.read_only_root,
+            record_terminals: spec.record_terminals,
             error: r.error.clone(),
             created_at: from_ms(r.created_at),
             expires_at: r.expires_at.map(from_ms),

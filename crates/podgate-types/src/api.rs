@@ -58,6 +58,10 @@ pub struct CreateSandboxRequest {
     /// Mount the image's root filesystem read-only (`/tmp` and `/workspace` stay writable).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only_root: bool,
+    /// Record every terminal of the sandbox (asciicast v2), where the server's recording policy
+    /// allows it; a server that records every terminal does so anyway.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record_terminals: bool,
 }
 
 /// A sandbox's network access.
@@ -163,6 +167,9 @@ pub struct Sandbox {
     pub network: NetworkMode,
     #[serde(default)]
     pub read_only_root: bool,
+    /// Whether its terminals are recorded.
+    #[serde(default)]
+    pub record_terminals: bool,
     /// Why the sandbox failed, when `state` is `failed`.
     pub error: Option<String>,
     #[serde(with = "time::serde::rfc3339")]

@@ -53,6 +53,24 @@ pub struct TerminalInfo {
     pub exit_code: Option<i32>,
 }
 
+/// A terminal recording (asciicast v2), as listed by `GET /v1/sandboxes/{id}/recordings`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecordingInfo {
+    pub terminal_id: String,
+    /// Size of the recording so far, in bytes.
+    pub size: u64,
+    /// Unix milliseconds of its last write.
+    pub modified_at: i64,
+}
+
+/// `{"recordings": [...]}`, oldest first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecordingList {
+    pub recordings: Vec<RecordingInfo>,
+}
+
 /// A JSON control message in a text frame.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]

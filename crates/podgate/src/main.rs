@@ -42,6 +42,8 @@ enum Command {
     Cp(cli::CpArgs),
     /// Show a sandbox's bootstrap log (fetch, verify, extract, install); -f follows it.
     Logs(cli::LogsArgs),
+    /// List a sandbox's terminal recordings, or print one (asciicast v2).
+    Recordings(cli::RecordingsArgs),
     /// Keep a local directory and a sandbox directory in sync, both ways, until interrupted.
     Sync(cli::SyncArgs),
     /// Forward local ports to ports inside a sandbox.
@@ -69,6 +71,7 @@ fn main() {
             Command::Terminals(a) => cli::terminals(a).await.map(|()| 0),
             Command::Cp(a) => cli::cp(a).await.map(|()| 0),
             Command::Logs(a) => cli::logs(a).await,
+            Command::Recordings(a) => cli::recordings(a).await.map(|()| 0),
             Command::Keys(a) => cli::keys(a).await.map(|()| 0),
             Command::User(a) => cli::user(a).await.map(|()| 0),
             Command::Token(a) => cli::token(a).await.map(|()| 0),

@@ -108,6 +108,13 @@ pub struct ServerArgs {
     /// Most processes a sandbox may have [default: 1024].
     #[arg(long, env = "PODGATE_PIDS_LIMIT")]
     pids_limit: Option<i64>,
+    /// Which terminals are recorded (asciicast v2, in DATA_DIR/recordings): off (a sandbox
+    /// asking is refused), requested (sandboxes created with record_terminals) or always [default: off].
+    #[arg(long, env = "PODGATE_TERMINAL_RECORDING")]
+    terminal_recording: Option<String>,
+    /// Largest size of one terminal recording, e.g. 64Mi; it stops with a marker there [default: 64Mi].
+    #[arg(long, env = "PODGATE_RECORDING_MAX_SIZE")]
+    recording_max_size: Option<String>,
     /// Requests a minute from one source address, before authentication; 0 = no limit [default: 6000].
     #[arg(long, env = "PODGATE_RATE_LIMIT_PER_ADDRESS")]
     rate_limit_per_address: Option<u32>,
@@ -203,6 +210,8 @@ struct FileConfig {
     default_cpu: Option<f64>,
     default_memory: Option<String>,
     pids_limit: Option<i64>,
+    terminal_recording: Option<String>,
+    recording_max_size: Option<String>,
     rate_limit_per_address: Option<u32>,
     rate_limit_per_user: Option<u32>,
     create_rate_limit: Option<u32>,
@@ -269,7 +278,21 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         },
         max_ttl_seconds: args.quota_max_ttl_seconds.or(file.quota_max_ttl_seconds).filter(|s| *s > 0),
     };
+    let recording = podgate_core::config::RecordingConfig {
+        policy: match args.terminal_recording.as_deref().or(file.terminal_recording.as_deref()) {
+            None => Default::default(),
+            Some(p) => p.parse().map_err(anyhow::Error::msg).context("--terminal-recording")?,
+        },
+        dir: data_dir.join("recordings"),
+        max_bytes: match args.recording_max_size.as_deref().or(file.recording_max_size.as_deref()) {
+            None => podgate_core::config::RecordingConfig::default().max_bytes,
+            Some(m) => {
+                m.parse::<podgate_types::MemorySize>().map_err(anyhow::Error::msg).context("--recording-max-size")?.0
+            }
+        },
+    };
     let core = CoreConfig {
+        recording,
         sandbox,
         rates,
         quota,

@@ -40,6 +40,8 @@ fn sandbox_routes() -> Vec<Route> {
         route(M::GET, "/v1/sandboxes/{sb}/terminals", None),
         route(M::POST, "/v1/sandboxes/{sb}/terminals", Some(json!({}))),
         route(M::POST, "/v1/sandboxes/{sb}/terminals/{tid}/share", None),
+        route(M::GET, "/v1/sandboxes/{sb}/recordings", None),
+        route(M::GET, "/v1/sandboxes/{sb}/recordings/{tid}", None),
         route(M::GET, "/v1/sandboxes/{sb}/files?path=/etc/hostname", None),
         route(M::PUT, "/v1/sandboxes/{sb}/files?path=/tmp/authz.txt", None),
         route(M::GET, "/v1/sandboxes/{sb}/files/tar?path=/tmp", None),
@@ -131,7 +133,9 @@ fn tar_body() -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_checks_who_is_asking() {
-    let srv = Server::start();
+    // Every terminal recorded, so that the recording routes have something to serve.
+    let extra = vec!["--terminal-recording".into(), "always".into()];
+    let srv = Server::start_with(common::Opts { extra, ..Default::default() });
     let admin = srv.client();
     let new_user = async |name: &str| {
         let u = admin.create_user(&CreateUserRequest { name: name.into(), role: None }).await.unwrap();

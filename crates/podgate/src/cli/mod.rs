@@ -7,6 +7,7 @@ mod exec;
 mod forward;
 mod logs;
 mod output;
+mod recordings;
 mod sync;
 mod users;
 
@@ -25,6 +26,7 @@ pub use exec::{ExecArgs, exec};
 pub use forward::{PortForwardArgs, port_forward};
 pub use logs::{LogsArgs, logs};
 use output::OutputFormat;
+pub use recordings::{RecordingsArgs, recordings};
 pub use sync::{SyncArgs, sync};
 pub use users::{KeysArgs, TokenArgs, UserArgs, keys, token, user};
 
@@ -111,6 +113,9 @@ pub struct UpArgs {
     /// Mount the image's root filesystem read-only (/tmp and /workspace stay writable).
     #[arg(long)]
     read_only_root: bool,
+    /// Record the sandbox's terminals (where the server's policy allows; see `podgate recordings`).
+    #[arg(long)]
+    record: bool,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     output: OutputFormat,
@@ -138,6 +143,7 @@ pub async fn up(a: UpArgs) -> anyhow::Result<()> {
         user: a.user,
         network: a.network.map(|n| if n == "none" { NetworkMode::None } else { NetworkMode::Egress }),
         read_only_root: a.read_only_root,
+        record_terminals: a.record,
     };
     let sb = client.create(&req).await?;
     match a.output {
