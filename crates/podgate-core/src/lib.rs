@@ -17,6 +17,7 @@ pub mod reconciler;
 pub mod recordings;
 pub mod sandboxes;
 pub mod sessions;
+pub mod sidecars;
 pub mod signer;
 pub mod terminals;
 pub mod users;

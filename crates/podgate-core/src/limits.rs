@@ -3,6 +3,7 @@
 
 use podgate_store::{Ceiling, Store};
 use podgate_types::MemorySize;
+use podgate_types::api::SidecarPolicy;
 use podgate_types::users::{Quota, QuotaLimits, QuotaOverrides, QuotaUsage};
 
 use crate::audit::{Audit, Event};
@@ -106,11 +107,19 @@ pub struct QuotaDefaults {
     pub memory: u64,
     /// `None`: the server's maximum TTL.
     pub max_ttl_seconds: Option<u64>,
+    /// Which sidecars users may start.
+    pub sidecars: SidecarPolicy,
 }
 
 impl Default for QuotaDefaults {
     fn default() -> Self {
-        QuotaDefaults { sandboxes: 20, cpu: 16.0, memory: 32 << 30, max_ttl_seconds: None }
+        QuotaDefaults {
+            sandboxes: 20,
+            cpu: 16.0,
+            memory: 32 << 30,
+            max_ttl_seconds: None,
+            sidecars: SidecarPolicy::None,
+        }
     }
 }
 
@@ -130,6 +139,7 @@ impl QuotaDefaults {
             cpu: o.cpu.unwrap_or(self.cpu),
             memory: o.memory.unwrap_or(MemorySize(self.memory)),
             max_ttl_seconds: o.max_ttl_seconds.or(self.max_ttl_seconds).unwrap_or(server_max_ttl).min(server_max_ttl),
+            sidecars: o.sidecars.unwrap_or(self.sidecars),
         }
     }
 }

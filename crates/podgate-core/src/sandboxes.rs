@@ -45,6 +45,15 @@ pub struct StoredSpec {
     /// Terminals are recorded (the request asked and the policy allows, or the policy records all).
     #[serde(default)]
     pub record_terminals: bool,
+    /// Sidecars, with their limits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sidecars: Vec<podgate_types::api::Sidecar>,
+    /// What the sandbox counts against its owner's quota: its own limits plus its sidecars'
+    /// (sandboxes from before this field count `cpu` and `memory`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charged_cpu: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charged_memory: Option<u64>,
 }
 
 /// Parses a sandbox `user`: `root`, a uid, or `uid:gid`.
@@ -132,9 +141,7 @@ impl Sandboxes {
 
     async fn validate_and_insert(&self, caller: &Caller, req: CreateSandboxRequest) -> Result<SandboxRow> {
         let image = req.image.unwrap_or_else(|| self.cfg.default_image.clone());
-        if image.is_empty() || image.len() > 512 || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(Error::Invalid(format!("invalid image reference {image:?}")));
-        }
+        validate::image(&image).map_err(Error::Invalid)?;
         let name = match req.name {
             Some(n) => {
                 validate::sandbox_name(&n).map_err(Error::Invalid)?;
@@ -187,6 +194,7 @@ impl Sandboxes {
                 quota.max_ttl_seconds
             )));
         }
+        let sidecars = crate::sidecars::prepare(req.sidecars, quota.sidecars, MIN_MEMORY)?;
         let bootstrap = crate::code_source::prepare(
             req.code.as_ref(),
             req.install.as_ref(),
@@ -207,7 +215,13 @@ impl Sandboxes {
             network: req.network.unwrap_or(policy.network),
             read_only_root: req.read_only_root,
             record_terminals,
+            charged_cpu: None,
+            charged_memory: None,
+            sidecars,
         };
+        let (sidecar_cpu, sidecar_memory) = crate::sidecars::charged(&spec.sidecars);
+        let (cpu, memory) = (spec.cpu.unwrap_or(0.0) + sidecar_cpu, spec.memory.unwrap_or(0) + sidecar_memory);
+        let spec = StoredSpec { charged_cpu: Some(cpu), charged_memory: Some(memory), ..spec };
         let now = now_ms();
         let row = SandboxRow {
             id: ids::sandbox_id(),
@@ -226,7 +240,6 @@ impl Sandboxes {
             bootstrap: None,
             bootstrap_log: None,
         };
-        let (cpu, memory) = (spec.cpu.unwrap_or(0.0), spec.memory.unwrap_or(0));
         let memory = i64::try_from(memory).unwrap_or(i64::MAX);
         if !self.store.insert_sandbox_within(&row, cpu, memory, crate::limits::ceiling(&quota)).await? {
             return Err(self.over_quota(&caller.user_id, &quota, cpu, memory).await);
@@ -346,6 +359,7 @@ impl Sandboxes {
                 user: spec.user,
                 egress: spec.network == NetworkMode::Egress,
                 read_only_root: spec.read_only_root,
+                sidecars: crate::sidecars::placements(&spec.sidecars),
             })
             .await?;
         let endpoint = self.driver.start(&row.id).await?;
@@ -528,6 +542,7 @@ impl Sandboxes {
             network: spec.network,
             read_only_root: spec.read_only_root,
             record_terminals: spec.record_terminals,
+            sidecars: spec.sidecars,
             error: r.error.clone(),
             created_at: from_ms(r.created_at),
             expires_at: r.expires_at.map(from_ms),

@@ -17,7 +17,9 @@ use bollard::query_parameters::{
     StartContainerOptions,
 };
 use futures_util::StreamExt as _;
-use podgate_runtime::{AgentEndpoint, Driver, Error, Instance, InstanceStatus, PlacementSpec, Result};
+use podgate_runtime::{
+    AgentEndpoint, Driver, Error, Instance, InstanceStatus, PlacementSpec, Result, SidecarPlacement,
+};
 
 use errors::{engine_error, is_not_found};
 
@@ -25,6 +27,8 @@ use errors::{engine_error, is_not_found};
 pub const LABEL_SANDBOX: &str = "io.podgate.sandbox";
 /// Label holding the id of the server instance that owns the container.
 pub const LABEL_INSTANCE: &str = "io.podgate.instance";
+/// Label of a sidecar container, holding its name (its sandbox is in [`LABEL_SANDBOX`]).
+pub const LABEL_SIDECAR: &str = "io.podgate.sidecar";
 
 /// Where the agent binary and its run directory appear inside the container.
 const AGENT_PATH: &str = "/.podgate/bin/podgate-agent";
@@ -169,6 +173,89 @@ impl DockerDriver {
         format!("podgate-{sandbox_id}")
     }
 
+    fn sidecar_container_name(sandbox_id: &str, sidecar: &str) -> String {
+        format!("podgate-{sandbox_id}-{sidecar}")
+    }
+
+    /// A sidecar: in the sandbox's network namespace, with its own limits; unprivileged ones get
+    /// the capabilities of a root sandbox and no-new-privileges, privileged ones everything.
+    fn sidecar_body(&self, spec: &PlacementSpec, s: &SidecarPlacement) -> ContainerCreateBody {
+        let labels = HashMap::from([
+            (LABEL_SANDBOX.to_string(), spec.sandbox_id.clone()),
+            (LABEL_INSTANCE.to_string(), self.cfg.instance.clone()),
+            (LABEL_SIDECAR.to_string(), s.name.clone()),
+        ]);
+        let (cap_drop, cap_add, security_opt) = if s.privileged {
+            (None, None, None)
+        } else {
+            (
+                Some(vec!["ALL".to_string()]),
+                Some(ROOT_CAPABILITIES.iter().map(|c| c.to_string()).collect()),
+                Some(vec!["no-new-privileges".to_string()]),
+            )
+        };
+        ContainerCreateBody {
+            image: Some(s.image.clone()),
+            cmd: s.cmd.clone(),
+            env: Some(s.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(labels),
+            stop_timeout: Some(10),
+            host_config: Some(HostConfig {
+                network_mode: Some(format!("container:{}", Self::container_name(&spec.sandbox_id))),
+                nano_cpus: Some((s.cpu * 1e9) as i64),
+                memory: Some(s.memory as i64),
+                memory_swap: Some(s.memory as i64),
+                pids_limit: Some(self.cfg.pids_limit),
+                privileged: Some(s.privileged),
+                cap_drop,
+                cap_add,
+                security_opt,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Creates a container named `name`, pulling `image` first when the engine lacks it.
+    async fn create_pulling(&self, name: &str, image: &str, body: ContainerCreateBody) -> Result<()> {
+        let opts = CreateContainerOptionsBuilder::new().name(name).build();
+        match self.docker.create_container(Some(opts.clone()), body.clone()).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => {
+                self.pull(image).await?;
+                self.docker.create_container(Some(opts), body).await.map(|_| ()).map_err(|e| map_create_error(e, image))
+            }
+            Err(e) => Err(map_create_error(e, image)),
+        }
+    }
+
+    /// Names of this sandbox's sidecar containers.
+    async fn sidecar_containers(&self, sandbox_id: &str) -> Result<Vec<String>> {
+        let filters = HashMap::from([(
+            "label",
+            vec![
+                format!("{LABEL_INSTANCE}={}", self.cfg.instance),
+                format!("{LABEL_SANDBOX}={sandbox_id}"),
+                LABEL_SIDECAR.to_string(),
+            ],
+        )]);
+        let opts = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        let list = self.docker.list_containers(Some(opts)).await.map_err(|e| Error::Unavailable(engine_error(&e)))?;
+        Ok(list.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Force-removes a container; one already gone (or going) is fine.
+    async fn remove(&self, name: &str) -> Result<()> {
+        let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+        match self.docker.remove_container(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // 409: removal already in progress by another call.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(e) => Err(Error::Unavailable(engine_error(&e))),
+        }
+    }
+
     fn sandbox_dir(&self, sandbox_id: &str) -> PathBuf {
         self.cfg.run_dir.join(sandbox_id)
     }
@@ -257,13 +344,9 @@ impl DockerDriver {
         Ok(())
     }
 
-    async fn create_container(&self, spec: &PlacementSpec, dir: &Path) -> Result<(), bollard::errors::Error> {
-        let opts = CreateContainerOptionsBuilder::new().name(&Self::container_name(&spec.sandbox_id)).build();
-        self.docker.create_container(Some(opts), self.body(spec, dir)).await.map(|_| ())
-    }
-
+    /// The sandbox of one of this server's sandbox containers (not sidecars).
     fn instance_of(&self, labels: Option<&HashMap<String, String>>) -> Option<String> {
-        let labels = labels?;
+        let labels = labels.filter(|l| !l.contains_key(LABEL_SIDECAR))?;
         (labels.get(LABEL_INSTANCE) == Some(&self.cfg.instance)).then(|| labels.get(LABEL_SANDBOX).cloned()).flatten()
     }
 }
@@ -303,14 +386,18 @@ impl Driver for DockerDriver {
     #[tracing::instrument(name = "docker.create", skip_all, fields(sandbox_id = %spec.sandbox_id, image = %spec.image))]
     async fn create(&self, spec: &PlacementSpec) -> Result<()> {
         let dir = self.prepare_run_dir(spec)?;
-        let result = match self.create_container(spec, &dir).await {
-            Err(e) if is_not_found(&e) => match self.pull(&spec.image).await {
-                Ok(()) => self.create_container(spec, &dir).await.map_err(|e| map_create_error(e, &spec.image)),
-                Err(pull_err) => Err(pull_err),
-            },
-            other => other.map_err(|e| map_create_error(e, &spec.image)),
-        };
+        let main = Self::container_name(&spec.sandbox_id);
+        let mut result = self.create_pulling(&main, &spec.image, self.body(spec, &dir)).await;
+        for s in &spec.sidecars {
+            if result.is_err() {
+                break;
+            }
+            let name = Self::sidecar_container_name(&spec.sandbox_id, &s.name);
+            result = self.create_pulling(&name, &s.image, self.sidecar_body(spec, s)).await;
+        }
         if result.is_err() {
+            // Nothing half-made stays: the containers made so far, then the run directory.
+            let _ = self.delete(&spec.sandbox_id).await;
             let _ = std::fs::remove_dir_all(&dir);
         }
         result
@@ -319,10 +406,18 @@ impl Driver for DockerDriver {
     #[tracing::instrument(name = "docker.start", skip(self))]
     async fn start(&self, sandbox_id: &str) -> Result<AgentEndpoint> {
         match self.docker.start_container(&Self::container_name(sandbox_id), None::<StartContainerOptions>).await {
-            Ok(()) => Ok(AgentEndpoint::Unix(self.sandbox_dir(sandbox_id).join("agent.sock"))),
-            Err(e) if is_not_found(&e) => Err(Error::NotFound(sandbox_id.to_string())),
-            Err(e) => Err(Error::Unavailable(engine_error(&e))),
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => return Err(Error::NotFound(sandbox_id.to_string())),
+            Err(e) => return Err(Error::Unavailable(engine_error(&e))),
         }
+        // Sidecars join the sandbox's network namespace, which exists once it runs.
+        for id in self.sidecar_containers(sandbox_id).await? {
+            self.docker
+                .start_container(&id, None::<StartContainerOptions>)
+                .await
+                .map_err(|e| Error::InvalidSpec(format!("a sidecar did not start: {}", engine_error(&e))))?;
+        }
+        Ok(AgentEndpoint::Unix(self.sandbox_dir(sandbox_id).join("agent.sock")))
     }
 
     async fn inspect(&self, sandbox_id: &str) -> Result<Option<Instance>> {
@@ -382,17 +477,12 @@ impl Driver for DockerDriver {
 
     #[tracing::instrument(name = "docker.delete", skip(self))]
     async fn delete(&self, sandbox_id: &str) -> Result<()> {
-        let name = Self::container_name(sandbox_id);
-        // Only remove a container that is ours (labelled with this instance and sandbox).
+        // Only remove containers that are ours (labelled with this instance and sandbox).
+        for id in self.sidecar_containers(sandbox_id).await? {
+            self.remove(&id).await?;
+        }
         if self.inspect(sandbox_id).await?.is_some() {
-            let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
-            match self.docker.remove_container(&name, Some(opts)).await {
-                Ok(()) => {}
-                Err(e) if is_not_found(&e) => {}
-                // 409: removal already in progress by another call.
-                Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {}
-                Err(e) => return Err(Error::Unavailable(engine_error(&e))),
-            }
+            self.remove(&Self::container_name(sandbox_id)).await?;
         }
         let dir = self.sandbox_dir(sandbox_id);
         match std::fs::remove_dir_all(&dir) {

@@ -50,6 +50,22 @@ pub struct PlacementSpec {
     pub egress: bool,
     /// Mount the image's root filesystem read-only.
     pub read_only_root: bool,
+    /// Containers beside the sandbox, in its network namespace, started after it.
+    pub sidecars: Vec<SidecarPlacement>,
+}
+
+/// One sidecar as placed: the policy was checked and defaults applied by the core.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SidecarPlacement {
+    pub name: String,
+    pub image: String,
+    pub env: BTreeMap<String, String>,
+    /// Replaces the image's command.
+    pub cmd: Option<Vec<String>>,
+    pub cpu: f64,
+    /// Bytes.
+    pub memory: u64,
+    pub privileged: bool,
 }
 
 /// Where the server reaches a sandbox's agent.

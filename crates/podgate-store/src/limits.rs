@@ -22,16 +22,19 @@ pub struct Ceiling {
 /// States whose sandboxes count against a quota (they hold, or may soon hold, a container).
 const HOLDING: &str = "state IN ('pending', 'starting', 'running', 'paused', 'stopping', 'stopped')";
 
-/// The columns `n`, `cpu` and `memory` summed over a set of sandbox rows, in each dialect's JSON syntax.
+/// The columns `n`, `cpu` and `memory` summed over a set of sandbox rows (what each is charged:
+/// `charged_*` with its sidecars, else its own `cpu` and `memory`), in each dialect's JSON syntax.
 fn held_columns(db: &Db) -> &'static str {
     match db {
         Db::Sqlite(_) => {
-            "count(*) AS n, coalesce(sum(json_extract(spec, '$.cpu')), 0.0) AS cpu, \
-             coalesce(sum(json_extract(spec, '$.memory')), 0) AS memory"
+            "count(*) AS n, \
+             coalesce(sum(coalesce(json_extract(spec, '$.charged_cpu'), json_extract(spec, '$.cpu'))), 0.0) AS cpu, \
+             coalesce(sum(coalesce(json_extract(spec, '$.charged_memory'), json_extract(spec, '$.memory'))), 0) AS memory"
         }
         Db::Postgres(_) => {
-            "count(*) AS n, coalesce(sum((spec::jsonb->>'cpu')::float8), 0)::float8 AS cpu, \
-             coalesce(sum((spec::jsonb->>'memory')::bigint), 0)::bigint AS memory"
+            "count(*) AS n, \
+             coalesce(sum(coalesce((spec::jsonb->>'charged_cpu')::float8, (spec::jsonb->>'cpu')::float8)), 0)::float8 AS cpu, \
+             coalesce(sum(coalesce((spec::jsonb->>'charged_memory')::bigint, (spec::jsonb->>'memory')::bigint)), 0)::bigint AS memory"
         }
     }
 }

@@ -62,6 +62,63 @@ pub struct CreateSandboxRequest {
     /// allows it; a server that records every terminal does so anyway.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub record_terminals: bool,
+    /// Containers started beside the sandbox in its network namespace (reachable on
+    /// `localhost`), where the owner's sidecar policy allows them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sidecars: Vec<Sidecar>,
+}
+
+/// A container beside a sandbox, sharing its network namespace (e.g. a database, or a
+/// Docker-in-Docker daemon with `privileged`). It runs its image's own entrypoint and user.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Sidecar {
+    /// Unique within the sandbox: 1-32 of `a-z`, `0-9`, `-`.
+    pub name: String,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Replaces the image's command (its entrypoint stays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    /// CPU limit in cores [default: 0.5].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
+    /// Memory limit [default: 512Mi].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemorySize>,
+    /// All capabilities and devices (Docker-in-Docker needs this); only under a `privileged`
+    /// sidecar policy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+}
+
+/// Which sidecars a user may start (an admin policy: the server's default, overridden per user
+/// in the quota).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SidecarPolicy {
+    /// No sidecars.
+    #[default]
+    None,
+    /// Sidecars with a minimal capability set and no-new-privileges.
+    Unprivileged,
+    /// Also privileged sidecars.
+    Privileged,
+}
+
+impl std::str::FromStr for SidecarPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(SidecarPolicy::None),
+            "unprivileged" => Ok(SidecarPolicy::Unprivileged),
+            "privileged" => Ok(SidecarPolicy::Privileged),
+            _ => Err(format!("sidecar policy {s:?}: use none, unprivileged or privileged")),
+        }
+    }
 }
 
 /// A sandbox's network access.
@@ -170,6 +227,9 @@ pub struct Sandbox {
     /// Whether its terminals are recorded.
     #[serde(default)]
     pub record_terminals: bool,
+    /// Its sidecars, with their limits.
+    #[serde(default)]
+    pub sidecars: Vec<Sidecar>,
     /// Why the sandbox failed, when `state` is `failed`.
     pub error: Option<String>,
     #[serde(with = "time::serde::rfc3339")]

@@ -76,6 +76,9 @@ pub struct QuotaOverrides {
     /// Longest TTL of one sandbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_ttl_seconds: Option<u64>,
+    /// Which sidecars the user may start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecars: Option<crate::api::SidecarPolicy>,
 }
 
 /// The limits that apply to a user.
@@ -86,6 +89,8 @@ pub struct QuotaLimits {
     pub cpu: f64,
     pub memory: crate::MemorySize,
     pub max_ttl_seconds: u64,
+    #[serde(default)]
+    pub sidecars: crate::api::SidecarPolicy,
 }
 
 /// What a user's live sandboxes hold now.

@@ -39,6 +39,24 @@ pub fn sandbox_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// A sidecar name: 1–32 of `a-z`, `0-9`, `-`, starting and ending with a letter or digit.
+pub fn sidecar_name(name: &str) -> Result<(), String> {
+    match sandbox_name(name) {
+        Ok(()) if name.len() <= 32 => Ok(()),
+        _ => Err(format!(
+            "invalid sidecar name {name:?}: use 1-32 lowercase letters, digits and '-', not starting or ending with '-'"
+        )),
+    }
+}
+
+/// An image reference: 1–512 characters, no whitespace or control characters.
+pub fn image(image: &str) -> Result<(), String> {
+    if image.is_empty() || image.len() > 512 || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("invalid image reference {image:?}"));
+    }
+    Ok(())
+}
+
 /// Environment variables: POSIX-style names, no NUL bytes in values, bounded size.
 pub fn env(env: &BTreeMap<String, String>) -> Result<(), String> {
     if env.len() > 1000 {

@@ -27,7 +27,7 @@ enum Command {
     /// Rotate the server's session-token signing keys (admins).
     Keys(cli::KeysArgs),
     /// Create a sandbox and wait until it runs.
-    Up(cli::UpArgs),
+    Up(Box<cli::UpArgs>),
     /// List sandboxes.
     Ls(cli::LsArgs),
     /// Run a command in a sandbox; exits with its exit code.
@@ -63,7 +63,7 @@ fn main() {
         match cli.command {
             Command::Server(a) => server::run(*a).await.map(|()| 0),
             Command::Login(a) => cli::login(a).await.map(|()| 0),
-            Command::Up(a) => cli::up(a).await.map(|()| 0),
+            Command::Up(a) => cli::up(*a).await.map(|()| 0),
             Command::Ls(a) => cli::ls(a).await.map(|()| 0),
             Command::Exec(a) => cli::exec(a).await,
             Command::Down(a) => cli::down(a).await.map(|()| 0),

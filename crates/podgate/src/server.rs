@@ -112,6 +112,10 @@ pub struct ServerArgs {
     /// asking is refused), requested (sandboxes created with record_terminals) or always [default: off].
     #[arg(long, env = "PODGATE_TERMINAL_RECORDING")]
     terminal_recording: Option<String>,
+    /// Default policy for sidecars: none, unprivileged (minimal capabilities) or privileged
+    /// (e.g. Docker-in-Docker); per user with `podgate user quota NAME --sidecars` [default: none].
+    #[arg(long, env = "PODGATE_SIDECARS")]
+    sidecars: Option<String>,
     /// Largest size of one terminal recording, e.g. 64Mi; it stops with a marker there [default: 64Mi].
     #[arg(long, env = "PODGATE_RECORDING_MAX_SIZE")]
     recording_max_size: Option<String>,
@@ -212,6 +216,7 @@ struct FileConfig {
     pids_limit: Option<i64>,
     terminal_recording: Option<String>,
     recording_max_size: Option<String>,
+    sidecars: Option<String>,
     rate_limit_per_address: Option<u32>,
     rate_limit_per_user: Option<u32>,
     create_rate_limit: Option<u32>,
@@ -277,6 +282,10 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
             Some(m) => m.parse::<podgate_types::MemorySize>().map_err(anyhow::Error::msg).context("--quota-memory")?.0,
         },
         max_ttl_seconds: args.quota_max_ttl_seconds.or(file.quota_max_ttl_seconds).filter(|s| *s > 0),
+        sidecars: match args.sidecars.as_deref().or(file.sidecars.as_deref()) {
+            None => qd.sidecars,
+            Some(p) => p.parse().map_err(anyhow::Error::msg).context("--sidecars")?,
+        },
     };
     let recording = podgate_core::config::RecordingConfig {
         policy: match args.terminal_recording.as_deref().or(file.terminal_recording.as_deref()) {

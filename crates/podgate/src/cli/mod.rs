@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use anyhow::bail;
 use podgate_client::Client;
 use podgate_types::MemorySize;
-use podgate_types::api::{CreateSandboxRequest, NetworkMode};
+use podgate_types::api::{CreateSandboxRequest, NetworkMode, Sidecar};
 use podgate_types::bootstrap::{CodeSource, CommandLine};
 
 pub use config::{LoginArgs, login};
@@ -116,6 +116,13 @@ pub struct UpArgs {
     /// Record the sandbox's terminals (where the server's policy allows; see `podgate recordings`).
     #[arg(long)]
     record: bool,
+    /// A sidecar in the sandbox's network namespace: NAME=IMAGE (repeatable; where your sidecar
+    /// policy allows).
+    #[arg(long = "sidecar", value_parser = parse_kv)]
+    sidecars: Vec<(String, String)>,
+    /// Like --sidecar, privileged (e.g. dind=docker:dind; needs a privileged sidecar policy).
+    #[arg(long = "privileged-sidecar", value_parser = parse_kv)]
+    privileged_sidecars: Vec<(String, String)>,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     output: OutputFormat,
@@ -144,6 +151,13 @@ pub async fn up(a: UpArgs) -> anyhow::Result<()> {
         network: a.network.map(|n| if n == "none" { NetworkMode::None } else { NetworkMode::Egress }),
         read_only_root: a.read_only_root,
         record_terminals: a.record,
+        sidecars: a
+            .sidecars
+            .into_iter()
+            .map(|s| (s, false))
+            .chain(a.privileged_sidecars.into_iter().map(|s| (s, true)))
+            .map(|((name, image), privileged)| Sidecar { name, image, privileged, ..Default::default() })
+            .collect(),
     };
     let sb = client.create(&req).await?;
     match a.output {

@@ -45,8 +45,11 @@ enum UserCmd {
         /// Longest TTL of one sandbox, in seconds.
         #[arg(long)]
         max_ttl: Option<u64>,
+        /// Which sidecars the user may start: none, unprivileged or privileged.
+        #[arg(long)]
+        sidecars: Option<podgate_types::api::SidecarPolicy>,
         /// Drop the user's overrides: the server's defaults apply again.
-        #[arg(long, conflicts_with_all = ["sandboxes", "cpu", "memory", "max_ttl"])]
+        #[arg(long, conflicts_with_all = ["sandboxes", "cpu", "memory", "max_ttl", "sidecars"])]
         reset: bool,
     },
 }
@@ -66,9 +69,9 @@ pub async fn user(a: UserArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        UserCmd::Quota { user, sandboxes, cpu, memory, max_ttl, reset } => {
+        UserCmd::Quota { user, sandboxes, cpu, memory, max_ttl, sidecars, reset } => {
             let id = user_id(&client, &user).await?;
-            let set = QuotaOverrides { sandboxes, cpu, memory, max_ttl_seconds: max_ttl };
+            let set = QuotaOverrides { sandboxes, cpu, memory, max_ttl_seconds: max_ttl, sidecars };
             let q = if reset || set != QuotaOverrides::default() {
                 // Named limits change; the others keep their overrides.
                 let mut o = if reset { QuotaOverrides::default() } else { client.quota(&id).await?.overrides };
@@ -76,6 +79,7 @@ pub async fn user(a: UserArgs) -> anyhow::Result<()> {
                 o.cpu = cpu.or(o.cpu);
                 o.memory = memory.or(o.memory);
                 o.max_ttl_seconds = max_ttl.or(o.max_ttl_seconds);
+                o.sidecars = sidecars.or(o.sidecars);
                 client.set_quota(&id, &o).await?
             } else {
                 client.quota(&id).await?
@@ -89,6 +93,7 @@ pub async fn user(a: UserArgs) -> anyhow::Result<()> {
                         vec!["cpu".into(), q.usage.cpu.to_string(), q.limits.cpu.to_string()],
                         vec!["memory".into(), gib(q.usage.memory), gib(q.limits.memory)],
                         vec!["max ttl (s)".into(), "-".into(), q.limits.max_ttl_seconds.to_string()],
+                        vec!["sidecars".into(), "-".into(), format!("{:?}", q.limits.sidecars).to_lowercase()],
                     ];
                     print_rows(&["LIMIT", "USED", "QUOTA"], &rows);
                 }
