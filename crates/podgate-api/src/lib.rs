@@ -2,6 +2,7 @@
 //! OpenAPI document, bearer-token authentication and the JSON error format.
 
 mod audit;
+mod client_addr;
 mod error;
 mod extract;
 mod files;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub allowed_origins: Vec<String>,
     /// Directory of the built web UI, served under `/ui/`.
     pub web_dir: Option<std::path::PathBuf>,
+    /// Proxies whose `X-Forwarded-For` names the client (none by default).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The whole HTTP application.
@@ -86,7 +89,9 @@ pub fn router(state: AppState) -> Router {
                 .max_age(std::time::Duration::from_secs(600)),
         );
     }
+    let trusted = Arc::new(state.trusted_proxies.clone());
     app.layer(middleware::from_fn_with_state(state.clone(), limit_by_address))
+        .layer(middleware::from_fn_with_state(trusted, client_addr::set_client_addr))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(
@@ -114,9 +119,10 @@ async fn limit_by_address(State(st): State<Arc<AppState>>, req: Request, next: N
     next.run(req).await
 }
 
-/// The client's address, when the server was started with connect info (in-process tests are not).
+/// The client's address (see `client_addr`), when the server was started with connect info
+/// (in-process tests are not).
 pub(crate) fn peer(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
-    extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
+    extensions.get::<client_addr::ClientAddr>().map(|c| c.0)
 }
 
 async fn count_requests(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {

@@ -98,6 +98,12 @@ impl Audit {
         Audit { store }
     }
 
+    /// Forgets events older than `retention`; returns how many.
+    pub async fn purge(&self, retention: std::time::Duration) -> Result<u64> {
+        let before = now_ms().saturating_sub(retention.as_millis() as i64);
+        Ok(self.store.purge_audit(before).await?)
+    }
+
     /// Writes the event to the `audit` log target and the database.
     pub async fn record(&self, e: Event) {
         let mut row = e.0;

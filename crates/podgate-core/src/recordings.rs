@@ -68,6 +68,33 @@ impl Recordings {
         Ok(out)
     }
 
+    /// Removes recordings last written before `before`, and sandbox directories left empty;
+    /// returns how many recordings went.
+    pub async fn purge(&self, before: SystemTime) -> std::io::Result<u64> {
+        let mut removed = 0;
+        let mut sandboxes = match tokio::fs::read_dir(&self.dir).await {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        while let Some(sb) = sandboxes.next_entry().await? {
+            let mut files = tokio::fs::read_dir(sb.path()).await?;
+            let mut kept = 0;
+            while let Some(f) = files.next_entry().await? {
+                if f.metadata().await?.modified()? < before {
+                    tokio::fs::remove_file(f.path()).await?;
+                    removed += 1;
+                } else {
+                    kept += 1;
+                }
+            }
+            if kept == 0 {
+                let _ = tokio::fs::remove_dir(sb.path()).await;
+            }
+        }
+        Ok(removed)
+    }
+
     /// The file of one recording, if it exists.
     pub fn path(&self, sandbox_id: &str, terminal_id: &str) -> Option<PathBuf> {
         path_segment(sandbox_id).ok()?;
@@ -88,6 +115,12 @@ impl Sandboxes {
         if self.records_terminals(row) {
             self.recordings.start(agent.clone(), &row.id, info);
         }
+    }
+
+    /// Removes recordings older than `retention`; returns how many.
+    pub async fn purge_recordings(&self, retention: std::time::Duration) -> Result<u64> {
+        let before = SystemTime::now() - retention;
+        self.recordings.purge(before).await.map_err(|e| Error::Internal(format!("purging recordings: {e}")))
     }
 
     /// The terminal recordings of the caller's sandbox (live by id or name, or deleted by id).
@@ -224,7 +257,23 @@ impl Utf8Stream {
 
 #[cfg(test)]
 mod tests {
-    use super::Utf8Stream;
+    use super::{Recordings, Utf8Stream};
+    use std::time::{Duration, SystemTime};
+
+    #[tokio::test]
+    async fn purge_removes_old_recordings_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Recordings::new(dir.path().to_path_buf(), 1 << 20);
+        for (sb, t, age_days) in [("sb-a", "t-old", 40), ("sb-a", "t-new", 1), ("sb-b", "t-old", 40)] {
+            std::fs::create_dir_all(dir.path().join(sb)).unwrap();
+            let f = std::fs::File::create(dir.path().join(sb).join(format!("{t}.cast"))).unwrap();
+            f.set_modified(SystemTime::now() - Duration::from_secs(age_days * 86400)).unwrap();
+        }
+        let month_ago = SystemTime::now() - Duration::from_secs(30 * 86400);
+        assert_eq!(r.purge(month_ago).await.unwrap(), 2);
+        assert_eq!(r.list("sb-a").await.unwrap().iter().map(|x| x.terminal_id.as_str()).collect::<Vec<_>>(), ["t-new"]);
+        assert!(!dir.path().join("sb-b").exists(), "an emptied sandbox directory goes too");
+    }
 
     #[test]
     fn joins_split_characters_and_replaces_invalid_bytes() {

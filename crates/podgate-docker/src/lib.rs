@@ -250,9 +250,25 @@ impl DockerDriver {
         match self.docker.remove_container(name, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            // 409: removal already in progress by another call.
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            // 409: another call is removing it; it is gone when that ends.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {
+                self.wait_gone(name).await
+            }
             Err(e) => Err(Error::Unavailable(engine_error(&e))),
+        }
+    }
+
+    /// Waits (at most 30 s) until the container `name` no longer exists.
+    async fn wait_gone(&self, name: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match self.docker.inspect_container(name, None::<InspectContainerOptions>).await {
+                Err(e) if is_not_found(&e) => return Ok(()),
+                _ if tokio::time::Instant::now() > deadline => {
+                    return Err(Error::Unavailable(format!("container {name} is still being removed")));
+                }
+                _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
         }
     }
 

@@ -79,6 +79,17 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Deletes events from before `before` (unix ms); returns how many.
+    pub async fn purge_audit(&self, before: i64) -> Result<u64> {
+        Ok(on_db!(self, p => sqlx::query("DELETE FROM audit_events WHERE at < $1")
+            .bind(before)
+            .execute(p)
+            .await?
+            .rows_affected()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +124,8 @@ mod tests {
         assert_eq!(s.audit(&f).await.unwrap().len(), 1);
         let f = AuditFilter { action: Some("sandbox.create".into()), limit: 1, ..Default::default() };
         assert_eq!(s.audit(&f).await.unwrap()[0].at, 20);
+        assert_eq!(s.purge_audit(20).await.unwrap(), 1);
+        let left = s.audit(&AuditFilter { limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(left.iter().map(|e| e.at).collect::<Vec<_>>(), [30, 20]);
     }
 }

@@ -62,6 +62,10 @@ pub struct ServerArgs {
     /// (CORS, with credentials) and to open terminals, besides the server's own origin [default: none].
     #[arg(long, env = "PODGATE_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Option<Vec<String>>,
+    /// Reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For names the
+    /// client for rate limits and the audit trail [default: none; the header is ignored].
+    #[arg(long, env = "PODGATE_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Option<Vec<String>>,
     /// Directory of the built web UI, served at /ui/ [default: share/podgate/web next to the binary's directory, if present].
     #[arg(long, env = "PODGATE_WEB_DIR")]
     web_dir: Option<PathBuf>,
@@ -116,6 +120,12 @@ pub struct ServerArgs {
     /// (e.g. Docker-in-Docker); per user with `podgate user quota NAME --sidecars` [default: none].
     #[arg(long, env = "PODGATE_SIDECARS")]
     sidecars: Option<String>,
+    /// Days audit events are kept; 0 keeps them forever [default: 0].
+    #[arg(long, env = "PODGATE_AUDIT_RETENTION_DAYS")]
+    audit_retention_days: Option<u64>,
+    /// Days terminal recordings are kept after their last write; 0 keeps them forever [default: 0].
+    #[arg(long, env = "PODGATE_RECORDING_RETENTION_DAYS")]
+    recording_retention_days: Option<u64>,
     /// Largest size of one terminal recording, e.g. 64Mi; it stops with a marker there [default: 64Mi].
     #[arg(long, env = "PODGATE_RECORDING_MAX_SIZE")]
     recording_max_size: Option<String>,
@@ -200,6 +210,7 @@ struct FileConfig {
     reconcile_interval_ms: Option<u64>,
     log_format: Option<LogFormat>,
     allowed_origins: Option<Vec<String>>,
+    trusted_proxies: Option<Vec<String>>,
     web_dir: Option<PathBuf>,
     terminal_idle_seconds: Option<u64>,
     code_allow_http: Option<bool>,
@@ -217,6 +228,8 @@ struct FileConfig {
     terminal_recording: Option<String>,
     recording_max_size: Option<String>,
     sidecars: Option<String>,
+    audit_retention_days: Option<u64>,
+    recording_retention_days: Option<u64>,
     rate_limit_per_address: Option<u32>,
     rate_limit_per_user: Option<u32>,
     create_rate_limit: Option<u32>,
@@ -238,6 +251,10 @@ struct Settings {
     log_format: LogFormat,
     core: CoreConfig,
     allowed_origins: Vec<String>,
+    trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long audit events and recordings are kept (`None`: forever).
+    audit_retention: Option<Duration>,
+    recording_retention: Option<Duration>,
     web_dir: Option<PathBuf>,
     terminal_idle_seconds: u64,
     sandbox_network: String,
@@ -344,6 +361,20 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
         core,
         allowed_origins: args.allowed_origins.or(file.allowed_origins).unwrap_or_default(),
+        audit_retention: days(args.audit_retention_days.or(file.audit_retention_days)),
+        recording_retention: days(args.recording_retention_days.or(file.recording_retention_days)),
+        trusted_proxies: args
+            .trusted_proxies
+            .or(file.trusted_proxies)
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                // A bare address is a one-address network.
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| anyhow::anyhow!("--trusted-proxies: {p:?} is not an address or CIDR"))
+            })
+            .collect::<anyhow::Result<_>>()?,
         web_dir: match args.web_dir.or(file.web_dir) {
             Some(d) => Some(d),
             None => std::env::current_exe()
@@ -541,6 +572,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let sandboxes = Sandboxes::new(store.clone(), Arc::new(driver), s.core, metrics.clone());
     sandboxes.recover().await.context("recovering sandboxes after the last run")?;
     tokio::spawn(sandboxes.clone().run_reconciler());
+    if s.audit_retention.is_some() || s.recording_retention.is_some() {
+        tokio::spawn(enforce_retention(sandboxes.clone(), s.audit_retention, s.recording_retention));
+    }
     let limiter = sandboxes.limiter().clone();
     tokio::spawn(async move {
         loop {
@@ -576,6 +610,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         auth,
         metrics,
         allowed_origins: s.allowed_origins,
+        trusted_proxies: s.trusted_proxies,
         web_dir: s.web_dir,
     });
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -587,6 +622,30 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         eprintln!("podgate: flushing traces failed: {e}");
     }
     Ok(())
+}
+
+/// A retention in days; 0 or none is forever.
+fn days(d: Option<u64>) -> Option<Duration> {
+    d.filter(|d| *d > 0).map(|d| Duration::from_secs(d.saturating_mul(86400)))
+}
+
+/// Every hour, forgets audit events and recordings past their retention.
+async fn enforce_retention(sandboxes: Sandboxes, audit: Option<Duration>, recordings: Option<Duration>) {
+    loop {
+        if let Some(r) = audit {
+            match sandboxes.audit().purge(r).await {
+                Ok(n) => tracing::info!(removed = n, "purged old audit events"),
+                Err(e) => tracing::warn!(error = %e, "purging audit events failed"),
+            }
+        }
+        if let Some(r) = recordings {
+            match sandboxes.purge_recordings(r).await {
+                Ok(n) => tracing::info!(removed = n, "purged old terminal recordings"),
+                Err(e) => tracing::warn!(error = %e, "purging terminal recordings failed"),
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
 }
 
 /// Opens the database, waiting for it while it is unreachable (a server started before its

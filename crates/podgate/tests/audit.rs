@@ -122,3 +122,40 @@ async fn actions_and_refusals_are_audited_and_queryable() {
     assert!(lines.iter().any(|l| l.contains("action=sandbox.exec") && l.contains(&sb.id)), "{log}");
     assert!(lines.iter().any(|l| l.contains("action=auth.failed") && l.contains("source=\"127.0.0.1\"")), "{log}");
 }
+
+#[tokio::test]
+async fn retention_forgets_old_events_and_recordings_at_start() {
+    let mut srv = Server::start();
+    srv.client().me().await.unwrap();
+    let day = 86_400_000i64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let store = srv.store().await;
+    for (at, action) in [(now - 40 * day, "test.old"), (now - 2 * day, "test.recent")] {
+        let row = podgate_store::AuditRow { at, action: action.into(), result: "ok".into(), ..Default::default() };
+        store.insert_audit(&row).await.unwrap();
+    }
+    drop(store);
+    let dir = srv.dir.path().join("recordings/sb-gone");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, age_days) in [("t-old.cast", 40), ("t-recent.cast", 2)] {
+        let f = std::fs::File::create(dir.join(name)).unwrap();
+        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(age_days * 86400)).unwrap();
+    }
+
+    srv.kill9();
+    let flags = ["--audit-retention-days", "30", "--recording-retention-days", "30"];
+    srv.spawn(Opts { extra: flags.map(String::from).to_vec(), ..Default::default() });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let events: AuditList = srv.get_json("/v1/audit?limit=1000").await;
+        let kept: Vec<&str> = events.events.iter().map(|e| e.action.as_str()).collect();
+        let old_cast = dir.join("t-old.cast").exists();
+        if !kept.contains(&"test.old") && !old_cast {
+            assert!(kept.contains(&"test.recent"), "{kept:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "old events ({kept:?}) or recordings ({old_cast}) kept");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(dir.join("t-recent.cast").exists(), "a recent recording went");
+}

@@ -187,3 +187,41 @@ async fn quotas_refuse_what_does_not_fit_and_admins_override_them() {
     let q: podgate_types::users::Quota = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!((q.limits.sandboxes, q.overrides), (2, Default::default()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+    let http = reqwest::Client::new();
+    let anonymous = |srv: &Server, from: &str| {
+        http.get(format!("{}/v1/users/me", srv.url)).header("x-forwarded-for", from.to_string()).send()
+    };
+    // Not trusted (the default): the header is ignored, every request is 127.0.0.1's.
+    let srv =
+        Server::start_with(Opts { extra: vec!["--rate-limit-per-address".into(), "3".into()], ..Default::default() });
+    fresh_window().await;
+    for (i, from) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"].iter().enumerate() {
+        assert_eq!(anonymous(&srv, from).await.unwrap().status().as_u16(), 401, "request {i}");
+    }
+    assert_eq!(anonymous(&srv, "198.51.100.4").await.unwrap().status().as_u16(), 429, "one address for all");
+    drop(srv);
+
+    // Behind a trusted proxy on loopback: each forwarded client has its own count and audit source.
+    let extra = ["--rate-limit-per-address", "3", "--trusted-proxies", "127.0.0.1,10.0.0.0/8"];
+    let srv = Server::start_with(Opts { extra: extra.map(String::from).to_vec(), ..Default::default() });
+    fresh_window().await;
+    for i in 0..3 {
+        assert_eq!(anonymous(&srv, "198.51.100.7").await.unwrap().status().as_u16(), 401, "request {i}");
+    }
+    assert_eq!(anonymous(&srv, "198.51.100.7").await.unwrap().status().as_u16(), 429);
+    // Another client through the same proxy chain (a second trusted hop) is not affected.
+    assert_eq!(anonymous(&srv, "198.51.100.8, 10.1.2.3").await.unwrap().status().as_u16(), 401);
+    let r = http
+        .get(format!("{}/v1/users/me", srv.url))
+        .header("x-forwarded-for", "198.51.100.9")
+        .bearer_auth("pgt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let failed: serde_json::Value = srv.get_json("/v1/audit?action=auth.failed").await;
+    assert_eq!(failed["events"][0]["source"], "198.51.100.9", "{failed}");
+}
