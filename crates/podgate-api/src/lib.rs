@@ -14,6 +14,7 @@ mod processes;
 mod proxy;
 mod recordings;
 mod routes;
+mod ssh_keys;
 mod terminals;
 mod users;
 
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(users::routes())
         .merge(audit::routes())
         .merge(recordings::routes())
+        .merge(ssh_keys::routes())
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))

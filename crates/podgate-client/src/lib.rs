@@ -121,6 +121,26 @@ impl Client {
         self.call(Method::DELETE, &format!("/v1/tokens/{}", seg(id)), None::<&()>).await
     }
 
+    /// `GET /v1/users/{id}/ssh-keys` (`me` for the caller).
+    pub async fn ssh_keys(&self, user: &str) -> Result<podgate_types::users::SshKeyList> {
+        self.call(Method::GET, &format!("/v1/users/{}/ssh-keys", seg(user)), None::<&()>).await
+    }
+
+    /// `POST /v1/users/{id}/ssh-keys` (`me` for the caller).
+    pub async fn add_ssh_key(
+        &self,
+        user: &str,
+        req: &podgate_types::users::AddSshKeyRequest,
+    ) -> Result<podgate_types::users::SshKeyInfo> {
+        self.call(Method::POST, &format!("/v1/users/{}/ssh-keys", seg(user)), Some(req)).await
+    }
+
+    /// `DELETE /v1/users/{id}/ssh-keys/{key}`.
+    pub async fn remove_ssh_key(&self, user: &str, key: &str) -> Result<()> {
+        let path = format!("/v1/users/{}/ssh-keys/{}", seg(user), seg(key));
+        self.send(Method::DELETE, &path, None::<&()>).await.map(|_| ())
+    }
+
     /// `POST /v1/admin/signing-keys` (admins): a new current session-token signing key; returns
     /// its key id.
     pub async fn rotate_signing_keys(&self) -> Result<String> {

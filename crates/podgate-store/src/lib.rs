@@ -19,6 +19,7 @@ mod keys;
 mod limits;
 mod rows;
 mod sandboxes;
+mod ssh_keys;
 mod users;
 
 use std::path::Path;
@@ -33,6 +34,7 @@ pub use error::{Error, Result};
 pub use keys::SigningKeyRow;
 pub use limits::{Ceiling, Usage};
 pub use rows::{SandboxRow, TokenRow, UserRow};
+pub use ssh_keys::SshKeyRow;
 
 /// The database behind the store. Queries are written once in portable SQL (`$1` placeholders);
 /// each dialect has its own migrations with identical versions. PostgreSQL lets several servers

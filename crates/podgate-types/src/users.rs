@@ -112,3 +112,37 @@ pub struct Quota {
     pub overrides: QuotaOverrides,
     pub usage: QuotaUsage,
 }
+
+/// Body of `POST /v1/users/{id}/ssh-keys`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AddSshKeyRequest {
+    /// A name to tell keys apart [default: the key's comment].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The public key as in `~/.ssh/id_ed25519.pub`: `ssh-ed25519 AAAA… comment`.
+    pub public_key: String,
+}
+
+/// A registered SSH public key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SshKeyInfo {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    /// `SHA256:…`, as `ssh-keygen -lf` prints it.
+    pub fingerprint: String,
+    pub public_key: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// `{"keys": [...]}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SshKeyList {
+    pub keys: Vec<SshKeyInfo>,
+}

@@ -24,6 +24,8 @@ enum Command {
     User(cli::UserArgs),
     /// Manage API tokens: create, ls, revoke.
     Token(cli::TokenArgs),
+    /// Manage your SSH public keys (for `ssh -p 2222 NAME@host`): add, ls, rm.
+    SshKey(cli::SshKeyArgs),
     /// Rotate the server's session-token signing keys (admins).
     Keys(cli::KeysArgs),
     /// Create a sandbox and wait until it runs.
@@ -73,6 +75,7 @@ fn main() {
             Command::Logs(a) => cli::logs(a).await,
             Command::Recordings(a) => cli::recordings(a).await.map(|()| 0),
             Command::Keys(a) => cli::keys(a).await.map(|()| 0),
+            Command::SshKey(a) => cli::ssh_key(a).await.map(|()| 0),
             Command::User(a) => cli::user(a).await.map(|()| 0),
             Command::Token(a) => cli::token(a).await.map(|()| 0),
             Command::Sync(a) => cli::sync(a).await.map(|()| 0),

@@ -30,6 +30,15 @@ pub struct ServerArgs {
     /// HTTP listen address [default: 127.0.0.1:7070].
     #[arg(long, env = "PODGATE_LISTEN")]
     listen: Option<String>,
+    /// SSH listen address, or `off` [default: 127.0.0.1:2222].
+    #[arg(long, env = "PODGATE_SSH_LISTEN")]
+    ssh_listen: Option<String>,
+    /// Environment variables SSH clients may set, comma-separated (`LC_*` for a prefix) [default: LANG,LC_*,TERM].
+    #[arg(long, env = "PODGATE_SSH_ENV_ALLOW", value_delimiter = ',')]
+    ssh_env_allow: Option<Vec<String>>,
+    /// Refuse SSH port forwarding (-L).
+    #[arg(long, env = "PODGATE_SSH_NO_FORWARDING")]
+    ssh_no_forwarding: bool,
     /// State directory: database, admin token, per-sandbox run dirs [default: /var/lib/podgate as root, else ~/.local/share/podgate].
     #[arg(long, env = "PODGATE_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -200,6 +209,9 @@ struct OidcFileEntry {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<String>,
+    ssh_listen: Option<String>,
+    ssh_env_allow: Option<Vec<String>>,
+    ssh_no_forwarding: Option<bool>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     agent_bin: Option<PathBuf>,
@@ -245,6 +257,9 @@ struct FileConfig {
 #[derive(Debug)]
 struct Settings {
     listen: String,
+    /// `None`: SSH is off.
+    ssh_listen: Option<String>,
+    ssh: podgate_ssh::SshConfig,
     data_dir: PathBuf,
     database_url: Option<String>,
     agent_bin: PathBuf,
@@ -355,6 +370,16 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
     }
     Ok(Settings {
         listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:7070".into()),
+        ssh_listen: Some(args.ssh_listen.or(file.ssh_listen).unwrap_or_else(|| "127.0.0.1:2222".into()))
+            .filter(|l| l != "off"),
+        ssh: podgate_ssh::SshConfig {
+            env_allow: args
+                .ssh_env_allow
+                .or(file.ssh_env_allow)
+                .unwrap_or_else(|| podgate_ssh::SshConfig::default().env_allow),
+            allow_forwarding: !(args.ssh_no_forwarding || file.ssh_no_forwarding.unwrap_or(false)),
+            ..Default::default()
+        },
         data_dir,
         database_url: args.database_url.or(file.database_url),
         agent_bin,
@@ -595,6 +620,22 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
     });
 
+    if let Some(ssh_listen) = &s.ssh_listen {
+        let ssh = tokio::net::TcpListener::bind(ssh_listen)
+            .await
+            .with_context(|| format!("listening for SSH on {ssh_listen}"))?;
+        let ssh_addr = ssh.local_addr()?;
+        tracing::info!(%ssh_addr, "podgate listening for SSH on {ssh_addr}");
+        crate::files::write_private(&data_dir.join("ssh.addr"), &format!("{ssh_addr}\n"))?;
+        let host_key = data_dir.join("ssh_host_ed25519_key");
+        podgate_ssh::load_or_create(&host_key).context("the SSH host key")?;
+        let (auth, sandboxes, cfg) = (auth.clone(), sandboxes.clone(), s.ssh.clone());
+        tokio::spawn(async move {
+            if let Err(e) = podgate_ssh::serve(ssh, &host_key, auth, sandboxes, cfg).await {
+                tracing::error!(error = %e, "the SSH server stopped");
+            }
+        });
+    }
     let listener =
         tokio::net::TcpListener::bind(&s.listen).await.with_context(|| format!("listening on {}", s.listen))?;
     let addr = listener.local_addr()?;

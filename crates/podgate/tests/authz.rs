@@ -88,6 +88,12 @@ fn user_routes() -> Vec<Route> {
     vec![
         route(M::GET, "/v1/users/{user}/tokens", None),
         route(M::GET, "/v1/users/{user}/quota", None),
+        route(M::GET, "/v1/users/{user}/ssh-keys", None),
+        route(
+            M::POST,
+            "/v1/users/{user}/ssh-keys",
+            Some(json!({"public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"})),
+        ),
         route(M::POST, "/v1/users/{user}/tokens", Some(json!({"name": "by-{who}"}))),
     ]
 }

@@ -8,6 +8,7 @@ mod forward;
 mod logs;
 mod output;
 mod recordings;
+mod ssh_keys;
 mod sync;
 mod users;
 
@@ -27,6 +28,7 @@ pub use forward::{PortForwardArgs, port_forward};
 pub use logs::{LogsArgs, logs};
 use output::OutputFormat;
 pub use recordings::{RecordingsArgs, recordings};
+pub use ssh_keys::{SshKeyArgs, ssh_key};
 pub use sync::{SyncArgs, sync};
 pub use users::{KeysArgs, TokenArgs, UserArgs, keys, token, user};
 

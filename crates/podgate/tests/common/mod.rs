@@ -36,6 +36,8 @@ pub struct Server {
     /// `--database-url` when the server uses PostgreSQL (then `pg` is its private cluster).
     pub database_url: Option<String>,
     pub pg: Option<podgate_testpg::TestPg>,
+    /// Where the SSH server listens (a free loopback port).
+    pub ssh_addr: String,
     child: Option<Child>,
 }
 
@@ -78,6 +80,7 @@ impl Server {
             instance: String::new(),
             database_url: pg.as_ref().map(|p| p.url()),
             pg,
+            ssh_addr: String::new(),
             child: None,
         };
         s.spawn(opts);
@@ -107,6 +110,12 @@ impl Server {
             .arg(opts.agent_bin.unwrap_or_else(agent_bin))
             .args(self.database_url.iter().flat_map(|u| ["--database-url", u]))
             .args(&opts.extra)
+            // Several servers run at once: each takes a free SSH port unless a test names one.
+            .args(if opts.extra.iter().any(|a| a == "--ssh-listen") {
+                &[][..]
+            } else {
+                &["--ssh-listen", "127.0.0.1:0"][..]
+            })
             // Tests create sandboxes faster than the default 10 a minute; tests of that limit set it.
             .args(if opts.extra.iter().any(|a| a == "--create-rate-limit") {
                 &[][..]
@@ -136,6 +145,8 @@ impl Server {
         let addr = std::fs::read_to_string(&addr_file).unwrap();
         self.url = format!("http://{}", addr.trim());
         self.token = std::fs::read_to_string(self.dir.path().join("admin.token")).unwrap().trim().to_string();
+        self.ssh_addr =
+            std::fs::read_to_string(self.dir.path().join("ssh.addr")).map(|a| a.trim().to_string()).unwrap_or_default();
         let log = self.log();
         self.instance = log
             .split("instance=")

@@ -1,0 +1,282 @@
+//! SSH channels served by the sandbox's agent: a session channel becomes an agent process stream
+//! (a shell or a command, with a PTY when the client asked for one), a `direct-tcpip` channel an
+//! agent tunnel. Output is flushed before the exit status, which comes before EOF and close.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use hyper_util::rt::TokioIo;
+use podgate_core::Caller;
+use podgate_core::agent_client::AgentClient;
+use podgate_core::audit::Event;
+use podgate_types::process::{self, ClientMessage, ProcessSpec, PtySize, ServerMessage};
+use russh::server::{Handle, Msg};
+use russh::{Channel, ChannelMsg, Sig};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+use crate::Shared;
+
+/// Who logged in, to which sandbox.
+pub(crate) struct Login {
+    pub caller: Caller,
+    pub sandbox_id: String,
+    pub agent: AgentClient,
+}
+
+pub(crate) type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// The user's login shell, as a login shell (`$0` is the shell the agent runs the line with).
+const LOGIN_SHELL: &str = "exec \"$0\" -l";
+
+/// Opens a WebSocket to `path` on the agent.
+async fn connect(agent: &AgentClient, path: &str, protocol: &str) -> Result<Ws, String> {
+    let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
+    let (_, io) = agent.upgrade(path, &key, Some(protocol)).await.map_err(|e| e.to_string())?;
+    Ok(WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Client, None).await)
+}
+
+/// Whether `name` matches the allowlist (`LC_*` matches every `LC_` name).
+fn env_allowed(allow: &[String], name: &str) -> bool {
+    allow.iter().any(|a| match a.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => a == name,
+    })
+}
+
+/// A PTY dimension from the client, kept within what the agent accepts.
+fn dim(v: u32, default: u16) -> u16 {
+    if v == 0 { default } else { v.min(1000) as u16 }
+}
+
+fn sig_name(s: &Sig) -> String {
+    match s {
+        Sig::ABRT => "ABRT",
+        Sig::ALRM => "ALRM",
+        Sig::FPE => "FPE",
+        Sig::HUP => "HUP",
+        Sig::ILL => "ILL",
+        Sig::INT => "INT",
+        Sig::KILL => "KILL",
+        Sig::PIPE => "PIPE",
+        Sig::QUIT => "QUIT",
+        Sig::SEGV => "SEGV",
+        Sig::TERM => "TERM",
+        Sig::USR1 => "USR1",
+        Sig::Custom(c) => c,
+    }
+    .to_string()
+}
+
+fn sig_of(n: i32) -> Sig {
+    match n {
+        1 => Sig::HUP,
+        2 => Sig::INT,
+        3 => Sig::QUIT,
+        4 => Sig::ILL,
+        6 => Sig::ABRT,
+        8 => Sig::FPE,
+        9 => Sig::KILL,
+        10 => Sig::USR1,
+        11 => Sig::SEGV,
+        13 => Sig::PIPE,
+        14 => Sig::ALRM,
+        15 => Sig::TERM,
+        other => Sig::Custom(other.to_string()),
+    }
+}
+
+fn text(m: &ClientMessage) -> Message {
+    Message::Text(serde_json::to_string(m).unwrap_or_default().into())
+}
+
+/// Serves one session channel until its program ends or the client goes.
+pub(crate) async fn session(channel: Channel<Msg>, login: Arc<Login>, shared: Arc<Shared>, handle: Handle) {
+    let id = channel.id();
+    let (mut rx, tx) = channel.split();
+    let mut pty: Option<(String, u16, u16)> = None;
+    let mut env = BTreeMap::new();
+    // Requests come first; the shell or exec request names the program.
+    let command = loop {
+        match rx.wait().await {
+            Some(ChannelMsg::RequestPty { term, col_width, row_height, .. }) => {
+                pty = Some((term, dim(col_width, 80), dim(row_height, 24)));
+            }
+            Some(ChannelMsg::SetEnv { variable_name, variable_value, .. }) => {
+                if env_allowed(&shared.cfg.env_allow, &variable_name) {
+                    env.insert(variable_name, variable_value);
+                }
+            }
+            Some(ChannelMsg::RequestShell { .. }) => break None,
+            Some(ChannelMsg::Exec { command, .. }) => break Some(String::from_utf8_lossy(&command).into_owned()),
+            Some(ChannelMsg::Close | ChannelMsg::RequestSubsystem { .. }) | None => {
+                let _ = tx.close().await;
+                return;
+            }
+            Some(_) => {}
+        }
+    };
+    let (action, detail) = match &command {
+        Some(c) => ("ssh.exec", c.chars().take(300).collect::<String>()),
+        None => ("ssh.shell", String::new()),
+    };
+    let event = Event::by(&login.caller, action).sandbox(&login.sandbox_id).detail(detail);
+    shared.sandboxes.audit().record(event).await;
+    if let Some((term, _, _)) = &pty {
+        env.insert("TERM".into(), term.clone());
+    }
+    let spec = ProcessSpec {
+        argv: vec![command.unwrap_or_else(|| LOGIN_SHELL.into())],
+        shell: true,
+        env,
+        pty: pty.map(|(_, cols, rows)| PtySize { cols, rows }),
+        stdin: true,
+        ..Default::default()
+    };
+    let mut ws = match connect(&login.agent, "/v1/processes/stream", process::SUBPROTOCOL).await {
+        Ok(ws) => ws,
+        Err(e) => {
+            let _ = tx.extended_data_bytes(1, format!("podgate: the sandbox cannot be reached: {e}\r\n")).await;
+            let _ = tx.exit_status(255).await;
+            let _ = tx.eof().await;
+            let _ = tx.close().await;
+            return;
+        }
+    };
+    if ws.send(text(&ClientMessage::Start { process: spec })).await.is_err() {
+        let _ = tx.close().await;
+        return;
+    }
+    loop {
+        tokio::select! {
+            msg = rx.wait() => {
+                let out = match msg {
+                    Some(ChannelMsg::Data { data }) => {
+                        let mut frame = Vec::with_capacity(data.len() + 1);
+                        frame.push(process::STDIN);
+                        frame.extend_from_slice(&data);
+                        Some(Message::Binary(frame.into()))
+                    }
+                    Some(ChannelMsg::Eof) => Some(text(&ClientMessage::StdinEnd)),
+                    Some(ChannelMsg::WindowChange { col_width, row_height, .. }) => {
+                        Some(text(&ClientMessage::Resize { cols: dim(col_width, 80), rows: dim(row_height, 24) }))
+                    }
+                    Some(ChannelMsg::Signal { signal }) => Some(text(&ClientMessage::Signal { signal: sig_name(&signal) })),
+                    Some(ChannelMsg::Close) | None => {
+                        // The client is gone: hang up on the program, as sshd does.
+                        let _ = ws.send(text(&ClientMessage::Signal { signal: "HUP".into() })).await;
+                        let _ = ws.close(None).await;
+                        return;
+                    }
+                    Some(_) => None,
+                };
+                if let Some(m) = out
+                    && ws.send(m).await.is_err()
+                {
+                    break;
+                }
+            }
+            frame = ws.next() => match frame {
+                Some(Ok(Message::Binary(b))) if b.len() > 1 => {
+                    let data = b.slice(1..);
+                    let sent = if b[0] == process::STDERR {
+                        tx.extended_data_bytes(1, data).await
+                    } else {
+                        tx.data_bytes(data).await
+                    };
+                    if sent.is_err() {
+                        let _ = ws.send(text(&ClientMessage::Signal { signal: "HUP".into() })).await;
+                        return;
+                    }
+                }
+                Some(Ok(Message::Text(t))) => match serde_json::from_str::<ServerMessage>(&t) {
+                    Ok(ServerMessage::Exit { exit }) => {
+                        match exit.signal {
+                            Some(n) => {
+                                let _ = handle.exit_signal_request(id, sig_of(n), false, String::new(), String::new()).await;
+                            }
+                            None => {
+                                let _ = tx.exit_status(exit.exit_code as u32).await;
+                            }
+                        }
+                        let _ = tx.eof().await;
+                        let _ = tx.close().await;
+                        return;
+                    }
+                    Ok(ServerMessage::Error { message }) => tracing::info!(%message, "agent refused an SSH channel message"),
+                    _ => {}
+                },
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    // The stream broke without an exit status.
+    let _ = tx.exit_status(255).await;
+    let _ = tx.eof().await;
+    let _ = tx.close().await;
+}
+
+/// Opens an agent tunnel to `host:port` inside the sandbox.
+pub(crate) async fn open_tunnel(login: &Login, host: &str, port: u32) -> Result<Ws, String> {
+    let port = u16::try_from(port).ok().filter(|p| *p > 0).ok_or("invalid port")?;
+    // The agent takes IP literals and `localhost` only; anything else is refused there.
+    let host: String = host
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b".:-[]".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    connect(&login.agent, &format!("/v1/tunnel?host={host}&port={port}"), podgate_types::ports::TUNNEL_SUBPROTOCOL)
+        .await
+}
+
+/// Copies bytes both ways between a `direct-tcpip` channel and an agent tunnel.
+pub(crate) async fn forward(channel: Channel<Msg>, mut ws: Ws) {
+    let (mut rx, tx) = channel.split();
+    loop {
+        tokio::select! {
+            msg = rx.wait() => match msg {
+                Some(ChannelMsg::Data { data }) => {
+                    if ws.send(Message::Binary(data)).await.is_err() {
+                        break;
+                    }
+                }
+                Some(ChannelMsg::Eof | ChannelMsg::Close) | None => break,
+                Some(_) => {}
+            },
+            frame = ws.next() => match frame {
+                Some(Ok(Message::Binary(b))) => {
+                    if tx.data_bytes(b).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = ws.close(None).await;
+    let _ = tx.eof().await;
+    let _ = tx.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn env_allowlist_matches_names_and_prefixes() {
+        let allow = vec!["LANG".to_string(), "LC_*".to_string(), "TERM".to_string()];
+        for ok in ["LANG", "LC_ALL", "LC_CTYPE", "TERM"] {
+            assert!(super::env_allowed(&allow, ok), "{ok}");
+        }
+        for no in ["LD_PRELOAD", "PATH", "LANGUAGE", "TERMINFO"] {
+            assert!(!super::env_allowed(&allow, no), "{no}");
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! podgate's SSH server: `ssh NAME@host` logs a user in (by a registered public key) to their
+//! sandbox NAME, whose agent serves the channels: shells and commands (with or without a PTY),
+//! signals, exit status, and `-L` port forwarding.
+
+mod channel;
+mod host_key;
+mod session;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use podgate_core::{Auth, Sandboxes};
+
+pub use host_key::load_or_create;
+
+/// How the SSH server behaves.
+#[derive(Clone, Debug)]
+pub struct SshConfig {
+    /// Environment variables a client may set (`*` at the end matches a prefix).
+    pub env_allow: Vec<String>,
+    /// Whether `-L` (direct-tcpip) forwarding is allowed.
+    pub allow_forwarding: bool,
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for SshConfig {
+    fn default() -> Self {
+        SshConfig {
+            env_allow: vec!["LANG".into(), "LC_*".into(), "TERM".into()],
+            allow_forwarding: true,
+            idle_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What every connection's handler shares.
+pub(crate) struct Shared {
+    pub auth: Auth,
+    pub sandboxes: Sandboxes,
+    pub cfg: SshConfig,
+}
+
+/// Serves SSH on `listener` until the process ends. The host key lives at `host_key_path`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    host_key_path: &Path,
+    auth: Auth,
+    sandboxes: Sandboxes,
+    cfg: SshConfig,
+) -> std::io::Result<()> {
+    use russh::server::Server as _;
+    let key = load_or_create(host_key_path)?;
+    let config = russh::server::Config {
+        keys: vec![key],
+        // Every refusal takes as long, so keys and sandbox names cannot be told apart by time.
+        auth_rejection_time: Duration::from_millis(300),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        max_auth_attempts: 6,
+        inactivity_timeout: Some(cfg.idle_timeout),
+        keepalive_interval: Some(Duration::from_secs(30)),
+        keepalive_max: 4,
+        methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey][..]),
+        ..Default::default()
+    };
+    let shared = Arc::new(Shared { auth, sandboxes, cfg });
+    let mut server = Listener { shared };
+    server.run_on_socket(Arc::new(config), &listener).await
+}
+
+struct Listener {
+    shared: Arc<Shared>,
+}
+
+impl russh::server::Server for Listener {
+    type Handler = session::Connection;
+
+    fn new_client(&mut self, peer: Option<SocketAddr>) -> session::Connection {
+        session::Connection::new(self.shared.clone(), peer)
+    }
+}

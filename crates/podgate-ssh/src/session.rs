@@ -1,0 +1,167 @@
+//! One SSH connection: public-key login to the sandbox named by the user name, then its
+//! channels. A wrong key, an unknown sandbox and another user's sandbox are refused alike.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use podgate_core::Caller;
+use podgate_core::agent_client::AgentClient;
+use podgate_core::audit::Event;
+use russh::keys::HashAlg;
+use russh::server::{Auth, ChannelOpenHandle, Msg, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId, ChannelOpenFailure};
+
+use crate::Shared;
+use crate::channel::{self, Login};
+
+/// The handler of one connection.
+pub struct Connection {
+    shared: Arc<Shared>,
+    peer: Option<SocketAddr>,
+    login: Option<Arc<Login>>,
+}
+
+impl Connection {
+    pub(crate) fn new(shared: Arc<Shared>, peer: Option<SocketAddr>) -> Connection {
+        Connection { shared, peer, login: None }
+    }
+
+    fn source(&self) -> Option<String> {
+        self.peer.map(|p| p.ip().to_string())
+    }
+
+    /// The caller owning the key and the agent of their sandbox `name`, or why not.
+    async fn log_in(&self, name: &str, fingerprint: &str) -> Result<Login, String> {
+        if let Some(ip) = self.peer.map(|p| p.ip().to_string())
+            && let Err(e) = self.shared.sandboxes.limiter().address(&ip).await
+        {
+            return Err(format!("rate limited: {e}"));
+        }
+        let caller = match self.shared.auth.ssh_login(fingerprint).await {
+            Ok(Some(c)) => Caller { source: self.source(), ..c },
+            Ok(None) => return Err(format!("unknown key {fingerprint}")),
+            Err(e) => return Err(format!("key lookup failed: {e}")),
+        };
+        let (row, agent): (_, AgentClient) =
+            self.shared.sandboxes.running_agent(&caller, name).await.map_err(|e| format!("sandbox {name:?}: {e}"))?;
+        Ok(Login { caller, sandbox_id: row.id, agent })
+    }
+}
+
+impl russh::server::Handler for Connection {
+    type Error = russh::Error;
+
+    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+        let fingerprint = key.public_key.fingerprint(HashAlg::Sha256).to_string();
+        match self.log_in(user, &fingerprint).await {
+            Ok(login) => {
+                let event = Event::by(&login.caller, "ssh.login").sandbox(&login.sandbox_id).detail(&fingerprint);
+                self.shared.sandboxes.audit().record(event).await;
+                tracing::info!(user_id = %login.caller.user_id, sandbox_id = %login.sandbox_id, "SSH login");
+                self.login = Some(Arc::new(login));
+                Ok(Auth::Accept)
+            }
+            Err(why) => {
+                let event = Event::anonymous(self.source().as_deref(), "ssh.login")
+                    .result("refused")
+                    .detail(format!("{user}: {why}"));
+                self.shared.sandboxes.audit().record(event).await;
+                tracing::info!(user, reason = %why, "SSH login refused");
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(login) = self.login.clone() else {
+            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        };
+        reply.accept().await;
+        let (shared, handle) = (self.shared.clone(), session.handle());
+        tokio::spawn(channel::session(channel, login, shared, handle));
+        Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let (Some(login), true) = (self.login.clone(), self.shared.cfg.allow_forwarding) else {
+            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        };
+        match channel::open_tunnel(&login, host, port).await {
+            Ok(ws) => {
+                reply.accept().await;
+                let event =
+                    Event::by(&login.caller, "ssh.forward").sandbox(&login.sandbox_id).detail(format!("{host}:{port}"));
+                self.shared.sandboxes.audit().record(event).await;
+                tokio::spawn(channel::forward(channel, ws));
+            }
+            Err(e) => {
+                tracing::info!(host, port, error = %e, "SSH forward refused");
+                reply.reject(ChannelOpenFailure::ConnectFailed).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        _value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        tracing::info!(subsystem = name, "SSH subsystem refused: not served yet");
+        session.channel_failure(channel)
+    }
+}

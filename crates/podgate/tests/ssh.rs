@@ -1,0 +1,237 @@
+//! SSH end to end with the real OpenSSH client: public-key logins to a sandbox by name, commands
+//! with their output, stderr, stdin and exit status, a PTY, the env allowlist, `-L` forwarding,
+//! and refusals that look the same for a wrong key, an unknown sandbox and another user's.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Server;
+use podgate_client::Client;
+use podgate_types::api::{CreateSandboxRequest, ExecRequest};
+use podgate_types::process::ProcessSpec;
+use podgate_types::users::{AddSshKeyRequest, CreateUserRequest};
+
+const BUSYBOX: &str = "podgate/busybox:test";
+
+/// A new Ed25519 key pair in `dir`; returns the private key's path.
+fn keygen(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&path)
+        .output()
+        .expect("ssh-keygen (openssh-client) must be installed");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    path
+}
+
+/// `ssh` to `target` on the test server with `key`, batch mode, no host key prompts.
+fn ssh(srv: &Server, key: &Path, target: &str) -> Command {
+    let (host, port) = srv.ssh_addr.rsplit_once(':').unwrap();
+    let mut c = Command::new("ssh");
+    c.args(["-p", port, "-i"])
+        .arg(key)
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=20",
+        ])
+        .arg(format!("{target}@{host}"))
+        .stdin(Stdio::null());
+    c
+}
+
+fn run(mut c: Command) -> Output {
+    c.output().expect("running ssh")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+struct Fixture {
+    srv: Server,
+    alice: Client,
+    key: PathBuf,
+    other_key: PathBuf,
+    sandbox: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let srv = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "alice");
+    let other_key = keygen(dir.path(), "stranger");
+    let created = srv.client().create_user(&CreateUserRequest { name: "alice".into(), role: None }).await.unwrap();
+    let alice = Client::new(&srv.url, &created.token.secret).unwrap();
+    let public_key = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let added = alice.add_ssh_key("me", &AddSshKeyRequest { name: None, public_key }).await.unwrap();
+    assert_eq!(added.name, "alice");
+    let sb = alice
+        .create(&CreateSandboxRequest { name: Some("box".into()), image: Some(BUSYBOX.into()), ..Default::default() })
+        .await
+        .unwrap();
+    Fixture { srv, alice, key, other_key, sandbox: sb.id, _dir: dir }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_run_with_their_output_and_exit_status() {
+    let f = fixture().await;
+    let exec = |cmd: &str| {
+        let mut c = ssh(&f.srv, &f.key, "box");
+        c.args(["--", cmd]);
+        run(c)
+    };
+    let o = exec("echo hello-$((6*7)); echo oops >&2");
+    assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(0), "hello-42\n"), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "oops\n");
+    assert_eq!(exec("exit 1").status.code(), Some(1));
+    assert_eq!(exec("exit 42").status.code(), Some(42));
+    let killed = exec("kill -9 $$");
+    assert_eq!(killed.status.code(), Some(255), "killed by a signal: {killed:?}");
+    // By id as well as by name; the user's own uid runs it.
+    let mut c = ssh(&f.srv, &f.key, &f.sandbox);
+    c.args(["--", "id -u"]);
+    assert_eq!(stdout(&run(c)), "1000\n");
+
+    // Standard input reaches the command, and its end ends it.
+    let mut c = ssh(&f.srv, &f.key, "box");
+    c.args(["--", "wc -c"]).stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let data = vec![b'x'; 300_000];
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&data).unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&o).trim(), "300000", "{o:?}");
+
+    // Only allowlisted variables pass.
+    let mut c = ssh(&f.srv, &f.key, "box");
+    c.args([
+        "-o",
+        "SendEnv=LC_PODGATE",
+        "-o",
+        "SendEnv=PODGATE_SECRET",
+        "--",
+        "echo \"[$LC_PODGATE][$PODGATE_SECRET]\"",
+    ])
+    .env("LC_PODGATE", "kept")
+    .env("PODGATE_SECRET", "dropped");
+    assert_eq!(stdout(&run(c)), "[kept][]\n");
+
+    // A PTY: a terminal device, TERM from the client, and the shell's prompt and exit status.
+    let mut c = ssh(&f.srv, &f.key, "box");
+    c.args(["-tt", "--", "tty; echo term=$TERM; exit 7"]).env("TERM", "xterm-256color");
+    let o = run(c);
+    let out = stdout(&o);
+    assert!(out.contains("/dev/pts/") && out.contains("term=xterm-256color"), "{out:?}");
+    assert_eq!(o.status.code(), Some(7));
+
+    // An interactive login shell over a PTY, driven through standard input.
+    let mut c = ssh(&f.srv, &f.key, "box");
+    c.args(["-tt"]).stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"echo shell-$((2+3))\nexit 3\n").unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(stdout(&o).contains("shell-5"), "{o:?}");
+    assert_eq!(o.status.code(), Some(3));
+
+    let audit: serde_json::Value = f.srv.get_json(&format!("/v1/sandboxes/{}/events", f.sandbox)).await;
+    let actions: Vec<&str> =
+        audit["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(
+        actions.contains(&"ssh.login") && actions.contains(&"ssh.exec") && actions.contains(&"ssh.shell"),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_look_the_same() {
+    let f = fixture().await;
+    // Bob's sandbox, which alice's key must not open.
+    let bob = f.srv.client().create_user(&CreateUserRequest { name: "bob".into(), role: None }).await.unwrap();
+    let bob = Client::new(&f.srv.url, &bob.token.secret).unwrap();
+    let bobs = bob
+        .create(&CreateSandboxRequest { name: Some("bobs".into()), image: Some(BUSYBOX.into()), ..Default::default() })
+        .await
+        .unwrap();
+    let tries = [
+        (f.other_key.clone(), "box"),
+        (f.key.clone(), "no-such-sandbox"),
+        (f.key.clone(), "bobs"),
+        (f.key.clone(), bobs.id.as_str()),
+    ];
+    for (key, target) in tries {
+        let mut c = ssh(&f.srv, &key, target);
+        c.args(["--", "true"]);
+        let o = run(c);
+        assert_eq!(o.status.code(), Some(255), "{target}: {o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("Permission denied (publickey)"), "{target}: {err}");
+    }
+    let refused: serde_json::Value = f.srv.get_json("/v1/audit?action=ssh.login").await;
+    let results: Vec<&str> =
+        refused["events"].as_array().unwrap().iter().map(|e| e["result"].as_str().unwrap()).collect();
+    assert!(results.iter().filter(|r| **r == "refused").count() >= 4, "{results:?}");
+    // A removed key no longer logs in.
+    let keys = f.alice.ssh_keys("me").await.unwrap().keys;
+    f.alice.remove_ssh_key("me", &keys[0].id).await.unwrap();
+    let mut c = ssh(&f.srv, &f.key, "box");
+    c.args(["--", "true"]);
+    assert_eq!(run(c).status.code(), Some(255));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_forwarding_carries_http_from_inside_the_sandbox() {
+    let f = fixture().await;
+    let setup = "mkdir -p /tmp/www && echo served-from-the-sandbox > /tmp/www/index.html";
+    let req = ExecRequest { argv: vec![setup.into()], shell: true, ..Default::default() };
+    assert_eq!(f.alice.exec(&f.sandbox, &req).await.unwrap().exit_code, 0);
+    let spec = ProcessSpec {
+        argv: vec!["httpd".into(), "-f".into(), "-p".into(), "8080".into(), "-h".into(), "/tmp/www".into()],
+        ..Default::default()
+    };
+    f.alice.spawn_process(&f.sandbox, &spec).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut c = ssh(&f.srv, &f.key, "box");
+    c.args(["-N", "-L", &format!("127.0.0.1:{port}:127.0.0.1:8080")]);
+    let mut tunnel = common::KillOnDrop(c.spawn().unwrap());
+    let url = format!("http://127.0.0.1:{port}/");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        match reqwest::get(&url).await {
+            Ok(r) if r.status() == 200 => break r.text().await.unwrap(),
+            _ => {}
+        }
+        assert!(tunnel.0.try_wait().unwrap().is_none(), "ssh -L exited");
+        assert!(Instant::now() < deadline, "nothing came through the tunnel");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(body, "served-from-the-sandbox\n");
+    // Several requests, each on its own forwarded connection.
+    for _ in 0..5 {
+        assert_eq!(reqwest::get(&url).await.unwrap().text().await.unwrap(), "served-from-the-sandbox\n");
+    }
+}
