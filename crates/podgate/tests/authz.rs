@@ -92,7 +92,9 @@ fn user_routes() -> Vec<Route> {
         route(
             M::POST,
             "/v1/users/{user}/ssh-keys",
-            Some(json!({"public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"})),
+            Some(
+                json!({"public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"}),
+            ),
         ),
         route(M::POST, "/v1/users/{user}/tokens", Some(json!({"name": "by-{who}"}))),
     ]
