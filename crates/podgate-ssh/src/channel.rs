@@ -149,7 +149,8 @@ pub(crate) async fn session(channel: Channel<Msg>, login: Arc<Login>, shared: Ar
         let _ = tx.close().await;
         return;
     }
-    loop {
+    let mut input_open = true;
+    let broken = loop {
         tokio::select! {
             msg = rx.wait() => {
                 let out = match msg {
@@ -172,10 +173,14 @@ pub(crate) async fn session(channel: Channel<Msg>, login: Arc<Login>, shared: Ar
                     }
                     Some(_) => None,
                 };
+                // The agent may have finished and closed its side already: what it sent before
+                // (the rest of the output, the exit status) is still to be read below.
                 if let Some(m) = out
-                    && ws.send(m).await.is_err()
+                    && input_open
+                    && let Err(e) = ws.send(m).await
                 {
-                    break;
+                    tracing::debug!(error = %e, "the process stream takes no more input");
+                    input_open = false;
                 }
             }
             frame = ws.next() => match frame {
@@ -205,15 +210,22 @@ pub(crate) async fn session(channel: Channel<Msg>, login: Arc<Login>, shared: Ar
                         let _ = tx.close().await;
                         return;
                     }
-                    Ok(ServerMessage::Error { message }) => tracing::info!(%message, "agent refused an SSH channel message"),
+                    Ok(ServerMessage::Error { message }) => {
+                        tracing::info!(%message, "the agent refused an SSH channel's request");
+                        let _ = tx.extended_data_bytes(1, format!("podgate: {message}\r\n")).await;
+                    }
                     _ => {}
                 },
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(Message::Close(c))) => break format!("closed ({c:?})"),
+                Some(Err(e)) => break e.to_string(),
+                None => break "ended".to_string(),
                 Some(Ok(_)) => {}
             },
         }
-    }
+    };
     // The stream broke without an exit status.
+    tracing::warn!(%broken, "an SSH channel's process stream ended without an exit status");
+    let _ = tx.extended_data_bytes(1, format!("podgate: the sandbox's process stream broke: {broken}\r\n")).await;
     let _ = tx.exit_status(255).await;
     let _ = tx.eof().await;
     let _ = tx.close().await;

@@ -24,6 +24,8 @@ pub struct SshConfig {
     pub allow_forwarding: bool,
     /// A connection with no traffic for this long is closed.
     pub idle_timeout: Duration,
+    /// Most SSH connections one user may have open on this server at once.
+    pub max_sessions_per_user: usize,
 }
 
 impl Default for SshConfig {
@@ -32,6 +34,7 @@ impl Default for SshConfig {
             env_allow: vec!["LANG".into(), "LC_*".into(), "TERM".into()],
             allow_forwarding: true,
             idle_timeout: Duration::from_secs(3600),
+            max_sessions_per_user: 20,
         }
     }
 }
@@ -41,6 +44,32 @@ pub(crate) struct Shared {
     pub auth: Auth,
     pub sandboxes: Sandboxes,
     pub cfg: SshConfig,
+    /// Open logged-in connections per user id.
+    pub sessions: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+impl Shared {
+    /// Counts a connection of `user_id` in, unless the user is at the limit.
+    pub(crate) fn enter(&self, user_id: &str) -> bool {
+        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let n = s.entry(user_id.to_string()).or_default();
+        if *n >= self.cfg.max_sessions_per_user {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// Counts a connection of `user_id` out.
+    pub(crate) fn leave(&self, user_id: &str) {
+        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = s.get_mut(user_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                s.remove(user_id);
+            }
+        }
+    }
 }
 
 /// Serves SSH on `listener` until the process ends. The host key lives at `host_key_path`.
@@ -65,7 +94,7 @@ pub async fn serve(
         methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey][..]),
         ..Default::default()
     };
-    let shared = Arc::new(Shared { auth, sandboxes, cfg });
+    let shared = Arc::new(Shared { auth, sandboxes, cfg, sessions: Default::default() });
     let mut server = Listener { shared };
     server.run_on_socket(Arc::new(config), &listener).await
 }

@@ -44,7 +44,18 @@ impl Connection {
         };
         let (row, agent): (_, AgentClient) =
             self.shared.sandboxes.running_agent(&caller, name).await.map_err(|e| format!("sandbox {name:?}: {e}"))?;
+        if !self.shared.enter(&caller.user_id) {
+            return Err(format!("{} SSH connections are open already", self.shared.cfg.max_sessions_per_user));
+        }
         Ok(Login { caller, sandbox_id: row.id, agent })
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(login) = &self.login {
+            self.shared.leave(&login.caller.user_id);
+        }
     }
 }
 
@@ -58,7 +69,10 @@ impl russh::server::Handler for Connection {
                 let event = Event::by(&login.caller, "ssh.login").sandbox(&login.sandbox_id).detail(&fingerprint);
                 self.shared.sandboxes.audit().record(event).await;
                 tracing::info!(user_id = %login.caller.user_id, sandbox_id = %login.sandbox_id, "SSH login");
-                self.login = Some(Arc::new(login));
+                if let Some(previous) = self.login.replace(Arc::new(login)) {
+                    // A second login on one connection: it was counted twice.
+                    self.shared.leave(&previous.caller.user_id);
+                }
                 Ok(Auth::Accept)
             }
             Err(why) => {

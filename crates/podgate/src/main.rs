@@ -26,6 +26,8 @@ enum Command {
     Token(cli::TokenArgs),
     /// Manage your SSH public keys (for `ssh -p 2222 NAME@host`): add, ls, rm.
     SshKey(cli::SshKeyArgs),
+    /// Print OpenSSH `Host` blocks for your sandboxes (append to ~/.ssh/config).
+    SshConfig(cli::SshConfigArgs),
     /// Rotate the server's session-token signing keys (admins).
     Keys(cli::KeysArgs),
     /// Create a sandbox and wait until it runs.
@@ -76,6 +78,7 @@ fn main() {
             Command::Recordings(a) => cli::recordings(a).await.map(|()| 0),
             Command::Keys(a) => cli::keys(a).await.map(|()| 0),
             Command::SshKey(a) => cli::ssh_key(a).await.map(|()| 0),
+            Command::SshConfig(a) => cli::ssh_config(a).await.map(|()| 0),
             Command::User(a) => cli::user(a).await.map(|()| 0),
             Command::Token(a) => cli::token(a).await.map(|()| 0),
             Command::Sync(a) => cli::sync(a).await.map(|()| 0),

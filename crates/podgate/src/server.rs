@@ -39,6 +39,9 @@ pub struct ServerArgs {
     /// Refuse SSH port forwarding (-L).
     #[arg(long, env = "PODGATE_SSH_NO_FORWARDING")]
     ssh_no_forwarding: bool,
+    /// Most SSH connections one user may have open at once [default: 20].
+    #[arg(long, env = "PODGATE_SSH_MAX_SESSIONS_PER_USER")]
+    ssh_max_sessions_per_user: Option<usize>,
     /// State directory: database, admin token, per-sandbox run dirs [default: /var/lib/podgate as root, else ~/.local/share/podgate].
     #[arg(long, env = "PODGATE_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -212,6 +215,7 @@ struct FileConfig {
     ssh_listen: Option<String>,
     ssh_env_allow: Option<Vec<String>>,
     ssh_no_forwarding: Option<bool>,
+    ssh_max_sessions_per_user: Option<usize>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     agent_bin: Option<PathBuf>,
@@ -378,6 +382,10 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
                 .or(file.ssh_env_allow)
                 .unwrap_or_else(|| podgate_ssh::SshConfig::default().env_allow),
             allow_forwarding: !(args.ssh_no_forwarding || file.ssh_no_forwarding.unwrap_or(false)),
+            max_sessions_per_user: args
+                .ssh_max_sessions_per_user
+                .or(file.ssh_max_sessions_per_user)
+                .unwrap_or(podgate_ssh::SshConfig::default().max_sessions_per_user),
             ..Default::default()
         },
         data_dir,

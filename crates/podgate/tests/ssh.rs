@@ -73,7 +73,12 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let srv = Server::start();
+    fixture_with(&[]).await
+}
+
+async fn fixture_with(flags: &[&str]) -> Fixture {
+    let srv =
+        Server::start_with(common::Opts { extra: flags.iter().map(|s| s.to_string()).collect(), ..Default::default() });
     let dir = tempfile::tempdir().unwrap();
     let key = keygen(dir.path(), "alice");
     let other_key = keygen(dir.path(), "stranger");
@@ -100,7 +105,8 @@ async fn commands_run_with_their_output_and_exit_status() {
     let o = exec("echo hello-$((6*7)); echo oops >&2");
     assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(0), "hello-42\n"), "{o:?}");
     assert_eq!(String::from_utf8_lossy(&o.stderr), "oops\n");
-    assert_eq!(exec("exit 1").status.code(), Some(1));
+    let o = exec("exit 1");
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(exec("exit 42").status.code(), Some(42));
     let killed = exec("kill -9 $$");
     assert_eq!(killed.status.code(), Some(255), "killed by a signal: {killed:?}");
@@ -233,5 +239,61 @@ async fn local_forwarding_carries_http_from_inside_the_sandbox() {
     // Several requests, each on its own forwarded connection.
     for _ in 0..5 {
         assert_eq!(reqwest::get(&url).await.unwrap().text().await.unwrap(), "served-from-the-sandbox\n");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_config_blocks_work_and_sessions_are_limited() {
+    let f = fixture_with(&["--ssh-max-sessions-per-user", "1"]).await;
+    let (host, port) = f.srv.ssh_addr.rsplit_once(':').unwrap();
+    let out = f
+        .srv
+        .cli_command(&["ssh-config", "--port", port, "--prefix", "pg-"])
+        .env("PODGATE_TOKEN", f.alice.token())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config = String::from_utf8(out.stdout).unwrap();
+    assert!(config.contains("Host pg-box\n") && config.contains(&format!("HostName {host}")), "{config}");
+    let file = f._dir.path().join("config");
+    std::fs::write(&file, &config).unwrap();
+    let via_config = |extra: &[&str]| {
+        let mut c = Command::new("ssh");
+        c.arg("-F").arg(&file).arg("-i").arg(&f.key).args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "pg-box",
+        ]);
+        c.args(extra).stdin(Stdio::null());
+        c
+    };
+    let o = run(via_config(&["--", "echo via-config"]));
+    assert_eq!(stdout(&o), "via-config\n", "{o:?}");
+
+    // One connection at a time for alice: a second is refused while the first lasts.
+    let mut held = common::KillOnDrop(via_config(&["-N"]).spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let logins: serde_json::Value = f.srv.get_json("/v1/audit?action=ssh.login").await;
+        let ok = logins["events"].as_array().unwrap().iter().filter(|e| e["result"] == "ok").count();
+        if ok >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the held connection never logged in");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(run(via_config(&["--", "true"])).status.code(), Some(255), "over the session limit");
+    held.0.kill().unwrap();
+    held.0.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while run(via_config(&["--", "true"])).status.code() != Some(0) {
+        assert!(Instant::now() < deadline, "the limit was not released");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
