@@ -17,6 +17,7 @@ pub mod pty;
 pub mod random;
 pub mod reaper;
 pub mod server;
+pub mod sftp;
 pub mod signals;
 pub mod terminals;
 pub mod tunnel;

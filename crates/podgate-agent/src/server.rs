@@ -58,6 +58,7 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .route("/v1/ports", get(list_ports))
         .route("/v1/ports/watch", get(watch_ports))
         .route("/v1/tunnel", get(open_tunnel))
+        .route("/v1/sftp", get(open_sftp))
         .route("/v1/bootstrap", post(start_bootstrap).get(bootstrap_status))
         .route("/v1/bootstrap/log", get(bootstrap_log))
         .route("/v1/terminals", post(create_terminal).get(list_terminals))
@@ -332,6 +333,12 @@ struct TunnelQuery {
 
 /// WebSocket: the bytes of a TCP connection to `host:port` (default host 127.0.0.1) made from
 /// inside the sandbox. Connecting happens first, so a closed port is a plain 502.
+/// An SFTP session (for SSH's `sftp` subsystem) over a WebSocket.
+async fn open_sftp(State(st): State<Arc<AgentState>>, ws: WebSocketUpgrade) -> Response {
+    let home = st.dirs.home.clone();
+    ws.protocols([crate::sftp::SUBPROTOCOL]).on_upgrade(move |socket| crate::sftp::serve(socket, home))
+}
+
 async fn open_tunnel(
     q: Result<Query<TunnelQuery>, axum::extract::rejection::QueryRejection>,
     ws: WebSocketUpgrade,

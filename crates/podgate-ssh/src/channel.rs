@@ -111,6 +111,25 @@ pub(crate) async fn session(channel: Channel<Msg>, login: Arc<Login>, shared: Ar
             }
             Some(ChannelMsg::RequestShell { .. }) => break None,
             Some(ChannelMsg::Exec { command, .. }) => break Some(String::from_utf8_lossy(&command).into_owned()),
+            Some(ChannelMsg::RequestSubsystem { name, .. }) if name == "sftp" => {
+                let event = Event::by(&login.caller, "ssh.sftp").sandbox(&login.sandbox_id);
+                shared.sandboxes.audit().record(event).await;
+                let code = match connect(&login.agent, "/v1/sftp", podgate_types::sftp::SUBPROTOCOL).await {
+                    Ok(ws) => {
+                        splice(rx, &tx, ws).await;
+                        0
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the sandbox's SFTP server cannot be reached");
+                        255
+                    }
+                };
+                // Like sshd's sftp-server ending: scp counts a missing exit status as a failure.
+                let _ = tx.exit_status(code).await;
+                let _ = tx.eof().await;
+                let _ = tx.close().await;
+                return;
+            }
             Some(ChannelMsg::Close | ChannelMsg::RequestSubsystem { .. }) | None => {
                 let _ = tx.close().await;
                 return;
@@ -250,8 +269,15 @@ pub(crate) async fn open_tunnel(login: &Login, host: &str, port: u32) -> Result<
 }
 
 /// Copies bytes both ways between a `direct-tcpip` channel and an agent tunnel.
-pub(crate) async fn forward(channel: Channel<Msg>, mut ws: Ws) {
-    let (mut rx, tx) = channel.split();
+pub(crate) async fn forward(channel: Channel<Msg>, ws: Ws) {
+    let (rx, tx) = channel.split();
+    splice(rx, &tx, ws).await;
+    let _ = tx.eof().await;
+    let _ = tx.close().await;
+}
+
+/// Copies bytes both ways between a channel and a WebSocket of binary frames, until either ends.
+async fn splice(mut rx: russh::ChannelReadHalf, tx: &russh::ChannelWriteHalf<Msg>, mut ws: Ws) {
     loop {
         tokio::select! {
             msg = rx.wait() => match msg {
@@ -275,8 +301,6 @@ pub(crate) async fn forward(channel: Channel<Msg>, mut ws: Ws) {
         }
     }
     let _ = ws.close(None).await;
-    let _ = tx.eof().await;
-    let _ = tx.close().await;
 }
 
 #[cfg(test)]

@@ -175,7 +175,11 @@ impl russh::server::Handler for Connection {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        tracing::info!(subsystem = name, "SSH subsystem refused: not served yet");
-        session.channel_failure(channel)
+        if name == "sftp" {
+            session.channel_success(channel)
+        } else {
+            tracing::info!(subsystem = name, "SSH subsystem refused: not served");
+            session.channel_failure(channel)
+        }
     }
 }

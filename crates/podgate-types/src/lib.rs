@@ -8,6 +8,7 @@ pub mod files;
 pub mod memory;
 pub mod ports;
 pub mod process;
+pub mod sftp;
 pub mod terminal;
 pub mod users;
 pub mod validate;

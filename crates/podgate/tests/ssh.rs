@@ -297,3 +297,104 @@ async fn ssh_config_blocks_work_and_sessions_are_limited() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// SHA-256 of a file, hex.
+fn sha256(path: &Path) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut h).unwrap();
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Options every OpenSSH tool here takes (`-o` form works for ssh, sftp and scp alike).
+fn ssh_opts(key: &Path) -> Vec<String> {
+    let mut v = vec!["-i".to_string(), key.display().to_string(), "-F".into(), "/dev/null".into()];
+    for o in [
+        "StrictHostKeyChecking=no",
+        "UserKnownHostsFile=/dev/null",
+        "IdentitiesOnly=yes",
+        "BatchMode=yes",
+        "LogLevel=ERROR",
+    ] {
+        v.extend(["-o".to_string(), o.to_string()]);
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sftp_and_scp_move_binary_files_intact() {
+    let f = fixture().await;
+    let (host, port) = f.srv.ssh_addr.rsplit_once(':').unwrap();
+    let dir = f._dir.path();
+    // 100 MiB of incompressible bytes.
+    let big = dir.join("big.bin");
+    {
+        use std::io::Read as _;
+        let mut random = std::fs::File::open("/dev/urandom").unwrap().take(100 << 20);
+        std::io::copy(&mut random, &mut std::fs::File::create(&big).unwrap()).unwrap();
+    }
+    let batch = dir.join("batch");
+    std::fs::write(
+        &batch,
+        format!(
+            "mkdir up\ncd up\nput {big} big.bin\nrename big.bin moved.bin\nls -l\nget moved.bin {back}\nrm moved.bin\ncd ..\nrmdir up\npwd\n",
+            big = big.display(),
+            back = dir.join("back.bin").display()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let o = Command::new("sftp")
+        .args(ssh_opts(&f.key))
+        .args(["-P", port, "-b"])
+        .arg(&batch)
+        .arg(format!("box@{host}"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "sftp: {out}\n{}", String::from_utf8_lossy(&o.stderr));
+    eprintln!("sftp put+get of 100 MiB took {:?}", started.elapsed());
+    assert!(out.contains("moved.bin") && out.contains("Remote working directory: /"), "{out}");
+    assert_eq!(sha256(&big), sha256(&dir.join("back.bin")), "the file came back changed");
+    // The upload landed in the user's home, then went.
+    let req = ExecRequest {
+        argv: vec!["test -e \"$HOME/up\" && echo left || echo gone".into()],
+        shell: true,
+        ..Default::default()
+    };
+    assert_eq!(String::from_utf8_lossy(&f.alice.exec(&f.sandbox, &req).await.unwrap().stdout.0), "gone\n");
+
+    // scp (the SFTP protocol, OpenSSH's default) both ways.
+    let small = dir.join("small.bin");
+    std::fs::write(&small, (0..=255u8).cycle().take(3_000_000).collect::<Vec<u8>>()).unwrap();
+    let o = Command::new("scp")
+        .args(ssh_opts(&f.key))
+        .args(["-P", port])
+        .arg(&small)
+        .arg(format!("box@{host}:/tmp/s.bin"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "scp up: {}", String::from_utf8_lossy(&o.stderr));
+    let copy = dir.join("copy.bin");
+    let o = Command::new("scp")
+        .args(ssh_opts(&f.key))
+        .args(["-P", port])
+        .arg(format!("box@{host}:/tmp/s.bin"))
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "scp down: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(sha256(&small), sha256(&copy));
+    // Files belong to the sandbox user, and its permissions hold.
+    let o = Command::new("scp")
+        .args(ssh_opts(&f.key))
+        .args(["-P", port])
+        .arg(&small)
+        .arg(format!("box@{host}:/etc/passwd"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "a non-root sandbox user wrote /etc/passwd");
+    let audit: serde_json::Value = f.srv.get_json(&format!("/v1/sandboxes/{}/events", f.sandbox)).await;
+    assert!(audit["events"].as_array().unwrap().iter().any(|e| e["action"] == "ssh.sftp"));
+}
