@@ -368,32 +368,18 @@ async fn sftp_and_scp_move_binary_files_intact() {
     // scp (the SFTP protocol, OpenSSH's default) both ways.
     let small = dir.join("small.bin");
     std::fs::write(&small, (0..=255u8).cycle().take(3_000_000).collect::<Vec<u8>>()).unwrap();
-    let o = Command::new("scp")
-        .args(ssh_opts(&f.key))
-        .args(["-P", port])
-        .arg(&small)
-        .arg(format!("box@{host}:/tmp/s.bin"))
-        .output()
-        .unwrap();
+    let scp = |from: &str, to: &str| {
+        Command::new("scp").args(ssh_opts(&f.key)).args(["-P", port, from, to]).output().unwrap()
+    };
+    let remote = format!("box@{host}:/tmp/s.bin");
+    let o = scp(small.to_str().unwrap(), &remote);
     assert!(o.status.success(), "scp up: {}", String::from_utf8_lossy(&o.stderr));
     let copy = dir.join("copy.bin");
-    let o = Command::new("scp")
-        .args(ssh_opts(&f.key))
-        .args(["-P", port])
-        .arg(format!("box@{host}:/tmp/s.bin"))
-        .arg(&copy)
-        .output()
-        .unwrap();
+    let o = scp(&remote, copy.to_str().unwrap());
     assert!(o.status.success(), "scp down: {}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(sha256(&small), sha256(&copy));
     // Files belong to the sandbox user, and its permissions hold.
-    let o = Command::new("scp")
-        .args(ssh_opts(&f.key))
-        .args(["-P", port])
-        .arg(&small)
-        .arg(format!("box@{host}:/etc/passwd"))
-        .output()
-        .unwrap();
+    let o = scp(small.to_str().unwrap(), &format!("box@{host}:/etc/passwd"));
     assert!(!o.status.success(), "a non-root sandbox user wrote /etc/passwd");
     let audit: serde_json::Value = f.srv.get_json(&format!("/v1/sandboxes/{}/events", f.sandbox)).await;
     assert!(audit["events"].as_array().unwrap().iter().any(|e| e["action"] == "ssh.sftp"));
