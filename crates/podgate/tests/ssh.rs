@@ -384,3 +384,65 @@ async fn sftp_and_scp_move_binary_files_intact() {
     let audit: serde_json::Value = f.srv.get_json(&format!("/v1/sandboxes/{}/events", f.sandbox)).await;
     assert!(audit["events"].as_array().unwrap().iter().any(|e| e["action"] == "ssh.sftp"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resized_client_terminal_resizes_the_remote_pty() {
+    use std::io::Read as _;
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::process::CommandExt as _;
+    let f = fixture().await;
+    let size = |rows, cols| nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let pair = nix::pty::openpty(Some(&size(24, 80)), None).unwrap();
+    let mut c = ssh(&f.srv, &f.key, "box");
+    c.args(["-tt", "--", "while :; do stty size; sleep 0.2; done"])
+        .stdin(Stdio::from(pair.slave.try_clone().unwrap()))
+        .stdout(Stdio::from(pair.slave.try_clone().unwrap()))
+        .stderr(Stdio::from(pair.slave));
+    // SAFETY: between fork and exec the child only makes two async-signal-safe calls on its own
+    // stdin: a new session, with the PTY as its controlling terminal (so it gets SIGWINCH).
+    unsafe {
+        c.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let ssh_child = common::KillOnDrop(c.spawn().unwrap());
+    // The command holds the slave side until dropped: without this the master never sees EOF.
+    drop(c);
+    let master = std::fs::File::from(pair.master);
+    let fd = master.as_raw_fd();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let (seen, mut master) = (seen.clone(), master);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = master.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let wait_for = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = seen.lock().unwrap().clone();
+            if now.contains(what) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no {what:?} in {now:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("24 80");
+    // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer; the master stays open (the
+    // reader thread owns it) until the test ends.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ as _, &size(40, 100)) };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    wait_for("40 100");
+    drop(ssh_child);
+    let _ = reader.join();
+}
