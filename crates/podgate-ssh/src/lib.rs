@@ -7,7 +7,6 @@ mod host_key;
 mod session;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,18 +71,17 @@ impl Shared {
     }
 }
 
-/// Serves SSH on `listener` until the process ends. The host key lives at `host_key_path`.
+/// Serves SSH on `listener` with `host_key` (see [`load_or_create`]) until the process ends.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    host_key_path: &Path,
+    host_key: russh::keys::PrivateKey,
     auth: Auth,
     sandboxes: Sandboxes,
     cfg: SshConfig,
 ) -> std::io::Result<()> {
     use russh::server::Server as _;
-    let key = load_or_create(host_key_path)?;
     let config = russh::server::Config {
-        keys: vec![key],
+        keys: vec![host_key],
         // Every refusal takes as long, so keys and sandbox names cannot be told apart by time.
         auth_rejection_time: Duration::from_millis(300),
         auth_rejection_time_initial: Some(Duration::ZERO),

@@ -635,11 +635,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let ssh_addr = ssh.local_addr()?;
         tracing::info!(%ssh_addr, "podgate listening for SSH on {ssh_addr}");
         crate::files::write_private(&data_dir.join("ssh.addr"), &format!("{ssh_addr}\n"))?;
-        let host_key = data_dir.join("ssh_host_ed25519_key");
-        podgate_ssh::load_or_create(&host_key).context("the SSH host key")?;
+        let host_key =
+            podgate_ssh::load_or_create(&data_dir.join("ssh_host_ed25519_key")).context("the SSH host key")?;
         let (auth, sandboxes, cfg) = (auth.clone(), sandboxes.clone(), s.ssh.clone());
         tokio::spawn(async move {
-            if let Err(e) = podgate_ssh::serve(ssh, &host_key, auth, sandboxes, cfg).await {
+            if let Err(e) = podgate_ssh::serve(ssh, host_key, auth, sandboxes, cfg).await {
                 tracing::error!(error = %e, "the SSH server stopped");
             }
         });
