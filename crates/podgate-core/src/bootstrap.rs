@@ -91,7 +91,7 @@ impl Sandboxes {
         }
         match agent.list_terminals().await {
             Ok(list) => match list.iter().find(|t| &t.id == tid) {
-                Some(info) => self.record_terminal(row, agent, info),
+                Some(info) => self.recordings.start(agent.clone(), &row.id, info),
                 None => {
                     tracing::warn!(sandbox_id = %row.id, terminal_id = %tid, "bootstrap terminal gone before recording")
                 }

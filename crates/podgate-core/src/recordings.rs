@@ -110,13 +110,6 @@ impl Sandboxes {
         serde_json::from_str::<crate::sandboxes::StoredSpec>(&row.spec).is_ok_and(|s| s.record_terminals)
     }
 
-    /// Starts recording a terminal of `row` if the sandbox is recorded.
-    pub(crate) fn record_terminal(&self, row: &podgate_store::SandboxRow, agent: &AgentClient, info: &TerminalInfo) {
-        if self.records_terminals(row) {
-            self.recordings.start(agent.clone(), &row.id, info);
-        }
-    }
-
     /// Removes recordings older than `retention`; returns how many.
     pub async fn purge_recordings(&self, retention: std::time::Duration) -> Result<u64> {
         let before = SystemTime::now() - retention;

@@ -37,17 +37,18 @@ impl Terminals {
     pub async fn create(&self, caller: &Caller, sandbox: &str, spec: &TerminalSpec) -> Result<(String, TerminalInfo)> {
         let (row, agent) = self.sandboxes.running_agent(caller, sandbox).await?;
         let r = agent.create_terminal(spec).await.map_err(|e| agent_error(&row.id, e));
+        let recorded = self.sandboxes.records_terminals(&row);
         let event = Event::by(caller, "terminal.open").sandbox(&row.id);
         let event = match &r {
-            Ok(info) if self.sandboxes.records_terminals(&row) => {
-                event.detail(format!("terminal {} (recorded)", info.id))
-            }
+            Ok(info) if recorded => event.detail(format!("terminal {} (recorded)", info.id)),
             Ok(info) => event.detail(format!("terminal {}", info.id)),
             Err(_) => event.outcome(&r),
         };
         self.sandboxes.audit.record(event).await;
         let info = r?;
-        self.sandboxes.record_terminal(&row, &agent, &info);
+        if recorded {
+            self.sandboxes.recordings.start(agent, &row.id, &info);
+        }
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, terminal_id = %info.id, "terminal created");
         Ok((row.id, info))
     }
