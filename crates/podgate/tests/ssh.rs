@@ -32,24 +32,8 @@ fn keygen(dir: &Path, name: &str) -> PathBuf {
 fn ssh(srv: &Server, key: &Path, target: &str) -> Command {
     let (host, port) = srv.ssh_addr.rsplit_once(':').unwrap();
     let mut c = Command::new("ssh");
-    c.args(["-p", port, "-i"])
-        .arg(key)
-        .args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "ConnectTimeout=20",
-        ])
+    c.args(ssh_opts(key))
+        .args(["-p", port, "-o", "ConnectTimeout=20"])
         .arg(format!("{target}@{host}"))
         .stdin(Stdio::null());
     c
