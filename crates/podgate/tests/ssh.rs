@@ -430,3 +430,70 @@ async fn a_resized_client_terminal_resizes_the_remote_pty() {
     drop(ssh_child);
     let _ = reader.join();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_through_the_cli_and_forwarding_refused_by_policy() {
+    let srv = Server::start_with(common::Opts { extra: vec!["--ssh-no-forwarding".into()], ..Default::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen(dir.path(), "carol");
+    let created = srv.client().create_user(&CreateUserRequest { name: "carol".into(), role: None }).await.unwrap();
+    let carol = Client::new(&srv.url, &created.token.secret).unwrap();
+    let cli = |args: &[&str]| {
+        let o = srv.cli_command(args).env("PODGATE_TOKEN", carol.token()).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let added = cli(&["ssh-key", "add", key.with_extension("pub").to_str().unwrap()]);
+    assert!(added.starts_with("added carol (sk-") && added.contains("SHA256:"), "{added}");
+    let listed = cli(&["ssh-key", "ls"]);
+    assert!(listed.contains("carol") && listed.contains("SHA256:"), "{listed}");
+    let sb = carol
+        .create(&CreateSandboxRequest { name: Some("box".into()), image: Some(BUSYBOX.into()), ..Default::default() })
+        .await
+        .unwrap();
+    let mut c = ssh(&srv, &key, "box");
+    c.args(["--", "echo in"]);
+    assert_eq!(stdout(&run(c)), "in\n");
+
+    // -L to a port that answers inside the sandbox: the client's listener opens, but the server
+    // refuses every forwarded channel, so the request gets no answer.
+    let serve = "mkdir -p /tmp/www && echo hi > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www";
+    let spec = ProcessSpec { argv: vec![serve.into()], shell: true, ..Default::default() };
+    carol.spawn_process(&sb.id, &spec).await.unwrap();
+    let probe = ExecRequest {
+        argv: vec!["sleep 0.5; wget -qO- http://127.0.0.1:8080/".into()],
+        shell: true,
+        ..Default::default()
+    };
+    assert_eq!(String::from_utf8_lossy(&carol.exec(&sb.id, &probe).await.unwrap().stdout.0), "hi\n");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut c = ssh(&srv, &key, "box");
+    c.args(["-N", "-L", &format!("127.0.0.1:{port}:127.0.0.1:8080")]);
+    let tunnel = common::KillOnDrop(c.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut conn = loop {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "ssh -L never listened");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The client may already have closed it (then the write or read sees a reset).
+    let _ = std::io::Write::write_all(&mut conn, b"GET / HTTP/1.0\r\n\r\n");
+    let mut buf = [0u8; 1];
+    match std::io::Read::read(&mut conn, &mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("a refused forward must close without an answer, got {other:?}"),
+    }
+    drop(tunnel);
+    let events: serde_json::Value = srv.get_json("/v1/audit?action=ssh.forward").await;
+    assert_eq!(events["events"], serde_json::json!([]));
+
+    let id = added.split(['(', ')']).nth(1).unwrap().to_string();
+    assert_eq!(cli(&["ssh-key", "rm", &id]), format!("removed {id}\n"));
+    let mut c = ssh(&srv, &key, "box");
+    c.args(["--", "true"]);
+    assert_eq!(run(c).status.code(), Some(255), "a removed key logs in no more");
+}
