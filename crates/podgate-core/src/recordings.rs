@@ -172,8 +172,10 @@ async fn record(agent: &AgentClient, path: &Path, info: &TerminalInfo, max_bytes
                     continue;
                 }
                 let line = event("o", &out);
-                if cast.written + line.len() as u64 + 1 > max_bytes {
-                    cast.line(event("m", "recording stopped: size limit reached")).await?;
+                // Room is kept for the closing marker, so the file never passes the limit.
+                let marker = event("m", "recording stopped: size limit reached");
+                if cast.written + line.len() as u64 + marker.len() as u64 + 2 > max_bytes {
+                    cast.line(marker).await?;
                     break;
                 }
                 cast.line(line).await?;
