@@ -8,6 +8,7 @@ pub mod fetch;
 pub mod files;
 pub mod init;
 pub mod launch;
+pub mod listen;
 pub mod paths;
 pub mod ports;
 pub mod privileges;

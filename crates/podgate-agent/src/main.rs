@@ -89,8 +89,16 @@ async fn serve(args: args::Args, secret: String, listener: std::os::unix::net::U
     tokio::spawn(podgate_agent::ports::watch(ports_tx));
     let processes = podgate_agent::processes::Processes::new(reaper.clone(), dirs.clone());
     let bootstrap = podgate_agent::bootstrap::Bootstrap::new(processes.clone(), terminals.clone());
-    let state =
-        Arc::new(server::AgentState { secret, reaper: reaper.clone(), dirs, terminals, processes, bootstrap, ports });
+    let state = Arc::new(server::AgentState {
+        secret,
+        reaper: reaper.clone(),
+        dirs,
+        terminals,
+        processes,
+        bootstrap,
+        ports,
+        listeners: Default::default(),
+    });
     eprintln!("podgate-agent: serving on {}", args.socket.display());
     let app = server::router(state);
     tokio::select! {

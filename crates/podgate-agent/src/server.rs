@@ -41,6 +41,8 @@ pub struct AgentState {
     pub bootstrap: Arc<crate::bootstrap::Bootstrap>,
     /// The listening ports, kept current by [`crate::ports::watch`].
     pub ports: tokio::sync::watch::Receiver<Vec<podgate_types::ports::ListeningPort>>,
+    /// Listeners opened for SSH remote and agent forwarding.
+    pub listeners: crate::listen::Listeners,
 }
 
 /// The `/v1` router.
@@ -65,6 +67,7 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .route("/v1/terminals/{id}", delete(delete_terminal))
         .route("/v1/terminals/{id}/attach", get(attach_terminal))
         .merge(crate::process_routes::routes())
+        .merge(crate::listen::routes())
         .layer(middleware::from_fn_with_state(state.clone(), check_secret))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -331,14 +334,14 @@ struct TunnelQuery {
     port: u16,
 }
 
-/// WebSocket: the bytes of a TCP connection to `host:port` (default host 127.0.0.1) made from
-/// inside the sandbox. Connecting happens first, so a closed port is a plain 502.
 /// An SFTP session (for SSH's `sftp` subsystem) over a WebSocket.
 async fn open_sftp(State(st): State<Arc<AgentState>>, ws: WebSocketUpgrade) -> Response {
     let home = st.dirs.home.clone();
     ws.protocols([crate::sftp::SUBPROTOCOL]).on_upgrade(move |socket| crate::sftp::serve(socket, home))
 }
 
+/// WebSocket: the bytes of a TCP connection to `host:port` (default host 127.0.0.1) made from
+/// inside the sandbox. Connecting happens first, so a closed port is a plain 502.
 async fn open_tunnel(
     q: Result<Query<TunnelQuery>, axum::extract::rejection::QueryRejection>,
     ws: WebSocketUpgrade,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 /// How long connecting may take.
@@ -40,10 +40,10 @@ pub async fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
     }
 }
 
-/// Copies bytes both ways until either side closes.
-pub async fn splice(socket: WebSocket, tcp: TcpStream) {
+/// Copies bytes both ways between `socket` and a connection until either side closes.
+pub async fn splice<S: AsyncRead + AsyncWrite + Send>(socket: WebSocket, conn: S) {
     let (mut ws_tx, mut ws_rx) = socket.split();
-    let (mut tcp_rx, mut tcp_tx) = tcp.into_split();
+    let (mut tcp_rx, mut tcp_tx) = tokio::io::split(conn);
     let upstream = async {
         while let Some(Ok(msg)) = ws_rx.next().await {
             match msg {

@@ -1,6 +1,7 @@
-//! SSH channels served by the sandbox's agent: a session channel becomes an agent process stream
-//! (a shell or a command, with a PTY when the client asked for one), a `direct-tcpip` channel an
-//! agent tunnel. Output is flushed before the exit status, which comes before EOF and close.
+//! SSH session channels served by the sandbox's agent: a session channel becomes an agent process
+//! stream (a shell or a command, with a PTY when the client asked for one, `SSH_AUTH_SOCK` when
+//! it forwards its agent) or the agent's SFTP server. Output is flushed before the exit status,
+//! which comes before EOF and close.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,12 +19,56 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::Shared;
+use crate::forward;
 
 /// Who logged in, to which sandbox.
 pub(crate) struct Login {
     pub caller: Caller,
     pub sandbox_id: String,
     pub agent: AgentClient,
+    /// `SSH_AUTH_SOCK` in the sandbox once the client asked for agent forwarding (`None`
+    /// when it could not be opened).
+    agent_socket: tokio::sync::OnceCell<Option<String>>,
+    /// Tasks serving this connection's listeners, stopped when it ends.
+    tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl Login {
+    pub(crate) fn new(caller: Caller, sandbox_id: String, agent: AgentClient) -> Login {
+        Login { caller, sandbox_id, agent, agent_socket: Default::default(), tasks: Default::default() }
+    }
+
+    /// Keeps `task` until the connection ends.
+    pub(crate) fn keep(&self, task: tokio::task::AbortHandle) {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(task);
+    }
+
+    /// Stops the connection's tasks (closing its listeners in the sandbox).
+    pub(crate) fn end(&self) {
+        for task in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            task.abort();
+        }
+    }
+
+    /// The path of this connection's ssh-agent socket in the sandbox, opened on first use.
+    async fn agent_socket(&self, handle: &Handle) -> Option<String> {
+        let open = || async {
+            match forward::listen_unix(&self.agent).await {
+                Ok(listener) => {
+                    let path = listener.address.clone();
+                    let to = forward::Destination::Agent;
+                    let task = tokio::spawn(forward::serve(listener, self.agent.clone(), handle.clone(), to));
+                    self.keep(task.abort_handle());
+                    Some(path)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open the ssh-agent socket in the sandbox");
+                    None
+                }
+            }
+        };
+        self.agent_socket.get_or_init(open).await.clone()
+    }
 }
 
 pub(crate) type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
@@ -32,7 +77,7 @@ pub(crate) type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 const LOGIN_SHELL: &str = "exec \"$0\" -l";
 
 /// Opens a WebSocket to `path` on the agent.
-async fn connect(agent: &AgentClient, path: &str, protocol: &str) -> Result<Ws, String> {
+pub(crate) async fn connect(agent: &AgentClient, path: &str, protocol: &str) -> Result<Ws, String> {
     let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
     let (_, io) = agent.upgrade(path, &key, Some(protocol)).await.map_err(|e| e.to_string())?;
     Ok(WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Client, None).await)
@@ -107,6 +152,13 @@ pub(crate) async fn session(channel: Channel<Msg>, login: Arc<Login>, shared: Ar
             Some(ChannelMsg::SetEnv { variable_name, variable_value, .. }) => {
                 if env_allowed(&shared.cfg.env_allow, &variable_name) {
                     env.insert(variable_name, variable_value);
+                }
+            }
+            Some(ChannelMsg::AgentForward { .. }) if shared.cfg.allow_agent_forwarding => {
+                if let Some(path) = login.agent_socket(&handle).await {
+                    let event = Event::by(&login.caller, "ssh.agent_forward").sandbox(&login.sandbox_id).detail(&path);
+                    shared.sandboxes.audit().record(event).await;
+                    env.insert("SSH_AUTH_SOCK".into(), path);
                 }
             }
             Some(ChannelMsg::RequestShell { .. }) => break None,
@@ -250,34 +302,8 @@ pub(crate) async fn session(channel: Channel<Msg>, login: Arc<Login>, shared: Ar
     let _ = tx.close().await;
 }
 
-/// Opens an agent tunnel to `host:port` inside the sandbox.
-pub(crate) async fn open_tunnel(login: &Login, host: &str, port: u32) -> Result<Ws, String> {
-    let port = u16::try_from(port).ok().filter(|p| *p > 0).ok_or("invalid port")?;
-    // The agent takes IP literals and `localhost` only; anything else is refused there.
-    let host: String = host
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b".:-[]".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    connect(&login.agent, &format!("/v1/tunnel?host={host}&port={port}"), podgate_types::ports::TUNNEL_SUBPROTOCOL)
-        .await
-}
-
-/// Copies bytes both ways between a `direct-tcpip` channel and an agent tunnel.
-pub(crate) async fn forward(channel: Channel<Msg>, ws: Ws) {
-    let (rx, tx) = channel.split();
-    splice(rx, &tx, ws).await;
-    let _ = tx.eof().await;
-    let _ = tx.close().await;
-}
-
 /// Copies bytes both ways between a channel and a WebSocket of binary frames, until either ends.
-async fn splice(mut rx: russh::ChannelReadHalf, tx: &russh::ChannelWriteHalf<Msg>, mut ws: Ws) {
+pub(crate) async fn splice(mut rx: russh::ChannelReadHalf, tx: &russh::ChannelWriteHalf<Msg>, mut ws: Ws) {
     loop {
         tokio::select! {
             msg = rx.wait() => match msg {

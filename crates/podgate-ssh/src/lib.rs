@@ -1,8 +1,9 @@
 //! podgate's SSH server: `ssh NAME@host` logs a user in (by a registered public key) to their
 //! sandbox NAME, whose agent serves the channels: shells and commands (with or without a PTY),
-//! signals, exit status, and `-L` port forwarding.
+//! signals, exit status, SFTP, and `-L`, `-R` and `-A` forwarding.
 
 mod channel;
+mod forward;
 mod host_key;
 mod session;
 
@@ -20,7 +21,11 @@ pub struct SshConfig {
     /// Environment variables a client may set (`*` at the end matches a prefix).
     pub env_allow: Vec<String>,
     /// Whether `-L` (direct-tcpip) forwarding is allowed.
-    pub allow_forwarding: bool,
+    pub allow_local_forwarding: bool,
+    /// Whether `-R` (tcpip-forward) forwarding is allowed.
+    pub allow_remote_forwarding: bool,
+    /// Whether `-A` (ssh-agent) forwarding is allowed.
+    pub allow_agent_forwarding: bool,
     /// A connection with no traffic for this long is closed.
     pub idle_timeout: Duration,
     /// Most SSH connections one user may have open on this server at once.
@@ -31,7 +36,9 @@ impl Default for SshConfig {
     fn default() -> Self {
         SshConfig {
             env_allow: vec!["LANG".into(), "LC_*".into(), "TERM".into()],
-            allow_forwarding: true,
+            allow_local_forwarding: true,
+            allow_remote_forwarding: true,
+            allow_agent_forwarding: true,
             idle_timeout: Duration::from_secs(3600),
             max_sessions_per_user: 20,
         }

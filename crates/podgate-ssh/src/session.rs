@@ -13,17 +13,20 @@ use russh::{Channel, ChannelId, ChannelOpenFailure};
 
 use crate::Shared;
 use crate::channel::{self, Login};
+use crate::forward;
 
 /// The handler of one connection.
 pub struct Connection {
     shared: Arc<Shared>,
     peer: Option<SocketAddr>,
     login: Option<Arc<Login>>,
+    /// The `-R` listeners in the sandbox, by the address and port the client asked for.
+    remote: std::collections::HashMap<(String, u32), tokio::task::AbortHandle>,
 }
 
 impl Connection {
     pub(crate) fn new(shared: Arc<Shared>, peer: Option<SocketAddr>) -> Connection {
-        Connection { shared, peer, login: None }
+        Connection { shared, peer, login: None, remote: Default::default() }
     }
 
     fn source(&self) -> Option<String> {
@@ -47,13 +50,17 @@ impl Connection {
         if !self.shared.enter(&caller.user_id) {
             return Err(format!("{} SSH connections are open already", self.shared.cfg.max_sessions_per_user));
         }
-        Ok(Login { caller, sandbox_id: row.id, agent })
+        Ok(Login::new(caller, row.id, agent))
     }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        for (_, task) in self.remote.drain() {
+            task.abort();
+        }
         if let Some(login) = &self.login {
+            login.end();
             self.shared.leave(&login.caller.user_id);
         }
     }
@@ -71,6 +78,7 @@ impl russh::server::Handler for Connection {
                 tracing::info!(user_id = %login.caller.user_id, sandbox_id = %login.sandbox_id, "SSH login");
                 if let Some(previous) = self.login.replace(Arc::new(login)) {
                     // A second login on one connection: it was counted twice.
+                    previous.end();
                     self.shared.leave(&previous.caller.user_id);
                 }
                 Ok(Auth::Accept)
@@ -112,17 +120,17 @@ impl russh::server::Handler for Connection {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let (Some(login), true) = (self.login.clone(), self.shared.cfg.allow_forwarding) else {
+        let (Some(login), true) = (self.login.clone(), self.shared.cfg.allow_local_forwarding) else {
             reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         };
-        match channel::open_tunnel(&login, host, port).await {
+        match forward::open_tunnel(&login, host, port).await {
             Ok(ws) => {
                 reply.accept().await;
                 let event =
                     Event::by(&login.caller, "ssh.forward").sandbox(&login.sandbox_id).detail(format!("{host}:{port}"));
                 self.shared.sandboxes.audit().record(event).await;
-                tokio::spawn(channel::forward(channel, ws));
+                tokio::spawn(forward::forward(channel, ws));
             }
             Err(e) => {
                 tracing::info!(host, port, error = %e, "SSH forward refused");
@@ -130,6 +138,57 @@ impl russh::server::Handler for Connection {
             }
         }
         Ok(())
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        let (Some(login), true) = (self.login.clone(), self.shared.cfg.allow_remote_forwarding) else {
+            return Ok(false);
+        };
+        let Ok(asked) = u16::try_from(*port) else {
+            return Ok(false);
+        };
+        let listener = match forward::listen_tcp(&login.agent, address, asked).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::info!(address, port = asked, error = %e, "SSH remote forward refused");
+                return Ok(false);
+            }
+        };
+        *port = u32::from(listener.port);
+        let detail = format!("{address}:{asked} -> {}", listener.address);
+        let event = Event::by(&login.caller, "ssh.remote_forward").sandbox(&login.sandbox_id).detail(detail);
+        self.shared.sandboxes.audit().record(event).await;
+        let to = forward::Destination::Tcp { address: address.to_string(), port: *port };
+        let task = tokio::spawn(forward::serve(listener, login.agent.clone(), session.handle(), to));
+        if let Some(old) = self.remote.insert((address.to_string(), *port), task.abort_handle()) {
+            old.abort();
+        }
+        Ok(true)
+    }
+
+    async fn cancel_tcpip_forward(
+        &mut self,
+        address: &str,
+        port: u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        match self.remote.remove(&(address.to_string(), port)) {
+            Some(task) => {
+                task.abort();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn agent_request(&mut self, _channel: ChannelId, _session: &mut Session) -> Result<bool, Self::Error> {
+        // The session channel opens the socket when it starts its program.
+        Ok(self.login.is_some() && self.shared.cfg.allow_agent_forwarding)
     }
 
     async fn pty_request(

@@ -36,9 +36,18 @@ pub struct ServerArgs {
     /// Environment variables SSH clients may set, comma-separated (`LC_*` for a prefix) [default: LANG,LC_*,TERM].
     #[arg(long, env = "PODGATE_SSH_ENV_ALLOW", value_delimiter = ',')]
     ssh_env_allow: Option<Vec<String>>,
-    /// Refuse SSH port forwarding (-L).
+    /// Refuse all SSH forwarding: ports both ways (-L, -R) and the ssh-agent (-A).
     #[arg(long, env = "PODGATE_SSH_NO_FORWARDING")]
     ssh_no_forwarding: bool,
+    /// Refuse SSH local port forwarding (-L: connections dialled from inside the sandbox).
+    #[arg(long, env = "PODGATE_SSH_NO_LOCAL_FORWARDING")]
+    ssh_no_local_forwarding: bool,
+    /// Refuse SSH remote port forwarding (-R: ports listened on inside the sandbox).
+    #[arg(long, env = "PODGATE_SSH_NO_REMOTE_FORWARDING")]
+    ssh_no_remote_forwarding: bool,
+    /// Refuse SSH agent forwarding (-A).
+    #[arg(long, env = "PODGATE_SSH_NO_AGENT_FORWARDING")]
+    ssh_no_agent_forwarding: bool,
     /// Most SSH connections one user may have open at once [default: 20].
     #[arg(long, env = "PODGATE_SSH_MAX_SESSIONS_PER_USER")]
     ssh_max_sessions_per_user: Option<usize>,
@@ -215,6 +224,9 @@ struct FileConfig {
     ssh_listen: Option<String>,
     ssh_env_allow: Option<Vec<String>>,
     ssh_no_forwarding: Option<bool>,
+    ssh_no_local_forwarding: Option<bool>,
+    ssh_no_remote_forwarding: Option<bool>,
+    ssh_no_agent_forwarding: Option<bool>,
     ssh_max_sessions_per_user: Option<usize>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
@@ -372,6 +384,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
     if core.default_ttl > core.max_ttl {
         bail!("default TTL ({:?}) exceeds the maximum TTL ({:?})", core.default_ttl, core.max_ttl);
     }
+    let no_forwarding = args.ssh_no_forwarding || file.ssh_no_forwarding.unwrap_or(false);
     Ok(Settings {
         listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:7070".into()),
         ssh_listen: Some(args.ssh_listen.or(file.ssh_listen).unwrap_or_else(|| "127.0.0.1:2222".into()))
@@ -381,7 +394,15 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
                 .ssh_env_allow
                 .or(file.ssh_env_allow)
                 .unwrap_or_else(|| podgate_ssh::SshConfig::default().env_allow),
-            allow_forwarding: !(args.ssh_no_forwarding || file.ssh_no_forwarding.unwrap_or(false)),
+            allow_local_forwarding: !(no_forwarding
+                || args.ssh_no_local_forwarding
+                || file.ssh_no_local_forwarding.unwrap_or(false)),
+            allow_remote_forwarding: !(no_forwarding
+                || args.ssh_no_remote_forwarding
+                || file.ssh_no_remote_forwarding.unwrap_or(false)),
+            allow_agent_forwarding: !(no_forwarding
+                || args.ssh_no_agent_forwarding
+                || file.ssh_no_agent_forwarding.unwrap_or(false)),
             max_sessions_per_user: args
                 .ssh_max_sessions_per_user
                 .or(file.ssh_max_sessions_per_user)

@@ -497,3 +497,164 @@ async fn keys_through_the_cli_and_forwarding_refused_by_policy() {
     c.args(["--", "true"]);
     assert_eq!(run(c).status.code(), Some(255), "a removed key logs in no more");
 }
+
+/// A plain HTTP server on the test host answering every request with `body`; returns its port.
+fn host_http_server(body: &'static str) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = std::io::Read::read(&mut conn, &mut buf);
+                let answer = format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                let _ = std::io::Write::write_all(&mut conn, answer.as_bytes());
+            });
+        }
+    });
+    port
+}
+
+/// Runs `cmd` in the sandbox through the API: its exit code and stdout.
+async fn sandbox_sh(f: &Fixture, cmd: &str) -> (i32, String) {
+    let req = ExecRequest { argv: vec![cmd.into()], shell: true, ..Default::default() };
+    let out = f.alice.exec(&f.sandbox, &req).await.unwrap();
+    (out.exit_code, String::from_utf8_lossy(&out.stdout.0).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_forwarding_carries_http_into_the_sandbox_until_the_client_goes() {
+    let f = fixture().await;
+    let host_port = host_http_server("served-from-the-host");
+    let mut c = ssh(&f.srv, &f.key, "box");
+    c.args(["-N", "-o", "ExitOnForwardFailure=yes", "-R", &format!("9090:127.0.0.1:{host_port}")]);
+    let mut tunnel = common::KillOnDrop(c.spawn().unwrap());
+    let fetch = "wget -qO- http://127.0.0.1:9090/";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, out) = sandbox_sh(&f, fetch).await;
+        if code == 0 {
+            assert_eq!(out, "served-from-the-host");
+            break;
+        }
+        assert!(tunnel.0.try_wait().unwrap().is_none(), "ssh -R exited");
+        assert!(Instant::now() < deadline, "the sandbox never reached the forwarded port");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Several connections at once, each its own forwarded channel.
+    let (code, out) =
+        sandbox_sh(&f, &format!("for i in 1 2 3 4 5; do {fetch} -O /tmp/got.$i 2>&1 & done; wait; cat /tmp/got.*"))
+            .await;
+    assert_eq!((code, out.as_str()), (0, "served-from-the-host".repeat(5).as_str()));
+    // The port is bound to the sandbox's loopback only (sshd's default).
+    let (_, tcp) = sandbox_sh(&f, "cat /proc/net/tcp").await;
+    assert!(tcp.contains("0100007F:2382 00000000:0000 0A"), "no listener on 127.0.0.1:9090:\n{tcp}");
+    let events: serde_json::Value = f.srv.get_json("/v1/audit?action=ssh.remote_forward").await;
+    assert_eq!(events["events"][0]["sandbox_id"], f.sandbox.as_str(), "{events}");
+
+    // The client goes: the listener in the sandbox closes with it.
+    drop(tunnel);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sandbox_sh(&f, "cat /proc/net/tcp").await.1.contains("0100007F:2382 00000000:0000 0A") {
+        assert!(Instant::now() < deadline, "the forwarded port stayed open after the client left");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_ne!(sandbox_sh(&f, fetch).await.0, 0);
+
+    // Port 0: the sandbox's kernel picks the port, and the client must be told which: it refuses
+    // forwarded channels for a port it does not know.
+    let mut c = ssh(&f.srv, &f.key, "box");
+    c.args(["-N", "-o", "ExitOnForwardFailure=yes", "-R", &format!("0:127.0.0.1:{host_port}")]);
+    let _tunnel = common::KillOnDrop(c.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let allocated = loop {
+        let events: serde_json::Value = f.srv.get_json("/v1/audit?action=ssh.remote_forward").await;
+        let found = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|e| e["detail"].as_str()?.strip_prefix("localhost:0 -> 127.0.0.1:")?.parse::<u16>().ok());
+        if let Some(port) = found {
+            break port;
+        }
+        assert!(Instant::now() < deadline, "no port-0 forward was set up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_ne!(allocated, 0);
+    let (code, out) = sandbox_sh(&f, &format!("wget -qO- http://127.0.0.1:{allocated}/")).await;
+    assert_eq!((code, out.as_str()), (0, "served-from-the-host"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_forwarding_lets_the_sandbox_use_the_clients_ssh_agent() {
+    let f = fixture_with(&[]).await;
+    let sb = f
+        .alice
+        .create(&CreateSandboxRequest {
+            name: Some("deb".into()),
+            image: Some("podgate/base:latest".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("agent.sock");
+    let agent = Command::new("ssh-agent").arg("-D").arg("-a").arg(&sock).stdout(Stdio::null()).spawn().unwrap();
+    let _agent = common::KillOnDrop(agent);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "ssh-agent did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let added = Command::new("ssh-add").arg(&f.other_key).env("SSH_AUTH_SOCK", &sock).output().unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let fingerprint = Command::new("ssh-keygen").arg("-lf").arg(f.other_key.with_extension("pub")).output().unwrap();
+    let fingerprint = stdout(&fingerprint).split_whitespace().nth(1).unwrap().to_string();
+
+    let mut c = ssh(&f.srv, &f.key, "deb");
+    c.env("SSH_AUTH_SOCK", &sock).args([
+        "-A",
+        "--",
+        "ssh-add -l; echo \"sock=$SSH_AUTH_SOCK\"; stat -c %a \"$(dirname \"$SSH_AUTH_SOCK\")\"",
+    ]);
+    let out = run(c);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains(&fingerprint) && text.contains("stranger"),
+        "the sandbox does not see the agent's key:\n{text}"
+    );
+    assert!(text.contains("sock=/tmp/podgate-ssh-"), "{text}");
+    assert!(text.trim_end().ends_with("\n700"), "the socket's folder must be private: {text}");
+    let events: serde_json::Value = f.srv.get_json("/v1/audit?action=ssh.agent_forward").await;
+    assert_eq!(events["events"][0]["sandbox_id"], sb.id.as_str(), "{events}");
+
+    // Without -A there is no socket; the socket of the finished connection is gone.
+    let mut c = ssh(&f.srv, &f.key, "deb");
+    c.env("SSH_AUTH_SOCK", &sock)
+        .args(["--", "echo \"sock=$SSH_AUTH_SOCK\"; ls -d /tmp/podgate-ssh-* 2>/dev/null | wc -l"]);
+    let text = stdout(&run(c));
+    assert_eq!(text, "sock=\n0\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_and_agent_forwarding_refused_by_policy() {
+    let f = fixture_with(&["--ssh-no-remote-forwarding", "--ssh-no-agent-forwarding"]).await;
+    let host_port = host_http_server("never");
+    let mut c = ssh(&f.srv, &f.key, "box");
+    c.args(["-N", "-o", "ExitOnForwardFailure=yes", "-R", &format!("9090:127.0.0.1:{host_port}")]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(255), "-R must be refused: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("remote port forwarding failed"));
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("agent.sock");
+    let _agent = common::KillOnDrop(
+        Command::new("ssh-agent").arg("-D").arg("-a").arg(&sock).stdout(Stdio::null()).spawn().unwrap(),
+    );
+    let mut c = ssh(&f.srv, &f.key, "box");
+    c.env("SSH_AUTH_SOCK", &sock).args(["-A", "--", "echo \"sock=$SSH_AUTH_SOCK\""]);
+    assert_eq!(stdout(&run(c)), "sock=\n");
+    let events: serde_json::Value = f.srv.get_json("/v1/audit?action=ssh.remote_forward").await;
+    assert_eq!(events["events"], serde_json::json!([]));
+}
