@@ -112,9 +112,39 @@ impl Sandboxes {
     /// task, so a caller that disconnects cannot leave a half-created sandbox behind.
     #[tracing::instrument(name = "sandbox.create", skip_all, fields(user_id = %caller.user_id))]
     pub async fn create(&self, caller: &Caller, req: CreateSandboxRequest) -> Result<Sandbox> {
+        self.create_with(caller, req, None).await
+    }
+
+    /// Creates a sandbox that expires `lease` from now unless [`Sandboxes::renew_lease`] moves
+    /// its expiry on, up to its TTL: when its holder stops renewing (it crashed), the reconciler
+    /// deletes it like any expired sandbox.
+    #[tracing::instrument(name = "sandbox.create", skip_all, fields(user_id = %caller.user_id))]
+    pub async fn create_leased(&self, caller: &Caller, req: CreateSandboxRequest, lease: Duration) -> Result<Sandbox> {
+        self.create_with(caller, req, Some(lease)).await
+    }
+
+    /// Moves a leased sandbox's expiry to `lease` from now, never past its TTL.
+    pub async fn renew_lease(&self, id: &str, lease: Duration) -> Result<()> {
+        let row = self.store.sandbox(id).await?.ok_or_else(|| Error::NotFound(format!("sandbox {id}")))?;
+        let spec: StoredSpec = serde_json::from_str(&row.spec).map_err(|e| Error::Internal(e.to_string()))?;
+        let now = now_ms();
+        let ttl_ms = spec.ttl_seconds.map_or(i64::MAX, |t| (t as i64).saturating_mul(1000));
+        let until = now.saturating_add(lease.as_millis() as i64).min(row.created_at.saturating_add(ttl_ms));
+        if !self.store.set_expiry(id, until, now).await? {
+            return Err(Error::NotFound(format!("sandbox {id} is being deleted")));
+        }
+        Ok(())
+    }
+
+    async fn create_with(
+        &self,
+        caller: &Caller,
+        req: CreateSandboxRequest,
+        lease: Option<Duration>,
+    ) -> Result<Sandbox> {
         let what = format!("image {}", req.image.as_deref().unwrap_or(&self.cfg.default_image));
         let row = match self.limiter.create(caller).await {
-            Ok(()) => self.validate_and_insert(caller, req).await,
+            Ok(()) => self.validate_and_insert(caller, req, lease).await,
             Err(e) => Err(e),
         };
         let row = match row {
@@ -139,7 +169,12 @@ impl Sandboxes {
         result
     }
 
-    async fn validate_and_insert(&self, caller: &Caller, req: CreateSandboxRequest) -> Result<SandboxRow> {
+    async fn validate_and_insert(
+        &self,
+        caller: &Caller,
+        req: CreateSandboxRequest,
+        lease: Option<Duration>,
+    ) -> Result<SandboxRow> {
         let image = req.image.unwrap_or_else(|| self.cfg.default_image.clone());
         validate::image(&image).map_err(Error::Invalid)?;
         let name = match req.name {
@@ -235,7 +270,9 @@ impl Sandboxes {
             agent_url: None,
             created_at: now,
             updated_at: now,
-            expires_at: Some(now.saturating_add((ttl as i64).saturating_mul(1000))),
+            expires_at: Some(
+                now.saturating_add(lease.map_or(ttl as i64, |l| l.as_secs().clamp(1, ttl) as i64).saturating_mul(1000)),
+            ),
             deleted_at: None,
             bootstrap: None,
             bootstrap_log: None,

@@ -29,13 +29,25 @@ pub(crate) struct Login {
     /// `SSH_AUTH_SOCK` in the sandbox once the client asked for agent forwarding (`None`
     /// when it could not be opened).
     agent_socket: tokio::sync::OnceCell<Option<String>>,
-    /// Tasks serving this connection's listeners, stopped when it ends.
+    /// Tasks serving this connection's listeners (and renewing a leased sandbox), stopped
+    /// when it ends.
     tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+    /// The sandbox was created for this connection, and goes with it.
+    leased: bool,
 }
 
 impl Login {
     pub(crate) fn new(caller: Caller, sandbox_id: String, agent: AgentClient) -> Login {
-        Login { caller, sandbox_id, agent, agent_socket: Default::default(), tasks: Default::default() }
+        Login { caller, sandbox_id, agent, agent_socket: Default::default(), tasks: Default::default(), leased: false }
+    }
+
+    /// Marks the sandbox as the connection's own.
+    pub(crate) fn leased(self) -> Login {
+        Login { leased: true, ..self }
+    }
+
+    pub(crate) fn is_leased(&self) -> bool {
+        self.leased
     }
 
     /// Keeps `task` until the connection ends.

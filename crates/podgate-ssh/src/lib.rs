@@ -30,7 +30,16 @@ pub struct SshConfig {
     pub idle_timeout: Duration,
     /// Most SSH connections one user may have open on this server at once.
     pub max_sessions_per_user: usize,
+    /// When set, logging in as [`NEW_USER`] creates a sandbox from this request for the
+    /// connection, deleted when it ends.
+    pub new_template: Option<podgate_types::api::CreateSandboxRequest>,
+    /// A connection's sandbox expires this long after its last renewal (the connection renews
+    /// it every third of this), so the reconciler deletes it if the server dies.
+    pub new_lease: Duration,
 }
+
+/// The SSH user name that asks for a new sandbox per connection (with a template configured).
+pub const NEW_USER: &str = "new";
 
 impl Default for SshConfig {
     fn default() -> Self {
@@ -41,6 +50,8 @@ impl Default for SshConfig {
             allow_agent_forwarding: true,
             idle_timeout: Duration::from_secs(3600),
             max_sessions_per_user: 20,
+            new_template: None,
+            new_lease: Duration::from_secs(120),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use podgate_core::Caller;
 use podgate_core::agent_client::AgentClient;
 use podgate_core::audit::Event;
+use podgate_types::api::CreateSandboxRequest;
 use russh::keys::HashAlg;
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelOpenFailure};
@@ -33,7 +34,8 @@ impl Connection {
         self.peer.map(|p| p.ip().to_string())
     }
 
-    /// The caller owning the key and the agent of their sandbox `name`, or why not.
+    /// The caller owning the key and the agent of their sandbox `name` (a new one for
+    /// [`crate::NEW_USER`] when a template is configured), or why not.
     async fn log_in(&self, name: &str, fingerprint: &str) -> Result<Login, String> {
         if let Some(ip) = self.peer.map(|p| p.ip().to_string())
             && let Err(e) = self.shared.sandboxes.limiter().address(&ip).await
@@ -45,12 +47,70 @@ impl Connection {
             Ok(None) => return Err(format!("unknown key {fingerprint}")),
             Err(e) => return Err(format!("key lookup failed: {e}")),
         };
+        if let (crate::NEW_USER, Some(template)) = (name, &self.shared.cfg.new_template) {
+            return self.new_sandbox(caller, template.clone()).await;
+        }
         let (row, agent): (_, AgentClient) =
             self.shared.sandboxes.running_agent(&caller, name).await.map_err(|e| format!("sandbox {name:?}: {e}"))?;
         if !self.shared.enter(&caller.user_id) {
             return Err(format!("{} SSH connections are open already", self.shared.cfg.max_sessions_per_user));
         }
         Ok(Login::new(caller, row.id, agent))
+    }
+
+    /// Creates the connection's own sandbox from the template, leased to this connection.
+    async fn new_sandbox(&self, caller: Caller, template: CreateSandboxRequest) -> Result<Login, String> {
+        if !self.shared.enter(&caller.user_id) {
+            return Err(format!("{} SSH connections are open already", self.shared.cfg.max_sessions_per_user));
+        }
+        let (sandboxes, lease) = (&self.shared.sandboxes, self.shared.cfg.new_lease);
+        let req = CreateSandboxRequest { name: None, ..template };
+        let created = match sandboxes.create_leased(&caller, req, lease).await {
+            Ok(sb) => sb,
+            Err(e) => {
+                self.shared.leave(&caller.user_id);
+                return Err(format!("creating a sandbox for the connection: {e}"));
+            }
+        };
+        let agent = match sandboxes.running_agent(&caller, &created.id).await {
+            Ok((_, agent)) => agent,
+            Err(e) => {
+                self.shared.leave(&caller.user_id);
+                delete_later(sandboxes.clone(), caller, created.id.clone());
+                return Err(format!("the new sandbox {}: {e}", created.id));
+            }
+        };
+        let login = Login::new(caller, created.id.clone(), agent).leased();
+        let (sandboxes, id) = (sandboxes.clone(), created.id);
+        let renew = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                if let Err(e) = sandboxes.renew_lease(&id, lease).await {
+                    tracing::warn!(sandbox_id = %id, error = %e, "renewing an SSH connection's sandbox failed");
+                }
+            }
+        });
+        login.keep(renew.abort_handle());
+        Ok(login)
+    }
+}
+
+/// Deletes the sandbox `id` of a connection that ended, in the background.
+fn delete_later(sandboxes: podgate_core::Sandboxes, caller: Caller, id: String) {
+    tokio::spawn(async move {
+        match sandboxes.delete(&caller, &id).await {
+            Ok(()) => tracing::info!(sandbox_id = %id, "deleted the sandbox of an SSH connection that ended"),
+            // Its lease runs out and the reconciler deletes it.
+            Err(e) => tracing::warn!(sandbox_id = %id, error = %e, "deleting an SSH connection's sandbox failed"),
+        }
+    });
+}
+
+/// Ends what a login holds: its tasks, and its sandbox if it was made for the connection.
+fn end(shared: &Shared, login: &Login) {
+    login.end();
+    if login.is_leased() {
+        delete_later(shared.sandboxes.clone(), login.caller.clone(), login.sandbox_id.clone());
     }
 }
 
@@ -60,8 +120,8 @@ impl Drop for Connection {
             task.abort();
         }
         if let Some(login) = &self.login {
-            login.end();
             self.shared.leave(&login.caller.user_id);
+            end(&self.shared, login);
         }
     }
 }
@@ -78,8 +138,8 @@ impl russh::server::Handler for Connection {
                 tracing::info!(user_id = %login.caller.user_id, sandbox_id = %login.sandbox_id, "SSH login");
                 if let Some(previous) = self.login.replace(Arc::new(login)) {
                     // A second login on one connection: it was counted twice.
-                    previous.end();
                     self.shared.leave(&previous.caller.user_id);
+                    end(&self.shared, &previous);
                 }
                 Ok(Auth::Accept)
             }

@@ -85,7 +85,24 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Records how the server reaches the sandbox's agent.
+    /// Moves the expiry of a sandbox that is not being deleted to `expires_at`; returns whether
+    /// it was.
+    pub async fn set_expiry(&self, id: &str, expires_at: i64, now: i64) -> Result<bool> {
+        let n = on_db!(self, p => {
+            sqlx::query(
+                "UPDATE sandboxes SET expires_at = $1, updated_at = $2 \
+                 WHERE id = $3 AND state NOT IN ('stopping', 'deleted')",
+            )
+            .bind(expires_at)
+            .bind(now)
+            .bind(id)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
     /// Records a sandbox's bootstrap status (JSON) and, once it ended, the end of its log.
     pub async fn set_bootstrap(&self, id: &str, status: &str, log: Option<&[u8]>, now: i64) -> Result<()> {
         on_db!(self, p => {

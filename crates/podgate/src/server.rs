@@ -51,6 +51,14 @@ pub struct ServerArgs {
     /// Most SSH connections one user may have open at once [default: 20].
     #[arg(long, env = "PODGATE_SSH_MAX_SESSIONS_PER_USER")]
     ssh_max_sessions_per_user: Option<usize>,
+    /// A JSON sandbox request (the body of POST /v1/sandboxes): `ssh new@HOST` then creates a
+    /// sandbox from it for the connection and deletes it when the connection ends.
+    #[arg(long, env = "PODGATE_SSH_NEW_TEMPLATE")]
+    ssh_new_template: Option<PathBuf>,
+    /// A `new` connection's sandbox expires this long after the server last renewed it (every
+    /// third of it), so it is deleted even if the server dies [default: 120].
+    #[arg(long, env = "PODGATE_SSH_NEW_LEASE_SECONDS")]
+    ssh_new_lease_seconds: Option<u64>,
     /// State directory: database, admin token, per-sandbox run dirs [default: /var/lib/podgate as root, else ~/.local/share/podgate].
     #[arg(long, env = "PODGATE_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -228,6 +236,8 @@ struct FileConfig {
     ssh_no_remote_forwarding: Option<bool>,
     ssh_no_agent_forwarding: Option<bool>,
     ssh_max_sessions_per_user: Option<usize>,
+    ssh_new_template: Option<PathBuf>,
+    ssh_new_lease_seconds: Option<u64>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     agent_bin: Option<PathBuf>,
@@ -385,6 +395,20 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         bail!("default TTL ({:?}) exceeds the maximum TTL ({:?})", core.default_ttl, core.max_ttl);
     }
     let no_forwarding = args.ssh_no_forwarding || file.ssh_no_forwarding.unwrap_or(false);
+    let new_template = match args.ssh_new_template.or(file.ssh_new_template) {
+        Some(p) => {
+            let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+            let req: podgate_types::api::CreateSandboxRequest = serde_json::from_str(&text).with_context(|| {
+                format!("{}: not a sandbox request (the JSON body of POST /v1/sandboxes)", p.display())
+            })?;
+            Some(req)
+        }
+        None => None,
+    };
+    let new_lease = args.ssh_new_lease_seconds.or(file.ssh_new_lease_seconds).unwrap_or(120);
+    if !(3..=86400).contains(&new_lease) {
+        bail!("--ssh-new-lease-seconds {new_lease} is out of range: use 3 to 86400");
+    }
     Ok(Settings {
         listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:7070".into()),
         ssh_listen: Some(args.ssh_listen.or(file.ssh_listen).unwrap_or_else(|| "127.0.0.1:2222".into()))
@@ -407,6 +431,8 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
                 .ssh_max_sessions_per_user
                 .or(file.ssh_max_sessions_per_user)
                 .unwrap_or(podgate_ssh::SshConfig::default().max_sessions_per_user),
+            new_template,
+            new_lease: Duration::from_secs(new_lease),
             ..Default::default()
         },
         data_dir,

@@ -658,3 +658,71 @@ async fn remote_and_agent_forwarding_refused_by_policy() {
     let events: serde_json::Value = f.srv.get_json("/v1/audit?action=ssh.remote_forward").await;
     assert_eq!(events["events"], serde_json::json!([]));
 }
+
+/// The ids of alice's sandboxes other than the fixture's.
+async fn connection_sandboxes(f: &Fixture, alice: &Client) -> Vec<String> {
+    let all = alice.list().await.unwrap();
+    all.into_iter().map(|s| s.id).filter(|id| *id != f.sandbox).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_mode_gives_each_connection_its_own_sandbox_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("template.json");
+    std::fs::write(&template, format!(r#"{{"image": "{BUSYBOX}", "env": {{"FROM_TEMPLATE": "yes"}}}}"#)).unwrap();
+    let flags = ["--ssh-new-template", template.to_str().unwrap(), "--ssh-new-lease-seconds", "3"];
+    let mut f = fixture_with(&flags).await;
+
+    // A command in a sandbox made from the template, gone once the connection ends.
+    let mut c = ssh(&f.srv, &f.key, "new");
+    c.args(["--", "echo $FROM_TEMPLATE; cat /etc/hostname"]);
+    let out = run(c);
+    let text = stdout(&out);
+    assert!(out.status.success() && text.starts_with("yes\n"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let events: serde_json::Value = f.srv.get_json("/v1/audit?action=sandbox.create").await;
+    assert_eq!(events["events"].as_array().unwrap().len(), 2, "the fixture's and the connection's: {events}");
+    let alice = f.alice.clone();
+    common::eventually(20, "the connection's sandbox is deleted", async || {
+        connection_sandboxes(&f, &alice).await.is_empty()
+    })
+    .await;
+    // Deleted by the connection's end, on alice's behalf, not left to its lease.
+    let deleted: serde_json::Value = f.srv.get_json("/v1/audit?action=sandbox.delete").await;
+    assert_eq!(deleted["events"][0]["actor_name"], "alice", "{deleted}");
+    let expired: serde_json::Value = f.srv.get_json("/v1/audit?action=sandbox.expire").await;
+    assert_eq!(expired["events"], serde_json::json!([]));
+
+    // A held connection keeps its sandbox past several lease periods; a second connection gets
+    // another sandbox.
+    let mut c = ssh(&f.srv, &f.key, "new");
+    c.args(["--", "cat /etc/hostname; exec sleep 600"]).stdout(Stdio::piped());
+    let mut held = common::KillOnDrop(c.spawn().unwrap());
+    let mut first_host = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(held.0.stdout.take().unwrap()), &mut first_host).unwrap();
+    let ids = connection_sandboxes(&f, &alice).await;
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let mut c = ssh(&f.srv, &f.key, "new");
+    c.args(["--", "cat /etc/hostname"]);
+    assert_ne!(stdout(&run(c)), first_host, "two connections shared a sandbox");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(connection_sandboxes(&f, &alice).await, ids, "the held connection's sandbox must live on");
+    let req = ExecRequest { argv: vec!["true".into()], ..Default::default() };
+    assert_eq!(alice.exec(&ids[0], &req).await.unwrap().exit_code, 0);
+
+    // kill -9 of the server: nothing deletes the sandbox on disconnect, so its lease runs out and
+    // the restarted server's reconciler deletes it, container and all.
+    let containers = f.srv.containers();
+    assert_eq!(containers.len(), 2, "{containers:?}");
+    f.srv.kill9();
+    f.srv.spawn(common::Opts { extra: flags.map(String::from).to_vec(), ..Default::default() });
+    let alice = Client::new(&f.srv.url, alice.token()).unwrap();
+    common::eventually(30, "the crashed connection's sandbox is deleted", async || {
+        connection_sandboxes(&f, &alice).await.is_empty()
+    })
+    .await;
+    let left = common::docker(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(!left.contains(&ids[0]), "its container is left: {left}");
+    let expired: serde_json::Value = f.srv.get_json("/v1/audit?action=sandbox.expire").await;
+    assert_eq!(expired["events"][0]["sandbox_id"], ids[0].as_str(), "{expired}");
+    drop(held);
+}
