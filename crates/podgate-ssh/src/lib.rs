@@ -26,6 +26,8 @@ pub struct SshConfig {
     pub allow_remote_forwarding: bool,
     /// Whether `-A` (ssh-agent) forwarding is allowed.
     pub allow_agent_forwarding: bool,
+    /// Whether an API token is accepted as the password (public keys always are).
+    pub allow_password: bool,
     /// A connection with no traffic for this long is closed.
     pub idle_timeout: Duration,
     /// Most SSH connections one user may have open on this server at once.
@@ -48,6 +50,7 @@ impl Default for SshConfig {
             allow_local_forwarding: true,
             allow_remote_forwarding: true,
             allow_agent_forwarding: true,
+            allow_password: false,
             idle_timeout: Duration::from_secs(3600),
             max_sessions_per_user: 20,
             new_template: None,
@@ -107,7 +110,11 @@ pub async fn serve(
         inactivity_timeout: Some(cfg.idle_timeout),
         keepalive_interval: Some(Duration::from_secs(30)),
         keepalive_max: 4,
-        methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey][..]),
+        methods: if cfg.allow_password {
+            russh::MethodSet::from(&[russh::MethodKind::PublicKey, russh::MethodKind::Password][..])
+        } else {
+            russh::MethodSet::from(&[russh::MethodKind::PublicKey][..])
+        },
         ..Default::default()
     };
     let shared = Arc::new(Shared { auth, sandboxes, cfg, sessions: Default::default() });

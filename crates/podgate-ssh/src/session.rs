@@ -36,16 +36,22 @@ impl Connection {
 
     /// The caller owning the key and the agent of their sandbox `name` (a new one for
     /// [`crate::NEW_USER`] when a template is configured), or why not.
-    async fn log_in(&self, name: &str, fingerprint: &str) -> Result<Login, String> {
+    async fn log_in(&self, name: &str, credential: Credential<'_>) -> Result<Login, String> {
         if let Some(ip) = self.peer.map(|p| p.ip().to_string())
             && let Err(e) = self.shared.sandboxes.limiter().address(&ip).await
         {
             return Err(format!("rate limited: {e}"));
         }
-        let caller = match self.shared.auth.ssh_login(fingerprint).await {
-            Ok(Some(c)) => Caller { source: self.source(), ..c },
-            Ok(None) => return Err(format!("unknown key {fingerprint}")),
-            Err(e) => return Err(format!("key lookup failed: {e}")),
+        let caller = match credential {
+            Credential::Key(fingerprint) => match self.shared.auth.ssh_login(fingerprint).await {
+                Ok(Some(c)) => Caller { source: self.source(), ..c },
+                Ok(None) => return Err(format!("unknown key {fingerprint}")),
+                Err(e) => return Err(format!("key lookup failed: {e}")),
+            },
+            Credential::Token(token) => match self.shared.auth.authenticate(token, self.source().as_deref()).await {
+                Ok(c) => c,
+                Err(e) => return Err(format!("API token as password: {e}")),
+            },
         };
         if let (crate::NEW_USER, Some(template)) = (name, &self.shared.cfg.new_template) {
             return self.new_sandbox(caller, template.clone()).await;
@@ -95,6 +101,34 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Logs in to sandbox `user` with `credential` (described in the audit by `what`), or says
+    /// no the same way whatever the reason.
+    async fn authenticate(&mut self, user: &str, credential: Credential<'_>, what: &str) -> Auth {
+        match self.log_in(user, credential).await {
+            Ok(login) => {
+                let event = Event::by(&login.caller, "ssh.login").sandbox(&login.sandbox_id).detail(what);
+                self.shared.sandboxes.audit().record(event).await;
+                tracing::info!(user_id = %login.caller.user_id, sandbox_id = %login.sandbox_id, "SSH login");
+                if let Some(previous) = self.login.replace(Arc::new(login)) {
+                    // A second login on one connection: it was counted twice.
+                    self.shared.leave(&previous.caller.user_id);
+                    end(&self.shared, &previous);
+                }
+                Auth::Accept
+            }
+            Err(why) => {
+                let event = Event::anonymous(self.source().as_deref(), "ssh.login")
+                    .result("refused")
+                    .detail(format!("{user}: {why}"));
+                self.shared.sandboxes.audit().record(event).await;
+                tracing::info!(user, reason = %why, "SSH login refused");
+                Auth::reject()
+            }
+        }
+    }
+}
+
 /// Deletes the sandbox `id` of a connection that ended, in the background.
 fn delete_later(sandboxes: podgate_core::Sandboxes, caller: Caller, id: String) {
     tokio::spawn(async move {
@@ -114,6 +148,14 @@ fn end(shared: &Shared, login: &Login) {
     }
 }
 
+/// What a client logs in with.
+enum Credential<'a> {
+    /// A verified public key's SHA256 fingerprint.
+    Key(&'a str),
+    /// An API token given as the password.
+    Token(&'a str),
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         for (_, task) in self.remote.drain() {
@@ -131,27 +173,14 @@ impl russh::server::Handler for Connection {
 
     async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
         let fingerprint = key.public_key.fingerprint(HashAlg::Sha256).to_string();
-        match self.log_in(user, &fingerprint).await {
-            Ok(login) => {
-                let event = Event::by(&login.caller, "ssh.login").sandbox(&login.sandbox_id).detail(&fingerprint);
-                self.shared.sandboxes.audit().record(event).await;
-                tracing::info!(user_id = %login.caller.user_id, sandbox_id = %login.sandbox_id, "SSH login");
-                if let Some(previous) = self.login.replace(Arc::new(login)) {
-                    // A second login on one connection: it was counted twice.
-                    self.shared.leave(&previous.caller.user_id);
-                    end(&self.shared, &previous);
-                }
-                Ok(Auth::Accept)
-            }
-            Err(why) => {
-                let event = Event::anonymous(self.source().as_deref(), "ssh.login")
-                    .result("refused")
-                    .detail(format!("{user}: {why}"));
-                self.shared.sandboxes.audit().record(event).await;
-                tracing::info!(user, reason = %why, "SSH login refused");
-                Ok(Auth::reject())
-            }
+        Ok(self.authenticate(user, Credential::Key(&fingerprint), &fingerprint).await)
+    }
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        if !self.shared.cfg.allow_password {
+            return Ok(Auth::reject());
         }
+        Ok(self.authenticate(user, Credential::Token(password), "API token").await)
     }
 
     async fn channel_open_session(

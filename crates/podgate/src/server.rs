@@ -51,6 +51,12 @@ pub struct ServerArgs {
     /// Most SSH connections one user may have open at once [default: 20].
     #[arg(long, env = "PODGATE_SSH_MAX_SESSIONS_PER_USER")]
     ssh_max_sessions_per_user: Option<usize>,
+    /// Accept an API token as the SSH password (public keys are always accepted).
+    #[arg(long, env = "PODGATE_SSH_PASSWORD_AUTH")]
+    ssh_password_auth: bool,
+    /// Close SSH connections with no traffic for this long [default: 3600].
+    #[arg(long, env = "PODGATE_SSH_IDLE_TIMEOUT_SECONDS")]
+    ssh_idle_timeout_seconds: Option<u64>,
     /// A JSON sandbox request (the body of POST /v1/sandboxes): `ssh new@HOST` then creates a
     /// sandbox from it for the connection and deletes it when the connection ends.
     #[arg(long, env = "PODGATE_SSH_NEW_TEMPLATE")]
@@ -238,6 +244,8 @@ struct FileConfig {
     ssh_max_sessions_per_user: Option<usize>,
     ssh_new_template: Option<PathBuf>,
     ssh_new_lease_seconds: Option<u64>,
+    ssh_password_auth: Option<bool>,
+    ssh_idle_timeout_seconds: Option<u64>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     agent_bin: Option<PathBuf>,
@@ -405,6 +413,10 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         }
         None => None,
     };
+    let ssh_idle = args.ssh_idle_timeout_seconds.or(file.ssh_idle_timeout_seconds).unwrap_or(3600);
+    if ssh_idle == 0 {
+        bail!("--ssh-idle-timeout-seconds must be at least 1");
+    }
     let new_lease = args.ssh_new_lease_seconds.or(file.ssh_new_lease_seconds).unwrap_or(120);
     if !(3..=86400).contains(&new_lease) {
         bail!("--ssh-new-lease-seconds {new_lease} is out of range: use 3 to 86400");
@@ -433,7 +445,8 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
                 .unwrap_or(podgate_ssh::SshConfig::default().max_sessions_per_user),
             new_template,
             new_lease: Duration::from_secs(new_lease),
-            ..Default::default()
+            allow_password: args.ssh_password_auth || file.ssh_password_auth.unwrap_or(false),
+            idle_timeout: Duration::from_secs(ssh_idle),
         },
         data_dir,
         database_url: args.database_url.or(file.database_url),

@@ -726,3 +726,53 @@ async fn new_mode_gives_each_connection_its_own_sandbox_and_cleans_up() {
     assert_eq!(expired["events"][0]["sandbox_id"], ids[0].as_str(), "{expired}");
     drop(held);
 }
+
+/// `ssh` logging in with `password` through SSH_ASKPASS (no public key offered).
+fn ssh_with_password(srv: &Server, target: &str, password: &str, dir: &Path) -> Command {
+    let askpass = dir.join("askpass");
+    std::fs::write(&askpass, format!("#!/bin/sh\necho '{password}'\n")).unwrap();
+    std::fs::set_permissions(&askpass, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let (host, port) = srv.ssh_addr.rsplit_once(':').unwrap();
+    let mut c = Command::new("ssh");
+    c.args(["-F", "/dev/null", "-p", port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+        .args(["-o", "PubkeyAuthentication=no", "-o", "NumberOfPasswordPrompts=1", "-o", "LogLevel=ERROR"])
+        .arg(format!("{target}@{host}"))
+        .env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0")
+        .stdin(Stdio::null());
+    c
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_tokens_as_passwords_only_when_enabled_and_idle_connections_close() {
+    let f = fixture_with(&["--ssh-password-auth", "--ssh-idle-timeout-seconds", "2"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ssh_with_password(&f.srv, "box", f.alice.token(), dir.path());
+    c.args(["--", "echo by-token"]);
+    let out = run(c);
+    assert_eq!(stdout(&out), "by-token\n", "{}", String::from_utf8_lossy(&out.stderr));
+    let mut c = ssh_with_password(&f.srv, "box", "pg_not-a-token", dir.path());
+    c.args(["--", "true"]);
+    assert_eq!(run(c).status.code(), Some(255), "a wrong token logs in");
+
+    // A connection with no traffic for the idle timeout is closed.
+    let started = Instant::now();
+    let mut c = ssh(&f.srv, &f.key, "box");
+    c.args(["-o", "ServerAliveInterval=0", "--", "sleep 30"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(255), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(started.elapsed() < Duration::from_secs(20), "closed after {:?}", started.elapsed());
+
+    // Off by default: the same token is refused.
+    let srv = Server::start();
+    let created = srv.client().create_user(&CreateUserRequest { name: "dave".into(), role: None }).await.unwrap();
+    let dave = Client::new(&srv.url, &created.token.secret).unwrap();
+    dave.create(&CreateSandboxRequest { name: Some("box".into()), image: Some(BUSYBOX.into()), ..Default::default() })
+        .await
+        .unwrap();
+    let mut c = ssh_with_password(&srv, "box", dave.token(), dir.path());
+    c.args(["--", "echo by-token"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(255), "password auth must be off by default: {}", stdout(&out));
+}
