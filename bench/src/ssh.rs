@@ -1,6 +1,8 @@
 //! SSH benchmark: `ssh host true` round trips and SFTP upload/download of a 256 MiB file through
-//! podgate's SSH server into a sandbox, against OpenSSH's sshd on a loopback port of this host
-//! (a private sshd started here: same client, same key, same machine), measured in the same run.
+//! podgate's SSH server into a sandbox, against OpenSSH's sshd in a container of the base image
+//! (`podgate/bench-sshd`, which bench/run builds: the base image plus openssh-server, reached at
+//! the container's address) and on a loopback port of this host, measured in the same run with
+//! the same client and key.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -108,6 +110,52 @@ fn start_sshd(dir: &Path, key: &Path) -> anyhow::Result<(Child, String)> {
     Ok((child, port))
 }
 
+/// Image of the containerized sshd baseline (bench/run builds it).
+const SSHD_IMAGE: &str = "podgate/bench-sshd:latest";
+
+/// Removes the baseline container when dropped.
+struct SshdContainer(String);
+
+impl Drop for SshdContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+}
+
+/// OpenSSH's sshd in a container of the base image, accepting `key` for the sandbox user
+/// `podgate` (unlocked: sshd without PAM refuses a `!` password field); returns the container and
+/// its address on the Docker network.
+fn start_sshd_container(key: &Path) -> anyhow::Result<(SshdContainer, String)> {
+    let name = format!("podgate-bench-sshd-{}", std::process::id());
+    let pubkey = std::fs::read_to_string(key.with_extension("pub"))?;
+    let script = format!(
+        "sed -i 's/^podgate:!:/podgate:*:/' /etc/shadow && mkdir -p /run/sshd && printf '%s\\n' '{}' >/etc/ssh/bench_keys && chmod 644 /etc/ssh/bench_keys && \
+         exec /usr/sbin/sshd -D -e -o AuthorizedKeysFile=/etc/ssh/bench_keys -o PasswordAuthentication=no \
+         -o KbdInteractiveAuthentication=no -o UsePAM=no",
+        pubkey.trim()
+    );
+    run_ok(
+        Command::new("docker").args(["run", "-d", "--name", &name, SSHD_IMAGE, "sh", "-c", &script]),
+        "docker run sshd",
+    )?;
+    let container = SshdContainer(name);
+    let out = Command::new("docker")
+        .args(["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &container.0])
+        .output()?;
+    let ip = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if ip.is_empty() {
+        bail!("the sshd container has no address");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect((ip.as_str(), 22)).is_err() {
+        if Instant::now() > deadline {
+            bail!("sshd in the container did not listen on {ip}:22");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok((container, ip))
+}
+
 fn user_name() -> String {
     std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "root".into())
 }
@@ -131,15 +179,26 @@ pub async fn bench(client: &Client, image: &str) -> anyhow::Result<()> {
     let podgate = Target { user: sb.name.clone(), host: host.into(), port: port.into() };
     let (mut sshd, sshd_port) = start_sshd(dir.path(), &key)?;
     let openssh = Target { user: user_name(), host: "127.0.0.1".into(), port: sshd_port };
+    let (_container, ip) = start_sshd_container(&key)?;
+    let contained = Target { user: "podgate".into(), host: ip, port: "22".into() };
 
     let result = async {
         // Warm-up, not counted.
         round_trips(&podgate, &key, 2)?;
         round_trips(&openssh, &key, 2)?;
+        round_trips(&contained, &key, 2)?;
         println!("ssh TARGET true: {n} sequential round trips each (new connection, key exchange, login, exec)");
         let (pg50, _) = summary("podgate ssh (sandbox)", round_trips(&podgate, &key, n)?);
+        let (oc50, _) = summary("OpenSSH sshd (container of the base image)", round_trips(&contained, &key, n)?);
         let (os50, _) = summary("OpenSSH sshd (host, loopback)", round_trips(&openssh, &key, n)?);
-        println!("ratio podgate/OpenSSH p50: {:.2}x ({:.1} ms vs {:.1} ms)", ms(pg50) / ms(os50), ms(pg50), ms(os50));
+        println!(
+            "ratio podgate/OpenSSH p50: {:.2}x against sshd in a container ({:.1} ms vs {:.1} ms), {:.2}x against sshd on the host ({:.1} ms)",
+            ms(pg50) / ms(oc50),
+            ms(pg50),
+            ms(oc50),
+            ms(pg50) / ms(os50),
+            ms(os50)
+        );
 
         let file = dir.path().join("256m.bin");
         {
@@ -150,11 +209,14 @@ pub async fn bench(client: &Client, image: &str) -> anyhow::Result<()> {
         let back = dir.path().join("back.bin");
         let mib = 256.0;
         let (pu, pd) = sftp_times(&podgate, &key, &file, "/tmp", &back)?;
+        let (cu, cd) = sftp_times(&contained, &key, &file, "/tmp", &back)?;
         let (ou, od) = sftp_times(&openssh, &key, &file, dir.path().to_str().context("temp dir path")?, &back)?;
-        println!("sftp 256 MiB          upload          download");
-        println!("podgate ssh (sandbox)  {:>8.1} MiB/s  {:>8.1} MiB/s", mib / pu, mib / pd);
-        println!("OpenSSH sshd (host)    {:>8.1} MiB/s  {:>8.1} MiB/s", mib / ou, mib / od);
-        println!("ratio podgate/OpenSSH  {:>8.2}x        {:>8.2}x", ou / pu, od / pd);
+        println!("sftp 256 MiB                   upload          download");
+        println!("podgate ssh (sandbox)           {:>8.1} MiB/s  {:>8.1} MiB/s", mib / pu, mib / pd);
+        println!("OpenSSH sshd (container)        {:>8.1} MiB/s  {:>8.1} MiB/s", mib / cu, mib / cd);
+        println!("OpenSSH sshd (host)             {:>8.1} MiB/s  {:>8.1} MiB/s", mib / ou, mib / od);
+        println!("ratio podgate/sshd (container)  {:>8.2}x        {:>8.2}x", cu / pu, cd / pd);
+        println!("ratio podgate/sshd (host)       {:>8.2}x        {:>8.2}x", ou / pu, od / pd);
         anyhow::Ok(())
     }
     .await;
