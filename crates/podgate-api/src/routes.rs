@@ -19,6 +19,8 @@ pub fn v1() -> Router<Arc<AppState>> {
         .route("/v1/sandboxes", post(create_sandbox).get(list_sandboxes))
         .route("/v1/sandboxes/{id}", get(get_sandbox).delete(delete_sandbox))
         .route("/v1/sandboxes/{id}/exec", post(exec))
+        .route("/v1/sandboxes/{id}/pause", post(pause_sandbox))
+        .route("/v1/sandboxes/{id}/resume", post(resume_sandbox))
 }
 
 /// The process is alive.
@@ -127,4 +129,37 @@ pub async fn exec(
     ApiJson(req): ApiJson<ExecRequest>,
 ) -> Result<Json<ExecResponse>, ApiError> {
     Ok(Json(st.sandboxes.exec(&caller, &id, req).await?))
+}
+
+/// Freezes a running sandbox: its processes stop where they are and keep their memory. Using it
+/// (exec, terminals, files, ports, SSH) resumes it.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/pause", tag = "sandboxes",
+    params(("id" = String, Path, description = "sandbox id or name")),
+    responses(
+        (status = 200, body = Sandbox, description = "paused (or already paused)"),
+        (status = 404, body = podgate_types::api::ErrorBody),
+        (status = 409, body = podgate_types::api::ErrorBody, description = "not running, or the driver cannot pause")),
+    security(("bearer" = [])))]
+pub async fn pause_sandbox(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<Sandbox>, ApiError> {
+    Ok(Json(st.sandboxes.pause(&caller, &id).await?))
+}
+
+/// Continues a paused sandbox where it stopped.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/resume", tag = "sandboxes",
+    params(("id" = String, Path, description = "sandbox id or name")),
+    responses(
+        (status = 200, body = Sandbox, description = "running"),
+        (status = 404, body = podgate_types::api::ErrorBody),
+        (status = 409, body = podgate_types::api::ErrorBody, description = "neither paused nor running")),
+    security(("bearer" = [])))]
+pub async fn resume_sandbox(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<Sandbox>, ApiError> {
+    Ok(Json(st.sandboxes.resume(&caller, &id).await?))
 }

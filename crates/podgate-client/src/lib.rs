@@ -170,6 +170,16 @@ impl Client {
         Ok(())
     }
 
+    /// `POST /v1/sandboxes/{id-or-name}/pause`.
+    pub async fn pause(&self, id: &str) -> Result<Sandbox> {
+        self.call(Method::POST, &format!("/v1/sandboxes/{}/pause", seg(id)), None::<&()>).await
+    }
+
+    /// `POST /v1/sandboxes/{id-or-name}/resume`.
+    pub async fn resume(&self, id: &str) -> Result<Sandbox> {
+        self.call(Method::POST, &format!("/v1/sandboxes/{}/resume", seg(id)), None::<&()>).await
+    }
+
     /// `POST /v1/sandboxes/{id-or-name}/exec`.
     pub async fn exec(&self, id: &str, req: &ExecRequest) -> Result<ExecResponse> {
         self.call(Method::POST, &format!("/v1/sandboxes/{}/exec", seg(id)), Some(req)).await

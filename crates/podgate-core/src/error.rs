@@ -80,6 +80,7 @@ impl From<podgate_runtime::Error> for Error {
                 tracing::error!(error = %m, "runtime failure");
                 Error::Unavailable("the container runtime is unavailable".into())
             }
+            R::Unsupported { .. } => Error::Conflict(e.to_string()),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod code_source;
 pub mod config;
 pub mod error;
 pub mod ids;
+pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
 pub mod oidc;

@@ -1,6 +1,7 @@
 //! The reconciler: makes the runtime match the database. It deletes expired sandboxes, marks
-//! sandboxes whose instance vanished or died as failed, finishes interrupted deletes, and removes
-//! instances the database does not know as live (leftovers of a crash mid-create).
+//! sandboxes whose instance vanished or died as failed, records pauses and resumes a crash kept
+//! from the database, finishes interrupted deletes, and removes instances the database does not
+//! know as live (leftovers of a crash mid-create).
 
 use std::collections::HashMap;
 
@@ -56,10 +57,18 @@ impl Sandboxes {
         for row in &rows {
             live.insert(row.id.clone());
             match (row.state.as_str(), instances.get(&row.id)) {
-                ("running", None) => {
+                ("running" | "paused", None) => {
                     self.fail(&row.id, "the sandbox's container vanished").await?;
                 }
-                ("running", Some(InstanceStatus::Exited { reason })) => {
+                // A pause or resume the runtime made but the database missed (a crash between
+                // the two): the runtime is right.
+                ("running", Some(InstanceStatus::Paused)) => {
+                    self.store.transition(&row.id, &["running"], "paused", None, now).await?;
+                }
+                ("paused", Some(InstanceStatus::Running)) => {
+                    self.store.transition(&row.id, &["paused"], "running", None, now).await?;
+                }
+                ("running" | "paused", Some(InstanceStatus::Exited { reason })) => {
                     let reason = format!("the sandbox's container stopped: {reason}");
                     self.fail(&row.id, &reason).await?;
                     self.driver.delete(&row.id).await?;
@@ -82,7 +91,7 @@ impl Sandboxes {
 
     async fn fail(&self, id: &str, reason: &str) -> Result<()> {
         tracing::warn!(sandbox_id = %id, reason, "sandbox failed");
-        if self.store.transition(id, &["running"], "failed", Some(reason), now_ms()).await? {
+        if self.store.transition(id, &["running", "paused"], "failed", Some(reason), now_ms()).await? {
             self.audit.record(Event::system("sandbox.fail").sandbox(id).result("failed").detail(reason)).await;
         }
         Ok(())

@@ -487,7 +487,7 @@ impl Sandboxes {
     pub async fn exec(&self, caller: &Caller, id_or_name: &str, req: ExecRequest) -> Result<ExecResponse> {
         validate::argv("argv", &req.argv).map_err(Error::Invalid)?;
         validate::env(&req.env).map_err(Error::Invalid)?;
-        let row = self.resolve(caller, id_or_name).await?;
+        let row = self.awake(self.resolve(caller, id_or_name).await?).await?;
         let event = Event::by(caller, "sandbox.exec").sandbox(&row.id).detail(req.argv.join(" "));
         let r = match self.agent(&row) {
             Ok(agent) => agent.exec(&req).await.map_err(|e| agent_error(&row.id, e)),
@@ -514,9 +514,9 @@ impl Sandboxes {
         Ok(AgentClient::new(endpoint, row.agent_secret.clone()))
     }
 
-    /// The caller's running sandbox and its agent.
+    /// The caller's running sandbox (resumed first when paused) and its agent.
     pub async fn running_agent(&self, caller: &Caller, id_or_name: &str) -> Result<(SandboxRow, AgentClient)> {
-        let row = self.resolve(caller, id_or_name).await?;
+        let row = self.awake(self.resolve(caller, id_or_name).await?).await?;
         let agent = self.agent(&row)?;
         Ok((row, agent))
     }
@@ -526,7 +526,7 @@ impl Sandboxes {
     pub(crate) async fn agent_by_id(&self, id: &str) -> Result<AgentClient> {
         let row = self.store.sandbox(id).await?.filter(|r| r.state != "deleted");
         let row = row.ok_or_else(|| Error::NotFound(format!("sandbox {id:?} not found")))?;
-        self.agent(&row)
+        self.agent(&self.awake(row).await?)
     }
 
     /// Finds a live sandbox the caller may access, by id or by the caller's own name for it.
@@ -556,11 +556,11 @@ impl Sandboxes {
         }
     }
 
-    async fn load(&self, id: &str) -> Result<SandboxRow> {
+    pub(crate) async fn load(&self, id: &str) -> Result<SandboxRow> {
         self.store.sandbox(id).await?.ok_or_else(|| Error::NotFound(format!("sandbox {id:?} not found")))
     }
 
-    fn view(&self, r: &SandboxRow) -> Result<Sandbox> {
+    pub(crate) fn view(&self, r: &SandboxRow) -> Result<Sandbox> {
         let spec: StoredSpec = serde_json::from_str(&r.spec)
             .map_err(|e| Error::Internal(format!("sandbox {} has a corrupt spec: {e}", r.id)))?;
         Ok(Sandbox {

@@ -42,6 +42,12 @@ impl Driver for FakeDriver {
     async fn logs(&self, _id: &str, _lines: usize) -> Result<String> {
         Ok(String::new())
     }
+    async fn pause(&self, _id: &str) -> Result<()> {
+        Err(podgate_runtime::Error::Unsupported { driver: "fake", what: "pause".into() })
+    }
+    async fn resume(&self, _id: &str) -> Result<()> {
+        Err(podgate_runtime::Error::Unsupported { driver: "fake", what: "resume".into() })
+    }
 }
 
 /// Answers every request with a health body claiming `version`.
@@ -132,6 +138,14 @@ async fn other_users_sandboxes_answer_like_missing_ones() {
         assert!(not_found(err), "{op} of another user's sandbox");
     }
     assert!(driver.deleted.lock().unwrap().is_empty(), "bob deleted nothing");
+    // Bob cannot pause Alice's sandbox; Alice hears clearly that this driver cannot pause, and
+    // her sandbox stays running.
+    assert!(not_found(sandboxes.pause(&bob, &alice2.id).await.unwrap_err()));
+    match sandboxes.pause(&alice, &alice2.id).await.unwrap_err() {
+        Error::Conflict(m) => assert_eq!(m, "not supported by the fake driver: pause"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(sandboxes.get(&alice, &alice2.id).await.unwrap().state, podgate_types::api::SandboxState::Running);
     // The admin sees and manages everything.
     assert_eq!(sandboxes.list(&admin).await.unwrap().len(), 4);
     sandboxes.delete(&admin, &alice2.id).await.unwrap();

@@ -374,6 +374,20 @@ fn sortable_time(t: &str) -> String {
     format!("{whole}.{digits:0<9}")
 }
 
+/// A pause or unpause refused because the container is in that state already (409: "is already
+/// paused", "is not paused") is done; a missing container is `NotFound`.
+fn already(e: bollard::errors::Error, sandbox_id: &str) -> Result<()> {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code: 409, ref message }
+            if message.contains("already paused") || message.contains("not paused") =>
+        {
+            Ok(())
+        }
+        e if is_not_found(&e) => Err(Error::NotFound(sandbox_id.to_string())),
+        e => Err(Error::Unavailable(engine_error(&e))),
+    }
+}
+
 fn map_create_error(e: bollard::errors::Error, image: &str) -> Error {
     match &e {
         bollard::errors::Error::DockerResponseServerError { status_code: 400, message } => {
@@ -506,6 +520,23 @@ impl Driver for DockerDriver {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::Unavailable(format!("removing {}: {e}", dir.display()))),
         }
+    }
+
+    async fn pause(&self, sandbox_id: &str) -> Result<()> {
+        let main = Self::container_name(sandbox_id);
+        self.docker.pause_container(&main).await.or_else(|e| already(e, sandbox_id))?;
+        for id in self.sidecar_containers(sandbox_id).await? {
+            self.docker.pause_container(&id).await.or_else(|e| already(e, sandbox_id))?;
+        }
+        Ok(())
+    }
+
+    async fn resume(&self, sandbox_id: &str) -> Result<()> {
+        for id in self.sidecar_containers(sandbox_id).await? {
+            self.docker.unpause_container(&id).await.or_else(|e| already(e, sandbox_id))?;
+        }
+        let main = Self::container_name(sandbox_id);
+        self.docker.unpause_container(&main).await.or_else(|e| already(e, sandbox_id))
     }
 
     async fn logs(&self, sandbox_id: &str, lines: usize) -> Result<String> {

@@ -25,6 +25,9 @@ pub enum Error {
     /// The engine cannot be reached or failed.
     #[error("runtime unavailable: {0}")]
     Unavailable(String),
+    /// This driver cannot do that.
+    #[error("not supported by the {driver} driver: {what}")]
+    Unsupported { driver: &'static str, what: String },
 }
 
 /// Result with the driver [`Error`].
@@ -138,6 +141,11 @@ pub trait Driver: Send + Sync + 'static {
     async fn delete(&self, sandbox_id: &str) -> Result<()>;
     /// The last `lines` lines of the instance's output (for error messages).
     async fn logs(&self, sandbox_id: &str, lines: usize) -> Result<String>;
+    /// Freezes every process of the instance (and its sidecars), keeping their memory; a
+    /// driver that cannot answers [`Error::Unsupported`].
+    async fn pause(&self, sandbox_id: &str) -> Result<()>;
+    /// Continues a paused instance exactly where it stopped.
+    async fn resume(&self, sandbox_id: &str) -> Result<()>;
 }
 
 #[cfg(test)]

@@ -77,6 +77,14 @@ impl Driver for Timed {
     async fn logs(&self, sandbox_id: &str, lines: usize) -> Result<String> {
         self.within(self.deadlines.call, "a logs request", self.inner.logs(sandbox_id, lines)).await
     }
+
+    async fn pause(&self, sandbox_id: &str) -> Result<()> {
+        self.within(self.deadlines.call, "a pause", self.inner.pause(sandbox_id)).await
+    }
+
+    async fn resume(&self, sandbox_id: &str) -> Result<()> {
+        self.within(self.deadlines.call, "a resume", self.inner.resume(sandbox_id)).await
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +118,12 @@ mod tests {
             std::future::pending().await
         }
         async fn logs(&self, _: &str, _: usize) -> Result<String> {
+            std::future::pending().await
+        }
+        async fn pause(&self, _: &str) -> Result<()> {
+            std::future::pending().await
+        }
+        async fn resume(&self, _: &str) -> Result<()> {
             std::future::pending().await
         }
     }

@@ -38,6 +38,10 @@ enum Command {
     Exec(cli::ExecArgs),
     /// Delete sandboxes.
     Down(cli::DownArgs),
+    /// Freeze sandboxes, keeping their processes and memory (using one resumes it).
+    Pause(cli::PauseArgs),
+    /// Continue paused sandboxes.
+    Resume(cli::PauseArgs),
     /// Open an interactive terminal in a sandbox (re-attaches after a dropped connection).
     Enter(cli::EnterArgs),
     /// List a sandbox's terminals.
@@ -71,6 +75,8 @@ fn main() {
             Command::Ls(a) => cli::ls(a).await.map(|()| 0),
             Command::Exec(a) => cli::exec(a).await,
             Command::Down(a) => cli::down(a).await.map(|()| 0),
+            Command::Pause(a) => cli::pause(a, false).await.map(|()| 0),
+            Command::Resume(a) => cli::pause(a, true).await.map(|()| 0),
             Command::Enter(a) => cli::enter(a).await,
             Command::Terminals(a) => cli::terminals(a).await.map(|()| 0),
             Command::Cp(a) => cli::cp(a).await.map(|()| 0),

@@ -1,4 +1,4 @@
-//! The CLI verbs: `login`, `up`, `ls`, `exec`, `enter`, `cp`, `down`.
+//! The CLI verbs: `login`, `up`, `ls`, `exec`, `enter`, `cp`, `pause`, `resume`, `down`.
 
 mod config;
 mod cp;
@@ -212,6 +212,36 @@ pub struct DownArgs {
     /// Sandbox names or ids.
     #[arg(required = true)]
     sandboxes: Vec<String>,
+}
+
+/// `podgate pause` and `podgate resume`.
+#[derive(clap::Args, Debug)]
+pub struct PauseArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Sandbox names or ids.
+    #[arg(required = true)]
+    sandboxes: Vec<String>,
+}
+
+/// `podgate pause` (`resume: false`) or `podgate resume`, for each sandbox; fails if any failed.
+pub async fn pause(a: PauseArgs, resume: bool) -> anyhow::Result<()> {
+    let client = a.conn.client()?;
+    let mut failed = 0;
+    for s in &a.sandboxes {
+        let r = if resume { client.resume(s).await } else { client.pause(s).await };
+        match r {
+            Ok(sb) => println!("{s} {}", sb.state),
+            Err(e) => {
+                eprintln!("podgate: {s}: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} sandboxes failed", a.sandboxes.len());
+    }
+    Ok(())
 }
 
 /// `podgate down`: deletes each sandbox; fails if any could not be deleted.

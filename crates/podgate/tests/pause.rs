@@ -1,0 +1,117 @@
+//! Pause and resume end to end on the real engine: ten cycles lose nothing of a running process
+//! or the file it appends to, a paused sandbox's processes stand still, using a paused sandbox
+//! resumes it, and a paused sandbox can be deleted.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, docker};
+use podgate_client::Client;
+use podgate_types::api::{CreateSandboxRequest, ExecRequest, SandboxState};
+use podgate_types::process::ProcessSpec;
+use podgate_types::users::CreateUserRequest;
+
+const BUSYBOX: &str = "podgate/busybox:test";
+
+async fn sh(c: &Client, id: &str, cmd: &str) -> String {
+    let req = ExecRequest { argv: vec![cmd.into()], shell: true, ..Default::default() };
+    let out = c.exec(id, &req).await.unwrap();
+    assert_eq!(out.exit_code, 0, "{cmd}: {}", String::from_utf8_lossy(&out.stderr.0));
+    String::from_utf8_lossy(&out.stdout.0).into_owned()
+}
+
+fn engine_state(id: &str) -> String {
+    docker(&["inspect", "-f", "{{.State.Status}}", &format!("podgate-{id}")]).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_pause_resume_cycles_lose_nothing() {
+    let srv = Server::start();
+    let c = srv.client();
+    let sb = c
+        .create(&CreateSandboxRequest {
+            name: Some("frozen".into()),
+            image: Some(BUSYBOX.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let counter = "i=0; while :; do i=$((i+1)); echo $i >>/tmp/log; echo $i >/tmp/counter.new; \
+                   mv /tmp/counter.new /tmp/counter; sleep 0.05; done";
+    let spec = ProcessSpec { argv: vec![counter.into()], shell: true, ..Default::default() };
+    let writer = c.spawn_process(&sb.id, &spec).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    for cycle in 0..10 {
+        let before: u64 = sh(&c, &sb.id, "cat /tmp/counter").await.trim().parse().unwrap();
+        let paused = c.pause(&sb.id).await.unwrap();
+        assert_eq!(paused.state, SandboxState::Paused);
+        assert_eq!(engine_state(&sb.id), "paused");
+        // Paused twice is still paused.
+        assert_eq!(c.pause("frozen").await.unwrap().state, SandboxState::Paused);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(c.get(&sb.id).await.unwrap().state, SandboxState::Paused);
+        let resumed = c.resume(&sb.id).await.unwrap();
+        assert_eq!(resumed.state, SandboxState::Running);
+        let after: u64 = sh(&c, &sb.id, "cat /tmp/counter").await.trim().parse().unwrap();
+        // Running, the writer counts 20 a second: a second of pause must not show.
+        assert!(after >= before && after - before < 10, "cycle {cycle}: {before} -> {after} across a 1 s pause");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = sh(&c, &sb.id, "cat /tmp/log").await;
+    let numbers: Vec<u64> = log.lines().map(|l| l.parse().unwrap()).collect();
+    assert!(numbers.len() > 20, "{}", numbers.len());
+    assert_eq!(numbers, (1..=numbers.len() as u64).collect::<Vec<_>>(), "the log has a gap or a repeat");
+    let procs = c.list_processes(&sb.id).await.unwrap();
+    let same = procs.iter().find(|p| p.id == writer.id).expect("the writer is still listed");
+    assert_eq!((same.pid, same.exit.is_none()), (writer.pid, true), "the writer must be the same, still running");
+    let events: serde_json::Value = srv.get_json("/v1/audit?action=sandbox.pause").await;
+    assert_eq!(events["events"].as_array().unwrap().len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn using_a_paused_sandbox_resumes_it_and_a_paused_one_can_be_deleted() {
+    let srv = Server::start();
+    let admin = srv.client();
+    let created = admin.create_user(&CreateUserRequest { name: "erin".into(), role: None }).await.unwrap();
+    let erin = Client::new(&srv.url, &created.token.secret).unwrap();
+    let sb = erin
+        .create(&CreateSandboxRequest { name: Some("nap".into()), image: Some(BUSYBOX.into()), ..Default::default() })
+        .await
+        .unwrap();
+
+    // The CLI.
+    let cli = |args: &[&str]| {
+        let o = srv.cli_command(args).env("PODGATE_TOKEN", erin.token()).output().unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
+    };
+    assert_eq!(cli(&["pause", "nap"]), (true, "nap paused\n".into()));
+    assert_eq!(engine_state(&sb.id), "paused");
+    assert_eq!(cli(&["resume", "nap"]), (true, "nap running\n".into()));
+    assert_eq!(engine_state(&sb.id), "running");
+
+    // Someone else's sandbox is not found; a missing one neither.
+    let other = Client::new(
+        &srv.url,
+        &admin.create_user(&CreateUserRequest { name: "frank".into(), role: None }).await.unwrap().token.secret,
+    )
+    .unwrap();
+    assert!(podgate_client::is_not_found(&other.pause(&sb.id).await.unwrap_err()));
+    assert!(podgate_client::is_not_found(&erin.pause("no-such-sandbox").await.unwrap_err()));
+
+    // Using it resumes it.
+    erin.pause("nap").await.unwrap();
+    assert_eq!(sh(&erin, "nap", "echo awake").await, "awake\n");
+    assert_eq!(erin.get("nap").await.unwrap().state, SandboxState::Running);
+    assert_eq!(engine_state(&sb.id), "running");
+    let events: serde_json::Value = srv.get_json("/v1/audit?action=sandbox.resume").await;
+    assert!(events["events"].as_array().unwrap().iter().any(|e| e["detail"] == "on use"), "{events}");
+
+    // A paused sandbox is deleted like any other, container and all.
+    erin.pause("nap").await.unwrap();
+    erin.delete("nap").await.unwrap();
+    assert!(srv.containers().is_empty(), "{:?}", srv.containers());
+    // Resuming what is gone is a 404.
+    assert!(podgate_client::is_not_found(&erin.resume(&sb.id).await.unwrap_err()));
+}
