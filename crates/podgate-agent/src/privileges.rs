@@ -55,12 +55,25 @@ pub fn become_user(uid: u32, gid: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// Creates `dir` for the user when it is missing; an existing one is left as the image has it.
+/// Creates `dir` for the user when it is missing, and gives the user an empty root-owned one
+/// (a new volume mounted where the image has no folder); one with content is left as it is.
 fn prepare_workspace(dir: &Path, uid: u32, gid: u32) -> Result<(), String> {
+    let chown = || {
+        nix::unistd::chown(dir, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .map_err(|e| format!("chown {}: {e}", dir.display()))
+    };
     match std::fs::create_dir(dir) {
-        Ok(()) => nix::unistd::chown(dir, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
-            .map_err(|e| format!("chown {}: {e}", dir.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Ok(()) => chown(),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            use std::os::unix::fs::MetadataExt as _;
+            let root_owned_empty = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && m.uid() == 0)
+                && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none());
+            if root_owned_empty && let Err(e) = chown() {
+                // As before: the folder stays the image's (e.g. on a read-only root).
+                eprintln!("podgate-agent: {e}");
+            }
+            Ok(())
+        }
         // A read-only root without /workspace: the bootstrap reports it if it is needed.
         Err(e) if e.raw_os_error() == Some(nix::libc::EROFS) => Ok(()),
         Err(e) => Err(format!("creating {}: {e}", dir.display())),

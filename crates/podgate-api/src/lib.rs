@@ -17,6 +17,7 @@ mod routes;
 mod ssh_keys;
 mod terminals;
 mod users;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::routes())
         .merge(recordings::routes())
         .merge(ssh_keys::routes())
+        .merge(volumes::routes())
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))

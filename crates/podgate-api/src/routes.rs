@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -97,17 +97,26 @@ pub async fn get_sandbox(
     Ok(Json(st.sandboxes.get(&caller, &id).await?))
 }
 
-/// Deletes a sandbox, by id or name.
+/// Query of `DELETE /v1/sandboxes/{id}`.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct DeleteQuery {
+    /// Also delete the sandbox's persistent volume.
+    #[serde(default)]
+    volume: bool,
+}
+
+/// Deletes a sandbox, by id or name; its persistent volume stays unless `volume=true`.
 #[utoipa::path(delete, path = "/v1/sandboxes/{id}", tag = "sandboxes",
-    params(("id" = String, Path, description = "sandbox id or name")),
+    params(("id" = String, Path, description = "sandbox id or name"), DeleteQuery),
     responses((status = 204), (status = 404, body = podgate_types::api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete_sandbox(
     State(st): State<Arc<AppState>>,
     Authed(caller): Authed,
     Path(id): Path<String>,
+    Query(q): Query<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
-    st.sandboxes.delete(&caller, &id).await?;
+    st.sandboxes.delete_with(&caller, &id, q.volume).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

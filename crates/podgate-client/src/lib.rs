@@ -1,6 +1,8 @@
 //! Typed client for podgate's REST API.
 
-use podgate_types::api::{CreateSandboxRequest, ErrorBody, ExecRequest, ExecResponse, Sandbox, SandboxList, UserInfo};
+use podgate_types::api::{
+    CreateSandboxRequest, ErrorBody, ExecRequest, ExecResponse, Sandbox, SandboxList, UserInfo, Volume, VolumeList,
+};
 use podgate_types::process::{ClientMessage, ProcessInfo, ProcessSpec, SignalRequest};
 use podgate_types::terminal::{
     OpenTerminalRequest, RecordingList, SUBPROTOCOL, TOKEN_PROTOCOL_PREFIX, TerminalInfo, TerminalSession,
@@ -167,6 +169,24 @@ impl Client {
     /// `DELETE /v1/sandboxes/{id-or-name}`.
     pub async fn delete(&self, id: &str) -> Result<()> {
         self.send(Method::DELETE, &format!("/v1/sandboxes/{}", seg(id)), None::<&()>).await?;
+        Ok(())
+    }
+
+    /// `DELETE /v1/sandboxes/{id-or-name}?volume=true`: the sandbox and its persistent volume.
+    pub async fn delete_with_volume(&self, id: &str) -> Result<()> {
+        self.send(Method::DELETE, &format!("/v1/sandboxes/{}?volume=true", seg(id)), None::<&()>).await?;
+        Ok(())
+    }
+
+    /// `GET /v1/volumes`.
+    pub async fn list_volumes(&self) -> Result<Vec<Volume>> {
+        let list: VolumeList = self.call(Method::GET, "/v1/volumes", None::<&()>).await?;
+        Ok(list.volumes)
+    }
+
+    /// `DELETE /v1/volumes/{id-or-name}`.
+    pub async fn delete_volume(&self, id: &str) -> Result<()> {
+        self.send(Method::DELETE, &format!("/v1/volumes/{}", seg(id)), None::<&()>).await?;
         Ok(())
     }
 

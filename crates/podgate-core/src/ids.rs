@@ -40,6 +40,11 @@ pub fn agent_secret() -> String {
     random_base32(40)
 }
 
+/// A new volume id: `vol-` and 20 base32 characters.
+pub fn volume_id() -> String {
+    format!("vol-{}", random_base32(20))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@ pub mod signer;
 pub mod ssh_keys;
 pub mod terminals;
 pub mod users;
+pub mod volumes;
 
 pub use auth::{Auth, Caller, Role};
 pub use config::{CoreConfig, SandboxPolicy};

@@ -109,6 +109,8 @@ pub struct QuotaDefaults {
     pub max_ttl_seconds: Option<u64>,
     /// Which sidecars users may start.
     pub sidecars: SidecarPolicy,
+    /// Persistent volumes kept at once.
+    pub volumes: u32,
 }
 
 impl Default for QuotaDefaults {
@@ -119,6 +121,7 @@ impl Default for QuotaDefaults {
             memory: 32 << 30,
             max_ttl_seconds: None,
             sidecars: SidecarPolicy::None,
+            volumes: 10,
         }
     }
 }
@@ -140,6 +143,7 @@ impl QuotaDefaults {
             memory: o.memory.unwrap_or(MemorySize(self.memory)),
             max_ttl_seconds: o.max_ttl_seconds.or(self.max_ttl_seconds).unwrap_or(server_max_ttl).min(server_max_ttl),
             sidecars: o.sidecars.unwrap_or(self.sidecars),
+            volumes: o.volumes.unwrap_or(self.volumes),
         }
     }
 }
@@ -176,6 +180,7 @@ pub(crate) fn view(user_id: &str, limits: QuotaLimits, overrides: QuotaOverrides
             sandboxes: u32::try_from(u.sandboxes).unwrap_or(u32::MAX),
             cpu: u.cpu,
             memory: MemorySize(u64::try_from(u.memory).unwrap_or(0)),
+            volumes: u32::try_from(u.volumes).unwrap_or(u32::MAX),
         },
     }
 }

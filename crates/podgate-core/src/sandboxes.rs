@@ -54,6 +54,9 @@ pub struct StoredSpec {
     pub charged_cpu: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub charged_memory: Option<u64>,
+    /// The persistent volume mounted at `/workspace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
 }
 
 /// Parses a sandbox `user`: `root`, a uid, or `uid:gid`.
@@ -253,6 +256,7 @@ impl Sandboxes {
             charged_cpu: None,
             charged_memory: None,
             sidecars,
+            volume: None,
         };
         let (sidecar_cpu, sidecar_memory) = crate::sidecars::charged(&spec.sidecars);
         let (cpu, memory) = (spec.cpu.unwrap_or(0.0) + sidecar_cpu, spec.memory.unwrap_or(0) + sidecar_memory);
@@ -278,7 +282,24 @@ impl Sandboxes {
             bootstrap_log: None,
         };
         let memory = i64::try_from(memory).unwrap_or(i64::MAX);
-        if !self.store.insert_sandbox_within(&row, cpu, memory, crate::limits::ceiling(&quota)).await? {
+        let claimed = match req.persist {
+            true => Some(self.claim_volume(caller, &row.name, &quota).await?),
+            false => None,
+        };
+        let row = match &claimed {
+            Some(c) => {
+                let spec = StoredSpec { volume: Some(c.id.clone()), ..spec };
+                SandboxRow { spec: serde_json::to_string(&spec).map_err(|e| Error::Internal(e.to_string()))?, ..row }
+            }
+            None => row,
+        };
+        let inserted = self.store.insert_sandbox_within(&row, cpu, memory, crate::limits::ceiling(&quota)).await;
+        if !matches!(inserted, Ok(true))
+            && let Some(c) = claimed.filter(|c| c.fresh)
+        {
+            self.store.forget_volume(&c.id).await?;
+        }
+        if !inserted? {
             return Err(self.over_quota(&caller.user_id, &quota, cpu, memory).await);
         }
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, image = %row.image, "creating sandbox");
@@ -397,6 +418,7 @@ impl Sandboxes {
                 egress: spec.network == NetworkMode::Egress,
                 read_only_root: spec.read_only_root,
                 sidecars: crate::sidecars::placements(&spec.sidecars),
+                workspace_volume: spec.volume.as_deref().map(crate::volumes::runtime_name),
             })
             .await?;
         let endpoint = self.driver.start(&row.id).await?;
@@ -457,6 +479,11 @@ impl Sandboxes {
     /// Deletes a sandbox: removes its instance, then marks it deleted (its name becomes free).
     #[tracing::instrument(name = "sandbox.delete", skip(self, caller), fields(user_id = %caller.user_id))]
     pub async fn delete(&self, caller: &Caller, id_or_name: &str) -> Result<()> {
+        self.delete_with(caller, id_or_name, false).await
+    }
+
+    /// Deletes a sandbox and, with `volume`, its persistent volume too.
+    pub async fn delete_with(&self, caller: &Caller, id_or_name: &str, volume: bool) -> Result<()> {
         let row = match self.resolve(caller, id_or_name).await {
             Ok(row) => row,
             Err(e) => {
@@ -469,6 +496,12 @@ impl Sandboxes {
         self.audit.record(Event::by(caller, "sandbox.delete").sandbox(&row.id).outcome(&r)).await;
         r?;
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, "sandbox deleted");
+        let spec: Option<StoredSpec> = serde_json::from_str(&row.spec).ok();
+        if let (true, Some(id)) = (volume, spec.and_then(|s| s.volume)) {
+            let r = self.remove_volume(&id).await;
+            self.audit.record(Event::by(caller, "volume.delete").sandbox(&row.id).detail(&id).outcome(&r)).await;
+            r?;
+        }
         Ok(())
     }
 
@@ -584,6 +617,7 @@ impl Sandboxes {
             created_at: from_ms(r.created_at),
             expires_at: r.expires_at.map(from_ms),
             bootstrap: r.bootstrap.as_deref().and_then(|b| serde_json::from_str(b).ok()),
+            volume: spec.volume,
         })
     }
 }

@@ -48,6 +48,9 @@ impl Driver for FakeDriver {
     async fn resume(&self, _id: &str) -> Result<()> {
         Err(podgate_runtime::Error::Unsupported { driver: "fake", what: "resume".into() })
     }
+    async fn delete_volume(&self, _name: &str) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Answers every request with a health body claiming `version`.

@@ -29,6 +29,8 @@ pub const LABEL_SANDBOX: &str = "io.podgate.sandbox";
 pub const LABEL_INSTANCE: &str = "io.podgate.instance";
 /// Label of a sidecar container, holding its name (its sandbox is in [`LABEL_SANDBOX`]).
 pub const LABEL_SIDECAR: &str = "io.podgate.sidecar";
+/// Label on podgate's persistent volumes (value: the volume's name).
+pub const LABEL_VOLUME: &str = "io.podgate.volume";
 
 /// Where the agent binary and its run directory appear inside the container.
 const AGENT_PATH: &str = "/.podgate/bin/podgate-agent";
@@ -312,8 +314,16 @@ impl DockerDriver {
         // `/tmp` in memory (charged to the sandbox's memory limit); with a read-only root,
         // `/workspace` too, owned by the sandbox user.
         let mut tmpfs = HashMap::from([("/tmp".to_string(), "rw,exec,nosuid,nodev,mode=1777".to_string())]);
-        if spec.read_only_root {
+        if spec.read_only_root && spec.workspace_volume.is_none() {
             tmpfs.insert("/workspace".into(), format!("rw,exec,nosuid,nodev,mode=0755,uid={uid},gid={gid}"));
+        }
+        let mut binds = vec![
+            format!("{}:{AGENT_PATH}:ro", self.cfg.agent_bin.display()),
+            format!("{}:{RUN_PATH}:rw", dir.display()),
+        ];
+        if let Some(volume) = &spec.workspace_volume {
+            // A new volume starts as a copy of the image's /workspace (owner included).
+            binds.push(format!("{volume}:/workspace:rw"));
         }
         let labels = HashMap::from([
             (LABEL_SANDBOX.to_string(), spec.sandbox_id.clone()),
@@ -329,10 +339,7 @@ impl DockerDriver {
             hostname: Some(spec.sandbox_id.clone()),
             stop_timeout: Some(10),
             host_config: Some(HostConfig {
-                binds: Some(vec![
-                    format!("{}:{AGENT_PATH}:ro", self.cfg.agent_bin.display()),
-                    format!("{}:{RUN_PATH}:rw", dir.display()),
-                ]),
+                binds: Some(binds),
                 nano_cpus: spec.cpu.map(|c| (c * 1e9) as i64),
                 memory: spec.memory.map(|m| m as i64),
                 // Without swap accounting the memory limit would leak into swap.
@@ -358,6 +365,16 @@ impl DockerDriver {
             item.map_err(|e| Error::ImageUnavailable { image: image.to_string(), reason: engine_error(&e) })?;
         }
         Ok(())
+    }
+
+    /// Creates the named volume `name` (labelled as podgate's) unless it exists.
+    async fn create_volume(&self, name: &str) -> Result<()> {
+        let req = bollard::models::VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(HashMap::from([(LABEL_VOLUME.to_string(), name.to_string())])),
+            ..Default::default()
+        };
+        self.docker.create_volume(req).await.map(|_| ()).map_err(|e| Error::Unavailable(engine_error(&e)))
     }
 
     /// The sandbox of one of this server's sandbox containers (not sidecars).
@@ -417,7 +434,13 @@ impl Driver for DockerDriver {
     async fn create(&self, spec: &PlacementSpec) -> Result<()> {
         let dir = self.prepare_run_dir(spec)?;
         let main = Self::container_name(&spec.sandbox_id);
-        let mut result = self.create_pulling(&main, &spec.image, self.body(spec, &dir)).await;
+        let mut result = match &spec.workspace_volume {
+            Some(volume) => self.create_volume(volume).await,
+            None => Ok(()),
+        };
+        if result.is_ok() {
+            result = self.create_pulling(&main, &spec.image, self.body(spec, &dir)).await;
+        }
         for s in &spec.sidecars {
             if result.is_err() {
                 break;
@@ -519,6 +542,14 @@ impl Driver for DockerDriver {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::Unavailable(format!("removing {}: {e}", dir.display()))),
+        }
+    }
+
+    async fn delete_volume(&self, name: &str) -> Result<()> {
+        match self.docker.remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(Error::Unavailable(engine_error(&e))),
         }
     }
 

@@ -55,6 +55,8 @@ pub struct PlacementSpec {
     pub read_only_root: bool,
     /// Containers beside the sandbox, in its network namespace, started after it.
     pub sidecars: Vec<SidecarPlacement>,
+    /// A persistent volume to mount at `/workspace` (created when missing), by its runtime name.
+    pub workspace_volume: Option<String>,
 }
 
 /// One sidecar as placed: the policy was checked and defaults applied by the core.
@@ -146,6 +148,9 @@ pub trait Driver: Send + Sync + 'static {
     async fn pause(&self, sandbox_id: &str) -> Result<()>;
     /// Continues a paused instance exactly where it stopped.
     async fn resume(&self, sandbox_id: &str) -> Result<()>;
+    /// Deletes a persistent volume (see [`PlacementSpec::workspace_volume`]); succeeds when it
+    /// does not exist.
+    async fn delete_volume(&self, name: &str) -> Result<()>;
 }
 
 #[cfg(test)]

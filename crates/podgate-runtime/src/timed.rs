@@ -85,6 +85,10 @@ impl Driver for Timed {
     async fn resume(&self, sandbox_id: &str) -> Result<()> {
         self.within(self.deadlines.call, "a resume", self.inner.resume(sandbox_id)).await
     }
+
+    async fn delete_volume(&self, name: &str) -> Result<()> {
+        self.within(self.deadlines.call, "a volume delete", self.inner.delete_volume(name)).await
+    }
 }
 
 #[cfg(test)]
@@ -124,6 +128,9 @@ mod tests {
             std::future::pending().await
         }
         async fn resume(&self, _: &str) -> Result<()> {
+            std::future::pending().await
+        }
+        async fn delete_volume(&self, _: &str) -> Result<()> {
             std::future::pending().await
         }
     }

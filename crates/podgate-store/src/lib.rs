@@ -21,6 +21,7 @@ mod rows;
 mod sandboxes;
 mod ssh_keys;
 mod users;
+mod volumes;
 
 use std::path::Path;
 use std::str::FromStr as _;
@@ -35,6 +36,7 @@ pub use keys::SigningKeyRow;
 pub use limits::{Ceiling, Usage};
 pub use rows::{SandboxRow, TokenRow, UserRow};
 pub use ssh_keys::SshKeyRow;
+pub use volumes::VolumeRow;
 
 /// The database behind the store. Queries are written once in portable SQL (`$1` placeholders);
 /// each dialect has its own migrations with identical versions. PostgreSQL lets several servers

@@ -9,6 +9,8 @@ pub struct Usage {
     pub sandboxes: i64,
     pub cpu: f64,
     pub memory: i64,
+    /// Live persistent volumes.
+    pub volumes: i64,
 }
 
 /// The most a user may hold at once.
@@ -41,7 +43,7 @@ fn held_columns(db: &Db) -> &'static str {
 
 /// A statement that holds a per-owner lock until the transaction ends (PostgreSQL reads committed
 /// rows, so two quota checks could otherwise pass together; SQLite serialises writers anyway).
-fn owner_lock(db: &Db) -> Option<&'static str> {
+pub(crate) fn owner_lock(db: &Db) -> Option<&'static str> {
     match db {
         Db::Sqlite(_) => None,
         Db::Postgres(_) => Some("SELECT pg_advisory_xact_lock(hashtext($1))::text"),
@@ -78,7 +80,8 @@ impl Store {
         let sql = format!("SELECT {} FROM sandboxes WHERE owner_id = $1 AND {HOLDING}", held_columns(&self.db));
         let (sandboxes, cpu, memory): (i64, f64, i64) =
             on_db!(self, p => sqlx::query_as(&sql).bind(owner_id).fetch_one(p).await?);
-        Ok(Usage { sandboxes, cpu, memory })
+        let volumes = self.count_volumes(owner_id).await?;
+        Ok(Usage { sandboxes, cpu, memory, volumes })
     }
 
     /// Inserts a new sandbox only if its owner's sandboxes, with it, stay within `ceiling`, in one
@@ -186,7 +189,7 @@ mod tests {
         assert!(s.insert_sandbox_within(&row("c", &u.id, 0.5, 2 << 30), 0.5, 2 << 30, ceiling).await.unwrap());
         assert!(!s.insert_sandbox_within(&row("d", &u.id, 0.0, 0), 0.0, 0, ceiling).await.unwrap(), "count");
         assert!(s.sandbox("b").await.unwrap().is_none());
-        assert_eq!(s.usage(&u.id).await.unwrap(), Usage { sandboxes: 2, cpu: 1.5, memory: 3 << 30 });
+        assert_eq!(s.usage(&u.id).await.unwrap(), Usage { sandboxes: 2, cpu: 1.5, memory: 3 << 30, volumes: 0 });
     }
 
     crate::test_util::both!(concurrent_inserts_never_pass_the_ceiling_together);

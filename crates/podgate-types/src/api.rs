@@ -66,6 +66,11 @@ pub struct CreateSandboxRequest {
     /// `localhost`), where the owner's sidecar policy allows them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sidecars: Vec<Sidecar>,
+    /// Mount the owner's volume named like the sandbox at `/workspace`, creating it on first use;
+    /// it outlives the sandbox (delete it with the volume API or `?volume=true` on delete).
+    /// Without it `/workspace` is the image's, gone with the sandbox.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub persist: bool,
 }
 
 /// A container beside a sandbox, sharing its network namespace (e.g. a database, or a
@@ -239,6 +244,30 @@ pub struct Sandbox {
     /// Progress of the code bootstrap, when the sandbox has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<crate::bootstrap::BootstrapStatus>,
+    /// Id of the persistent volume mounted at `/workspace`, when it asked to persist it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
+}
+
+/// A user's persistent volume: the `/workspace` of the sandbox of the same name.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Volume {
+    pub id: String,
+    pub name: String,
+    /// Id of the owning user.
+    pub owner: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// The live sandbox it is mounted in, if any.
+    pub sandbox: Option<String>,
+}
+
+/// Body of `GET /v1/volumes`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VolumeList {
+    pub volumes: Vec<Volume>,
 }
 
 /// Body of `GET /v1/sandboxes`.

@@ -79,6 +79,9 @@ pub struct QuotaOverrides {
     /// Which sidecars the user may start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sidecars: Option<crate::api::SidecarPolicy>,
+    /// Persistent volumes kept at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<u32>,
 }
 
 /// The limits that apply to a user.
@@ -91,6 +94,8 @@ pub struct QuotaLimits {
     pub max_ttl_seconds: u64,
     #[serde(default)]
     pub sidecars: crate::api::SidecarPolicy,
+    #[serde(default)]
+    pub volumes: u32,
 }
 
 /// What a user's live sandboxes hold now.
@@ -100,6 +105,8 @@ pub struct QuotaUsage {
     pub sandboxes: u32,
     pub cpu: f64,
     pub memory: crate::MemorySize,
+    #[serde(default)]
+    pub volumes: u32,
 }
 
 /// Body of `GET /v1/users/{id}/quota`.

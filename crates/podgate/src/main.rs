@@ -36,8 +36,12 @@ enum Command {
     Ls(cli::LsArgs),
     /// Run a command in a sandbox; exits with its exit code.
     Exec(cli::ExecArgs),
-    /// Delete sandboxes.
+    /// Delete sandboxes (their persistent volumes stay unless --volume).
     Down(cli::DownArgs),
+    /// Delete sandboxes, like `down`.
+    Rm(cli::DownArgs),
+    /// Persistent volumes: list, delete.
+    Volume(cli::VolumeArgs),
     /// Freeze sandboxes, keeping their processes and memory (using one resumes it).
     Pause(cli::PauseArgs),
     /// Continue paused sandboxes.
@@ -74,7 +78,8 @@ fn main() {
             Command::Up(a) => cli::up(*a).await.map(|()| 0),
             Command::Ls(a) => cli::ls(a).await.map(|()| 0),
             Command::Exec(a) => cli::exec(a).await,
-            Command::Down(a) => cli::down(a).await.map(|()| 0),
+            Command::Down(a) | Command::Rm(a) => cli::down(a).await.map(|()| 0),
+            Command::Volume(a) => cli::volume(a).await.map(|()| 0),
             Command::Pause(a) => cli::pause(a, false).await.map(|()| 0),
             Command::Resume(a) => cli::pause(a, true).await.map(|()| 0),
             Command::Enter(a) => cli::enter(a).await,

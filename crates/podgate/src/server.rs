@@ -185,6 +185,9 @@ pub struct ServerArgs {
     /// Default quota: longest TTL of a user's sandbox [default: --max-ttl-seconds].
     #[arg(long, env = "PODGATE_QUOTA_MAX_TTL_SECONDS")]
     quota_max_ttl_seconds: Option<u64>,
+    /// Default quota: persistent volumes a user keeps [default: 10].
+    #[arg(long, env = "PODGATE_QUOTA_VOLUMES")]
+    quota_volumes: Option<u32>,
     /// Accept OIDC bearer tokens from this issuer (its `iss`); keys by discovery unless
     /// --oidc-jwks-url or --oidc-jwks-file. More issuers: `[[oidc]]` tables in the config file.
     #[arg(long, env = "PODGATE_OIDC_ISSUER")]
@@ -283,6 +286,7 @@ struct FileConfig {
     quota_cpu: Option<f64>,
     quota_memory: Option<String>,
     quota_max_ttl_seconds: Option<u64>,
+    quota_volumes: Option<u32>,
     oidc: Option<Vec<OidcFileEntry>>,
     otlp_endpoint: Option<String>,
 }
@@ -352,6 +356,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
             None => qd.sidecars,
             Some(p) => p.parse().map_err(anyhow::Error::msg).context("--sidecars")?,
         },
+        volumes: args.quota_volumes.or(file.quota_volumes).unwrap_or(qd.volumes),
     };
     let recording = podgate_core::config::RecordingConfig {
         policy: match args.terminal_recording.as_deref().or(file.terminal_recording.as_deref()) {

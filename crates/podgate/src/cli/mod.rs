@@ -12,6 +12,7 @@ mod ssh_config;
 mod ssh_keys;
 mod sync;
 mod users;
+mod volumes;
 
 use std::collections::BTreeMap;
 
@@ -33,6 +34,7 @@ pub use ssh_config::{SshConfigArgs, ssh_config};
 pub use ssh_keys::{SshKeyArgs, ssh_key};
 pub use sync::{SyncArgs, sync};
 pub use users::{KeysArgs, TokenArgs, UserArgs, keys, token, user};
+pub use volumes::{VolumeArgs, volume};
 
 /// Where to reach the server.
 #[derive(clap::Args, Debug)]
@@ -120,6 +122,11 @@ pub struct UpArgs {
     /// Record the sandbox's terminals (where the server's policy allows; see `podgate recordings`).
     #[arg(long)]
     record: bool,
+    /// Keep /workspace in your volume named like the sandbox: it outlives `podgate down` and a
+    /// later `podgate up --persist --name NAME` mounts it again (`podgate rm NAME --volume`
+    /// deletes both).
+    #[arg(long)]
+    persist: bool,
     /// A sidecar in the sandbox's network namespace: NAME=IMAGE (repeatable; where your sidecar
     /// policy allows).
     #[arg(long = "sidecar", value_parser = parse_kv)]
@@ -155,6 +162,7 @@ pub async fn up(a: UpArgs) -> anyhow::Result<()> {
         network: a.network.map(|n| if n == "none" { NetworkMode::None } else { NetworkMode::Egress }),
         read_only_root: a.read_only_root,
         record_terminals: a.record,
+        persist: a.persist,
         sidecars: a
             .sidecars
             .into_iter()
@@ -204,11 +212,14 @@ pub async fn ls(a: LsArgs) -> anyhow::Result<()> {
     }
 }
 
-/// `podgate down`.
+/// `podgate down` (and `podgate rm`).
 #[derive(clap::Args, Debug)]
 pub struct DownArgs {
     #[command(flatten)]
     conn: Conn,
+    /// Also delete each sandbox's persistent volume (see `up --persist`).
+    #[arg(long)]
+    volume: bool,
     /// Sandbox names or ids.
     #[arg(required = true)]
     sandboxes: Vec<String>,
@@ -249,7 +260,9 @@ pub async fn down(a: DownArgs) -> anyhow::Result<()> {
     let client = a.conn.client()?;
     let mut failed = 0;
     for s in &a.sandboxes {
-        match client.delete(s).await {
+        let r = if a.volume { client.delete_with_volume(s).await } else { client.delete(s).await };
+        match r {
+            Ok(()) if a.volume => println!("{s} deleted with its volume"),
             Ok(()) => println!("{s} deleted"),
             Err(e) => {
                 eprintln!("podgate: {s}: {e}");

@@ -48,8 +48,11 @@ enum UserCmd {
         /// Which sidecars the user may start: none, unprivileged or privileged.
         #[arg(long)]
         sidecars: Option<podgate_types::api::SidecarPolicy>,
+        /// Persistent volumes kept at once.
+        #[arg(long)]
+        volumes: Option<u32>,
         /// Drop the user's overrides: the server's defaults apply again.
-        #[arg(long, conflicts_with_all = ["sandboxes", "cpu", "memory", "max_ttl", "sidecars"])]
+        #[arg(long, conflicts_with_all = ["sandboxes", "cpu", "memory", "max_ttl", "sidecars", "volumes"])]
         reset: bool,
     },
 }
@@ -69,9 +72,9 @@ pub async fn user(a: UserArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        UserCmd::Quota { user, sandboxes, cpu, memory, max_ttl, sidecars, reset } => {
+        UserCmd::Quota { user, sandboxes, cpu, memory, max_ttl, sidecars, volumes, reset } => {
             let id = user_id(&client, &user).await?;
-            let set = QuotaOverrides { sandboxes, cpu, memory, max_ttl_seconds: max_ttl, sidecars };
+            let set = QuotaOverrides { sandboxes, cpu, memory, max_ttl_seconds: max_ttl, sidecars, volumes };
             let q = if reset || set != QuotaOverrides::default() {
                 // Named limits change; the others keep their overrides.
                 let mut o = if reset { QuotaOverrides::default() } else { client.quota(&id).await?.overrides };
@@ -80,6 +83,7 @@ pub async fn user(a: UserArgs) -> anyhow::Result<()> {
                 o.memory = memory.or(o.memory);
                 o.max_ttl_seconds = max_ttl.or(o.max_ttl_seconds);
                 o.sidecars = sidecars.or(o.sidecars);
+                o.volumes = volumes.or(o.volumes);
                 client.set_quota(&id, &o).await?
             } else {
                 client.quota(&id).await?
@@ -94,6 +98,7 @@ pub async fn user(a: UserArgs) -> anyhow::Result<()> {
                         vec!["memory".into(), gib(q.usage.memory), gib(q.limits.memory)],
                         vec!["max ttl (s)".into(), "-".into(), q.limits.max_ttl_seconds.to_string()],
                         vec!["sidecars".into(), "-".into(), format!("{:?}", q.limits.sidecars).to_lowercase()],
+                        vec!["volumes".into(), q.usage.volumes.to_string(), q.limits.volumes.to_string()],
                     ];
                     print_rows(&["LIMIT", "USED", "QUOTA"], &rows);
                 }

@@ -1,0 +1,45 @@
+//! Persistent volume routes: list the caller's volumes, delete one.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use podgate_types::api::VolumeList;
+
+use crate::extract::Authed;
+use crate::{ApiError, AppState};
+
+/// Volume routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/v1/volumes", get(list_volumes)).route("/v1/volumes/{id}", delete(delete_volume))
+}
+
+/// The caller's persistent volumes (everyone's for an admin), with the sandbox each is mounted in.
+#[utoipa::path(get, path = "/v1/volumes", tag = "volumes",
+    responses((status = 200, body = VolumeList), (status = 401, body = podgate_types::api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_volumes(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+) -> Result<Json<VolumeList>, ApiError> {
+    Ok(Json(VolumeList { volumes: st.sandboxes.list_volumes(&caller).await? }))
+}
+
+/// Deletes a persistent volume, by id or name, with its data.
+#[utoipa::path(delete, path = "/v1/volumes/{id}", tag = "volumes",
+    params(("id" = String, Path, description = "volume id or name")),
+    responses(
+        (status = 204),
+        (status = 404, body = podgate_types::api::ErrorBody),
+        (status = 409, body = podgate_types::api::ErrorBody, description = "mounted in a live sandbox")),
+    security(("bearer" = [])))]
+pub async fn delete_volume(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    st.sandboxes.delete_volume(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
