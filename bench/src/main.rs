@@ -1,10 +1,11 @@
-//! `podgate-bench [create|terminal|files|exec|ssh|all]`: create → first exec answered against `docker run`
+//! `podgate-bench [create|terminal|files|exec|ssh|pause|all]`: create → first exec answered against `docker run`
 //! baselines, the agent's resident memory per idle sandbox, and terminal keystroke latency and
 //! output throughput through the gateway against `docker exec -it`, all measured in the same run.
 //! Expects PODGATE_URL and PODGATE_TOKEN of a running server (bench/run starts one).
 
 mod exec;
 mod files;
+mod pause;
 mod ssh;
 mod terminal;
 
@@ -64,6 +65,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if which == "ssh" || which == "all" {
         ssh::bench(&client, &image).await?;
+    }
+    if which == "pause" || which == "all" {
+        pause::bench(&client, &image).await?;
     }
     Ok(())
 }

@@ -7,7 +7,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use podgate_types::api::{CreateSandboxRequest, ExecRequest, ExecResponse, Sandbox, SandboxList, UserInfo};
+use podgate_types::api::{
+    CreateSandboxRequest, ExecRequest, ExecResponse, ExtendRequest, Sandbox, SandboxList, UserInfo,
+};
 
 use crate::extract::{ApiJson, Authed};
 use crate::{ApiError, AppState};
@@ -21,6 +23,7 @@ pub fn v1() -> Router<Arc<AppState>> {
         .route("/v1/sandboxes/{id}/exec", post(exec))
         .route("/v1/sandboxes/{id}/pause", post(pause_sandbox))
         .route("/v1/sandboxes/{id}/resume", post(resume_sandbox))
+        .route("/v1/sandboxes/{id}/extend", post(extend_sandbox))
 }
 
 /// The process is alive.
@@ -171,4 +174,23 @@ pub async fn resume_sandbox(
     Path(id): Path<String>,
 ) -> Result<Json<Sandbox>, ApiError> {
     Ok(Json(st.sandboxes.resume(&caller, &id).await?))
+}
+
+/// Moves the sandbox's expiry to `ttl_seconds` from now (within the caller's quota) and/or sets
+/// its idle timeout.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/extend", tag = "sandboxes", request_body = ExtendRequest,
+    params(("id" = String, Path, description = "sandbox id or name")),
+    responses(
+        (status = 200, body = Sandbox),
+        (status = 403, body = podgate_types::api::ErrorBody, description = "over the quota's maximum TTL"),
+        (status = 404, body = podgate_types::api::ErrorBody),
+        (status = 422, body = podgate_types::api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn extend_sandbox(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ExtendRequest>,
+) -> Result<Json<Sandbox>, ApiError> {
+    Ok(Json(st.sandboxes.extend(&caller, &id, req).await?))
 }

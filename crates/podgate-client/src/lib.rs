@@ -1,7 +1,8 @@
 //! Typed client for podgate's REST API.
 
 use podgate_types::api::{
-    CreateSandboxRequest, ErrorBody, ExecRequest, ExecResponse, Sandbox, SandboxList, UserInfo, Volume, VolumeList,
+    CreateSandboxRequest, ErrorBody, ExecRequest, ExecResponse, ExtendRequest, Sandbox, SandboxList, UserInfo, Volume,
+    VolumeList,
 };
 use podgate_types::process::{ClientMessage, ProcessInfo, ProcessSpec, SignalRequest};
 use podgate_types::terminal::{
@@ -198,6 +199,11 @@ impl Client {
     /// `POST /v1/sandboxes/{id-or-name}/resume`.
     pub async fn resume(&self, id: &str) -> Result<Sandbox> {
         self.call(Method::POST, &format!("/v1/sandboxes/{}/resume", seg(id)), None::<&()>).await
+    }
+
+    /// `POST /v1/sandboxes/{id-or-name}/extend`.
+    pub async fn extend(&self, id: &str, req: &ExtendRequest) -> Result<Sandbox> {
+        self.call(Method::POST, &format!("/v1/sandboxes/{}/extend", seg(id)), Some(req)).await
     }
 
     /// `POST /v1/sandboxes/{id-or-name}/exec`.

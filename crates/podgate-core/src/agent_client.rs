@@ -36,11 +36,18 @@ pub enum AgentError {
 pub struct AgentClient {
     endpoint: AgentEndpoint,
     secret: String,
+    /// Marks the sandbox active whenever bytes move (users' connections, not health checks).
+    activity: Option<crate::activity::Marker>,
 }
 
 impl AgentClient {
     pub fn new(endpoint: AgentEndpoint, secret: String) -> AgentClient {
-        AgentClient { endpoint, secret }
+        AgentClient { endpoint, secret, activity: None }
+    }
+
+    /// The same agent, with traffic counted as user activity of its sandbox.
+    pub fn with_activity(self, marker: crate::activity::Marker) -> AgentClient {
+        AgentClient { activity: Some(marker), ..self }
     }
 
     /// `GET /v1/health`.
@@ -197,9 +204,16 @@ impl AgentClient {
     /// A fresh connection to the agent.
     async fn connect(&self) -> Result<Box<dyn Io>, AgentError> {
         let unreachable = |e: std::io::Error| AgentError::Unreachable(e.to_string());
-        Ok(match &self.endpoint {
+        let io: Box<dyn Io> = match &self.endpoint {
             AgentEndpoint::Unix(p) => Box::new(connect_unix_nofollow(p).await.map_err(unreachable)?),
             AgentEndpoint::Tcp(a) => Box::new(tokio::net::TcpStream::connect(a.as_str()).await.map_err(unreachable)?),
+        };
+        Ok(match &self.activity {
+            Some(marker) => {
+                marker.mark();
+                Box::new(ActiveIo { inner: io, marker: marker.clone() })
+            }
+            None => io,
         })
     }
 
@@ -219,6 +233,55 @@ impl AgentClient {
 /// A byte stream to an agent (unix socket or TCP).
 trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// A stream to an agent that marks its sandbox active whenever bytes move either way.
+struct ActiveIo {
+    inner: Box<dyn Io>,
+    marker: crate::activity::Marker,
+}
+
+impl AsyncRead for ActiveIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.marker.mark();
+        }
+        r
+    }
+}
+
+impl AsyncWrite for ActiveIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.marker.mark();
+        }
+        r
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
 
 /// A path segment from input: ids are plain, anything else is refused rather than escaped.
 pub fn path_segment(s: &str) -> Result<&str, AgentError> {

@@ -11,6 +11,8 @@ pub struct CoreConfig {
     pub default_ttl: Duration,
     /// Longest TTL a sandbox may ask for.
     pub max_ttl: Duration,
+    /// Idle timeout of sandboxes that ask for none (zero: never paused for idleness).
+    pub default_idle_timeout: Duration,
     /// How long a create waits for the agent to answer.
     pub startup_timeout: Duration,
     /// How often the reconciler runs.
@@ -107,6 +109,7 @@ impl Default for CoreConfig {
             default_image: "podgate/base:latest".into(),
             default_ttl: Duration::from_secs(24 * 3600),
             max_ttl: Duration::from_secs(7 * 24 * 3600),
+            default_idle_timeout: Duration::ZERO,
             startup_timeout: Duration::from_secs(60),
             reconcile_interval: Duration::from_secs(5),
             code: Default::default(),

@@ -1,6 +1,7 @@
 //! podgate's core: the `Sandboxes` service every way in (REST, gRPC, WebSocket, SSH) translates
 //! into, authentication, the agent client, the reconciler and metrics.
 
+pub mod activity;
 pub mod agent_client;
 pub mod audit;
 pub mod auth;

@@ -1,10 +1,12 @@
 //! Pause and resume: a paused sandbox keeps its processes and memory frozen by the runtime, and
-//! any use of it (exec, terminals, processes, files, ports, SSH) resumes it first.
+//! any use of it (exec, terminals, processes, files, ports, SSH) resumes it first. Idle
+//! sandboxes are paused by the reconciler; TTL and idle timeout can be extended.
 
-use podgate_types::api::Sandbox;
+use podgate_types::api::{ExtendRequest, Sandbox};
 
 use crate::audit::Event;
 use crate::clock::now_ms;
+use crate::sandboxes::StoredSpec;
 use crate::{Caller, Error, Result, Sandboxes};
 use podgate_store::SandboxRow;
 
@@ -24,11 +26,13 @@ impl Sandboxes {
         let r = self.resume_row(&row).await;
         self.audit.record(Event::by(caller, "sandbox.resume").sandbox(&row.id).outcome(&r)).await;
         r?;
+        self.activity.touch(&row.id);
         self.view(&self.load(&row.id).await?)
     }
 
     /// `row` as it is once usable: a paused sandbox is resumed first (audited as a resume on use).
     pub(crate) async fn awake(&self, row: SandboxRow) -> Result<SandboxRow> {
+        self.activity.touch(&row.id);
         if row.state != "paused" {
             return Ok(row);
         }
@@ -36,6 +40,75 @@ impl Sandboxes {
         self.audit.record(Event::system("sandbox.resume").sandbox(&row.id).detail("on use").outcome(&r)).await;
         r?;
         self.load(&row.id).await
+    }
+
+    /// Moves a sandbox's expiry to `ttl_seconds` from now and/or sets its idle timeout.
+    pub async fn extend(&self, caller: &Caller, id_or_name: &str, req: ExtendRequest) -> Result<Sandbox> {
+        let row = self.resolve(caller, id_or_name).await?;
+        let r = self.extend_row(caller, &row, &req).await;
+        let detail = format!("ttl {:?} idle {:?}", req.ttl_seconds, req.idle_timeout_seconds);
+        self.audit.record(Event::by(caller, "sandbox.extend").sandbox(&row.id).detail(detail).outcome(&r)).await;
+        r?;
+        self.view(&self.load(&row.id).await?)
+    }
+
+    async fn extend_row(&self, caller: &Caller, row: &SandboxRow, req: &ExtendRequest) -> Result<()> {
+        let mut spec: StoredSpec = serde_json::from_str(&row.spec).map_err(|e| Error::Internal(e.to_string()))?;
+        let max_ttl = self.cfg.max_ttl.as_secs();
+        let now = now_ms();
+        if let Some(ttl) = req.ttl_seconds {
+            let quota_max = self.limits_of(&caller.user_id).await?.max_ttl_seconds.min(max_ttl);
+            if ttl == 0 || ttl > max_ttl {
+                return Err(Error::Invalid(format!("ttl_seconds {ttl} is out of range: use 1 to {max_ttl}")));
+            }
+            if ttl > quota_max {
+                return Err(Error::QuotaExceeded(format!(
+                    "ttl_seconds {ttl} is over your quota's maximum TTL of {quota_max} s"
+                )));
+            }
+            let expires = now.saturating_add((ttl as i64).saturating_mul(1000));
+            // The TTL stays counted from creation, as the sandbox shows it.
+            spec.ttl_seconds = Some(u64::try_from((expires - row.created_at + 999) / 1000).unwrap_or(ttl));
+            if !self.store.set_expiry(&row.id, expires, now).await? {
+                return Err(Error::Conflict(format!("sandbox {} is being deleted", row.id)));
+            }
+        }
+        if let Some(idle) = req.idle_timeout_seconds {
+            if idle > max_ttl {
+                return Err(Error::Invalid(format!(
+                    "idle_timeout_seconds {idle} is out of range: use 0 (never) to {max_ttl}"
+                )));
+            }
+            spec.idle_timeout_seconds = Some(idle);
+        }
+        let json = serde_json::to_string(&spec).map_err(|e| Error::Internal(e.to_string()))?;
+        self.store.set_spec(&row.id, &json, now).await?;
+        Ok(())
+    }
+
+    /// Pauses the running sandboxes among `rows` that saw no user activity for their idle
+    /// timeout (on any replica: the database's mark, or this replica's fresher one).
+    pub(crate) async fn pause_idle(&self, rows: &[SandboxRow], now: i64) {
+        for row in rows.iter().filter(|r| r.state == "running") {
+            let Ok(spec) = serde_json::from_str::<StoredSpec>(&row.spec) else { continue };
+            let timeout = spec.idle_timeout_seconds.unwrap_or(0);
+            if timeout == 0 {
+                continue;
+            }
+            let marks =
+                [Some(row.created_at), Some(row.updated_at), row.last_active_at, self.activity.last_seen(&row.id)];
+            let last = marks.into_iter().flatten().max().unwrap_or(row.created_at);
+            if now.saturating_sub(last) < (timeout as i64).saturating_mul(1000) {
+                continue;
+            }
+            let r = self.pause_row(row).await;
+            let detail = format!("no user activity for {timeout} s");
+            self.audit.record(Event::system("sandbox.idle_pause").sandbox(&row.id).detail(detail).outcome(&r)).await;
+            match r {
+                Ok(()) => tracing::info!(sandbox_id = %row.id, timeout, "paused an idle sandbox"),
+                Err(e) => tracing::warn!(sandbox_id = %row.id, error = %e, "pausing an idle sandbox failed"),
+            }
+        }
     }
 
     async fn pause_row(&self, row: &SandboxRow) -> Result<()> {

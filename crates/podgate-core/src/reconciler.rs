@@ -82,6 +82,7 @@ impl Sandboxes {
                 _ => {}
             }
         }
+        self.pause_idle(&rows, now).await;
         for id in instances.keys().filter(|id| !live.contains(*id)) {
             tracing::warn!(sandbox_id = %id, "removing an instance the database does not know as live");
             self.driver.delete(id).await?;

@@ -57,6 +57,9 @@ pub struct StoredSpec {
     /// The persistent volume mounted at `/workspace`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<String>,
+    /// Seconds without user activity before an idle pause (0 or absent: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<u64>,
 }
 
 /// Parses a sandbox `user`: `root`, a uid, or `uid:gid`.
@@ -71,6 +74,8 @@ pub fn parse_user(s: &str) -> Result<(u32, u32)> {
 #[derive(Clone)]
 pub struct Sandboxes {
     pub(crate) store: Store,
+    /// User activity seen by this server, for idle shutdown.
+    pub(crate) activity: crate::activity::Activity,
     pub(crate) driver: Arc<dyn Driver>,
     pub(crate) cfg: Arc<CoreConfig>,
     pub(crate) metrics: Metrics,
@@ -86,7 +91,8 @@ impl Sandboxes {
         let limiter = RateLimiter::new(store.clone(), cfg.rates);
         let audit = Audit::new(store.clone());
         let recordings = Recordings::new(cfg.recording.dir.clone(), cfg.recording.max_bytes);
-        Sandboxes { store, driver, cfg: Arc::new(cfg), metrics, limiter, audit, recordings }
+        let activity = crate::activity::Activity::new(store.clone());
+        Sandboxes { store, driver, cfg: Arc::new(cfg), metrics, limiter, audit, recordings, activity }
     }
 
     /// The audit trail.
@@ -232,6 +238,12 @@ impl Sandboxes {
                 quota.max_ttl_seconds
             )));
         }
+        let idle_timeout = req.idle_timeout_seconds.unwrap_or(self.cfg.default_idle_timeout.as_secs());
+        if idle_timeout > max_ttl {
+            return Err(Error::Invalid(format!(
+                "idle_timeout_seconds {idle_timeout} is out of range: use 0 (never) to {max_ttl}"
+            )));
+        }
         let sidecars = crate::sidecars::prepare(req.sidecars, quota.sidecars, MIN_MEMORY)?;
         let bootstrap = crate::code_source::prepare(
             req.code.as_ref(),
@@ -257,6 +269,7 @@ impl Sandboxes {
             charged_memory: None,
             sidecars,
             volume: None,
+            idle_timeout_seconds: Some(idle_timeout),
         };
         let (sidecar_cpu, sidecar_memory) = crate::sidecars::charged(&spec.sidecars);
         let (cpu, memory) = (spec.cpu.unwrap_or(0.0) + sidecar_cpu, spec.memory.unwrap_or(0) + sidecar_memory);
@@ -280,6 +293,7 @@ impl Sandboxes {
             deleted_at: None,
             bootstrap: None,
             bootstrap_log: None,
+            last_active_at: None,
         };
         let memory = i64::try_from(memory).unwrap_or(i64::MAX);
         let claimed = match req.persist {
@@ -307,7 +321,7 @@ impl Sandboxes {
     }
 
     /// The quota that applies to `user_id`.
-    async fn limits_of(&self, user_id: &str) -> Result<QuotaLimits> {
+    pub(crate) async fn limits_of(&self, user_id: &str) -> Result<QuotaLimits> {
         let user = self.store.user(user_id).await?;
         let overrides = crate::limits::overrides_of(user.as_ref().and_then(|u| u.quota.as_deref()))?;
         Ok(self.cfg.quota.apply(&overrides, self.cfg.max_ttl.as_secs()))
@@ -512,6 +526,7 @@ impl Sandboxes {
         self.store.transition(id, &live, "stopping", Some(reason), now_ms()).await?;
         self.driver.delete(id).await?;
         self.store.transition(id, &["stopping"], "deleted", Some(reason), now_ms()).await?;
+        self.activity.forget(id);
         Ok(())
     }
 
@@ -544,7 +559,7 @@ impl Sandboxes {
             .as_deref()
             .and_then(AgentEndpoint::from_url)
             .ok_or_else(|| Error::Internal(format!("sandbox {} has no agent address", row.id)))?;
-        Ok(AgentClient::new(endpoint, row.agent_secret.clone()))
+        Ok(AgentClient::new(endpoint, row.agent_secret.clone()).with_activity(self.activity.marker(&row.id)))
     }
 
     /// The caller's running sandbox (resumed first when paused) and its agent.
@@ -618,6 +633,8 @@ impl Sandboxes {
             expires_at: r.expires_at.map(from_ms),
             bootstrap: r.bootstrap.as_deref().and_then(|b| serde_json::from_str(b).ok()),
             volume: spec.volume,
+            idle_timeout_seconds: spec.idle_timeout_seconds.unwrap_or(0),
+            last_active_at: r.last_active_at.map(from_ms),
         })
     }
 }

@@ -167,6 +167,7 @@ mod tests {
             deleted_at: None,
             bootstrap: None,
             bootstrap_log: None,
+            last_active_at: None,
         }
     }
 

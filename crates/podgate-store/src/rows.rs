@@ -47,4 +47,7 @@ pub struct SandboxRow {
     /// The end of the bootstrap log, kept once the bootstrap ended.
     #[sqlx(default)]
     pub bootstrap_log: Option<Vec<u8>>,
+    /// Last user activity seen (written at most every few seconds).
+    #[sqlx(default)]
+    pub last_active_at: Option<i64>,
 }

@@ -103,6 +103,31 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Records user activity on a sandbox at `at` (never moving it back).
+    pub async fn set_last_active(&self, id: &str, at: i64) -> Result<()> {
+        on_db!(self, p => sqlx::query(
+            "UPDATE sandboxes SET last_active_at = $1 WHERE id = $2 AND (last_active_at IS NULL OR last_active_at < $1)",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Replaces a sandbox's stored spec (JSON).
+    pub async fn set_spec(&self, id: &str, spec: &str, now: i64) -> Result<()> {
+        on_db!(self, p => sqlx::query("UPDATE sandboxes SET spec = $1, updated_at = $2 WHERE id = $3")
+            .bind(spec)
+            .bind(now)
+            .bind(id)
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(())
+    }
+
     /// Records a sandbox's bootstrap status (JSON) and, once it ended, the end of its log.
     pub async fn set_bootstrap(&self, id: &str, status: &str, log: Option<&[u8]>, now: i64) -> Result<()> {
         on_db!(self, p => {
@@ -154,6 +179,7 @@ mod tests {
             deleted_at: None,
             bootstrap: None,
             bootstrap_log: None,
+            last_active_at: None,
         }
     }
 

@@ -71,6 +71,10 @@ pub struct CreateSandboxRequest {
     /// Without it `/workspace` is the image's, gone with the sandbox.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub persist: bool,
+    /// Pause the sandbox after this many seconds without user activity (terminals, SSH, exec,
+    /// files, ports); using it resumes it. 0: never [default: the server's].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<u64>,
 }
 
 /// A container beside a sandbox, sharing its network namespace (e.g. a database, or a
@@ -247,6 +251,25 @@ pub struct Sandbox {
     /// Id of the persistent volume mounted at `/workspace`, when it asked to persist it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<String>,
+    /// Seconds without user activity after which it is paused (0: never).
+    #[serde(default)]
+    pub idle_timeout_seconds: u64,
+    /// Last user activity the server recorded (written every few seconds at most).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_active_at: Option<OffsetDateTime>,
+}
+
+/// Body of `POST /v1/sandboxes/{id}/extend`: fields left out stay as they are.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ExtendRequest {
+    /// The sandbox expires this many seconds from now (within your quota's maximum TTL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
+    /// New idle timeout in seconds (0: never paused for idleness).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<u64>,
 }
 
 /// A user's persistent volume: the `/workspace` of the sandbox of the same name.

@@ -46,6 +46,8 @@ enum Command {
     Pause(cli::PauseArgs),
     /// Continue paused sandboxes.
     Resume(cli::PauseArgs),
+    /// Extend a sandbox's TTL and/or set its idle timeout.
+    Extend(cli::ExtendArgs),
     /// Open an interactive terminal in a sandbox (re-attaches after a dropped connection).
     Enter(cli::EnterArgs),
     /// List a sandbox's terminals.
@@ -82,6 +84,7 @@ fn main() {
             Command::Volume(a) => cli::volume(a).await.map(|()| 0),
             Command::Pause(a) => cli::pause(a, false).await.map(|()| 0),
             Command::Resume(a) => cli::pause(a, true).await.map(|()| 0),
+            Command::Extend(a) => cli::extend(a).await.map(|()| 0),
             Command::Enter(a) => cli::enter(a).await,
             Command::Terminals(a) => cli::terminals(a).await.map(|()| 0),
             Command::Cp(a) => cli::cp(a).await.map(|()| 0),

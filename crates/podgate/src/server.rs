@@ -84,6 +84,10 @@ pub struct ServerArgs {
     /// Longest TTL a sandbox may ask for [default: 604800].
     #[arg(long, env = "PODGATE_MAX_TTL_SECONDS")]
     max_ttl_seconds: Option<u64>,
+    /// Pause sandboxes that ask for no idle timeout after this long without user activity;
+    /// 0 = never [default: 0].
+    #[arg(long, env = "PODGATE_DEFAULT_IDLE_TIMEOUT_SECONDS")]
+    default_idle_timeout_seconds: Option<u64>,
     /// How long a create waits for the sandbox's agent [default: 60].
     #[arg(long, env = "PODGATE_STARTUP_TIMEOUT_SECONDS")]
     startup_timeout_seconds: Option<u64>,
@@ -255,6 +259,7 @@ struct FileConfig {
     default_image: Option<String>,
     default_ttl_seconds: Option<u64>,
     max_ttl_seconds: Option<u64>,
+    default_idle_timeout_seconds: Option<u64>,
     startup_timeout_seconds: Option<u64>,
     reconcile_interval_ms: Option<u64>,
     log_format: Option<LogFormat>,
@@ -380,6 +385,9 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         default_image: args.default_image.or(file.default_image).unwrap_or(defaults.default_image),
         default_ttl: secs(args.default_ttl_seconds.or(file.default_ttl_seconds), defaults.default_ttl),
         max_ttl: secs(args.max_ttl_seconds.or(file.max_ttl_seconds), defaults.max_ttl),
+        default_idle_timeout: Duration::from_secs(
+            args.default_idle_timeout_seconds.or(file.default_idle_timeout_seconds).unwrap_or(0),
+        ),
         startup_timeout: secs(args.startup_timeout_seconds.or(file.startup_timeout_seconds), defaults.startup_timeout),
         reconcile_interval: args
             .reconcile_interval_ms

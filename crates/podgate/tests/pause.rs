@@ -115,3 +115,74 @@ async fn using_a_paused_sandbox_resumes_it_and_a_paused_one_can_be_deleted() {
     // Resuming what is gone is a 404.
     assert!(podgate_client::is_not_found(&erin.resume(&sb.id).await.unwrap_err()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_sandboxes_pause_and_activity_keeps_them_running() {
+    use futures_util::StreamExt as _;
+    use podgate_client::Message;
+
+    let srv = Server::start();
+    let c = srv.client();
+    let req = CreateSandboxRequest {
+        name: Some("idle".into()),
+        image: Some(BUSYBOX.into()),
+        idle_timeout_seconds: Some(3),
+        ..Default::default()
+    };
+    let sb = c.create(&req).await.unwrap();
+    assert_eq!(sb.idle_timeout_seconds, 3);
+
+    // Output streaming to a client for 6 s is activity: the sandbox stays running past 3 s.
+    let ticking = "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo tick; sleep 0.5; done";
+    let spec = ProcessSpec { argv: vec![ticking.into()], shell: true, ..Default::default() };
+    let mut ws = c.start_process(&sb.id, &spec).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut out = Vec::new();
+    // A sandbox paused under the stream would stop it: that fails here, not hangs.
+    while let Some(Ok(m)) = tokio::time::timeout(Duration::from_secs(20), ws.next()).await.expect("the stream stalled")
+    {
+        match m {
+            Message::Binary(b) if b.len() > 1 => out.extend_from_slice(&b[1..]),
+            Message::Text(t)
+                if matches!(serde_json::from_str(&t), Ok(podgate_types::process::ServerMessage::Exit { .. })) =>
+            {
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(String::from_utf8_lossy(&out).matches("tick").count(), 12);
+    assert!(started.elapsed() >= Duration::from_secs(5));
+    assert_eq!(c.get(&sb.id).await.unwrap().state, SandboxState::Running, "activity must keep it running");
+    assert!(c.get(&sb.id).await.unwrap().last_active_at.is_some());
+
+    // Then nothing: it is paused once the idle timeout passes (looking at it is not activity).
+    let quiet = std::time::Instant::now();
+    common::eventually(20, "the idle sandbox is paused", async || {
+        c.get(&sb.id).await.unwrap().state == SandboxState::Paused
+    })
+    .await;
+    assert!(quiet.elapsed() >= Duration::from_millis(1500), "paused {:?} after the last activity", quiet.elapsed());
+    assert_eq!(engine_state(&sb.id), "paused");
+    let events: serde_json::Value = srv.get_json("/v1/audit?action=sandbox.idle_pause").await;
+    assert_eq!(events["events"][0]["sandbox_id"], sb.id.as_str(), "{events}");
+
+    // Using it resumes it.
+    assert_eq!(sh(&c, "idle", "echo back").await, "back\n");
+    assert_eq!(c.get(&sb.id).await.unwrap().state, SandboxState::Running);
+
+    // Extend: a new expiry from now, and idle pauses off.
+    let ext = c
+        .extend("idle", &podgate_types::api::ExtendRequest { ttl_seconds: Some(7200), idle_timeout_seconds: Some(0) })
+        .await
+        .unwrap();
+    assert_eq!(ext.idle_timeout_seconds, 0);
+    let left = (ext.expires_at.unwrap() - time::OffsetDateTime::now_utc()).whole_seconds();
+    assert!((7190..=7200).contains(&left), "{left}");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(c.get(&sb.id).await.unwrap().state, SandboxState::Running, "no idle pause with timeout 0");
+    let o = srv.cli(&["extend", "idle", "--idle", "600"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("idle timeout 600 s"), "{o:?}");
+    let bad = c.extend("idle", &podgate_types::api::ExtendRequest { ttl_seconds: Some(0), ..Default::default() }).await;
+    assert!(bad.unwrap_err().to_string().contains("out of range"));
+}

@@ -127,6 +127,10 @@ pub struct UpArgs {
     /// deletes both).
     #[arg(long)]
     persist: bool,
+    /// Pause the sandbox after this many seconds without activity; using it resumes it
+    /// (0: never) [default: the server's].
+    #[arg(long)]
+    idle_timeout: Option<u64>,
     /// A sidecar in the sandbox's network namespace: NAME=IMAGE (repeatable; where your sidecar
     /// policy allows).
     #[arg(long = "sidecar", value_parser = parse_kv)]
@@ -163,6 +167,7 @@ pub async fn up(a: UpArgs) -> anyhow::Result<()> {
         read_only_root: a.read_only_root,
         record_terminals: a.record,
         persist: a.persist,
+        idle_timeout_seconds: a.idle_timeout,
         sidecars: a
             .sidecars
             .into_iter()
@@ -252,6 +257,33 @@ pub async fn pause(a: PauseArgs, resume: bool) -> anyhow::Result<()> {
     if failed > 0 {
         bail!("{failed} of {} sandboxes failed", a.sandboxes.len());
     }
+    Ok(())
+}
+
+/// `podgate extend`.
+#[derive(clap::Args, Debug)]
+pub struct ExtendArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Sandbox name or id.
+    sandbox: String,
+    /// Expire this many seconds from now.
+    #[arg(long)]
+    ttl: Option<u64>,
+    /// Pause after this many seconds without activity (0: never).
+    #[arg(long)]
+    idle: Option<u64>,
+}
+
+/// `podgate extend`: moves a sandbox's expiry and/or sets its idle timeout.
+pub async fn extend(a: ExtendArgs) -> anyhow::Result<()> {
+    if a.ttl.is_none() && a.idle.is_none() {
+        bail!("give --ttl SECONDS and/or --idle SECONDS");
+    }
+    let req = podgate_types::api::ExtendRequest { ttl_seconds: a.ttl, idle_timeout_seconds: a.idle };
+    let sb = a.conn.client()?.extend(&a.sandbox, &req).await?;
+    let expires = sb.expires_at.map(|t| t.to_string()).unwrap_or_else(|| "never".into());
+    println!("{} expires {expires}, idle timeout {} s", sb.name, sb.idle_timeout_seconds);
     Ok(())
 }
 
