@@ -2,7 +2,7 @@
 //! tmpfs, charged to its memory cgroup) through the API, against `docker pause` / `docker
 //! unpause` of the same container, measured in the same run.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -14,7 +14,7 @@ use crate::{ms, summary};
 
 fn docker(verb: &str, container: &str) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let st = Command::new("docker").args([verb, container]).status().context("docker CLI")?;
+    let st = Command::new("docker").args([verb, container]).stdout(Stdio::null()).status().context("docker CLI")?;
     if !st.success() {
         bail!("docker {verb} {container} failed");
     }

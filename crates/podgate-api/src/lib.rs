@@ -14,6 +14,7 @@ mod processes;
 mod proxy;
 mod recordings;
 mod routes;
+mod snapshots;
 mod ssh_keys;
 mod terminals;
 mod users;
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .merge(recordings::routes())
         .merge(ssh_keys::routes())
         .merge(volumes::routes())
+        .merge(snapshots::routes())
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))

@@ -1,8 +1,8 @@
 //! Typed client for podgate's REST API.
 
 use podgate_types::api::{
-    CreateSandboxRequest, ErrorBody, ExecRequest, ExecResponse, ExtendRequest, Sandbox, SandboxList, UserInfo, Volume,
-    VolumeList,
+    CreateSandboxRequest, ErrorBody, ExecRequest, ExecResponse, ExtendRequest, NameRequest, Sandbox, SandboxList,
+    Snapshot, SnapshotList, UserInfo, Volume, VolumeList,
 };
 use podgate_types::process::{ClientMessage, ProcessInfo, ProcessSpec, SignalRequest};
 use podgate_types::terminal::{
@@ -176,6 +176,30 @@ impl Client {
     /// `DELETE /v1/sandboxes/{id-or-name}?volume=true`: the sandbox and its persistent volume.
     pub async fn delete_with_volume(&self, id: &str) -> Result<()> {
         self.send(Method::DELETE, &format!("/v1/sandboxes/{}?volume=true", seg(id)), None::<&()>).await?;
+        Ok(())
+    }
+
+    /// `POST /v1/sandboxes/{id-or-name}/snapshot`.
+    pub async fn snapshot(&self, id: &str, name: Option<&str>) -> Result<Snapshot> {
+        let req = NameRequest { name: name.map(str::to_string) };
+        self.call(Method::POST, &format!("/v1/sandboxes/{}/snapshot", seg(id)), Some(&req)).await
+    }
+
+    /// `POST /v1/sandboxes/{id-or-name}/fork`.
+    pub async fn fork(&self, id: &str, name: Option<&str>) -> Result<Sandbox> {
+        let req = NameRequest { name: name.map(str::to_string) };
+        self.call(Method::POST, &format!("/v1/sandboxes/{}/fork", seg(id)), Some(&req)).await
+    }
+
+    /// `GET /v1/snapshots`.
+    pub async fn list_snapshots(&self) -> Result<Vec<Snapshot>> {
+        let list: SnapshotList = self.call(Method::GET, "/v1/snapshots", None::<&()>).await?;
+        Ok(list.snapshots)
+    }
+
+    /// `DELETE /v1/snapshots/{id-or-name}`.
+    pub async fn delete_snapshot(&self, id: &str) -> Result<()> {
+        self.send(Method::DELETE, &format!("/v1/snapshots/{}", seg(id)), None::<&()>).await?;
         Ok(())
     }
 

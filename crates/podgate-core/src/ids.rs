@@ -45,6 +45,11 @@ pub fn volume_id() -> String {
     format!("vol-{}", random_base32(20))
 }
 
+/// A new snapshot id: `snap-` and 20 base32 characters.
+pub fn snapshot_id() -> String {
+    format!("snap-{}", random_base32(20))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

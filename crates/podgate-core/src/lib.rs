@@ -21,6 +21,7 @@ pub mod sandboxes;
 pub mod sessions;
 pub mod sidecars;
 pub mod signer;
+pub mod snapshots;
 pub mod ssh_keys;
 pub mod terminals;
 pub mod users;

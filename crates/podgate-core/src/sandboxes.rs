@@ -151,7 +151,10 @@ impl Sandboxes {
         req: CreateSandboxRequest,
         lease: Option<Duration>,
     ) -> Result<Sandbox> {
-        let what = format!("image {}", req.image.as_deref().unwrap_or(&self.cfg.default_image));
+        let what = match &req.snapshot {
+            Some(s) => format!("snapshot {s}"),
+            None => format!("image {}", req.image.as_deref().unwrap_or(&self.cfg.default_image)),
+        };
         let row = match self.limiter.create(caller).await {
             Ok(()) => self.validate_and_insert(caller, req, lease).await,
             Err(e) => Err(e),
@@ -184,8 +187,18 @@ impl Sandboxes {
         req: CreateSandboxRequest,
         lease: Option<Duration>,
     ) -> Result<SandboxRow> {
-        let image = req.image.unwrap_or_else(|| self.cfg.default_image.clone());
-        validate::image(&image).map_err(Error::Invalid)?;
+        let image = match (&req.snapshot, req.image) {
+            (Some(_), Some(_)) => return Err(Error::Invalid("give `image` or `snapshot`, not both".into())),
+            (Some(s), None) => self.snapshot_image(caller, s).await?,
+            (None, image) => {
+                let image = image.unwrap_or_else(|| self.cfg.default_image.clone());
+                validate::image(&image).map_err(Error::Invalid)?;
+                if crate::snapshots::is_snapshot_image(&image) {
+                    return Err(Error::Forbidden("snapshot images are used through `snapshot`, by their owner".into()));
+                }
+                image
+            }
+        };
         let name = match req.name {
             Some(n) => {
                 validate::sandbox_name(&n).map_err(Error::Invalid)?;

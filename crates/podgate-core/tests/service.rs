@@ -51,6 +51,12 @@ impl Driver for FakeDriver {
     async fn delete_volume(&self, _name: &str) -> Result<()> {
         Ok(())
     }
+    async fn snapshot(&self, _id: &str, _image: &str) -> Result<()> {
+        Err(podgate_runtime::Error::Unsupported { driver: "fake", what: "snapshot".into() })
+    }
+    async fn delete_image(&self, _image: &str) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Answers every request with a health body claiming `version`.

@@ -545,6 +545,33 @@ impl Driver for DockerDriver {
         }
     }
 
+    async fn snapshot(&self, sandbox_id: &str, image: &str) -> Result<()> {
+        let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
+        let opts = bollard::query_parameters::CommitContainerOptionsBuilder::new()
+            .container(&Self::container_name(sandbox_id))
+            .repo(repo)
+            .tag(tag)
+            .comment("podgate snapshot")
+            .pause(true)
+            .build();
+        match self.docker.commit_container(opts, bollard::models::ContainerConfig::default()).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Err(Error::NotFound(sandbox_id.to_string())),
+            Err(e) => Err(Error::Unavailable(engine_error(&e))),
+        }
+    }
+
+    async fn delete_image(&self, image: &str) -> Result<()> {
+        match self.docker.remove_image(image, None::<bollard::query_parameters::RemoveImageOptions>, None).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, message }) => {
+                Err(Error::InvalidSpec(format!("the image is in use: {message}")))
+            }
+            Err(e) => Err(Error::Unavailable(engine_error(&e))),
+        }
+    }
+
     async fn delete_volume(&self, name: &str) -> Result<()> {
         match self.docker.remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
             Ok(()) => Ok(()),

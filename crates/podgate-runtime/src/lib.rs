@@ -148,6 +148,11 @@ pub trait Driver: Send + Sync + 'static {
     async fn pause(&self, sandbox_id: &str) -> Result<()>;
     /// Continues a paused instance exactly where it stopped.
     async fn resume(&self, sandbox_id: &str) -> Result<()>;
+    /// Saves the instance's filesystem (not its memory, tmpfs or volumes) as image `image`.
+    async fn snapshot(&self, sandbox_id: &str, image: &str) -> Result<()>;
+    /// Deletes an image [`Driver::snapshot`] made; succeeds when it does not exist, and fails
+    /// with [`Error::InvalidSpec`] while an instance uses it.
+    async fn delete_image(&self, image: &str) -> Result<()>;
     /// Deletes a persistent volume (see [`PlacementSpec::workspace_volume`]); succeeds when it
     /// does not exist.
     async fn delete_volume(&self, name: &str) -> Result<()>;

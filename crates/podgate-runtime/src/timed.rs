@@ -89,6 +89,15 @@ impl Driver for Timed {
     async fn delete_volume(&self, name: &str) -> Result<()> {
         self.within(self.deadlines.call, "a volume delete", self.inner.delete_volume(name)).await
     }
+
+    async fn snapshot(&self, sandbox_id: &str, image: &str) -> Result<()> {
+        // Writing a large filesystem out may take as long as a create.
+        self.within(self.deadlines.create, "a snapshot", self.inner.snapshot(sandbox_id, image)).await
+    }
+
+    async fn delete_image(&self, image: &str) -> Result<()> {
+        self.within(self.deadlines.call, "an image delete", self.inner.delete_image(image)).await
+    }
 }
 
 #[cfg(test)]
@@ -131,6 +140,12 @@ mod tests {
             std::future::pending().await
         }
         async fn delete_volume(&self, _: &str) -> Result<()> {
+            std::future::pending().await
+        }
+        async fn snapshot(&self, _: &str, _: &str) -> Result<()> {
+            std::future::pending().await
+        }
+        async fn delete_image(&self, _: &str) -> Result<()> {
             std::future::pending().await
         }
     }

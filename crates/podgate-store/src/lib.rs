@@ -19,6 +19,7 @@ mod keys;
 mod limits;
 mod rows;
 mod sandboxes;
+mod snapshots;
 mod ssh_keys;
 mod users;
 mod volumes;
@@ -35,6 +36,7 @@ pub use error::{Error, Result};
 pub use keys::SigningKeyRow;
 pub use limits::{Ceiling, Usage};
 pub use rows::{SandboxRow, TokenRow, UserRow};
+pub use snapshots::SnapshotRow;
 pub use ssh_keys::SshKeyRow;
 pub use volumes::VolumeRow;
 

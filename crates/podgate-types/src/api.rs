@@ -75,6 +75,9 @@ pub struct CreateSandboxRequest {
     /// files, ports); using it resumes it. 0: never [default: the server's].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout_seconds: Option<u64>,
+    /// Start from one of your snapshots (id or name) instead of `image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 /// A container beside a sandbox, sharing its network namespace (e.g. a database, or a
@@ -257,6 +260,37 @@ pub struct Sandbox {
     /// Last user activity the server recorded (written every few seconds at most).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub last_active_at: Option<OffsetDateTime>,
+}
+
+/// A sandbox's filesystem saved as an image its owner can start sandboxes from.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Snapshot {
+    pub id: String,
+    pub name: String,
+    /// Id of the owning user.
+    pub owner: String,
+    /// The sandbox it was taken of.
+    pub sandbox: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Body of `GET /v1/snapshots`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SnapshotList {
+    pub snapshots: Vec<Snapshot>,
+}
+
+/// Body of `POST /v1/sandboxes/{id}/snapshot` and `…/fork`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NameRequest {
+    /// The new snapshot's (or fork's) name [default: one the server picks].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// Body of `POST /v1/sandboxes/{id}/extend`: fields left out stay as they are.

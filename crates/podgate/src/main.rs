@@ -42,6 +42,10 @@ enum Command {
     Rm(cli::DownArgs),
     /// Persistent volumes: list, delete.
     Volume(cli::VolumeArgs),
+    /// Snapshots of sandboxes: create, list, delete.
+    Snapshot(cli::SnapshotArgs),
+    /// A new sandbox from a snapshot of a running one.
+    Fork(cli::ForkArgs),
     /// Freeze sandboxes, keeping their processes and memory (using one resumes it).
     Pause(cli::PauseArgs),
     /// Continue paused sandboxes.
@@ -82,6 +86,8 @@ fn main() {
             Command::Exec(a) => cli::exec(a).await,
             Command::Down(a) | Command::Rm(a) => cli::down(a).await.map(|()| 0),
             Command::Volume(a) => cli::volume(a).await.map(|()| 0),
+            Command::Snapshot(a) => cli::snapshot(a).await.map(|()| 0),
+            Command::Fork(a) => cli::fork(a).await.map(|()| 0),
             Command::Pause(a) => cli::pause(a, false).await.map(|()| 0),
             Command::Resume(a) => cli::pause(a, true).await.map(|()| 0),
             Command::Extend(a) => cli::extend(a).await.map(|()| 0),

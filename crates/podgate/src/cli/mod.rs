@@ -8,6 +8,7 @@ mod forward;
 mod logs;
 mod output;
 mod recordings;
+mod snapshots;
 mod ssh_config;
 mod ssh_keys;
 mod sync;
@@ -30,6 +31,7 @@ pub use forward::{PortForwardArgs, port_forward};
 pub use logs::{LogsArgs, logs};
 use output::OutputFormat;
 pub use recordings::{RecordingsArgs, recordings};
+pub use snapshots::{ForkArgs, SnapshotArgs, fork, snapshot};
 pub use ssh_config::{SshConfigArgs, ssh_config};
 pub use ssh_keys::{SshKeyArgs, ssh_key};
 pub use sync::{SyncArgs, sync};
@@ -131,6 +133,9 @@ pub struct UpArgs {
     /// (0: never) [default: the server's].
     #[arg(long)]
     idle_timeout: Option<u64>,
+    /// Start from one of your snapshots (see `podgate snapshot`) instead of an image.
+    #[arg(long, conflicts_with = "image")]
+    snapshot: Option<String>,
     /// A sidecar in the sandbox's network namespace: NAME=IMAGE (repeatable; where your sidecar
     /// policy allows).
     #[arg(long = "sidecar", value_parser = parse_kv)]
@@ -168,6 +173,7 @@ pub async fn up(a: UpArgs) -> anyhow::Result<()> {
         record_terminals: a.record,
         persist: a.persist,
         idle_timeout_seconds: a.idle_timeout,
+        snapshot: a.snapshot,
         sidecars: a
             .sidecars
             .into_iter()

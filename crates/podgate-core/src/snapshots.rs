@@ -1,0 +1,135 @@
+//! Snapshots and forks: a sandbox's filesystem saved by the runtime as an image owned by the
+//! sandbox's owner, who can start sandboxes from it (`snapshot` on create) or fork a running
+//! sandbox in one step. Nobody else can use or name the image.
+
+use podgate_store::SnapshotRow;
+use podgate_types::api::{CreateSandboxRequest, NameRequest, Sandbox, Snapshot};
+use podgate_types::validate;
+
+use crate::audit::Event;
+use crate::clock::{from_ms, now_ms};
+use crate::sandboxes::StoredSpec;
+use crate::{Caller, Error, Result, Sandboxes, ids};
+
+/// Repository of snapshot images; a snapshot's image is `podgate-snapshot:<id>`.
+pub const IMAGE_REPO: &str = "podgate-snapshot";
+
+impl Sandboxes {
+    /// Saves a sandbox's filesystem as a snapshot of its owner's.
+    pub async fn snapshot(&self, caller: &Caller, id_or_name: &str, req: NameRequest) -> Result<Snapshot> {
+        let row = self.resolve(caller, id_or_name).await?;
+        let r = self.snapshot_row(&row, req.name).await;
+        let detail = r.as_ref().map(|s| format!("{} ({})", s.name, s.id)).unwrap_or_default();
+        self.audit.record(Event::by(caller, "snapshot.create").sandbox(&row.id).detail(detail).outcome(&r)).await;
+        r.map(view)
+    }
+
+    async fn snapshot_row(&self, row: &podgate_store::SandboxRow, name: Option<String>) -> Result<SnapshotRow> {
+        if row.state != "running" && row.state != "paused" {
+            return Err(Error::Conflict(format!("sandbox {} is {}, not running", row.id, row.state)));
+        }
+        let name = match name {
+            Some(n) => {
+                validate::sandbox_name(&n).map_err(|e| Error::Invalid(e.replace("sandbox name", "snapshot name")))?;
+                n
+            }
+            None => format!("{}-{}", row.name, ids::random_base32(6)),
+        };
+        if self.store.live_snapshot_by_name(&row.owner_id, &name).await?.is_some() {
+            return Err(Error::Conflict(format!("snapshot name {name:?} is already in use")));
+        }
+        let id = ids::snapshot_id();
+        let snap = SnapshotRow {
+            image: format!("{IMAGE_REPO}:{id}"),
+            id,
+            owner_id: row.owner_id.clone(),
+            name,
+            sandbox_id: row.id.clone(),
+            created_at: now_ms(),
+            deleted_at: None,
+        };
+        self.driver.snapshot(&row.id, &snap.image).await?;
+        if let Err(e) = self.store.insert_snapshot(&snap).await {
+            // Taken meanwhile: the image made for it goes.
+            let _ = self.driver.delete_image(&snap.image).await;
+            return Err(e.into());
+        }
+        tracing::info!(sandbox_id = %row.id, snapshot_id = %snap.id, "snapshot taken");
+        Ok(snap)
+    }
+
+    /// Snapshots a sandbox and starts a new sandbox from it with the same settings.
+    pub async fn fork(&self, caller: &Caller, id_or_name: &str, req: NameRequest) -> Result<Sandbox> {
+        let row = self.resolve(caller, id_or_name).await?;
+        let snap = self.snapshot_row(&row, None).await;
+        let detail = snap.as_ref().map(|s| format!("{} ({})", s.name, s.id)).unwrap_or_default();
+        self.audit.record(Event::by(caller, "snapshot.create").sandbox(&row.id).detail(detail).outcome(&snap)).await;
+        let snap = snap?;
+        let spec: StoredSpec = serde_json::from_str(&row.spec).map_err(|e| Error::Internal(e.to_string()))?;
+        let create = CreateSandboxRequest {
+            name: req.name,
+            snapshot: Some(snap.id.clone()),
+            env: spec.env,
+            cmd: spec.cmd,
+            cpu: spec.cpu,
+            memory: spec.memory.map(podgate_types::MemorySize),
+            labels: spec.labels,
+            user: Some(format!("{}:{}", spec.user.0, spec.user.1)),
+            network: Some(spec.network),
+            read_only_root: spec.read_only_root,
+            idle_timeout_seconds: spec.idle_timeout_seconds,
+            ..Default::default()
+        };
+        self.create(caller, create).await
+    }
+
+    /// The image of the caller's snapshot `id_or_name`, for a create.
+    pub(crate) async fn snapshot_image(&self, caller: &Caller, id_or_name: &str) -> Result<String> {
+        Ok(self.find_snapshot(caller, id_or_name).await?.image)
+    }
+
+    async fn find_snapshot(&self, caller: &Caller, id_or_name: &str) -> Result<SnapshotRow> {
+        let missing = || Error::NotFound(format!("snapshot {id_or_name:?} not found"));
+        if let Some(s) = self.store.live_snapshot(id_or_name).await?.filter(|s| caller.may_access(&s.owner_id)) {
+            return Ok(s);
+        }
+        self.store.live_snapshot_by_name(&caller.user_id, id_or_name).await?.ok_or_else(missing)
+    }
+
+    /// The caller's snapshots (everyone's for an admin).
+    pub async fn list_snapshots(&self, caller: &Caller) -> Result<Vec<Snapshot>> {
+        let owner = (caller.role != crate::Role::Admin).then_some(caller.user_id.as_str());
+        Ok(self.store.live_snapshots(owner).await?.into_iter().map(view).collect())
+    }
+
+    /// Deletes a snapshot and its image; one a live sandbox runs from is a conflict.
+    pub async fn delete_snapshot(&self, caller: &Caller, id_or_name: &str) -> Result<()> {
+        let r = async {
+            let s = self.find_snapshot(caller, id_or_name).await?;
+            match self.driver.delete_image(&s.image).await {
+                Ok(()) => {}
+                Err(podgate_runtime::Error::InvalidSpec(_)) => {
+                    return Err(Error::Conflict(format!(
+                        "snapshot {} is in use by a sandbox: delete the sandboxes started from it first",
+                        s.name
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            self.store.mark_snapshot_deleted(&s.id, now_ms()).await?;
+            Ok(s.id)
+        }
+        .await;
+        self.audit.record(Event::by(caller, "snapshot.delete").detail(id_or_name).outcome(&r)).await;
+        r.map(|_| ())
+    }
+}
+
+/// Whether `image` names a snapshot image (usable only through `snapshot`).
+pub(crate) fn is_snapshot_image(image: &str) -> bool {
+    image.split(['/', ':', '@']).any(|part| part == IMAGE_REPO)
+}
+
+fn view(s: SnapshotRow) -> Snapshot {
+    Snapshot { id: s.id, name: s.name, owner: s.owner_id, sandbox: s.sandbox_id, created_at: from_ms(s.created_at) }
+}
