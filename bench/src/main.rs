@@ -1,4 +1,4 @@
-//! `podgate-bench [create|terminal|files|exec|ssh|pause|all]`: create → first exec answered against `docker run`
+//! `podgate-bench [create|terminal|files|exec|ssh|pause|pool|all]`: create → first exec answered against `docker run`
 //! baselines, the agent's resident memory per idle sandbox, and terminal keystroke latency and
 //! output throughput through the gateway against `docker exec -it`, all measured in the same run.
 //! Expects PODGATE_URL and PODGATE_TOKEN of a running server (bench/run starts one).
@@ -6,6 +6,7 @@
 mod exec;
 mod files;
 mod pause;
+mod pool;
 mod ssh;
 mod terminal;
 
@@ -68,6 +69,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if which == "pause" || which == "all" {
         pause::bench(&client, &image).await?;
+    }
+    if which == "pool" || which == "all" {
+        pool::bench(&client, &image).await?;
     }
     Ok(())
 }

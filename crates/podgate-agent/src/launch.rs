@@ -150,8 +150,24 @@ pub fn prepare(dirs: &Dirs, req: &Request<'_>) -> Result<Prepared, String> {
         }
         command.uid(a.uid).gid(a.gid);
     }
+    command.envs(claimed_env());
     command.envs(req.env);
     Ok(Prepared { command, argv, cwd })
+}
+
+/// Environment every process started from now on gets (under its own request's), set when a
+/// sandbox from a warm pool is handed to its user (`PUT /v1/env`).
+static CLAIMED_ENV: std::sync::RwLock<BTreeMap<String, String>> = std::sync::RwLock::new(BTreeMap::new());
+
+/// Replaces the environment of [`CLAIMED_ENV`].
+pub fn set_claimed_env(env: BTreeMap<String, String>) -> Result<(), String> {
+    podgate_types::validate::env(&env)?;
+    *CLAIMED_ENV.write().unwrap_or_else(|e| e.into_inner()) = env;
+    Ok(())
+}
+
+fn claimed_env() -> BTreeMap<String, String> {
+    CLAIMED_ENV.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 #[cfg(test)]

@@ -49,6 +49,7 @@ pub struct AgentState {
 pub fn router(state: Arc<AgentState>) -> Router {
     Router::new()
         .route("/v1/health", get(health))
+        .route("/v1/env", axum::routing::put(set_env))
         .route("/v1/exec", post(exec_handler))
         .route("/v1/files", get(read_file).put(write_file).delete(remove_file))
         .route("/v1/files/tar", get(download_tar).put(upload_tar))
@@ -332,6 +333,14 @@ async fn bootstrap_log(State(st): State<Arc<AgentState>>, Query(q): Query<LogQue
 struct TunnelQuery {
     host: Option<String>,
     port: u16,
+}
+
+/// Sets the environment of every process started from now on (a claimed warm-pool sandbox).
+async fn set_env(JsonBody(env): JsonBody<std::collections::BTreeMap<String, String>>) -> Response {
+    match crate::launch::set_claimed_env(env) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(m) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m),
+    }
 }
 
 /// An SFTP session (for SSH's `sftp` subsystem) over a WebSocket.

@@ -16,6 +16,7 @@ mod recordings;
 mod routes;
 mod snapshots;
 mod ssh_keys;
+mod templates;
 mod terminals;
 mod users;
 mod volumes;
@@ -69,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ssh_keys::routes())
         .merge(volumes::routes())
         .merge(snapshots::routes())
+        .merge(templates::routes())
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))

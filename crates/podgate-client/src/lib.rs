@@ -2,7 +2,7 @@
 
 use podgate_types::api::{
     CreateSandboxRequest, ErrorBody, ExecRequest, ExecResponse, ExtendRequest, NameRequest, Sandbox, SandboxList,
-    Snapshot, SnapshotList, UserInfo, Volume, VolumeList,
+    Snapshot, SnapshotList, Template, TemplateList, TemplateRequest, UserInfo, Volume, VolumeList,
 };
 use podgate_types::process::{ClientMessage, ProcessInfo, ProcessSpec, SignalRequest};
 use podgate_types::terminal::{
@@ -200,6 +200,23 @@ impl Client {
     /// `DELETE /v1/snapshots/{id-or-name}`.
     pub async fn delete_snapshot(&self, id: &str) -> Result<()> {
         self.send(Method::DELETE, &format!("/v1/snapshots/{}", seg(id)), None::<&()>).await?;
+        Ok(())
+    }
+
+    /// `GET /v1/templates`.
+    pub async fn list_templates(&self) -> Result<Vec<Template>> {
+        let list: TemplateList = self.call(Method::GET, "/v1/templates", None::<&()>).await?;
+        Ok(list.templates)
+    }
+
+    /// `PUT /v1/templates/{name}` (admins).
+    pub async fn put_template(&self, name: &str, req: &TemplateRequest) -> Result<Template> {
+        self.call(Method::PUT, &format!("/v1/templates/{}", seg(name)), Some(req)).await
+    }
+
+    /// `DELETE /v1/templates/{name}` (admins).
+    pub async fn delete_template(&self, name: &str) -> Result<()> {
+        self.send(Method::DELETE, &format!("/v1/templates/{}", seg(name)), None::<&()>).await?;
         Ok(())
     }
 

@@ -102,6 +102,19 @@ impl AgentClient {
         Ok(bytes)
     }
 
+    /// Sets the environment of every process the agent starts from now on.
+    pub async fn set_env(&self, env: &std::collections::BTreeMap<String, String>) -> Result<(), AgentError> {
+        let body = serde_json::to_vec(env).map_err(|e| AgentError::Protocol(e.to_string()))?;
+        let (status, bytes) = self.send(Method::PUT, "/v1/env", Some(body)).await?;
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(b) => AgentError::Refused { status: status.as_u16(), code: b.error.code, message: b.error.message },
+            Err(_) => AgentError::Protocol(format!("status {status}")),
+        })
+    }
+
     /// Opens a WebSocket to `path` on the agent, passing through the client's handshake key and
     /// subprotocol, and returns the agent's 101 answer with the upgraded byte stream.
     pub async fn upgrade(

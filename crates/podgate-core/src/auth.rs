@@ -18,7 +18,7 @@ pub enum Role {
 }
 
 impl Role {
-    fn parse(s: &str) -> Role {
+    pub(crate) fn parse(s: &str) -> Role {
         if s == "admin" { Role::Admin } else { Role::User }
     }
 

@@ -17,6 +17,9 @@ pub struct CoreConfig {
     pub startup_timeout: Duration,
     /// How often the reconciler runs.
     pub reconcile_interval: Duration,
+    /// This replica's name among the servers sharing the database: the reconciler runs on the
+    /// one holding the lease. A server restarted on the same data dir keeps it.
+    pub replica_id: String,
     /// What code URLs the bootstrap may fetch.
     pub code: crate::code_source::CodePolicy,
     /// Who sandboxes run as and what they get by default.
@@ -112,6 +115,7 @@ impl Default for CoreConfig {
             default_idle_timeout: Duration::ZERO,
             startup_timeout: Duration::from_secs(60),
             reconcile_interval: Duration::from_secs(5),
+            replica_id: crate::ids::random_base32(12),
             code: Default::default(),
             sandbox: Default::default(),
             rates: Default::default(),

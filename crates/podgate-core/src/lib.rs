@@ -23,6 +23,7 @@ pub mod sidecars;
 pub mod signer;
 pub mod snapshots;
 pub mod ssh_keys;
+pub mod templates;
 pub mod terminals;
 pub mod users;
 pub mod volumes;

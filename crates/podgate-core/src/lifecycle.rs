@@ -92,7 +92,8 @@ impl Sandboxes {
         for row in rows.iter().filter(|r| r.state == "running") {
             let Ok(spec) = serde_json::from_str::<StoredSpec>(&row.spec) else { continue };
             let timeout = spec.idle_timeout_seconds.unwrap_or(0);
-            if timeout == 0 {
+            // A warm pool's sandboxes wait unused by design.
+            if timeout == 0 || spec.pool.is_some() {
                 continue;
             }
             let marks =

@@ -42,6 +42,7 @@ pub struct Metrics {
     http: Family<HttpLabels, Counter>,
     gateway_refused: Family<ReasonLabels, Counter>,
     gateway_connections: Counter,
+    leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -71,7 +72,21 @@ impl Default for Metrics {
             "Terminal WebSocket connections spliced to an agent",
             gateway_connections.clone(),
         );
-        Metrics { registry: Arc::new(registry), sandboxes, create_seconds, http, gateway_refused, gateway_connections }
+        let leader = Gauge::default();
+        registry.register(
+            "reconciler_leader",
+            "1 while this replica holds the reconciler lease (runs expiry, idle pauses, cleanup)",
+            leader.clone(),
+        );
+        Metrics {
+            registry: Arc::new(registry),
+            sandboxes,
+            create_seconds,
+            http,
+            gateway_refused,
+            gateway_connections,
+            leader,
+        }
     }
 }
 
@@ -90,6 +105,11 @@ impl Metrics {
     /// Records a refused terminal connection.
     pub fn gateway_refused(&self, reason: &str) {
         self.gateway_refused.get_or_create(&ReasonLabels { reason: reason.into() }).inc();
+    }
+
+    /// Records whether this replica leads the reconciler.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// Records a terminal connection spliced to its agent.

@@ -11,10 +11,28 @@ use crate::audit::Event;
 use crate::clock::now_ms;
 use crate::{Result, Sandboxes};
 
+/// The reconciler's lease.
+const LEASE: &str = "reconciler";
+
+/// How long the lease lasts unrenewed: three passes, at least 2 s and at most 30 s, so another
+/// replica takes over within that when the leader dies.
+fn lease_ttl(interval: std::time::Duration) -> i64 {
+    (interval.as_millis() as i64).saturating_mul(3).clamp(2_000, 30_000)
+}
+
+/// Creates older than this in `pending`/`starting` were left by a replica that died.
+const ABANDONED_CREATE_MS: i64 = 20 * 60 * 1000;
+
 impl Sandboxes {
     /// Run once at start, before serving: creates interrupted by a stop or crash of this server
-    /// can never finish, so they fail and their instances go.
+    /// can never finish, so they fail and their instances go. Only the replica holding the
+    /// reconciler lease does this (another replica's creates may be under way); a server
+    /// restarted on its data dir holds it again at once.
     pub async fn recover(&self) -> Result<()> {
+        if !self.lead().await {
+            tracing::info!("another replica leads the reconciler; not recovering");
+            return Ok(());
+        }
         for row in self.store.list_sandboxes(None).await? {
             // Bootstraps under way when the server stopped are followed again.
             if self.bootstrap_under_way(&row) {
@@ -79,10 +97,19 @@ impl Sandboxes {
                     }
                 }
                 ("failed", Some(_)) => self.driver.delete(&row.id).await?,
+                ("pending" | "starting", _) if now.saturating_sub(row.updated_at) > ABANDONED_CREATE_MS => {
+                    tracing::warn!(sandbox_id = %row.id, "a create abandoned by a replica that stopped; marking failed");
+                    self.driver.delete(&row.id).await?;
+                    let why = Some("the server creating this sandbox stopped");
+                    self.store.transition(&row.id, &["pending", "starting"], "failed", why, now).await?;
+                }
                 _ => {}
             }
         }
         self.pause_idle(&rows, now).await;
+        if let Err(e) = self.refill_pools().await {
+            tracing::warn!(error = %e, "checking warm pools failed");
+        }
         for id in instances.keys().filter(|id| !live.contains(*id)) {
             tracing::warn!(sandbox_id = %id, "removing an instance the database does not know as live");
             self.driver.delete(id).await?;
@@ -98,15 +125,36 @@ impl Sandboxes {
         Ok(())
     }
 
-    /// Runs [`Sandboxes::reconcile`] every `reconcile_interval`, forever.
+    /// Runs [`Sandboxes::reconcile`] every `reconcile_interval` while this replica holds the
+    /// reconciler lease, forever.
     pub async fn run_reconciler(self) {
         let mut tick = tokio::time::interval(self.cfg.reconcile_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            if !self.lead().await {
+                continue;
+            }
             if let Err(e) = self.reconcile().await {
                 tracing::warn!(error = %e, "reconcile pass failed");
             }
         }
+    }
+
+    /// Takes or renews the reconciler lease; whether this replica leads now.
+    async fn lead(&self) -> bool {
+        let ttl = lease_ttl(self.cfg.reconcile_interval);
+        let leading = match self.store.try_lease(LEASE, &self.cfg.replica_id, now_ms(), ttl).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "the reconciler lease could not be checked");
+                false
+            }
+        };
+        if self.leading.swap(leading, std::sync::atomic::Ordering::Relaxed) != leading {
+            tracing::info!(replica = %self.cfg.replica_id, leading, "reconciler leadership changed");
+        }
+        self.metrics.set_leader(leading);
+        leading
     }
 }

@@ -60,6 +60,9 @@ pub struct StoredSpec {
     /// Seconds without user activity before an idle pause (0 or absent: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout_seconds: Option<u64>,
+    /// The template whose warm pool holds it, until a user claims it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
 }
 
 /// Parses a sandbox `user`: `root`, a uid, or `uid:gid`.
@@ -82,6 +85,10 @@ pub struct Sandboxes {
     pub(crate) limiter: RateLimiter,
     pub(crate) recordings: Recordings,
     pub(crate) audit: Audit,
+    /// Whether this replica held the reconciler lease at its last check.
+    pub(crate) leading: Arc<std::sync::atomic::AtomicBool>,
+    /// Templates whose warm pools are being refilled now.
+    pub(crate) refilling: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Sandboxes {
@@ -92,7 +99,18 @@ impl Sandboxes {
         let audit = Audit::new(store.clone());
         let recordings = Recordings::new(cfg.recording.dir.clone(), cfg.recording.max_bytes);
         let activity = crate::activity::Activity::new(store.clone());
-        Sandboxes { store, driver, cfg: Arc::new(cfg), metrics, limiter, audit, recordings, activity }
+        Sandboxes {
+            store,
+            driver,
+            cfg: Arc::new(cfg),
+            metrics,
+            limiter,
+            audit,
+            recordings,
+            activity,
+            leading: Default::default(),
+            refilling: Default::default(),
+        }
     }
 
     /// The audit trail.
@@ -121,7 +139,17 @@ impl Sandboxes {
     /// task, so a caller that disconnects cannot leave a half-created sandbox behind.
     #[tracing::instrument(name = "sandbox.create", skip_all, fields(user_id = %caller.user_id))]
     pub async fn create(&self, caller: &Caller, req: CreateSandboxRequest) -> Result<Sandbox> {
-        self.create_with(caller, req, None).await
+        self.create_with(caller, req, None, None).await
+    }
+
+    /// Creates a sandbox for template `pool`'s warm pool (its owner creates it).
+    pub(crate) async fn create_pooled(
+        &self,
+        caller: &Caller,
+        req: CreateSandboxRequest,
+        pool: &str,
+    ) -> Result<Sandbox> {
+        self.create_with(caller, req, None, Some(pool.to_string())).await
     }
 
     /// Creates a sandbox that expires `lease` from now unless [`Sandboxes::renew_lease`] moves
@@ -129,7 +157,7 @@ impl Sandboxes {
     /// deletes it like any expired sandbox.
     #[tracing::instrument(name = "sandbox.create", skip_all, fields(user_id = %caller.user_id))]
     pub async fn create_leased(&self, caller: &Caller, req: CreateSandboxRequest, lease: Duration) -> Result<Sandbox> {
-        self.create_with(caller, req, Some(lease)).await
+        self.create_with(caller, req, Some(lease), None).await
     }
 
     /// Moves a leased sandbox's expiry to `lease` from now, never past its TTL.
@@ -150,13 +178,19 @@ impl Sandboxes {
         caller: &Caller,
         req: CreateSandboxRequest,
         lease: Option<Duration>,
+        pool: Option<String>,
     ) -> Result<Sandbox> {
         let what = match &req.snapshot {
             Some(s) => format!("snapshot {s}"),
             None => format!("image {}", req.image.as_deref().unwrap_or(&self.cfg.default_image)),
         };
         let row = match self.limiter.create(caller).await {
-            Ok(()) => self.validate_and_insert(caller, req, lease).await,
+            Ok(()) if req.template.is_some() => match self.create_from_template(caller, req).await {
+                Ok(Ok(claimed)) => return Ok(claimed),
+                Ok(Err(merged)) => self.validate_and_insert(caller, merged, lease, pool).await,
+                Err(e) => Err(e),
+            },
+            Ok(()) => self.validate_and_insert(caller, req, lease, pool).await,
             Err(e) => Err(e),
         };
         let row = match row {
@@ -186,6 +220,7 @@ impl Sandboxes {
         caller: &Caller,
         req: CreateSandboxRequest,
         lease: Option<Duration>,
+        pool: Option<String>,
     ) -> Result<SandboxRow> {
         let image = match (&req.snapshot, req.image) {
             (Some(_), Some(_)) => return Err(Error::Invalid("give `image` or `snapshot`, not both".into())),
@@ -283,6 +318,7 @@ impl Sandboxes {
             sidecars,
             volume: None,
             idle_timeout_seconds: Some(idle_timeout),
+            pool,
         };
         let (sidecar_cpu, sidecar_memory) = crate::sidecars::charged(&spec.sidecars);
         let (cpu, memory) = (spec.cpu.unwrap_or(0.0) + sidecar_cpu, spec.memory.unwrap_or(0) + sidecar_memory);
@@ -341,7 +377,7 @@ impl Sandboxes {
     }
 
     /// Says which limit a refused create would have passed.
-    async fn over_quota(&self, user_id: &str, q: &QuotaLimits, cpu: f64, memory: i64) -> Error {
+    pub(crate) async fn over_quota(&self, user_id: &str, q: &QuotaLimits, cpu: f64, memory: i64) -> Error {
         let u = match self.store.usage(user_id).await {
             Ok(u) => u,
             Err(e) => return e.into(),

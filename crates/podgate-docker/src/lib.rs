@@ -371,7 +371,10 @@ impl DockerDriver {
     async fn create_volume(&self, name: &str) -> Result<()> {
         let req = bollard::models::VolumeCreateRequest {
             name: Some(name.to_string()),
-            labels: Some(HashMap::from([(LABEL_VOLUME.to_string(), name.to_string())])),
+            labels: Some(HashMap::from([
+                (LABEL_VOLUME.to_string(), name.to_string()),
+                (LABEL_INSTANCE.to_string(), self.cfg.instance.clone()),
+            ])),
             ..Default::default()
         };
         self.docker.create_volume(req).await.map(|_| ()).map_err(|e| Error::Unavailable(engine_error(&e)))

@@ -16,11 +16,13 @@ mod audit;
 mod error;
 mod identities;
 mod keys;
+mod leases;
 mod limits;
 mod rows;
 mod sandboxes;
 mod snapshots;
 mod ssh_keys;
+mod templates;
 mod users;
 mod volumes;
 
@@ -38,6 +40,7 @@ pub use limits::{Ceiling, Usage};
 pub use rows::{SandboxRow, TokenRow, UserRow};
 pub use snapshots::SnapshotRow;
 pub use ssh_keys::SshKeyRow;
+pub use templates::TemplateRow;
 pub use volumes::VolumeRow;
 
 /// The database behind the store. Queries are written once in portable SQL (`$1` placeholders);

@@ -22,11 +22,11 @@ pub struct Ceiling {
 }
 
 /// States whose sandboxes count against a quota (they hold, or may soon hold, a container).
-const HOLDING: &str = "state IN ('pending', 'starting', 'running', 'paused', 'stopping', 'stopped')";
+pub(crate) const HOLDING: &str = "state IN ('pending', 'starting', 'running', 'paused', 'stopping', 'stopped')";
 
 /// The columns `n`, `cpu` and `memory` summed over a set of sandbox rows (what each is charged:
 /// `charged_*` with its sidecars, else its own `cpu` and `memory`), in each dialect's JSON syntax.
-fn held_columns(db: &Db) -> &'static str {
+pub(crate) fn held_columns(db: &Db) -> &'static str {
     match db {
         Db::Sqlite(_) => {
             "count(*) AS n, \

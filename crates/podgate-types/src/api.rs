@@ -78,6 +78,11 @@ pub struct CreateSandboxRequest {
     /// Start from one of your snapshots (id or name) instead of `image`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// Start from a template: its request, with the fields given here on top (`env` and
+    /// `labels` merged). A template with a warm pool hands over a ready sandbox when only
+    /// `name`, `env`, `labels` and `ttl_seconds` are given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 /// A container beside a sandbox, sharing its network namespace (e.g. a database, or a
@@ -260,6 +265,40 @@ pub struct Sandbox {
     /// Last user activity the server recorded (written every few seconds at most).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub last_active_at: Option<OffsetDateTime>,
+}
+
+/// A named sandbox request (admins define them); `template` on create starts from it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Template {
+    pub name: String,
+    pub request: CreateSandboxRequest,
+    /// Ready sandboxes kept for it (a warm pool), 0 for none.
+    pub pool_size: u32,
+    /// Ready sandboxes in the pool now.
+    pub pool_ready: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Body of `PUT /v1/templates/{name}` (admins).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRequest {
+    /// The sandbox request (no `name`, `template` or `snapshot`).
+    pub request: CreateSandboxRequest,
+    /// Ready sandboxes to keep, at most 100; they count against the defining admin's quota until
+    /// claimed.
+    #[serde(default)]
+    pub pool_size: u32,
+}
+
+/// Body of `GET /v1/templates`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TemplateList {
+    pub templates: Vec<Template>,
 }
 
 /// A sandbox's filesystem saved as an image its owner can start sandboxes from.

@@ -46,6 +46,8 @@ enum Command {
     Snapshot(cli::SnapshotArgs),
     /// A new sandbox from a snapshot of a running one.
     Fork(cli::ForkArgs),
+    /// Templates and their warm pools: define (admins), list, delete.
+    Template(cli::TemplateArgs),
     /// Freeze sandboxes, keeping their processes and memory (using one resumes it).
     Pause(cli::PauseArgs),
     /// Continue paused sandboxes.
@@ -88,6 +90,7 @@ fn main() {
             Command::Volume(a) => cli::volume(a).await.map(|()| 0),
             Command::Snapshot(a) => cli::snapshot(a).await.map(|()| 0),
             Command::Fork(a) => cli::fork(a).await.map(|()| 0),
+            Command::Template(a) => cli::template(a).await.map(|()| 0),
             Command::Pause(a) => cli::pause(a, false).await.map(|()| 0),
             Command::Resume(a) => cli::pause(a, true).await.map(|()| 0),
             Command::Extend(a) => cli::extend(a).await.map(|()| 0),

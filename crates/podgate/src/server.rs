@@ -2,7 +2,7 @@
 //! (store, instance id, driver, admin bootstrap, crash recovery), the reconciler and the HTTP listener.
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -377,6 +377,7 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
         },
     };
     let core = CoreConfig {
+        replica_id: defaults.replica_id.clone(),
         recording,
         sandbox,
         rates,
@@ -675,7 +676,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         tracing::info!(path = %path.display(), "created the admin user; its API token is in this file (mode 0600)");
     }
     let metrics = Metrics::default();
-    let sandboxes = Sandboxes::new(store.clone(), Arc::new(driver), s.core, metrics.clone());
+    let core = podgate_core::CoreConfig { replica_id: replica_id(&data_dir)?, ..s.core };
+    let sandboxes = Sandboxes::new(store.clone(), Arc::new(driver), core, metrics.clone());
     sandboxes.recover().await.context("recovering sandboxes after the last run")?;
     tokio::spawn(sandboxes.clone().run_reconciler());
     if s.audit_retention.is_some() || s.recording_retention.is_some() {
@@ -798,5 +800,19 @@ async fn shutdown() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+/// This server's replica name, kept in `DATA/replica-id` so that a restart on the same data dir
+/// is the same replica (it takes its reconciler lease back at once).
+fn replica_id(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("replica-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        _ => {
+            let id = ids::random_base32(12);
+            crate::files::write_private(&path, &format!("{id}\n"))?;
+            Ok(id)
+        }
     }
 }

@@ -34,7 +34,10 @@ async fn snapshots_and_forks_carry_files_and_stay_private() {
         ..Default::default()
     };
     let orig = ivy.create(&req).await.unwrap();
-    assert_eq!(sh(&ivy, "orig", "echo v1 > /workspace/state && mkdir -p /workspace/x && echo deep > /workspace/x/f").await.0, 0);
+    assert_eq!(
+        sh(&ivy, "orig", "echo v1 > /workspace/state && mkdir -p /workspace/x && echo deep > /workspace/x/f").await.0,
+        0
+    );
 
     // A snapshot outlives its sandbox and starts new ones with its files.
     let (ok, out) = cli(&["snapshot", "create", "orig", "--name", "base-v1"]);

@@ -12,6 +12,7 @@ mod snapshots;
 mod ssh_config;
 mod ssh_keys;
 mod sync;
+mod templates;
 mod users;
 mod volumes;
 
@@ -35,6 +36,7 @@ pub use snapshots::{ForkArgs, SnapshotArgs, fork, snapshot};
 pub use ssh_config::{SshConfigArgs, ssh_config};
 pub use ssh_keys::{SshKeyArgs, ssh_key};
 pub use sync::{SyncArgs, sync};
+pub use templates::{TemplateArgs, template};
 pub use users::{KeysArgs, TokenArgs, UserArgs, keys, token, user};
 pub use volumes::{VolumeArgs, volume};
 
@@ -136,6 +138,10 @@ pub struct UpArgs {
     /// Start from one of your snapshots (see `podgate snapshot`) instead of an image.
     #[arg(long, conflicts_with = "image")]
     snapshot: Option<String>,
+    /// Start from a template (see `podgate template ls`): its request, with these flags on top;
+    /// a warm pool's ready sandbox when only --name, --env, --label and --ttl are given.
+    #[arg(long)]
+    template: Option<String>,
     /// A sidecar in the sandbox's network namespace: NAME=IMAGE (repeatable; where your sidecar
     /// policy allows).
     #[arg(long = "sidecar", value_parser = parse_kv)]
@@ -174,6 +180,7 @@ pub async fn up(a: UpArgs) -> anyhow::Result<()> {
         persist: a.persist,
         idle_timeout_seconds: a.idle_timeout,
         snapshot: a.snapshot,
+        template: a.template,
         sidecars: a
             .sidecars
             .into_iter()

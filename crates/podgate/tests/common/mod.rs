@@ -266,6 +266,14 @@ impl Drop for Server {
             for name in self.containers() {
                 docker(&["rm", "-f", &name]);
             }
+            // Volumes and snapshot images carry the instance label too.
+            let label = format!("label=io.podgate.instance={}", self.instance);
+            for v in docker(&["volume", "ls", "-q", "--filter", &label]).lines() {
+                docker(&["volume", "rm", "-f", v]);
+            }
+            for i in docker(&["images", "-q", "--filter", &label]).lines() {
+                docker(&["rmi", "-f", i]);
+            }
         }
     }
 }

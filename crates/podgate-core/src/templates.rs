@@ -1,0 +1,298 @@
+//! Templates and warm pools: a template names a sandbox request (admins define them); creating
+//! from one merges the caller's fields on top. A template with a pool keeps that many ready
+//! sandboxes (created by the reconciler's leader, owned by the defining admin and counted
+//! against their quota); a create that only adds a name, env, labels or a TTL claims one: it is
+//! handed to the caller within the caller's quota, its TTL starts then, and its env applies to
+//! every process started afterwards.
+
+use std::collections::BTreeMap;
+
+use podgate_store::{SandboxRow, TemplateRow};
+use podgate_types::api::{CreateSandboxRequest, Sandbox, Template, TemplateRequest};
+use podgate_types::validate;
+
+use crate::audit::Event;
+use crate::clock::{from_ms, now_ms};
+use crate::sandboxes::StoredSpec;
+use crate::{Caller, Error, Result, Role, Sandboxes, ids};
+
+/// Largest warm pool of one template.
+const MAX_POOL: u32 = 100;
+
+impl Sandboxes {
+    /// Defines (or replaces) template `name` (admins).
+    pub async fn put_template(&self, caller: &Caller, name: &str, t: TemplateRequest) -> Result<Template> {
+        caller.require_admin()?;
+        validate::sandbox_name(name).map_err(|e| Error::Invalid(e.replace("sandbox name", "template name")))?;
+        if t.request.name.is_some() || t.request.template.is_some() || t.request.snapshot.is_some() {
+            return Err(Error::Invalid("a template's request has no `name`, `template` or `snapshot`".into()));
+        }
+        if t.pool_size > MAX_POOL {
+            return Err(Error::Invalid(format!("pool_size {} is over the maximum of {MAX_POOL}", t.pool_size)));
+        }
+        let row = TemplateRow {
+            name: name.to_string(),
+            request: serde_json::to_string(&t.request).map_err(|e| Error::Internal(e.to_string()))?,
+            pool_size: i64::from(t.pool_size),
+            owner_id: caller.user_id.clone(),
+            created_at: now_ms(),
+        };
+        self.store.put_template(&row).await?;
+        let detail = format!("{name} (pool {})", t.pool_size);
+        self.audit.record(Event::by(caller, "template.put").detail(detail)).await;
+        self.template_view(self.store.template(name).await?.unwrap_or(row)).await
+    }
+
+    /// Every template (any user may list them, to create from one).
+    pub async fn list_templates(&self, _caller: &Caller) -> Result<Vec<Template>> {
+        let mut out = Vec::new();
+        for t in self.store.templates().await? {
+            out.push(self.template_view(t).await?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes template `name` and its pool's unclaimed sandboxes (admins).
+    pub async fn delete_template(&self, caller: &Caller, name: &str) -> Result<()> {
+        caller.require_admin()?;
+        let t =
+            self.store.template(name).await?.ok_or_else(|| Error::NotFound(format!("template {name:?} not found")))?;
+        self.store.delete_template(name).await?;
+        for row in self.pool_rows(&t).await? {
+            if let Err(e) = self.remove(&row.id, "its template was deleted").await {
+                tracing::warn!(sandbox_id = %row.id, error = %e, "removing a pool sandbox failed");
+            }
+        }
+        self.audit.record(Event::by(caller, "template.delete").detail(name)).await;
+        Ok(())
+    }
+
+    /// For a create with `template`: a claimed pool sandbox, or the merged request to create.
+    pub(crate) async fn create_from_template(
+        &self,
+        caller: &Caller,
+        req: CreateSandboxRequest,
+    ) -> Result<std::result::Result<Sandbox, CreateSandboxRequest>> {
+        let name = req.template.clone().unwrap_or_default();
+        let t =
+            self.store.template(&name).await?.ok_or_else(|| Error::NotFound(format!("template {name:?} not found")))?;
+        let base: CreateSandboxRequest =
+            serde_json::from_str(&t.request).map_err(|e| Error::Internal(format!("template {name}: {e}")))?;
+        if t.pool_size > 0
+            && claimable(&req)
+            && let Some(sb) = self.claim(caller, &t, &base, &req).await?
+        {
+            return Ok(Ok(sb));
+        }
+        Ok(Err(merge(base, req)))
+    }
+
+    /// Hands a ready sandbox of `t`'s pool to `caller`, if one is there.
+    async fn claim(
+        &self,
+        caller: &Caller,
+        t: &TemplateRow,
+        base: &CreateSandboxRequest,
+        req: &CreateSandboxRequest,
+    ) -> Result<Option<Sandbox>> {
+        let name = match &req.name {
+            Some(n) => {
+                validate::sandbox_name(n).map_err(Error::Invalid)?;
+                n.clone()
+            }
+            None => ids::sandbox_name(),
+        };
+        validate::env(&req.env).map_err(Error::Invalid)?;
+        validate::labels(&req.labels).map_err(Error::Invalid)?;
+        let quota = self.limits_of(&caller.user_id).await?;
+        let max_ttl = self.cfg.max_ttl.as_secs();
+        let ttl =
+            req.ttl_seconds.or(base.ttl_seconds).unwrap_or(self.cfg.default_ttl.as_secs().min(quota.max_ttl_seconds));
+        if ttl == 0 || ttl > max_ttl {
+            return Err(Error::Invalid(format!("ttl_seconds {ttl} is out of range: use 1 to {max_ttl}")));
+        }
+        if ttl > quota.max_ttl_seconds {
+            return Err(Error::QuotaExceeded(format!(
+                "ttl_seconds {ttl} is over your quota's maximum TTL of {} s",
+                quota.max_ttl_seconds
+            )));
+        }
+        for cand in self.pool_rows(t).await?.into_iter().filter(|r| r.state == "running") {
+            let mut spec: StoredSpec = serde_json::from_str(&cand.spec).map_err(|e| Error::Internal(e.to_string()))?;
+            spec.env.extend(req.env.clone());
+            spec.labels.extend(req.labels.clone());
+            spec.pool = None;
+            let now = now_ms();
+            let expires = now.saturating_add((ttl as i64).saturating_mul(1000));
+            spec.ttl_seconds = Some(u64::try_from((expires - cand.created_at + 999) / 1000).unwrap_or(ttl));
+            let (cpu, memory) = (
+                spec.charged_cpu.or(spec.cpu).unwrap_or(0.0),
+                i64::try_from(spec.charged_memory.or(spec.memory).unwrap_or(0)).unwrap_or(i64::MAX),
+            );
+            let to = SandboxRow {
+                owner_id: caller.user_id.clone(),
+                name: name.clone(),
+                spec: serde_json::to_string(&spec).map_err(|e| Error::Internal(e.to_string()))?,
+                expires_at: Some(expires),
+                updated_at: now,
+                ..cand.clone()
+            };
+            let ceiling = crate::limits::ceiling(&quota);
+            if !self.store.transfer_sandbox_within(&to, &t.owner_id, cpu, memory, ceiling).await? {
+                match self.load(&cand.id).await? {
+                    // Still in the pool: it does not fit the caller's quota.
+                    r if r.owner_id == t.owner_id && r.state == "running" => {
+                        return Err(self.over_quota(&caller.user_id, &quota, cpu, memory).await);
+                    }
+                    // Claimed by someone else a moment ago: try the next.
+                    _ => continue,
+                }
+            }
+            let row = self.load(&cand.id).await?;
+            if !req.env.is_empty()
+                && let Err(e) = self.agent(&row)?.set_env(&req.env).await
+            {
+                tracing::warn!(sandbox_id = %row.id, error = %e, "setting a claimed sandbox's env failed");
+            }
+            self.activity.touch(&row.id);
+            let detail = format!("template {} (warm pool)", t.name);
+            self.audit.record(Event::by(caller, "sandbox.create").sandbox(&row.id).detail(detail)).await;
+            tracing::info!(sandbox_id = %row.id, template = %t.name, user_id = %caller.user_id, "claimed a warm sandbox");
+            return Ok(Some(self.view(&row)?));
+        }
+        Ok(None)
+    }
+
+    /// The live sandboxes of `t`'s pool (not claimed yet).
+    async fn pool_rows(&self, t: &TemplateRow) -> Result<Vec<SandboxRow>> {
+        let rows = self.store.list_sandboxes(Some(&t.owner_id)).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| serde_json::from_str::<StoredSpec>(&r.spec).is_ok_and(|s| s.pool.as_deref() == Some(&t.name)))
+            .collect())
+    }
+
+    /// Starts the sandboxes templates' pools are missing (the reconciler's leader, each pass).
+    /// Each template refills in its own task, one at a time.
+    pub(crate) async fn refill_pools(&self) -> Result<()> {
+        for t in self.store.templates().await?.into_iter().filter(|t| t.pool_size > 0) {
+            let filling = self.pool_rows(&t).await?.iter().filter(|r| HELD.contains(&r.state.as_str())).count();
+            let missing = usize::try_from(t.pool_size).unwrap_or(0).saturating_sub(filling);
+            if missing == 0 || !self.refilling.lock().unwrap_or_else(|e| e.into_inner()).insert(t.name.clone()) {
+                continue;
+            }
+            let this = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = this.refill(&t, missing).await {
+                    tracing::warn!(template = %t.name, error = %e, "refilling a warm pool failed");
+                }
+                this.refilling.lock().unwrap_or_else(|e| e.into_inner()).remove(&t.name);
+            });
+        }
+        Ok(())
+    }
+
+    async fn refill(&self, t: &TemplateRow, missing: usize) -> Result<()> {
+        let owner = self.store.user(&t.owner_id).await?.ok_or_else(|| Error::NotFound("template owner".into()))?;
+        let caller = Caller { user_id: owner.id, user_name: owner.name, role: Role::parse(&owner.role), source: None };
+        let req: CreateSandboxRequest = serde_json::from_str(&t.request).map_err(|e| Error::Internal(e.to_string()))?;
+        for _ in 0..missing {
+            let name = format!("pool-{}-{}", t.name, ids::random_base32(6));
+            let req = CreateSandboxRequest { name: Some(name), ..req.clone() };
+            self.create_pooled(&caller, req, &t.name).await?;
+        }
+        Ok(())
+    }
+
+    async fn template_view(&self, t: TemplateRow) -> Result<Template> {
+        let ready = self.pool_rows(&t).await?.iter().filter(|r| r.state == "running").count();
+        Ok(Template {
+            request: serde_json::from_str(&t.request).map_err(|e| Error::Internal(e.to_string()))?,
+            pool_size: u32::try_from(t.pool_size).unwrap_or(0),
+            pool_ready: u32::try_from(ready).unwrap_or(u32::MAX),
+            created_at: from_ms(t.created_at),
+            name: t.name,
+        })
+    }
+}
+
+/// States of a pool sandbox that count towards its pool.
+const HELD: [&str; 3] = ["pending", "starting", "running"];
+
+/// Whether a create from a template may take a ready sandbox: it sets nothing the sandbox was
+/// made with, only what applies at claim time.
+fn claimable(r: &CreateSandboxRequest) -> bool {
+    let CreateSandboxRequest { name: _, env: _, labels: _, ttl_seconds: _, template: _, .. } = r;
+    let rest = CreateSandboxRequest {
+        name: None,
+        env: BTreeMap::new(),
+        labels: BTreeMap::new(),
+        ttl_seconds: None,
+        template: None,
+        ..r.clone()
+    };
+    serde_json::to_value(&rest).ok() == serde_json::to_value(CreateSandboxRequest::default()).ok()
+}
+
+/// `over` on top of the template's `base`: fields `over` sets win, `env` and `labels` merge.
+fn merge(base: CreateSandboxRequest, over: CreateSandboxRequest) -> CreateSandboxRequest {
+    let mut env = base.env;
+    env.extend(over.env);
+    let mut labels = base.labels;
+    labels.extend(over.labels);
+    CreateSandboxRequest {
+        name: over.name,
+        image: over.image.or(base.image),
+        env,
+        labels,
+        cmd: over.cmd.or(base.cmd),
+        cpu: over.cpu.or(base.cpu),
+        memory: over.memory.or(base.memory),
+        ttl_seconds: over.ttl_seconds.or(base.ttl_seconds),
+        user: over.user.or(base.user),
+        network: over.network.or(base.network),
+        read_only_root: over.read_only_root || base.read_only_root,
+        record_terminals: over.record_terminals || base.record_terminals,
+        sidecars: if over.sidecars.is_empty() { base.sidecars } else { over.sidecars },
+        persist: over.persist || base.persist,
+        idle_timeout_seconds: over.idle_timeout_seconds.or(base.idle_timeout_seconds),
+        code: over.code.or(base.code),
+        install: over.install.or(base.install),
+        command: over.command.or(base.command),
+        shell: over.shell || base.shell,
+        snapshot: None,
+        template: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_and_what_a_claim_may_set() {
+        let base = CreateSandboxRequest {
+            image: Some("img".into()),
+            env: [("A".to_string(), "1".to_string()), ("B".to_string(), "1".to_string())].into(),
+            cpu: Some(1.0),
+            ..Default::default()
+        };
+        let over = CreateSandboxRequest {
+            name: Some("n".into()),
+            env: [("B".to_string(), "2".to_string())].into(),
+            template: Some("t".into()),
+            ..Default::default()
+        };
+        assert!(claimable(&over));
+        let m = merge(base.clone(), over);
+        assert_eq!(
+            (m.image.as_deref(), m.cpu, m.name.as_deref(), m.template),
+            (Some("img"), Some(1.0), Some("n"), None)
+        );
+        assert_eq!(m.env.get("A").map(String::as_str), Some("1"));
+        assert_eq!(m.env.get("B").map(String::as_str), Some("2"));
+        assert!(!claimable(&CreateSandboxRequest { cpu: Some(2.0), ..Default::default() }));
+        assert!(!claimable(&CreateSandboxRequest { persist: true, ..Default::default() }));
+        assert_eq!(merge(base, CreateSandboxRequest { cpu: Some(2.0), ..Default::default() }).cpu, Some(2.0));
+    }
+}

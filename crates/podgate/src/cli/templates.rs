@@ -1,0 +1,81 @@
+//! `podgate template put|ls|rm`: named sandbox requests with optional warm pools
+//! (`podgate up --template NAME` starts from one).
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use podgate_types::api::TemplateRequest;
+
+use super::Conn;
+use super::output::{OutputFormat, print_json, print_rows};
+
+/// `podgate template`.
+#[derive(clap::Args, Debug)]
+pub struct TemplateArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    cmd: TemplateCmd,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "text", global = true)]
+    output: OutputFormat,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum TemplateCmd {
+    /// Define or replace a template (admins) from a JSON sandbox request (the body of POST
+    /// /v1/sandboxes, without name).
+    Put {
+        name: String,
+        /// The request's JSON file (`-`: standard input).
+        file: PathBuf,
+        /// Ready sandboxes to keep for it.
+        #[arg(long, default_value_t = 0)]
+        pool: u32,
+    },
+    /// List templates and their warm pools.
+    Ls,
+    /// Delete a template and its pool's unclaimed sandboxes (admins).
+    Rm { name: String },
+}
+
+/// `podgate template`.
+pub async fn template(a: TemplateArgs) -> anyhow::Result<()> {
+    let client = a.conn.client()?;
+    match a.cmd {
+        TemplateCmd::Put { name, file, pool } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+            };
+            let request = serde_json::from_str(&text).context("the file is not a sandbox request")?;
+            let t = client.put_template(&name, &TemplateRequest { request, pool_size: pool }).await?;
+            match a.output {
+                OutputFormat::Json => print_json(&t)?,
+                OutputFormat::Text => println!("template {} (pool {})", t.name, t.pool_size),
+            }
+        }
+        TemplateCmd::Ls => {
+            let list = client.list_templates().await?;
+            match a.output {
+                OutputFormat::Json => print_json(&list)?,
+                OutputFormat::Text => {
+                    let rows: Vec<Vec<String>> = list
+                        .iter()
+                        .map(|t| {
+                            let image = t.request.image.clone().unwrap_or_else(|| "-".into());
+                            vec![t.name.clone(), image, format!("{}/{}", t.pool_ready, t.pool_size)]
+                        })
+                        .collect();
+                    print_rows(&["NAME", "IMAGE", "POOL"], &rows);
+                }
+            }
+        }
+        TemplateCmd::Rm { name } => {
+            client.delete_template(&name).await?;
+            println!("template {name} deleted");
+        }
+    }
+    Ok(())
+}

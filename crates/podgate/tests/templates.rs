@@ -1,0 +1,91 @@
+//! Templates and warm pools end to end: admins define templates, a create from one merges the
+//! caller's fields, a pool keeps ready sandboxes that a create claims (env applied at claim, TTL
+//! from then, within the claimer's quota) and refills, and deleting the template empties it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, eventually};
+use podgate_client::Client;
+use podgate_types::api::{CreateSandboxRequest, ExecRequest, TemplateRequest};
+use podgate_types::users::{CreateUserRequest, QuotaOverrides};
+
+const BUSYBOX: &str = "podgate/busybox:test";
+
+async fn sh(c: &Client, id: &str, cmd: &str) -> String {
+    let req = ExecRequest { argv: vec![cmd.into()], shell: true, ..Default::default() };
+    let out = c.exec(id, &req).await.unwrap();
+    assert_eq!(out.exit_code, 0, "{cmd}");
+    String::from_utf8_lossy(&out.stdout.0).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn warm_pools_hand_out_ready_sandboxes_and_refill() {
+    let srv = Server::start();
+    let admin = srv.client();
+    let created = admin.create_user(&CreateUserRequest { name: "kim".into(), role: None }).await.unwrap();
+    let kim = Client::new(&srv.url, &created.token.secret).unwrap();
+    let template = |pool| TemplateRequest {
+        request: CreateSandboxRequest {
+            image: Some(BUSYBOX.into()),
+            env: [("FROM_TEMPLATE".to_string(), "yes".to_string())].into(),
+            ..Default::default()
+        },
+        pool_size: pool,
+    };
+    // Only admins define templates; everyone lists them.
+    assert!(kim.put_template("py", &template(2)).await.unwrap_err().to_string().contains("admin"));
+    admin.put_template("py", &template(2)).await.unwrap();
+    eventually(30, "the pool fills", async || kim.list_templates().await.unwrap()[0].pool_ready == 2).await;
+
+    // A claim: ready at once (made before the request), the caller's now, env applied.
+    let asked = time::OffsetDateTime::now_utc();
+    let req = CreateSandboxRequest {
+        name: Some("mine".into()),
+        template: Some("py".into()),
+        env: [("MINE".to_string(), "1".to_string())].into(),
+        ttl_seconds: Some(600),
+        ..Default::default()
+    };
+    let sb = kim.create(&req).await.unwrap();
+    assert!(sb.created_at < asked, "a warm sandbox was made before the request");
+    assert_eq!((sb.name.as_str(), sb.owner.as_str()), ("mine", created.user.id.as_str()));
+    let left = (sb.expires_at.unwrap() - time::OffsetDateTime::now_utc()).whole_seconds();
+    assert!((590..=600).contains(&left), "the TTL starts at the claim: {left}");
+    assert_eq!(sh(&kim, "mine", "echo $FROM_TEMPLATE $MINE").await, "yes 1\n");
+    assert_eq!(kim.list().await.unwrap().len(), 1);
+    // The pool refills.
+    eventually(30, "the pool refills", async || kim.list_templates().await.unwrap()[0].pool_ready == 2).await;
+
+    // A create that changes what the sandbox was made with is made cold, from the merged request.
+    let cold = CreateSandboxRequest {
+        name: Some("cold".into()),
+        template: Some("py".into()),
+        memory: Some(podgate_types::MemorySize(64 << 20)),
+        ..Default::default()
+    };
+    let asked = time::OffsetDateTime::now_utc();
+    let sb = kim.create(&cold).await.unwrap();
+    assert!(sb.created_at >= asked - time::Duration::seconds(1));
+    assert_eq!((sb.image.as_str(), sb.memory.map(|m| m.0)), (BUSYBOX, Some(64 << 20)));
+    assert_eq!(sh(&kim, "cold", "echo $FROM_TEMPLATE").await, "yes\n");
+
+    // The claimer's quota holds: at its limit, the claim is refused and the pool keeps its sandbox.
+    admin.set_quota(&created.user.id, &QuotaOverrides { sandboxes: Some(2), ..Default::default() }).await.unwrap();
+    let over = CreateSandboxRequest { name: Some("third".into()), template: Some("py".into()), ..Default::default() };
+    let e = kim.create(&over).await.unwrap_err();
+    assert!(e.to_string().contains("quota"), "{e}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(kim.list_templates().await.unwrap()[0].pool_ready, 2);
+    assert_eq!(kim.list().await.unwrap().len(), 2);
+
+    // Unknown template: 404. Deleting the template removes its unclaimed sandboxes only.
+    let e = kim.create(&CreateSandboxRequest { template: Some("nope".into()), ..Default::default() }).await;
+    assert!(podgate_client::is_not_found(&e.unwrap_err()));
+    let o = srv.cli(&["template", "ls"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2/2"), "{o:?}");
+    admin.delete_template("py").await.unwrap();
+    assert_eq!(admin.list().await.unwrap().len(), 2, "kim's two stay; the pool's are gone");
+    assert_eq!(sh(&kim, "mine", "echo still").await, "still\n");
+}
