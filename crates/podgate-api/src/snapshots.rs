@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use podgate_types::api::{NameRequest, Sandbox, Snapshot, SnapshotList};
@@ -18,6 +20,88 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/sandboxes/{id}/fork", post(fork_sandbox))
         .route("/v1/snapshots", get(list_snapshots))
         .route("/v1/snapshots/{id}", delete(delete_snapshot))
+        .route("/v1/snapshots/{id}/export", get(export_snapshot))
+        .route("/v1/snapshots/import", post(import_snapshot))
+}
+
+/// Streams a snapshot as an image archive (`docker save` format), for `docker load` or an
+/// import elsewhere.
+#[utoipa::path(get, path = "/v1/snapshots/{id}/export", tag = "snapshots",
+    params(("id" = String, Path, description = "snapshot id or name")),
+    responses((status = 200, description = "the image archive", content_type = "application/x-tar"),
+        (status = 404, body = podgate_types::api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn export_snapshot(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (name, file) = st.sandboxes.export_snapshot(&caller, &id).await?;
+    let open = tokio::fs::File::open(file.path()).await;
+    // Unlinked now; the open file stays readable until the stream ends.
+    drop(file);
+    let open = open.map_err(|e| ApiError::from(podgate_core::Error::Internal(format!("the export: {e}"))))?;
+    let len = open.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(open));
+    let headers = [
+        (header::CONTENT_TYPE, "application/x-tar".to_string()),
+        (header::CONTENT_LENGTH, len.to_string()),
+        (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.tar\"")),
+    ];
+    Ok((headers, body).into_response())
+}
+
+/// Query of `POST /v1/snapshots/import`.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct ImportQuery {
+    /// The new snapshot's name.
+    name: String,
+}
+
+/// Imports an image archive (`docker save` format, one image) as a snapshot of yours. The
+/// archive's own tags are dropped; entries leaving the archive, several images or a body over
+/// the server's limit are refused, and a refused import leaves nothing.
+#[utoipa::path(post, path = "/v1/snapshots/import", tag = "snapshots", params(ImportQuery),
+    request_body(content = String, content_type = "application/x-tar", description = "the image archive"),
+    responses(
+        (status = 201, body = Snapshot),
+        (status = 409, body = podgate_types::api::ErrorBody, description = "name in use"),
+        (status = 413, body = podgate_types::api::ErrorBody, description = "over --max-import-bytes"),
+        (status = 422, body = podgate_types::api::ErrorBody, description = "not an acceptable image archive")),
+    security(("bearer" = [])))]
+pub async fn import_snapshot(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Query(q): Query<ImportQuery>,
+    req: Request,
+) -> Result<(StatusCode, Json<Snapshot>), ApiError> {
+    use futures_util::StreamExt as _;
+    use tokio::io::AsyncWriteExt as _;
+    let internal =
+        |e: std::io::Error| ApiError::from(podgate_core::Error::Internal(format!("spooling the upload: {e}")));
+    let upload = st.sandboxes.scratch_file()?;
+    let max = st.sandboxes.max_import_bytes();
+    let mut out = tokio::fs::File::create(upload.path()).await.map_err(internal)?;
+    let mut body = req.into_body().into_data_stream();
+    let mut total = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", format!("reading the upload: {e}"))
+        })?;
+        total += chunk.len() as u64;
+        if total > max {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the archive is larger than this server's limit of {max} bytes"),
+            ));
+        }
+        out.write_all(&chunk).await.map_err(internal)?;
+    }
+    out.flush().await.map_err(internal)?;
+    drop(out);
+    let snap = st.sandboxes.import_snapshot(&caller, &q.name, upload.path()).await?;
+    Ok((StatusCode::CREATED, Json(snap)))
 }
 
 /// Saves the sandbox's filesystem (not its memory, `/tmp` or volume) as a snapshot of yours;

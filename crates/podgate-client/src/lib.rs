@@ -203,6 +203,63 @@ impl Client {
         Ok(())
     }
 
+    /// `GET /v1/snapshots/{id-or-name}/export` into the file `local`; the bytes written.
+    pub async fn export_snapshot(&self, id: &str, local: &std::path::Path, counter: Option<Counter>) -> Result<u64> {
+        use futures_util::StreamExt as _;
+        use tokio::io::AsyncWriteExt as _;
+        let resp = self
+            .http
+            .get(format!("{}/v1/snapshots/{}/export", self.base, seg(id)))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| Error::Transport(format!("export from {}: {e}", self.base)))?;
+        if !resp.status().is_success() {
+            Self::checked(resp).await?;
+            return Err(Error::Transport("unexpected answer".into()));
+        }
+        let mut out = tokio::fs::File::create(local)
+            .await
+            .map_err(|e| Error::Transport(format!("cannot write {}: {e}", local.display())))?;
+        let mut stream = resp.bytes_stream();
+        let mut n = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Error::Transport(format!("export interrupted: {e}")))?;
+            out.write_all(&chunk).await.map_err(|e| Error::Transport(format!("writing {}: {e}", local.display())))?;
+            n += chunk.len() as u64;
+            if let Some(c) = &counter {
+                c.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        out.flush().await.map_err(|e| Error::Transport(e.to_string()))?;
+        Ok(n)
+    }
+
+    /// `POST /v1/snapshots/import?name=` with the image archive `local`, streamed.
+    pub async fn import_snapshot(
+        &self,
+        name: &str,
+        local: &std::path::Path,
+        counter: Option<Counter>,
+    ) -> Result<Snapshot> {
+        let file = tokio::fs::File::open(local)
+            .await
+            .map_err(|e| Error::Transport(format!("cannot read {}: {e}", local.display())))?;
+        let stream = counted(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024), counter);
+        let resp = self
+            .http
+            .post(format!("{}/v1/snapshots/import", self.base))
+            .bearer_auth(&self.token)
+            .query(&[("name", name)])
+            .header("content-type", "application/x-tar")
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .map_err(|e| Error::Transport(format!("import to {} failed: {e}", self.base)))?;
+        let bytes = Self::checked(resp).await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Transport(e.to_string()))
+    }
+
     /// `GET /v1/templates`.
     pub async fn list_templates(&self) -> Result<Vec<Template>> {
         let list: TemplateList = self.call(Method::GET, "/v1/templates", None::<&()>).await?;

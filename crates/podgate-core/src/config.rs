@@ -17,6 +17,10 @@ pub struct CoreConfig {
     pub startup_timeout: Duration,
     /// How often the reconciler runs.
     pub reconcile_interval: Duration,
+    /// Where image exports and imports are spooled.
+    pub scratch_dir: std::path::PathBuf,
+    /// Largest image archive an import takes.
+    pub max_import_bytes: u64,
     /// This replica's name among the servers sharing the database: the reconciler runs on the
     /// one holding the lease. A server restarted on the same data dir keeps it.
     pub replica_id: String,
@@ -116,6 +120,8 @@ impl Default for CoreConfig {
             startup_timeout: Duration::from_secs(60),
             reconcile_interval: Duration::from_secs(5),
             replica_id: crate::ids::random_base32(12),
+            scratch_dir: std::env::temp_dir(),
+            max_import_bytes: 20 << 30,
             code: Default::default(),
             sandbox: Default::default(),
             rates: Default::default(),

@@ -125,6 +125,84 @@ impl Sandboxes {
     }
 }
 
+impl Sandboxes {
+    /// Writes the caller's snapshot as an image archive (`docker save` format) into a new file
+    /// under the scratch folder; returns the snapshot's name and the file (removed when dropped).
+    pub async fn export_snapshot(
+        &self,
+        caller: &Caller,
+        id_or_name: &str,
+    ) -> Result<(String, tempfile::NamedTempFile)> {
+        let s = self.find_snapshot(caller, id_or_name).await?;
+        let file = tempfile::NamedTempFile::new_in(&self.cfg.scratch_dir)
+            .map_err(|e| Error::Internal(format!("a scratch file: {e}")))?;
+        let r: Result<()> = self.driver.save_image(&s.image, file.path()).await.map_err(Into::into);
+        self.audit.record(Event::by(caller, "snapshot.export").detail(&s.name).outcome(&r)).await;
+        r?;
+        Ok((s.name, file))
+    }
+
+    /// A new scratch file for an upload to [`Sandboxes::import_snapshot`].
+    pub fn scratch_file(&self) -> Result<tempfile::NamedTempFile> {
+        tempfile::NamedTempFile::new_in(&self.cfg.scratch_dir)
+            .map_err(|e| Error::Internal(format!("a scratch file: {e}")))
+    }
+
+    /// The largest archive an import takes.
+    pub fn max_import_bytes(&self) -> u64 {
+        self.cfg.max_import_bytes
+    }
+
+    /// Imports the image archive `upload` as the caller's snapshot `name`: the archive is checked
+    /// and its tags dropped (`podgate_tar::image`), then the runtime loads it under the
+    /// snapshot's own name. A refused or failed import leaves nothing.
+    pub async fn import_snapshot(&self, caller: &Caller, name: &str, upload: &std::path::Path) -> Result<Snapshot> {
+        let r = self.import_inner(caller, name, upload).await;
+        self.audit.record(Event::by(caller, "snapshot.import").detail(name).outcome(&r)).await;
+        r.map(view)
+    }
+
+    async fn import_inner(&self, caller: &Caller, name: &str, upload: &std::path::Path) -> Result<SnapshotRow> {
+        validate::sandbox_name(name).map_err(|e| Error::Invalid(e.replace("sandbox name", "snapshot name")))?;
+        if self.store.live_snapshot_by_name(&caller.user_id, name).await?.is_some() {
+            return Err(Error::Conflict(format!("snapshot name {name:?} is already in use")));
+        }
+        let clean = self.scratch_file()?;
+        let (src, dst) = (upload.to_path_buf(), clean.path().to_path_buf());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let input = std::io::BufReader::new(std::fs::File::open(&src).map_err(|e| Error::Internal(e.to_string()))?);
+            let output =
+                std::io::BufWriter::new(std::fs::File::create(&dst).map_err(|e| Error::Internal(e.to_string()))?);
+            podgate_tar::image::sanitize_image_archive(input, output).map_err(|e| match e {
+                podgate_tar::image::ImageArchiveError::Refused(m) => Error::Invalid(m),
+                podgate_tar::image::ImageArchiveError::Io(e) => Error::Invalid(format!("not an image archive: {e}")),
+            })
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        let id = ids::snapshot_id();
+        let snap = SnapshotRow {
+            image: format!("{IMAGE_REPO}:{id}"),
+            id,
+            owner_id: caller.user_id.clone(),
+            name: name.to_string(),
+            sandbox_id: String::new(),
+            created_at: now_ms(),
+            deleted_at: None,
+        };
+        self.driver.load_image(clean.path(), &snap.image).await.map_err(|e| match e {
+            podgate_runtime::Error::InvalidSpec(m) => Error::Invalid(m),
+            other => other.into(),
+        })?;
+        if let Err(e) = self.store.insert_snapshot(&snap).await {
+            let _ = self.driver.delete_image(&snap.image).await;
+            return Err(e.into());
+        }
+        tracing::info!(snapshot_id = %snap.id, user_id = %caller.user_id, "image imported");
+        Ok(snap)
+    }
+}
+
 /// Whether `image` names a snapshot image (usable only through `snapshot`).
 pub(crate) fn is_snapshot_image(image: &str) -> bool {
     image.split(['/', ':', '@']).any(|part| part == IMAGE_REPO)

@@ -57,6 +57,12 @@ impl Driver for FakeDriver {
     async fn delete_image(&self, _image: &str) -> Result<()> {
         Ok(())
     }
+    async fn save_image(&self, _image: &str, _dest: &std::path::Path) -> Result<()> {
+        Ok(())
+    }
+    async fn load_image(&self, _src: &std::path::Path, _image: &str) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Answers every request with a health body claiming `version`.

@@ -575,6 +575,54 @@ impl Driver for DockerDriver {
         }
     }
 
+    async fn save_image(&self, image: &str, dest: &Path) -> Result<()> {
+        use tokio::io::AsyncWriteExt as _;
+        let mut file =
+            tokio::fs::File::create(dest).await.map_err(|e| Error::Unavailable(format!("{}: {e}", dest.display())))?;
+        let mut stream = self.docker.export_image(image);
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) if is_not_found(&e) => return Err(Error::NotFound(image.to_string())),
+                Err(e) => return Err(Error::Unavailable(engine_error(&e))),
+            };
+            file.write_all(&chunk).await.map_err(|e| Error::Unavailable(format!("{}: {e}", dest.display())))?;
+        }
+        file.flush().await.map_err(|e| Error::Unavailable(e.to_string()))
+    }
+
+    async fn load_image(&self, src: &Path, image: &str) -> Result<()> {
+        let file =
+            tokio::fs::File::open(src).await.map_err(|e| Error::Unavailable(format!("{}: {e}", src.display())))?;
+        let body = tokio_util::io::ReaderStream::new(file);
+        let opts = bollard::query_parameters::ImportImageOptionsBuilder::new().quiet(true).build();
+        let mut stream = self.docker.import_image_stream(opts, body, None);
+        let mut loaded = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    let text = info.stream.unwrap_or_default();
+                    if let Some(id) = text.trim().strip_prefix("Loaded image ID: ") {
+                        loaded = Some(id.to_string());
+                    }
+                }
+                Err(e) => {
+                    return Err(Error::InvalidSpec(format!("the engine refused the image: {}", engine_error(&e))));
+                }
+            }
+        }
+        let Some(id) = loaded else {
+            return Err(Error::InvalidSpec("the engine loaded no untagged image from the archive".into()));
+        };
+        let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
+        let opts = bollard::query_parameters::TagImageOptionsBuilder::new().repo(repo).tag(tag).build();
+        if let Err(e) = self.docker.tag_image(&id, Some(opts)).await {
+            let _ = self.docker.remove_image(&id, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+            return Err(Error::Unavailable(engine_error(&e)));
+        }
+        Ok(())
+    }
+
     async fn delete_volume(&self, name: &str) -> Result<()> {
         match self.docker.remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
             Ok(()) => Ok(()),

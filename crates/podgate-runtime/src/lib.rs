@@ -153,6 +153,11 @@ pub trait Driver: Send + Sync + 'static {
     /// Deletes an image [`Driver::snapshot`] made; succeeds when it does not exist, and fails
     /// with [`Error::InvalidSpec`] while an instance uses it.
     async fn delete_image(&self, image: &str) -> Result<()>;
+    /// Writes image `image` as an archive (`docker save` format) to the file `dest`.
+    async fn save_image(&self, image: &str, dest: &std::path::Path) -> Result<()>;
+    /// Loads the image archive `src` (one image, untagged: see `podgate_tar::image`) and names
+    /// it `image`; on failure nothing it loaded stays.
+    async fn load_image(&self, src: &std::path::Path, image: &str) -> Result<()>;
     /// Deletes a persistent volume (see [`PlacementSpec::workspace_volume`]); succeeds when it
     /// does not exist.
     async fn delete_volume(&self, name: &str) -> Result<()>;

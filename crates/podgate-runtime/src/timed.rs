@@ -98,6 +98,14 @@ impl Driver for Timed {
     async fn delete_image(&self, image: &str) -> Result<()> {
         self.within(self.deadlines.call, "an image delete", self.inner.delete_image(image)).await
     }
+
+    async fn save_image(&self, image: &str, dest: &std::path::Path) -> Result<()> {
+        self.within(self.deadlines.create, "an image export", self.inner.save_image(image, dest)).await
+    }
+
+    async fn load_image(&self, src: &std::path::Path, image: &str) -> Result<()> {
+        self.within(self.deadlines.create, "an image import", self.inner.load_image(src, image)).await
+    }
 }
 
 #[cfg(test)]
@@ -146,6 +154,12 @@ mod tests {
             std::future::pending().await
         }
         async fn delete_image(&self, _: &str) -> Result<()> {
+            std::future::pending().await
+        }
+        async fn save_image(&self, _: &str, _: &std::path::Path) -> Result<()> {
+            std::future::pending().await
+        }
+        async fn load_image(&self, _: &std::path::Path, _: &str) -> Result<()> {
             std::future::pending().await
         }
     }

@@ -8,6 +8,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
+pub mod image;
 pub mod zip;
 
 /// What an unpack wrote.

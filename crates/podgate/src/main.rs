@@ -42,7 +42,8 @@ enum Command {
     Rm(cli::DownArgs),
     /// Persistent volumes: list, delete.
     Volume(cli::VolumeArgs),
-    /// Snapshots of sandboxes: create, list, delete.
+    /// Snapshots of sandboxes (your images): create, list, delete, export, import.
+    #[command(visible_alias = "image")]
     Snapshot(cli::SnapshotArgs),
     /// A new sandbox from a snapshot of a running one.
     Fork(cli::ForkArgs),

@@ -189,6 +189,9 @@ pub struct ServerArgs {
     /// Default quota: longest TTL of a user's sandbox [default: --max-ttl-seconds].
     #[arg(long, env = "PODGATE_QUOTA_MAX_TTL_SECONDS")]
     quota_max_ttl_seconds: Option<u64>,
+    /// Largest image archive a snapshot import takes, e.g. 20Gi [default: 20Gi].
+    #[arg(long, env = "PODGATE_MAX_IMPORT_BYTES")]
+    max_import_bytes: Option<String>,
     /// Default quota: persistent volumes a user keeps [default: 10].
     #[arg(long, env = "PODGATE_QUOTA_VOLUMES")]
     quota_volumes: Option<u32>,
@@ -292,6 +295,7 @@ struct FileConfig {
     quota_memory: Option<String>,
     quota_max_ttl_seconds: Option<u64>,
     quota_volumes: Option<u32>,
+    max_import_bytes: Option<String>,
     oidc: Option<Vec<OidcFileEntry>>,
     otlp_endpoint: Option<String>,
 }
@@ -378,6 +382,13 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
     };
     let core = CoreConfig {
         replica_id: defaults.replica_id.clone(),
+        scratch_dir: defaults.scratch_dir.clone(),
+        max_import_bytes: match args.max_import_bytes.as_deref().or(file.max_import_bytes.as_deref()) {
+            None => defaults.max_import_bytes,
+            Some(m) => {
+                m.parse::<podgate_types::MemorySize>().map_err(anyhow::Error::msg).context("--max-import-bytes")?.0
+            }
+        },
         recording,
         sandbox,
         rates,
@@ -676,7 +687,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         tracing::info!(path = %path.display(), "created the admin user; its API token is in this file (mode 0600)");
     }
     let metrics = Metrics::default();
-    let core = podgate_core::CoreConfig { replica_id: replica_id(&data_dir)?, ..s.core };
+    let scratch_dir = data_dir.join("tmp");
+    std::fs::create_dir_all(&scratch_dir).with_context(|| format!("creating {}", scratch_dir.display()))?;
+    let core = podgate_core::CoreConfig { replica_id: replica_id(&data_dir)?, scratch_dir, ..s.core };
     let sandboxes = Sandboxes::new(store.clone(), Arc::new(driver), core, metrics.clone());
     sandboxes.recover().await.context("recovering sandboxes after the last run")?;
     tokio::spawn(sandboxes.clone().run_reconciler());

@@ -38,14 +38,14 @@ fn join_remote(base: &str, rel: &str) -> String {
 const PROGRESS_FROM: u64 = 8 << 20;
 
 /// A progress bar on stderr fed from a byte counter, shown only when stderr is a terminal.
-struct Progress {
+pub(crate) struct Progress {
     counter: Counter,
     bar: indicatif::ProgressBar,
     ticker: tokio::task::JoinHandle<()>,
 }
 
 impl Progress {
-    fn start(total: Option<u64>) -> Progress {
+    pub(crate) fn start(total: Option<u64>) -> Progress {
         let bar = match total {
             Some(t) => indicatif::ProgressBar::new(t).with_style(
                 indicatif::ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
@@ -68,7 +68,7 @@ impl Progress {
         Progress { counter, bar, ticker }
     }
 
-    fn counter(&self) -> Option<Counter> {
+    pub(crate) fn counter(&self) -> Option<Counter> {
         Some(self.counter.clone())
     }
 }

@@ -1,4 +1,4 @@
-//! `podgate snapshot create|ls|rm` and `podgate fork`: sandboxes' filesystems saved as your
+//! `podgate snapshot create|ls|rm|export|import` (also `podgate image …`) and `podgate fork`: sandboxes' filesystems saved as your
 //! images (`podgate up --snapshot NAME` starts from one).
 
 use super::Conn;
@@ -33,6 +33,21 @@ enum SnapshotCmd {
         #[arg(required = true)]
         snapshots: Vec<String>,
     },
+    /// Write a snapshot as an image archive (`docker save` format) to a file.
+    Export {
+        snapshot: String,
+        /// The archive to write.
+        #[arg(long, short = 'f')]
+        file: std::path::PathBuf,
+    },
+    /// Import an image archive (`docker save` format, one image) as a snapshot of yours.
+    Import {
+        /// The archive.
+        file: std::path::PathBuf,
+        /// The snapshot's name.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 /// `podgate snapshot`.
@@ -55,6 +70,22 @@ pub async fn snapshot(a: SnapshotArgs) -> anyhow::Result<()> {
                         list.iter().map(|s| vec![s.name.clone(), s.id.clone(), s.sandbox.clone()]).collect();
                     print_rows(&["NAME", "ID", "FROM"], &rows);
                 }
+            }
+        }
+        SnapshotCmd::Export { snapshot, file } => {
+            let progress = super::cp::Progress::start(None);
+            let n = client.export_snapshot(&snapshot, &file, progress.counter()).await?;
+            drop(progress);
+            println!("snapshot {snapshot} exported to {} ({n} bytes)", file.display());
+        }
+        SnapshotCmd::Import { file, name } => {
+            let total = std::fs::metadata(&file).map(|m| m.len()).ok();
+            let progress = super::cp::Progress::start(total);
+            let s = client.import_snapshot(&name, &file, progress.counter()).await?;
+            drop(progress);
+            match a.output {
+                OutputFormat::Json => print_json(&s)?,
+                OutputFormat::Text => println!("snapshot {} ({}) imported", s.name, s.id),
             }
         }
         SnapshotCmd::Rm { snapshots } => {
