@@ -18,6 +18,7 @@ mod snapshots;
 mod ssh_keys;
 mod templates;
 mod terminals;
+mod upload;
 mod users;
 mod volumes;
 

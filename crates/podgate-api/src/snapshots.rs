@@ -75,31 +75,7 @@ pub async fn import_snapshot(
     Query(q): Query<ImportQuery>,
     req: Request,
 ) -> Result<(StatusCode, Json<Snapshot>), ApiError> {
-    use futures_util::StreamExt as _;
-    use tokio::io::AsyncWriteExt as _;
-    let internal =
-        |e: std::io::Error| ApiError::from(podgate_core::Error::Internal(format!("spooling the upload: {e}")));
-    let upload = st.sandboxes.scratch_file()?;
-    let max = st.sandboxes.max_import_bytes();
-    let mut out = tokio::fs::File::create(upload.path()).await.map_err(internal)?;
-    let mut body = req.into_body().into_data_stream();
-    let mut total = 0u64;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", format!("reading the upload: {e}"))
-        })?;
-        total += chunk.len() as u64;
-        if total > max {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("the archive is larger than this server's limit of {max} bytes"),
-            ));
-        }
-        out.write_all(&chunk).await.map_err(internal)?;
-    }
-    out.flush().await.map_err(internal)?;
-    drop(out);
+    let upload = crate::upload::spool(&st, req).await?;
     let snap = st.sandboxes.import_snapshot(&caller, &q.name, upload.path()).await?;
     Ok((StatusCode::CREATED, Json(snap)))
 }

@@ -16,6 +16,30 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/templates", get(list_templates))
         .route("/v1/templates/{name}", put(put_template).delete(delete_template))
+        .route("/v1/templates/{name}/build", axum::routing::post(build_template))
+}
+
+/// Builds the template's image from a build context (a tar with a `Dockerfile`; nothing is
+/// pulled) and points the template at it; its pool refills from the new image (admins).
+#[utoipa::path(post, path = "/v1/templates/{name}/build", tag = "templates",
+    params(("name" = String, Path, description = "template name")),
+    request_body(content = String, content_type = "application/x-tar", description = "the build context"),
+    responses(
+        (status = 200, body = Template),
+        (status = 403, body = podgate_types::api::ErrorBody, description = "not an admin"),
+        (status = 404, body = podgate_types::api::ErrorBody),
+        (status = 413, body = podgate_types::api::ErrorBody),
+        (status = 422, body = podgate_types::api::ErrorBody, description = "the build failed, with its output")),
+    security(("bearer" = [])))]
+pub async fn build_template(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(name): Path<String>,
+    req: axum::extract::Request,
+) -> Result<Json<Template>, ApiError> {
+    caller.require_admin()?;
+    let context = crate::upload::spool(&st, req).await?;
+    Ok(Json(st.sandboxes.build_template(&caller, &name, context.path()).await?))
 }
 
 /// Every template, with its warm pool's size and ready sandboxes.

@@ -205,8 +205,6 @@ impl Client {
 
     /// `GET /v1/snapshots/{id-or-name}/export` into the file `local`; the bytes written.
     pub async fn export_snapshot(&self, id: &str, local: &std::path::Path, counter: Option<Counter>) -> Result<u64> {
-        use futures_util::StreamExt as _;
-        use tokio::io::AsyncWriteExt as _;
         let resp = self
             .http
             .get(format!("{}/v1/snapshots/{}/export", self.base, seg(id)))
@@ -218,21 +216,7 @@ impl Client {
             Self::checked(resp).await?;
             return Err(Error::Transport("unexpected answer".into()));
         }
-        let mut out = tokio::fs::File::create(local)
-            .await
-            .map_err(|e| Error::Transport(format!("cannot write {}: {e}", local.display())))?;
-        let mut stream = resp.bytes_stream();
-        let mut n = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::Transport(format!("export interrupted: {e}")))?;
-            out.write_all(&chunk).await.map_err(|e| Error::Transport(format!("writing {}: {e}", local.display())))?;
-            n += chunk.len() as u64;
-            if let Some(c) = &counter {
-                c.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-        out.flush().await.map_err(|e| Error::Transport(e.to_string()))?;
-        Ok(n)
+        save_body(resp, local, counter).await
     }
 
     /// `POST /v1/snapshots/import?name=` with the image archive `local`, streamed.
@@ -246,16 +230,30 @@ impl Client {
             .await
             .map_err(|e| Error::Transport(format!("cannot read {}: {e}", local.display())))?;
         let stream = counted(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024), counter);
+        self.post_tar(&format!("/v1/snapshots/import?name={}", seg(name)), stream).await
+    }
+
+    /// `POST /v1/templates/{name}/build` with the folder `dir` (which holds a Dockerfile) as the
+    /// build context, packed as it streams (admins).
+    pub async fn build_template(&self, name: &str, dir: std::path::PathBuf) -> Result<Template> {
+        self.post_tar(&format!("/v1/templates/{}/build", seg(name)), podgate_tar::pack_stream(dir)).await
+    }
+
+    /// POSTs a tar `stream` to `path_and_query`; the JSON answer.
+    async fn post_tar<S, T>(&self, path_and_query: &str, stream: S) -> Result<T>
+    where
+        S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + Sync + 'static,
+        T: DeserializeOwned,
+    {
         let resp = self
             .http
-            .post(format!("{}/v1/snapshots/import", self.base))
+            .post(format!("{}{path_and_query}", self.base))
             .bearer_auth(&self.token)
-            .query(&[("name", name)])
             .header("content-type", "application/x-tar")
             .body(reqwest::Body::wrap_stream(stream))
             .send()
             .await
-            .map_err(|e| Error::Transport(format!("import to {} failed: {e}", self.base)))?;
+            .map_err(|e| Error::Transport(format!("upload to {} failed: {e}", self.base)))?;
         let bytes = Self::checked(resp).await?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Transport(e.to_string()))
     }
@@ -573,8 +571,6 @@ impl Client {
         local: &std::path::Path,
         counter: Option<Counter>,
     ) -> Result<(u64, Option<u32>)> {
-        use futures_util::StreamExt as _;
-        use tokio::io::AsyncWriteExt as _;
         let resp = self
             .http
             .get(format!("{}/v1/sandboxes/{}/files", self.base, seg(id)))
@@ -592,20 +588,7 @@ impl Client {
             .get(podgate_types::files::MODE_HEADER)
             .and_then(|v| v.to_str().ok())
             .and_then(|m| u32::from_str_radix(m, 8).ok());
-        let mut out = tokio::fs::File::create(local)
-            .await
-            .map_err(|e| Error::Transport(format!("cannot write {}: {e}", local.display())))?;
-        let mut stream = resp.bytes_stream();
-        let mut n = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::Transport(format!("download interrupted: {e}")))?;
-            out.write_all(&chunk).await.map_err(|e| Error::Transport(format!("writing {}: {e}", local.display())))?;
-            n += chunk.len() as u64;
-            if let Some(c) = &counter {
-                c.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-        out.flush().await.map_err(|e| Error::Transport(e.to_string()))?;
+        let n = save_body(resp, local, counter).await?;
         Ok((n, mode))
     }
 
@@ -724,6 +707,27 @@ fn seg(s: &str) -> String {
 /// Whether an error is the API's "not found".
 pub fn is_not_found(e: &Error) -> bool {
     matches!(e, Error::Api { status, .. } if *status == StatusCode::NOT_FOUND.as_u16())
+}
+
+/// Writes a response body to the file `local`, counting bytes into `counter`; the bytes written.
+async fn save_body(resp: reqwest::Response, local: &std::path::Path, counter: Option<Counter>) -> Result<u64> {
+    use futures_util::StreamExt as _;
+    use tokio::io::AsyncWriteExt as _;
+    let mut out = tokio::fs::File::create(local)
+        .await
+        .map_err(|e| Error::Transport(format!("cannot write {}: {e}", local.display())))?;
+    let mut stream = resp.bytes_stream();
+    let mut n = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::Transport(format!("download interrupted: {e}")))?;
+        out.write_all(&chunk).await.map_err(|e| Error::Transport(format!("writing {}: {e}", local.display())))?;
+        n += chunk.len() as u64;
+        if let Some(c) = &counter {
+            c.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    out.flush().await.map_err(|e| Error::Transport(e.to_string()))?;
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -67,6 +67,34 @@ impl Sandboxes {
         Ok(())
     }
 
+    /// Builds template `name`'s image from the build context `context` (a tar with a
+    /// `Dockerfile`) and points the template at it; the pool's unclaimed sandboxes go, so it
+    /// refills from the new image (admins).
+    pub async fn build_template(&self, caller: &Caller, name: &str, context: &std::path::Path) -> Result<Template> {
+        caller.require_admin()?;
+        let t =
+            self.store.template(name).await?.ok_or_else(|| Error::NotFound(format!("template {name:?} not found")))?;
+        let image = format!("podgate-template-{name}:{}", now_ms());
+        let built: Result<String> = self.driver.build_image(context, &image).await.map_err(|e| match e {
+            podgate_runtime::Error::InvalidSpec(m) => Error::Invalid(m),
+            other => other.into(),
+        });
+        self.audit.record(Event::by(caller, "template.build").detail(format!("{name}: {image}")).outcome(&built)).await;
+        let log = built?;
+        tracing::info!(template = %name, %image, output = %log, "template image built");
+        let mut req: CreateSandboxRequest =
+            serde_json::from_str(&t.request).map_err(|e| Error::Internal(format!("template {name}: {e}")))?;
+        req.image = Some(image);
+        let request = serde_json::to_string(&req).map_err(|e| Error::Internal(e.to_string()))?;
+        self.store.put_template(&TemplateRow { request, ..t.clone() }).await?;
+        for row in self.pool_rows(&t).await? {
+            if let Err(e) = self.remove(&row.id, "its template was rebuilt").await {
+                tracing::warn!(sandbox_id = %row.id, error = %e, "removing a stale pool sandbox failed");
+            }
+        }
+        self.template_view(self.store.template(name).await?.unwrap_or(t)).await
+    }
+
     /// For a create with `template`: a claimed pool sandbox, or the merged request to create.
     pub(crate) async fn create_from_template(
         &self,

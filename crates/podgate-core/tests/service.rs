@@ -63,6 +63,9 @@ impl Driver for FakeDriver {
     async fn load_image(&self, _src: &std::path::Path, _image: &str) -> Result<()> {
         Ok(())
     }
+    async fn build_image(&self, _context: &std::path::Path, _image: &str) -> Result<String> {
+        Ok(String::new())
+    }
 }
 
 /// Answers every request with a health body claiming `version`.

@@ -623,6 +623,38 @@ impl Driver for DockerDriver {
         Ok(())
     }
 
+    async fn build_image(&self, context: &Path, image: &str) -> Result<String> {
+        let file = tokio::fs::File::open(context)
+            .await
+            .map_err(|e| Error::Unavailable(format!("{}: {e}", context.display())))?;
+        let body = bollard::body_try_stream(tokio_util::io::ReaderStream::new(file));
+        let labels = HashMap::from([(LABEL_INSTANCE.to_string(), self.cfg.instance.clone())]);
+        let opts = bollard::query_parameters::BuildImageOptionsBuilder::new()
+            .t(image)
+            .rm(true)
+            .forcerm(true)
+            .labels(&labels)
+            .build();
+        let mut stream = self.docker.build_image(opts, None, Some(body));
+        let mut log = String::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(s) = info.stream {
+                        log.push_str(&s);
+                    }
+                }
+                Err(e) => {
+                    let tail: String =
+                        log.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                    return Err(Error::InvalidSpec(format!("the build failed: {}\n{tail}", engine_error(&e))));
+                }
+            }
+        }
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        Ok(tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+    }
+
     async fn delete_volume(&self, name: &str) -> Result<()> {
         match self.docker.remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
             Ok(()) => Ok(()),

@@ -158,6 +158,9 @@ pub trait Driver: Send + Sync + 'static {
     /// Loads the image archive `src` (one image, untagged: see `podgate_tar::image`) and names
     /// it `image`; on failure nothing it loaded stays.
     async fn load_image(&self, src: &std::path::Path, image: &str) -> Result<()>;
+    /// Builds image `image` from the build context `context` (a tar with a `Dockerfile`),
+    /// pulling nothing; returns the end of the build's output.
+    async fn build_image(&self, context: &std::path::Path, image: &str) -> Result<String>;
     /// Deletes a persistent volume (see [`PlacementSpec::workspace_volume`]); succeeds when it
     /// does not exist.
     async fn delete_volume(&self, name: &str) -> Result<()>;

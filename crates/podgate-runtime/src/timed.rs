@@ -106,6 +106,10 @@ impl Driver for Timed {
     async fn load_image(&self, src: &std::path::Path, image: &str) -> Result<()> {
         self.within(self.deadlines.create, "an image import", self.inner.load_image(src, image)).await
     }
+
+    async fn build_image(&self, context: &std::path::Path, image: &str) -> Result<String> {
+        self.within(self.deadlines.create, "an image build", self.inner.build_image(context, image)).await
+    }
 }
 
 #[cfg(test)]
@@ -160,6 +164,9 @@ mod tests {
             std::future::pending().await
         }
         async fn load_image(&self, _: &std::path::Path, _: &str) -> Result<()> {
+            std::future::pending().await
+        }
+        async fn build_image(&self, _: &std::path::Path, _: &str) -> Result<String> {
             std::future::pending().await
         }
     }

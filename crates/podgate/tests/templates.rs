@@ -89,3 +89,38 @@ async fn warm_pools_hand_out_ready_sandboxes_and_refill() {
     assert_eq!(admin.list().await.unwrap().len(), 2, "kim's two stay; the pool's are gone");
     assert_eq!(sh(&kim, "mine", "echo still").await, "still\n");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn template_images_build_from_a_dockerfile() {
+    let srv = Server::start();
+    let admin = srv.client();
+    let request = CreateSandboxRequest { image: Some(BUSYBOX.into()), ..Default::default() };
+    admin.put_template("built", &TemplateRequest { request, pool_size: 0 }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {BUSYBOX}\nCOPY hello.txt /opt/hello.txt\nRUN echo ran > /opt/ran.txt\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("hello.txt"), "from the context\n").unwrap();
+    let o = srv.cli(&["template", "build", "built", dir.path().to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.starts_with("template built built: podgate-template-built:"), "{o:?}");
+    let sb =
+        admin.create(&CreateSandboxRequest { template: Some("built".into()), ..Default::default() }).await.unwrap();
+    assert!(sb.image.starts_with("podgate-template-built:"), "{}", sb.image);
+    assert_eq!(sh(&admin, &sb.id, "cat /opt/hello.txt /opt/ran.txt").await, "from the context\nran\n");
+
+    // A failing build says why and leaves the template as it was; only admins build.
+    std::fs::write(dir.path().join("Dockerfile"), format!("FROM {BUSYBOX}\nRUN exit 3\n")).unwrap();
+    let o = srv.cli(&["template", "build", "built", dir.path().to_str().unwrap()]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("build failed"), "{o:?}");
+    assert_eq!(admin.list_templates().await.unwrap()[0].request.image.as_deref(), Some(sb.image.as_str()));
+    let created = admin.create_user(&CreateUserRequest { name: "max".into(), role: None }).await.unwrap();
+    let o = srv
+        .cli_command(&["template", "build", "built", dir.path().to_str().unwrap()])
+        .env("PODGATE_TOKEN", &created.token.secret)
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("admin"), "{o:?}");
+}

@@ -33,6 +33,13 @@ enum TemplateCmd {
         #[arg(long, default_value_t = 0)]
         pool: u32,
     },
+    /// Build the template's image from a folder with a Dockerfile (admins); nothing is pulled,
+    /// so its FROM must be an image the engine has.
+    Build {
+        name: String,
+        /// The build context: a folder with a Dockerfile.
+        dir: PathBuf,
+    },
     /// List templates and their warm pools.
     Ls,
     /// Delete a template and its pool's unclaimed sandboxes (admins).
@@ -54,6 +61,18 @@ pub async fn template(a: TemplateArgs) -> anyhow::Result<()> {
             match a.output {
                 OutputFormat::Json => print_json(&t)?,
                 OutputFormat::Text => println!("template {} (pool {})", t.name, t.pool_size),
+            }
+        }
+        TemplateCmd::Build { name, dir } => {
+            if !dir.join("Dockerfile").is_file() {
+                anyhow::bail!("{} has no Dockerfile", dir.display());
+            }
+            let t = client.build_template(&name, dir).await?;
+            match a.output {
+                OutputFormat::Json => print_json(&t)?,
+                OutputFormat::Text => {
+                    println!("template {} built: {}", t.name, t.request.image.as_deref().unwrap_or("-"))
+                }
             }
         }
         TemplateCmd::Ls => {
