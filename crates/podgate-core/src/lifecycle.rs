@@ -56,19 +56,10 @@ impl Sandboxes {
         let mut spec: StoredSpec = serde_json::from_str(&row.spec).map_err(|e| Error::Internal(e.to_string()))?;
         let max_ttl = self.cfg.max_ttl.as_secs();
         let now = now_ms();
-        if let Some(ttl) = req.ttl_seconds {
-            let quota_max = self.limits_of(&caller.user_id).await?.max_ttl_seconds.min(max_ttl);
-            if ttl == 0 || ttl > max_ttl {
-                return Err(Error::Invalid(format!("ttl_seconds {ttl} is out of range: use 1 to {max_ttl}")));
-            }
-            if ttl > quota_max {
-                return Err(Error::QuotaExceeded(format!(
-                    "ttl_seconds {ttl} is over your quota's maximum TTL of {quota_max} s"
-                )));
-            }
+        if let Some(asked) = req.ttl_seconds {
+            let ttl = self.ttl_within(Some(asked), &self.limits_of(&caller.user_id).await?)?;
             let expires = now.saturating_add((ttl as i64).saturating_mul(1000));
-            // The TTL stays counted from creation, as the sandbox shows it.
-            spec.ttl_seconds = Some(u64::try_from((expires - row.created_at + 999) / 1000).unwrap_or(ttl));
+            spec.ttl_seconds = Some(crate::sandboxes::ttl_from_creation(row.created_at, expires).unwrap_or(ttl));
             if !self.store.set_expiry(&row.id, expires, now).await? {
                 return Err(Error::Conflict(format!("sandbox {} is being deleted", row.id)));
             }

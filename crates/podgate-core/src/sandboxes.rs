@@ -65,6 +65,12 @@ pub struct StoredSpec {
     pub pool: Option<String>,
 }
 
+/// The TTL a sandbox created at `created_at` shows when it expires at `expires_at`: whole
+/// seconds, rounded up (extends and claims keep it counted from creation).
+pub(crate) fn ttl_from_creation(created_at: i64, expires_at: i64) -> Option<u64> {
+    u64::try_from((expires_at.saturating_sub(created_at) + 999) / 1000).ok()
+}
+
 /// Parses a sandbox `user`: `root`, a uid, or `uid:gid`.
 pub fn parse_user(s: &str) -> Result<(u32, u32)> {
     if s == "root" {
@@ -276,16 +282,7 @@ impl Sandboxes {
         };
         let max_ttl = self.cfg.max_ttl.as_secs();
         let quota = self.limits_of(&caller.user_id).await?;
-        let ttl = req.ttl_seconds.unwrap_or(self.cfg.default_ttl.as_secs().min(quota.max_ttl_seconds));
-        if ttl == 0 || ttl > max_ttl {
-            return Err(Error::Invalid(format!("ttl_seconds {ttl} is out of range: use 1 to {max_ttl}")));
-        }
-        if ttl > quota.max_ttl_seconds {
-            return Err(Error::QuotaExceeded(format!(
-                "ttl_seconds {ttl} is over your quota's maximum TTL of {} s",
-                quota.max_ttl_seconds
-            )));
-        }
+        let ttl = self.ttl_within(req.ttl_seconds, &quota)?;
         let idle_timeout = req.idle_timeout_seconds.unwrap_or(self.cfg.default_idle_timeout.as_secs());
         if idle_timeout > max_ttl {
             return Err(Error::Invalid(format!(
@@ -367,6 +364,23 @@ impl Sandboxes {
         }
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, image = %row.image, "creating sandbox");
         Ok(row)
+    }
+
+    /// The TTL asked for (else the default, within the quota), checked against the server's
+    /// maximum and the quota's.
+    pub(crate) fn ttl_within(&self, asked: Option<u64>, quota: &QuotaLimits) -> Result<u64> {
+        let max_ttl = self.cfg.max_ttl.as_secs();
+        let ttl = asked.unwrap_or(self.cfg.default_ttl.as_secs().min(quota.max_ttl_seconds));
+        if ttl == 0 || ttl > max_ttl {
+            return Err(Error::Invalid(format!("ttl_seconds {ttl} is out of range: use 1 to {max_ttl}")));
+        }
+        if ttl > quota.max_ttl_seconds {
+            return Err(Error::QuotaExceeded(format!(
+                "ttl_seconds {ttl} is over your quota's maximum TTL of {} s",
+                quota.max_ttl_seconds
+            )));
+        }
+        Ok(ttl)
     }
 
     /// The quota that applies to `user_id`.

@@ -133,18 +133,7 @@ impl Sandboxes {
         validate::env(&req.env).map_err(Error::Invalid)?;
         validate::labels(&req.labels).map_err(Error::Invalid)?;
         let quota = self.limits_of(&caller.user_id).await?;
-        let max_ttl = self.cfg.max_ttl.as_secs();
-        let ttl =
-            req.ttl_seconds.or(base.ttl_seconds).unwrap_or(self.cfg.default_ttl.as_secs().min(quota.max_ttl_seconds));
-        if ttl == 0 || ttl > max_ttl {
-            return Err(Error::Invalid(format!("ttl_seconds {ttl} is out of range: use 1 to {max_ttl}")));
-        }
-        if ttl > quota.max_ttl_seconds {
-            return Err(Error::QuotaExceeded(format!(
-                "ttl_seconds {ttl} is over your quota's maximum TTL of {} s",
-                quota.max_ttl_seconds
-            )));
-        }
+        let ttl = self.ttl_within(req.ttl_seconds.or(base.ttl_seconds), &quota)?;
         for cand in self.pool_rows(t).await?.into_iter().filter(|r| r.state == "running") {
             let mut spec: StoredSpec = serde_json::from_str(&cand.spec).map_err(|e| Error::Internal(e.to_string()))?;
             spec.env.extend(req.env.clone());
@@ -152,7 +141,7 @@ impl Sandboxes {
             spec.pool = None;
             let now = now_ms();
             let expires = now.saturating_add((ttl as i64).saturating_mul(1000));
-            spec.ttl_seconds = Some(u64::try_from((expires - cand.created_at + 999) / 1000).unwrap_or(ttl));
+            spec.ttl_seconds = Some(crate::sandboxes::ttl_from_creation(cand.created_at, expires).unwrap_or(ttl));
             let (cpu, memory) = (
                 spec.charged_cpu.or(spec.cpu).unwrap_or(0.0),
                 i64::try_from(spec.charged_memory.or(spec.memory).unwrap_or(0)).unwrap_or(i64::MAX),
@@ -250,7 +239,6 @@ const HELD: [&str; 3] = ["pending", "starting", "running"];
 /// Whether a create from a template may take a ready sandbox: it sets nothing the sandbox was
 /// made with, only what applies at claim time.
 fn claimable(r: &CreateSandboxRequest) -> bool {
-    let CreateSandboxRequest { name: _, env: _, labels: _, ttl_seconds: _, template: _, .. } = r;
     let rest = CreateSandboxRequest {
         name: None,
         env: BTreeMap::new(),
