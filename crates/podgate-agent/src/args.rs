@@ -2,13 +2,31 @@
 
 use std::path::PathBuf;
 
+/// Where the agent serves its API.
+#[derive(Debug, PartialEq)]
+pub enum Listen {
+    /// A unix socket (Docker: the socket's folder is bind-mounted from the server's host).
+    Unix(PathBuf),
+    /// A TCP address (Kubernetes: the server reaches the pod's IP).
+    Tcp(std::net::SocketAddr),
+}
+
+/// Where the per-sandbox secret comes from.
+#[derive(Debug, PartialEq)]
+pub enum SecretSource {
+    /// A file, read once and removed.
+    File(PathBuf),
+    /// An environment variable, read once and removed from the environment.
+    Env(String),
+}
+
 /// What the agent was asked to do.
 #[derive(Debug, PartialEq)]
 pub struct Args {
-    /// Unix socket to serve the API on.
-    pub socket: PathBuf,
-    /// File holding the per-sandbox secret; read once and removed.
-    pub secret_file: PathBuf,
+    /// Where to serve the API.
+    pub listen: Listen,
+    /// Where the secret every request must carry comes from.
+    pub secret: SecretSource,
     /// Main command to start (argv), if any.
     pub cmd: Vec<String>,
     /// A terminal with no client for this long is ended.
@@ -17,7 +35,7 @@ pub struct Args {
     pub user: Option<(u32, u32)>,
 }
 
-pub const USAGE: &str = "usage: podgate-agent serve --socket PATH --secret-file PATH [--terminal-idle-seconds N] [--user UID:GID] [-- CMD ARGS...]\n       podgate-agent --version";
+pub const USAGE: &str = "usage: podgate-agent serve (--socket PATH | --listen ADDR:PORT) (--secret-file PATH | --secret-env NAME) [--terminal-idle-seconds N] [--user UID:GID] [-- CMD ARGS...]\n       podgate-agent install DEST\n       podgate-agent --version";
 
 /// Parses `serve --socket P --secret-file F [-- cmd…]`.
 pub fn parse(argv: &[String]) -> Result<Args, String> {
@@ -27,13 +45,19 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
         Some(other) => return Err(format!("unknown command {other:?}\n{USAGE}")),
         None => return Err(USAGE.to_string()),
     }
-    let (mut socket, mut secret_file, mut cmd) = (None, None, Vec::new());
+    let (mut listen, mut secret, mut cmd) = (None, None, Vec::new());
     let mut idle_secs: u64 = 3600;
     let mut user = None;
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--socket" => socket = it.next().map(PathBuf::from),
-            "--secret-file" => secret_file = it.next().map(PathBuf::from),
+            "--socket" => listen = it.next().map(|p| Listen::Unix(PathBuf::from(p))),
+            "--listen" => {
+                let v = it.next().ok_or_else(|| format!("--listen needs ADDR:PORT\n{USAGE}"))?;
+                let addr = v.parse().map_err(|_| format!("--listen: {v:?} is not ADDR:PORT\n{USAGE}"))?;
+                listen = Some(Listen::Tcp(addr));
+            }
+            "--secret-file" => secret = it.next().map(|p| SecretSource::File(PathBuf::from(p))),
+            "--secret-env" => secret = it.next().map(|n| SecretSource::Env(n.clone())),
             "--terminal-idle-seconds" => {
                 idle_secs = it
                     .next()
@@ -52,8 +76,8 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
         }
     }
     Ok(Args {
-        socket: socket.ok_or_else(|| format!("--socket is required\n{USAGE}"))?,
-        secret_file: secret_file.ok_or_else(|| format!("--secret-file is required\n{USAGE}"))?,
+        listen: listen.ok_or_else(|| format!("--socket or --listen is required\n{USAGE}"))?,
+        secret: secret.ok_or_else(|| format!("--secret-file or --secret-env is required\n{USAGE}"))?,
         cmd,
         terminal_idle: std::time::Duration::from_secs(idle_secs),
         user,
@@ -71,7 +95,8 @@ mod tests {
     #[test]
     fn parses_serve_with_cmd() {
         let a = parse(&s(&["serve", "--socket", "/s", "--secret-file", "/f", "--", "sh", "-c", "x"])).unwrap();
-        assert_eq!(a.socket, PathBuf::from("/s"));
+        assert_eq!(a.listen, Listen::Unix(PathBuf::from("/s")));
+        assert_eq!(a.secret, SecretSource::File(PathBuf::from("/f")));
         assert_eq!(a.cmd, s(&["sh", "-c", "x"]));
     }
 
@@ -80,5 +105,15 @@ mod tests {
         assert!(parse(&s(&["serve", "--socket", "/s"])).is_err());
         assert!(parse(&s(&["serve", "--bogus"])).is_err());
         assert!(parse(&s(&[])).is_err());
+    }
+
+    #[test]
+    fn parses_tcp_listen_and_secret_env() {
+        let a = parse(&s(&["serve", "--listen", "0.0.0.0:49983", "--secret-env", "S", "--user", "1000"])).unwrap();
+        assert_eq!(a.listen, Listen::Tcp("0.0.0.0:49983".parse().unwrap()));
+        assert_eq!(a.secret, SecretSource::Env("S".into()));
+        assert_eq!(a.user, Some((1000, 1000)));
+        assert!(parse(&s(&["serve", "--listen", "nope", "--secret-env", "S"])).unwrap_err().contains("ADDR:PORT"));
+        assert!(parse(&s(&["serve", "--listen", "0.0.0.0:1"])).unwrap_err().contains("--secret-env"));
     }
 }

@@ -11,6 +11,14 @@ fn main() {
         println!("podgate-agent {} (protocol {})", env!("CARGO_PKG_VERSION"), podgate_types::AGENT_PROTOCOL_VERSION);
         return;
     }
+    if argv.first().map(String::as_str) == Some("install") {
+        // Kubernetes: the agent image's init container copies the agent into the pod's shared folder.
+        if let Err(e) = install(argv.get(1).map(String::as_str)) {
+            eprintln!("podgate-agent: install: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let args = match args::parse(&argv) {
         Ok(a) => a,
         Err(e) => {
@@ -19,7 +27,7 @@ fn main() {
         }
     };
     // Secret and socket first: their directory is closed to the sandbox user.
-    let ready = match take_secret(&args).and_then(|secret| Ok((secret, bind(&args.socket)?))) {
+    let ready = match take_secret(&args.secret).and_then(|secret| Ok((secret, bind(&args.listen)?))) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("podgate-agent: {e}");
@@ -45,35 +53,84 @@ fn main() {
     }
 }
 
-/// Reads the per-sandbox secret and removes its file: it stays in memory only, so processes in
-/// the sandbox cannot read it.
-fn take_secret(args: &args::Args) -> std::io::Result<String> {
-    let secret = std::fs::read_to_string(&args.secret_file)
-        .map_err(|e| std::io::Error::other(format!("reading {}: {e}", args.secret_file.display())))?
-        .trim()
-        .to_string();
-    if secret.is_empty() {
-        return Err(std::io::Error::other(format!("{} is empty", args.secret_file.display())));
+/// Copies this binary to `dest` (mode 0755): how the agent image hands the agent to a pod.
+fn install(dest: Option<&str>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dest = dest.ok_or_else(|| std::io::Error::other(format!("a destination is required\n{}", args::USAGE)))?;
+    let me = std::env::current_exe()?;
+    let tmp = format!("{dest}.tmp");
+    std::fs::copy(&me, &tmp)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&tmp, dest)
+}
+
+/// Reads the per-sandbox secret and removes its source, so that it stays in this process's
+/// memory only and processes in the sandbox cannot read it: a file is deleted; a variable is
+/// removed from the environment children inherit, and the agent makes itself non-dumpable, which
+/// closes its `/proc/1/environ` (still holding the original) to the sandbox user it may run as.
+fn take_secret(source: &args::SecretSource) -> std::io::Result<String> {
+    let secret = match source {
+        args::SecretSource::File(path) => {
+            let s = std::fs::read_to_string(path)
+                .map_err(|e| std::io::Error::other(format!("reading {}: {e}", path.display())))?;
+            std::fs::remove_file(path)?;
+            s
+        }
+        args::SecretSource::Env(name) => {
+            let s = std::env::var(name).map_err(|_| std::io::Error::other(format!("${name} is not set")))?;
+            nix::sys::prctl::set_dumpable(false).map_err(std::io::Error::other)?;
+            // SAFETY: called from `main` before the runtime or any other thread starts.
+            unsafe { std::env::remove_var(name) };
+            s
+        }
     }
-    std::fs::remove_file(&args.secret_file)?;
+    .trim()
+    .to_string();
+    if secret.is_empty() {
+        return Err(std::io::Error::other(format!("the secret in {source:?} is empty")));
+    }
     Ok(secret)
 }
 
-/// Binds the API socket before the runtime exists, with a backlog as long as tokio's own (std's
-/// 128 refuses connections when many clients arrive at once).
-fn bind(socket: &std::path::Path) -> std::io::Result<std::os::unix::net::UnixListener> {
-    use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
-    let _ = std::fs::remove_file(socket);
-    let failed = |e: nix::Error| std::io::Error::other(format!("binding {}: {e}", socket.display()));
-    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
-    let fd = nix::sys::socket::socket(AddressFamily::Unix, SockType::Stream, flags, None).map_err(failed)?;
-    nix::sys::socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &UnixAddr::new(socket).map_err(failed)?)
-        .map_err(failed)?;
-    nix::sys::socket::listen(&fd, Backlog::new(1024).map_err(failed)?).map_err(failed)?;
-    Ok(std::os::unix::net::UnixListener::from(fd))
+/// A bound API listener.
+enum Bound {
+    Unix(std::os::unix::net::UnixListener),
+    Tcp(std::net::TcpListener),
 }
 
-async fn serve(args: args::Args, secret: String, listener: std::os::unix::net::UnixListener) -> std::io::Result<()> {
+/// Binds the API listener before the runtime exists, with a backlog as long as tokio's own
+/// (std's 128 refuses connections when many clients arrive at once).
+fn bind(listen: &args::Listen) -> std::io::Result<Bound> {
+    use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, SockaddrIn6, UnixAddr};
+    let failed = |e: nix::Error| std::io::Error::other(format!("binding {listen:?}: {e}"));
+    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+    match listen {
+        args::Listen::Unix(socket) => {
+            let _ = std::fs::remove_file(socket);
+            let fd = nix::sys::socket::socket(AddressFamily::Unix, SockType::Stream, flags, None).map_err(failed)?;
+            nix::sys::socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &UnixAddr::new(socket).map_err(failed)?)
+                .map_err(failed)?;
+            nix::sys::socket::listen(&fd, Backlog::new(1024).map_err(failed)?).map_err(failed)?;
+            Ok(Bound::Unix(std::os::unix::net::UnixListener::from(fd)))
+        }
+        args::Listen::Tcp(addr) => {
+            let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+            let fd = nix::sys::socket::socket(family, SockType::Stream, flags, None).map_err(failed)?;
+            nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReuseAddr, &true).map_err(failed)?;
+            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+            match addr {
+                std::net::SocketAddr::V4(a) => nix::sys::socket::bind(raw, &SockaddrIn::from(*a)),
+                std::net::SocketAddr::V6(a) => nix::sys::socket::bind(raw, &SockaddrIn6::from(*a)),
+            }
+            .map_err(failed)?;
+            nix::sys::socket::listen(&fd, Backlog::new(1024).map_err(failed)?).map_err(failed)?;
+            podgate_agent::ports::hide_port(addr.port());
+            Ok(Bound::Tcp(std::net::TcpListener::from(fd)))
+        }
+    }
+}
+
+async fn serve(args: args::Args, secret: String, listener: Bound) -> std::io::Result<()> {
     // Outside a container (tests), adopt orphans of our children as PID 1 would.
     let _ = nix::sys::prctl::set_child_subreaper(true);
 
@@ -81,7 +138,6 @@ async fn serve(args: args::Args, secret: String, listener: std::os::unix::net::U
     tokio::spawn(reaper::run(reaper.clone()));
     init::start_main(&reaper, &args.cmd);
 
-    let listener = tokio::net::UnixListener::from_std(listener)?;
     let dirs = Dirs::from_env();
     let terminals = Terminals::new(reaper.clone(), dirs.clone(), args.terminal_idle);
     tokio::spawn(terminals.clone().run_sweeper());
@@ -99,10 +155,22 @@ async fn serve(args: args::Args, secret: String, listener: std::os::unix::net::U
         ports,
         listeners: Default::default(),
     });
-    eprintln!("podgate-agent: serving on {}", args.socket.display());
+    eprintln!("podgate-agent: serving on {:?}", args.listen);
     let app = server::router(state);
-    tokio::select! {
-        r = axum::serve(listener, app) => r,
-        r = init::forward_signals(reaper) => r,
+    match listener {
+        Bound::Unix(l) => {
+            let l = tokio::net::UnixListener::from_std(l)?;
+            tokio::select! {
+                r = axum::serve(l, app) => r,
+                r = init::forward_signals(reaper) => r,
+            }
+        }
+        Bound::Tcp(l) => {
+            let l = tokio::net::TcpListener::from_std(l)?;
+            tokio::select! {
+                r = axum::serve(l, app) => r,
+                r = init::forward_signals(reaper) => r,
+            }
+        }
     }
 }

@@ -64,11 +64,24 @@ fn socket_owners() -> HashMap<u64, (u32, String)> {
     owners
 }
 
+/// The agent's own TCP port (Kubernetes), which is not one of the sandbox's.
+static HIDDEN_PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+
+/// Leaves `port` (the agent's own API port) out of every scan.
+pub fn hide_port(port: u16) {
+    let _ = HIDDEN_PORT.set(port);
+}
+
 fn listen_sockets() -> Vec<(String, u16, u64)> {
     let mut socks = Vec::new();
+    let hidden = HIDDEN_PORT.get().copied();
     for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
         if let Ok(text) = std::fs::read_to_string(file) {
-            socks.extend(parse_table(&text, v6).into_iter().filter(|(address, _, _)| address != DOCKER_DNS));
+            socks.extend(
+                parse_table(&text, v6)
+                    .into_iter()
+                    .filter(|(address, port, _)| address != DOCKER_DNS && Some(*port) != hidden),
+            );
         }
     }
     socks.sort();

@@ -118,7 +118,15 @@ impl Sandboxes {
         match row.state.as_str() {
             "running" => Ok(()),
             "paused" => {
-                self.driver.resume(&row.id).await?;
+                if let Some(endpoint) = self.driver.resume(&row.id).await? {
+                    // Recreated (Kubernetes' hibernation): a new address, and an agent to wait for.
+                    self.store.set_agent_url(&row.id, &endpoint.to_url(), now_ms()).await?;
+                    self.wait_for_agent(
+                        &row.id,
+                        crate::agent_client::AgentClient::new(endpoint, row.agent_secret.clone()),
+                    )
+                    .await?;
+                }
                 self.settle(&row.id, "paused", "running").await
             }
             other => Err(Error::Conflict(format!("sandbox {} is {other}, not paused", row.id))),

@@ -496,6 +496,7 @@ impl Sandboxes {
                 read_only_root: spec.read_only_root,
                 sidecars: crate::sidecars::placements(&spec.sidecars),
                 workspace_volume: spec.volume.as_deref().map(crate::volumes::runtime_name),
+                labels: spec.labels,
             })
             .await?;
         let endpoint = self.driver.start(&row.id).await?;
@@ -504,7 +505,7 @@ impl Sandboxes {
     }
 
     /// Polls the agent's health until it answers with our protocol, the instance dies, or time runs out.
-    async fn wait_for_agent(&self, id: &str, agent: AgentClient) -> Result<()> {
+    pub(crate) async fn wait_for_agent(&self, id: &str, agent: AgentClient) -> Result<()> {
         let deadline = Instant::now() + self.cfg.startup_timeout;
         let mut last_check = Instant::now();
         loop {

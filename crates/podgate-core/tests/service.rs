@@ -45,7 +45,7 @@ impl Driver for FakeDriver {
     async fn pause(&self, _id: &str) -> Result<()> {
         Err(podgate_runtime::Error::Unsupported { driver: "fake", what: "pause".into() })
     }
-    async fn resume(&self, _id: &str) -> Result<()> {
+    async fn resume(&self, _id: &str) -> Result<Option<podgate_runtime::AgentEndpoint>> {
         Err(podgate_runtime::Error::Unsupported { driver: "fake", what: "resume".into() })
     }
     async fn delete_volume(&self, _name: &str) -> Result<()> {

@@ -672,12 +672,14 @@ impl Driver for DockerDriver {
         Ok(())
     }
 
-    async fn resume(&self, sandbox_id: &str) -> Result<()> {
+    async fn resume(&self, sandbox_id: &str) -> Result<Option<AgentEndpoint>> {
         for id in self.sidecar_containers(sandbox_id).await? {
             self.docker.unpause_container(&id).await.or_else(|e| already(e, sandbox_id))?;
         }
         let main = Self::container_name(sandbox_id);
-        self.docker.unpause_container(&main).await.or_else(|e| already(e, sandbox_id))
+        self.docker.unpause_container(&main).await.or_else(|e| already(e, sandbox_id))?;
+        // The same container, so the same socket.
+        Ok(None)
     }
 
     async fn logs(&self, sandbox_id: &str, lines: usize) -> Result<String> {

@@ -44,11 +44,18 @@ async fn delete_is_idempotent(driver: &dyn Driver, id: &str) {
     assert!(matches!(driver.start(id).await, Err(Error::NotFound(_))), "start of a missing instance is NotFound");
 }
 
+/// Creates and starts: a driver may learn that an image is missing at either step (Docker pulls
+/// on create; Kubernetes knows once the kubelet tries).
+async fn place(driver: &dyn Driver, spec: &PlacementSpec) -> crate::Result<()> {
+    driver.create(spec).await?;
+    driver.start(&spec.sandbox_id).await.map(|_| ())
+}
+
 async fn bad_images(driver: &dyn Driver, id: &str) {
-    let missing = driver.create(&spec(id, "podgate-conformance/no-such-image:v0")).await;
+    let missing = place(driver, &spec(id, "podgate-conformance/no-such-image:v0")).await;
     assert!(matches!(missing, Err(Error::ImageUnavailable { .. })), "missing image: {missing:?}");
     assert!(driver.inspect(id).await.expect("inspect").is_none(), "nothing left after a failed create");
-    let invalid = driver.create(&spec(id, "Not A Valid//Reference")).await;
+    let invalid = place(driver, &spec(id, "Not A Valid//Reference")).await;
     assert!(
         matches!(invalid, Err(Error::InvalidSpec(_)) | Err(Error::ImageUnavailable { .. })),
         "invalid reference: {invalid:?}"

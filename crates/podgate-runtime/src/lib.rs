@@ -57,6 +57,8 @@ pub struct PlacementSpec {
     pub sidecars: Vec<SidecarPlacement>,
     /// A persistent volume to mount at `/workspace` (created when missing), by its runtime name.
     pub workspace_volume: Option<String>,
+    /// The user's labels (validated by the core), kept on the instance for operators.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// One sidecar as placed: the policy was checked and defaults applied by the core.
@@ -146,8 +148,9 @@ pub trait Driver: Send + Sync + 'static {
     /// Freezes every process of the instance (and its sidecars), keeping their memory; a
     /// driver that cannot answers [`Error::Unsupported`].
     async fn pause(&self, sandbox_id: &str) -> Result<()>;
-    /// Continues a paused instance exactly where it stopped.
-    async fn resume(&self, sandbox_id: &str) -> Result<()>;
+    /// Continues a paused instance: exactly where it stopped (Docker), or recreated from its
+    /// kept volume (Kubernetes' hibernation). Returns the agent's new endpoint when it moved.
+    async fn resume(&self, sandbox_id: &str) -> Result<Option<AgentEndpoint>>;
     /// Saves the instance's filesystem (not its memory, tmpfs or volumes) as image `image`.
     async fn snapshot(&self, sandbox_id: &str, image: &str) -> Result<()>;
     /// Deletes an image [`Driver::snapshot`] made; succeeds when it does not exist, and fails

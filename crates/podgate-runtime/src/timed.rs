@@ -82,8 +82,9 @@ impl Driver for Timed {
         self.within(self.deadlines.call, "a pause", self.inner.pause(sandbox_id)).await
     }
 
-    async fn resume(&self, sandbox_id: &str) -> Result<()> {
-        self.within(self.deadlines.call, "a resume", self.inner.resume(sandbox_id)).await
+    async fn resume(&self, sandbox_id: &str) -> Result<Option<AgentEndpoint>> {
+        // Some drivers recreate the instance: as long as a create.
+        self.within(self.deadlines.create, "a resume", self.inner.resume(sandbox_id)).await
     }
 
     async fn delete_volume(&self, name: &str) -> Result<()> {
@@ -148,7 +149,7 @@ mod tests {
         async fn pause(&self, _: &str) -> Result<()> {
             std::future::pending().await
         }
-        async fn resume(&self, _: &str) -> Result<()> {
+        async fn resume(&self, _: &str) -> Result<Option<AgentEndpoint>> {
             std::future::pending().await
         }
         async fn delete_volume(&self, _: &str) -> Result<()> {
