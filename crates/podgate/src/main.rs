@@ -2,6 +2,7 @@
 
 mod cli;
 mod files;
+mod runtime_args;
 mod server;
 
 use clap::{Parser, Subcommand};

@@ -225,6 +225,12 @@ pub struct ServerArgs {
     /// (spans go to <URL>/v1/traces) [default: no export].
     #[arg(long, env = "PODGATE_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
+    /// Where sandboxes run: the local Docker Engine, or pods in a Kubernetes cluster (the
+    /// --kube-* flags) [default: docker].
+    #[arg(long, env = "PODGATE_RUNTIME")]
+    runtime: Option<crate::runtime_args::Runtime>,
+    #[command(flatten)]
+    kube: crate::runtime_args::KubeArgs,
 }
 
 /// One `[[oidc]]` table of the config file.
@@ -298,6 +304,8 @@ struct FileConfig {
     max_import_bytes: Option<String>,
     oidc: Option<Vec<OidcFileEntry>>,
     otlp_endpoint: Option<String>,
+    runtime: Option<crate::runtime_args::Runtime>,
+    kubernetes: Option<crate::runtime_args::KubeFile>,
 }
 
 /// The resolved server settings.
@@ -324,9 +332,11 @@ struct Settings {
     pids_limit: i64,
     oidc: Vec<podgate_core::oidc::IssuerConfig>,
     otlp_endpoint: Option<String>,
+    runtime: crate::runtime_args::Runtime,
+    kube: podgate_kube::KubeConfig,
 }
 
-fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
+fn resolve(mut args: ServerArgs) -> anyhow::Result<Settings> {
     let mut file: FileConfig = match &args.config {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
@@ -337,6 +347,9 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
     let defaults = CoreConfig::default();
     let sandbox = sandbox_policy(&args, &file)?;
     let oidc = oidc_issuers(&args, file.oidc.take().unwrap_or_default())?;
+    let runtime = args.runtime.or(file.runtime).unwrap_or(crate::runtime_args::Runtime::Docker);
+    let kube =
+        crate::runtime_args::resolve(std::mem::take(&mut args.kube), file.kubernetes.take().unwrap_or_default())?;
     let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir);
     let agent_bin = match args.agent_bin.or(file.agent_bin) {
         Some(p) => p,
@@ -512,6 +525,8 @@ fn resolve(args: ServerArgs) -> anyhow::Result<Settings> {
             .context("--egress-allow")?,
         oidc,
         otlp_endpoint: args.otlp_endpoint.or(file.otlp_endpoint),
+        runtime,
+        kube,
         pids_limit: match args.pids_limit.or(file.pids_limit).unwrap_or(1024) {
             n if n >= 16 => n,
             n => bail!("--pids-limit {n} is too low: give at least 16"),
@@ -657,29 +672,51 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&s.data_dir).with_context(|| format!("creating {}", s.data_dir.display()))?;
     std::fs::set_permissions(&s.data_dir, std::fs::Permissions::from_mode(0o700))?;
     let data_dir = s.data_dir.canonicalize()?;
-    if !s.agent_bin.is_file() {
-        bail!(
-            "the agent binary {} does not exist: build it with scripts/build-agent and pass --agent-bin",
-            s.agent_bin.display()
-        );
-    }
-    let agent_bin = s.agent_bin.canonicalize()?;
 
     let database_url =
         s.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", data_dir.join("podgate.db").display()));
     let store = open_store(&database_url).await?;
     let instance = store.meta_get_or_init("instance_id", &ids::random_base32(12)).await?;
-    let driver = DockerDriver::connect(DockerConfig {
-        agent_bin,
-        run_dir: data_dir.join("run"),
-        instance: instance.clone(),
-        agent_args: vec!["--terminal-idle-seconds".into(), s.terminal_idle_seconds.to_string()],
-        network: s.sandbox_network.clone(),
-        egress_allow: s.egress_allow.clone(),
-        pids_limit: s.pids_limit,
-    })
-    .await
-    .context("starting the docker driver")?;
+    let agent_args = vec!["--terminal-idle-seconds".into(), s.terminal_idle_seconds.to_string()];
+    let driver: Arc<dyn podgate_runtime::Driver> = match s.runtime {
+        crate::runtime_args::Runtime::Docker => {
+            if !s.agent_bin.is_file() {
+                bail!(
+                    "the agent binary {} does not exist: build it with scripts/build-agent and pass --agent-bin",
+                    s.agent_bin.display()
+                );
+            }
+            let driver = DockerDriver::connect(DockerConfig {
+                agent_bin: s.agent_bin.canonicalize()?,
+                run_dir: data_dir.join("run"),
+                instance: instance.clone(),
+                agent_args,
+                network: s.sandbox_network.clone(),
+                egress_allow: s.egress_allow.clone(),
+                pids_limit: s.pids_limit,
+            })
+            .await
+            .context("starting the docker driver")?;
+            Arc::new(driver)
+        }
+        crate::runtime_args::Runtime::Kubernetes => {
+            let access = match s.kube.access.clone() {
+                podgate_kube::Access::PortForward { .. } => {
+                    podgate_kube::Access::PortForward { run_dir: data_dir.join("run") }
+                }
+                a => a,
+            };
+            let cfg = podgate_kube::KubeConfig {
+                instance: instance.clone(),
+                agent_args,
+                access,
+                egress_allow: s.egress_allow.clone(),
+                startup_timeout: s.core.startup_timeout,
+                ..s.kube.clone()
+            };
+            Arc::new(podgate_kube::KubeDriver::connect(cfg).await.context("starting the kubernetes driver")?)
+        }
+    };
     let auth = Auth::new(store.clone()).with_oidc(podgate_core::oidc::Oidc::new(s.oidc)?);
     if let Some(token) = auth.bootstrap_admin().await? {
         let path = data_dir.join("admin.token");
@@ -690,7 +727,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let scratch_dir = data_dir.join("tmp");
     std::fs::create_dir_all(&scratch_dir).with_context(|| format!("creating {}", scratch_dir.display()))?;
     let core = podgate_core::CoreConfig { replica_id: replica_id(&data_dir)?, scratch_dir, ..s.core };
-    let sandboxes = Sandboxes::new(store.clone(), Arc::new(driver), core, metrics.clone());
+    let sandboxes = Sandboxes::new(store.clone(), driver, core, metrics.clone());
     sandboxes.recover().await.context("recovering sandboxes after the last run")?;
     tokio::spawn(sandboxes.clone().run_reconciler());
     if s.audit_retention.is_some() || s.recording_retention.is_some() {

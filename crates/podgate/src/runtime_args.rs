@@ -1,0 +1,188 @@
+//! `podgate server`'s choice of runtime (`--runtime docker|kubernetes`) and the Kubernetes
+//! driver's flags, also read from the `[kubernetes]` table of the config file.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+/// Where sandboxes run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    /// The Docker Engine on this machine.
+    Docker,
+    /// Pods in a Kubernetes cluster.
+    Kubernetes,
+}
+
+/// The Kubernetes flags of `podgate server`.
+#[derive(clap::Args, Debug, Default)]
+pub struct KubeArgs {
+    /// A kubeconfig file [default: in-cluster, else $KUBECONFIG or ~/.kube/config].
+    #[arg(long, env = "PODGATE_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context [default: its current context].
+    #[arg(long, env = "PODGATE_KUBE_CONTEXT")]
+    kube_context: Option<String>,
+    /// The namespace sandboxes run in [default: podgate-sandboxes].
+    #[arg(long, env = "PODGATE_KUBE_NAMESPACE")]
+    kube_namespace: Option<String>,
+    /// The image holding the agent (deploy/agent.Dockerfile) [default: podgate/agent:VERSION].
+    #[arg(long, env = "PODGATE_KUBE_AGENT_IMAGE")]
+    kube_agent_image: Option<String>,
+    /// Pull policy of every sandbox image: IfNotPresent, Always or Never [default: IfNotPresent].
+    #[arg(long, env = "PODGATE_KUBE_IMAGE_PULL_POLICY")]
+    kube_image_pull_policy: Option<String>,
+    /// Reach agents through the API server's port-forward (a server outside the cluster)
+    /// instead of at their pod IPs.
+    #[arg(long, env = "PODGATE_KUBE_PORT_FORWARD")]
+    kube_port_forward: bool,
+    /// The server's own namespace, the only one the sandbox network policy admits to agents [default: podgate].
+    #[arg(long, env = "PODGATE_KUBE_SERVER_NAMESPACE")]
+    kube_server_namespace: Option<String>,
+    /// Labels of the server's pods, KEY=VALUE comma-separated [default: app.kubernetes.io/name=podgate-server].
+    #[arg(long, env = "PODGATE_KUBE_SERVER_LABELS", value_delimiter = ',')]
+    kube_server_labels: Option<Vec<String>>,
+    /// Size of a persistent /workspace claim [default: 10Gi].
+    #[arg(long, env = "PODGATE_KUBE_WORKSPACE_SIZE")]
+    kube_workspace_size: Option<String>,
+    /// Storage class of /workspace claims [default: the cluster's default].
+    #[arg(long, env = "PODGATE_KUBE_STORAGE_CLASS")]
+    kube_storage_class: Option<String>,
+    /// NFS exports mounted in every sandbox, SERVER:/EXPORT:/MOUNT[:ro], comma-separated.
+    #[arg(long, env = "PODGATE_KUBE_NFS", value_delimiter = ',')]
+    kube_nfs: Option<Vec<String>>,
+    /// Runtime class of sandbox pods (e.g. gvisor, kata) [default: the cluster's default].
+    #[arg(long, env = "PODGATE_KUBE_RUNTIME_CLASS")]
+    kube_runtime_class: Option<String>,
+    /// Node labels sandbox pods must be placed on, KEY=VALUE comma-separated.
+    #[arg(long, env = "PODGATE_KUBE_NODE_SELECTOR", value_delimiter = ',')]
+    kube_node_selector: Option<Vec<String>>,
+    /// Tolerations of sandbox pods, KEY[=VALUE]:EFFECT comma-separated.
+    #[arg(long, env = "PODGATE_KUBE_TOLERATIONS", value_delimiter = ',')]
+    kube_tolerations: Option<Vec<String>>,
+}
+
+/// The `[kubernetes]` table of the config file: the flags without `kube-`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeFile {
+    kubeconfig: Option<PathBuf>,
+    context: Option<String>,
+    namespace: Option<String>,
+    agent_image: Option<String>,
+    image_pull_policy: Option<String>,
+    port_forward: Option<bool>,
+    server_namespace: Option<String>,
+    server_labels: Option<Vec<String>>,
+    workspace_size: Option<String>,
+    storage_class: Option<String>,
+    nfs: Option<Vec<String>>,
+    runtime_class: Option<String>,
+    node_selector: Option<Vec<String>>,
+    tolerations: Option<Vec<String>>,
+}
+
+fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("{flag}: {kv:?} is not KEY=VALUE"),
+        })
+        .collect()
+}
+
+/// The driver's configuration, save what the server fills in at start (instance, run dir,
+/// agent flags, startup timeout).
+pub fn resolve(args: KubeArgs, file: KubeFile) -> anyhow::Result<podgate_kube::KubeConfig> {
+    let d = podgate_kube::KubeConfig::default();
+    let pull = args.kube_image_pull_policy.or(file.image_pull_policy).unwrap_or(d.image_pull_policy);
+    if !["IfNotPresent", "Always", "Never"].contains(&pull.as_str()) {
+        bail!("--kube-image-pull-policy {pull:?}: use IfNotPresent, Always or Never");
+    }
+    let server_labels = match args.kube_server_labels.or(file.server_labels) {
+        Some(l) => key_values("--kube-server-labels", &l)?,
+        None => d.server_labels,
+    };
+    let node_selector =
+        key_values("--kube-node-selector", &args.kube_node_selector.or(file.node_selector).unwrap_or_default())?;
+    let nfs = args
+        .kube_nfs
+        .or(file.nfs)
+        .unwrap_or_default()
+        .iter()
+        .map(|n| podgate_kube::NfsMount::parse(n).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()
+        .context("--kube-nfs")?;
+    let tolerations = args
+        .kube_tolerations
+        .or(file.tolerations)
+        .unwrap_or_default()
+        .iter()
+        .map(|t| podgate_kube::Toleration::parse(t).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()
+        .context("--kube-tolerations")?;
+    Ok(podgate_kube::KubeConfig {
+        kubeconfig: args.kubeconfig.or(file.kubeconfig),
+        context: args.kube_context.or(file.context),
+        namespace: args.kube_namespace.or(file.namespace).unwrap_or(d.namespace),
+        agent_image: args
+            .kube_agent_image
+            .or(file.agent_image)
+            .unwrap_or_else(|| format!("podgate/agent:{}", env!("CARGO_PKG_VERSION"))),
+        image_pull_policy: pull,
+        access: if args.kube_port_forward || file.port_forward.unwrap_or(false) {
+            // The run directory is the server's to fill in.
+            podgate_kube::Access::PortForward { run_dir: PathBuf::new() }
+        } else {
+            podgate_kube::Access::PodIp
+        },
+        server_namespace: args.kube_server_namespace.or(file.server_namespace).unwrap_or(d.server_namespace),
+        server_labels,
+        workspace_size: args.kube_workspace_size.or(file.workspace_size).unwrap_or(d.workspace_size),
+        storage_class: args.kube_storage_class.or(file.storage_class),
+        nfs,
+        runtime_class: args.kube_runtime_class.or(file.runtime_class),
+        node_selector,
+        tolerations,
+        ..d
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_bad_values_are_refused() {
+        let file: KubeFile = toml::from_str(
+            "namespace = \"from-file\"\nruntime_class = \"gvisor\"\nnode_selector = [\"pool=sb\"]\nport_forward = true",
+        )
+        .unwrap();
+        let args = KubeArgs { kube_namespace: Some("from-flag".into()), ..Default::default() };
+        let c = resolve(args, file).unwrap();
+        assert_eq!(c.namespace, "from-flag");
+        assert_eq!(c.runtime_class.as_deref(), Some("gvisor"));
+        assert_eq!(c.node_selector["pool"], "sb");
+        assert!(matches!(c.access, podgate_kube::Access::PortForward { .. }));
+        assert!(c.agent_image.starts_with("podgate/agent:"));
+
+        let bad = |a: KubeArgs| resolve(a, KubeFile::default()).unwrap_err().to_string();
+        assert!(
+            bad(KubeArgs { kube_image_pull_policy: Some("Sometimes".into()), ..Default::default() })
+                .contains("IfNotPresent")
+        );
+        assert!(
+            bad(KubeArgs { kube_node_selector: Some(vec!["nokey".into()]), ..Default::default() })
+                .contains("KEY=VALUE")
+        );
+        assert!(
+            bad(KubeArgs { kube_tolerations: Some(vec!["x:Never".into()]), ..Default::default() })
+                .contains("--kube-tolerations")
+        );
+        assert!(toml::from_str::<KubeFile>("bogus = 1").is_err());
+    }
+}
