@@ -866,3 +866,29 @@ fn replica_id(data_dir: &Path) -> anyhow::Result<String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        args: ServerArgs,
+    }
+
+    #[test]
+    fn the_kubernetes_deployments_config_file_is_valid() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes/podgate.toml");
+        let flags = Flags::try_parse_from(["server", "--config", path.to_str().unwrap()]).unwrap();
+        let s = resolve(flags.args).unwrap();
+        assert_eq!(s.runtime, crate::runtime_args::Runtime::Kubernetes);
+        assert_eq!(s.listen, "0.0.0.0:7070");
+        assert_eq!(s.ssh_listen.as_deref(), Some("0.0.0.0:2222"));
+        assert_eq!(s.kube.namespace, "podgate-sandboxes");
+        assert_eq!(s.kube.server_namespace, "podgate");
+        assert_eq!(s.kube.access, podgate_kube::Access::PodIp);
+        assert!(s.database_url.is_none(), "the database URL comes from the Secret, not the file");
+    }
+}
