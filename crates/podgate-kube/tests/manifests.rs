@@ -260,7 +260,7 @@ fn images_are_built_non_root_in_stages_and_secrets_stay_out_of_git() {
     for file in ["server.Dockerfile", "agent.Dockerfile"] {
         let text = std::fs::read_to_string(root.join(file)).unwrap();
         assert!(text.matches("\nFROM ").count() + usize::from(text.starts_with("FROM ")) >= 2, "{file}: multi-stage");
-        let user = text.lines().filter(|l| l.starts_with("USER ")).last().expect("a USER line");
+        let user = text.lines().rfind(|l| l.starts_with("USER ")).expect("a USER line");
         assert!(!user.contains(" 0") && !user.contains("root"), "{file}: {user}");
     }
     let ignore = std::fs::read_to_string(root.join(".gitignore")).unwrap();
