@@ -1,0 +1,193 @@
+//! The sandbox pod's containers, exactly as the driver writes them (commands, user, capabilities,
+//! no-new-privileges, read-only agent folder, the secret from the sandbox secret), run on the real
+//! Docker engine standing in for the kubelet: the agent image's installer copies the agent as a
+//! non-root user, and the agent serves on its TCP port as the sandbox user, with its secret
+//! hidden from the sandbox's processes. What only a cluster does (scheduling, network policies,
+//! the watch) is in `conformance.rs`, run against a real cluster.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::Command;
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::Container;
+use podgate_kube::KubeConfig;
+use podgate_runtime::PlacementSpec;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("running docker");
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn agent_bin() -> String {
+    std::env::var("PODGATE_AGENT_BIN").unwrap_or_else(|_| {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-agent");
+        let out = Command::new(script).output().expect("running scripts/build-agent");
+        assert!(out.status.success(), "build-agent: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    })
+}
+
+/// `docker run` flags for a container's security context, as a kubelet applies it.
+fn security_flags(c: &Container, uid: i64, gid: i64) -> Vec<String> {
+    let sc = c.security_context.clone().unwrap();
+    let mut f = vec!["--user".to_string(), format!("{uid}:{gid}")];
+    let caps = sc.capabilities.unwrap();
+    for d in caps.drop.unwrap_or_default() {
+        f.extend(["--cap-drop".into(), d]);
+    }
+    for a in caps.add.unwrap_or_default() {
+        f.extend(["--cap-add".into(), a]);
+    }
+    if sc.allow_privilege_escalation == Some(false) {
+        f.extend(["--security-opt".into(), "no-new-privileges".into()]);
+    }
+    if sc.read_only_root_filesystem == Some(true) {
+        f.push("--read-only".into());
+    }
+    f
+}
+
+/// One HTTP/1.1 request to the agent; returns the status and body.
+async fn http(addr: &str, method: &str, path: &str, secret: Option<&str>, body: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connecting to the agent");
+    let auth = secret.map(|v| format!("x-podgate-agent-secret: {v}\r\n")).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: agent\r\nconnection: close\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+struct Cleanup(Vec<Vec<String>>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for args in &self.0 {
+            let _ = Command::new("docker").args(args).output();
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_pods_containers_run_the_agent_as_the_sandbox_user() {
+    let pid = std::process::id();
+    let tmp = tempfile::Builder::new().prefix("pgkd").tempdir_in("/tmp").unwrap();
+    // The agent image: the static agent alone, as deploy/agent.Dockerfile makes it.
+    let ctx = tmp.path().join("agent");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::copy(agent_bin(), ctx.join("podgate-agent")).unwrap();
+    let agent_image = format!("podgate-test/agent:kube{pid}");
+    let tar = Command::new("tar").arg("-C").arg(&ctx).args(["-cf", "-", "podgate-agent"]).output().unwrap();
+    let mut import = Command::new("docker")
+        .args(["import", "--change", "USER 65534:65534", "-", &agent_image])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(import.stdin.as_mut().unwrap(), &tar.stdout).unwrap();
+    assert!(import.wait().unwrap().success());
+    let name = format!("podgate-kube-test-{pid}");
+    let _cleanup = Cleanup(vec![
+        vec!["rm".into(), "-f".into(), name.clone()],
+        vec!["rmi".into(), "-f".into(), agent_image.clone()],
+    ]);
+
+    let cfg = KubeConfig { instance: format!("kubetest{pid}"), agent_image: agent_image.clone(), ..Default::default() };
+    let spec = PlacementSpec {
+        sandbox_id: format!("sb-kubetest{pid}"),
+        image: std::env::var("PODGATE_TEST_IMAGE").unwrap_or_else(|_| "podgate/base:latest".into()),
+        env: BTreeMap::from([("GREETING".into(), "hello".into())]),
+        cmd: Some(vec!["sleep".into(), "infinity".into()]),
+        agent_secret: format!("secret-{pid}"),
+        user: (1000, 1000),
+        ..Default::default()
+    };
+    let pod = podgate_kube::objects::pod(&cfg, &spec).unwrap();
+    let secret = podgate_kube::objects::secret(&cfg, &spec, &pod).unwrap();
+    let secret_value =
+        String::from_utf8(secret.data.unwrap()[podgate_kube::objects::KEY_AGENT_SECRET].0.clone()).unwrap();
+    let ps = pod.spec.unwrap();
+    let psc = ps.security_context.unwrap();
+    let (uid, gid) = (psc.run_as_user.unwrap(), psc.run_as_group.unwrap());
+
+    // emptyDirs, as the kubelet makes them (mode 0777).
+    let agent_dir = tmp.path().join("agent-dir");
+    let workspace = tmp.path().join("workspace");
+    for d in [&agent_dir, &workspace] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+
+    // The init container.
+    let init = &ps.init_containers.unwrap()[0];
+    let mut args = vec!["run".to_string(), "--rm".into(), "--network".into(), "none".into()];
+    args.extend(security_flags(init, uid, gid));
+    args.extend(["-v".into(), format!("{}:{}", agent_dir.display(), podgate_kube::objects::AGENT_DIR)]);
+    let cmd = init.command.clone().unwrap();
+    args.extend(["--entrypoint".into(), cmd[0].clone(), agent_image.clone()]);
+    args.extend(cmd[1..].iter().cloned());
+    docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let installed = std::fs::metadata(agent_dir.join("podgate-agent")).expect("the installer copied the agent");
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&installed), 1000, "copied as the sandbox user");
+
+    // The sandbox's container.
+    let main = &ps.containers[0];
+    let mut args = vec!["run".to_string(), "-d".into(), "--name".into(), name.clone()];
+    args.extend(["--label".into(), format!("io.podgate.instance={}", cfg.instance)]);
+    args.extend(security_flags(main, uid, gid));
+    args.extend(["--tmpfs".into(), "/tmp:rw,exec,nosuid,nodev,mode=1777".into()]);
+    args.extend(["-v".into(), format!("{}:{}:ro", agent_dir.display(), podgate_kube::objects::AGENT_DIR)]);
+    args.extend(["-v".into(), format!("{}:/workspace", workspace.display())]);
+    for e in main.env.clone().unwrap() {
+        let value = match (e.value, e.value_from) {
+            (Some(v), _) => v,
+            (None, Some(_)) => secret_value.clone(),
+            (None, None) => String::new(),
+        };
+        args.extend(["-e".into(), format!("{}={value}", e.name)]);
+    }
+    args.extend(["-w".into(), main.working_dir.clone().unwrap()]);
+    let cmd = main.command.clone().unwrap();
+    args.extend(["--entrypoint".into(), cmd[0].clone(), main.image.clone().unwrap()]);
+    args.extend(cmd[1..].iter().cloned());
+    docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let ip = docker(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &name]);
+    let addr = podgate_kube::status::agent_address(&ip);
+
+    let mut health = (0, String::new());
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            health = http(&addr, "GET", "/v1/health", Some(&secret_value), "").await;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(health.0, 200, "{health:?}; logs: {}", docker(&["logs", &name]));
+    assert!(health.1.contains("protocol_version"));
+    assert_eq!(http(&addr, "GET", "/v1/health", None, "").await.0, 401, "no secret, no entry");
+    assert_eq!(http(&addr, "GET", "/v1/health", Some("wrong"), "").await.0, 401);
+
+    let script = "id -u; echo ${GREETING}; env | grep -c PODGATE_AGENT_SECRET; \
+                  cat /proc/1/environ >/dev/null 2>&1 && echo readable || echo unreadable; \
+                  touch /workspace/f && echo wrote; \
+                  touch /.podgate/bin/x 2>/dev/null && echo agent-writable || echo agent-read-only";
+    let body = serde_json::json!({"argv": ["sh", "-c", script]}).to_string();
+    let (status, out) = http(&addr, "POST", "/v1/exec", Some(&secret_value), &body).await;
+    assert_eq!(status, 200, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let stdout = base64::engine::general_purpose::STANDARD.decode(v["stdout"].as_str().unwrap()).unwrap();
+    let lines: Vec<String> = String::from_utf8(stdout).unwrap().lines().map(String::from).collect();
+    assert_eq!(lines, ["1000", "hello", "0", "unreadable", "wrote", "agent-read-only"], "{out}");
+
+    let (status, ports) = http(&addr, "GET", "/v1/ports", Some(&secret_value), "").await;
+    assert_eq!(status, 200);
+    assert!(!ports.contains("49983"), "the agent's own port is not one of the sandbox's: {ports}");
+}
