@@ -5,6 +5,8 @@
 //! deleted and its claim kept; resuming recreates it.
 
 pub mod config;
+#[cfg(feature = "test-util")]
+pub mod fake;
 mod forward;
 pub mod objects;
 pub mod status;

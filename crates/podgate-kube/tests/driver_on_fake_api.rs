@@ -3,8 +3,7 @@
 //! instances' objects. A unit test of the driver's logic; the same suite runs against a real
 //! cluster in `conformance.rs`.
 
-mod fake_api;
-
+use podgate_kube::fake as fake_api;
 use podgate_kube::{Access, KubeConfig, KubeDriver};
 use podgate_runtime::{AgentEndpoint, Driver, Error, InstanceStatus, PlacementSpec};
 

@@ -1,25 +1,18 @@
 //! The sandbox pod's containers, exactly as the driver writes them (commands, user, capabilities,
 //! no-new-privileges, read-only agent folder, the secret from the sandbox secret), run on the real
-//! Docker engine standing in for the kubelet: the agent image's installer copies the agent as a
+//! Docker engine standing in for the kubelet (`podgate_kube::fake::DockerKubelet`): the agent image's installer copies the agent as a
 //! non-root user, and the agent serves on its TCP port as the sandbox user, with its secret
 //! hidden from the sandbox's processes. What only a cluster does (scheduling, network policies,
 //! the watch) is in `conformance.rs`, run against a real cluster.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 
 use base64::Engine as _;
-use k8s_openapi::api::core::v1::Container;
 use podgate_kube::KubeConfig;
+use podgate_kube::fake::DockerKubelet;
 use podgate_runtime::PlacementSpec;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("running docker");
-    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 fn agent_bin() -> String {
     std::env::var("PODGATE_AGENT_BIN").unwrap_or_else(|_| {
@@ -28,26 +21,6 @@ fn agent_bin() -> String {
         assert!(out.status.success(), "build-agent: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     })
-}
-
-/// `docker run` flags for a container's security context, as a kubelet applies it.
-fn security_flags(c: &Container, uid: i64, gid: i64) -> Vec<String> {
-    let sc = c.security_context.clone().unwrap();
-    let mut f = vec!["--user".to_string(), format!("{uid}:{gid}")];
-    let caps = sc.capabilities.unwrap();
-    for d in caps.drop.unwrap_or_default() {
-        f.extend(["--cap-drop".into(), d]);
-    }
-    for a in caps.add.unwrap_or_default() {
-        f.extend(["--cap-add".into(), a]);
-    }
-    if sc.allow_privilege_escalation == Some(false) {
-        f.extend(["--security-opt".into(), "no-new-privileges".into()]);
-    }
-    if sc.read_only_root_filesystem == Some(true) {
-        f.push("--read-only".into());
-    }
-    f
 }
 
 /// One HTTP/1.1 request to the agent; returns the status and body.
@@ -94,11 +67,7 @@ async fn the_pods_containers_run_the_agent_as_the_sandbox_user() {
         .unwrap();
     std::io::Write::write_all(import.stdin.as_mut().unwrap(), &tar.stdout).unwrap();
     assert!(import.wait().unwrap().success());
-    let name = format!("podgate-kube-test-{pid}");
-    let _cleanup = Cleanup(vec![
-        vec!["rm".into(), "-f".into(), name.clone()],
-        vec!["rmi".into(), "-f".into(), agent_image.clone()],
-    ]);
+    let _cleanup = Cleanup(vec![vec!["rmi".into(), "-f".into(), agent_image.clone()]]);
 
     let cfg = KubeConfig { instance: format!("kubetest{pid}"), agent_image: agent_image.clone(), ..Default::default() };
     let spec = PlacementSpec {
@@ -114,52 +83,24 @@ async fn the_pods_containers_run_the_agent_as_the_sandbox_user() {
     let secret = podgate_kube::objects::secret(&cfg, &spec, &pod).unwrap();
     let secret_value =
         String::from_utf8(secret.data.unwrap()[podgate_kube::objects::KEY_AGENT_SECRET].0.clone()).unwrap();
-    let ps = pod.spec.unwrap();
-    let psc = ps.security_context.unwrap();
-    let (uid, gid) = (psc.run_as_user.unwrap(), psc.run_as_group.unwrap());
-
-    // emptyDirs, as the kubelet makes them (mode 0777).
-    let agent_dir = tmp.path().join("agent-dir");
-    let workspace = tmp.path().join("workspace");
-    for d in [&agent_dir, &workspace] {
-        std::fs::create_dir(d).unwrap();
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let root = tmp.path().join("kubelet");
+    let kubelet = DockerKubelet::new(root.clone());
+    let pod_name = pod.metadata.name.clone().unwrap();
+    struct Remove<'a>(&'a DockerKubelet, String);
+    impl Drop for Remove<'_> {
+        fn drop(&mut self) {
+            self.0.remove(&self.1);
+        }
     }
-
-    // The init container.
-    let init = &ps.init_containers.unwrap()[0];
-    let mut args = vec!["run".to_string(), "--rm".into(), "--network".into(), "none".into()];
-    args.extend(security_flags(init, uid, gid));
-    args.extend(["-v".into(), format!("{}:{}", agent_dir.display(), podgate_kube::objects::AGENT_DIR)]);
-    let cmd = init.command.clone().unwrap();
-    args.extend(["--entrypoint".into(), cmd[0].clone(), agent_image.clone()]);
-    args.extend(cmd[1..].iter().cloned());
-    docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let installed = std::fs::metadata(agent_dir.join("podgate-agent")).expect("the installer copied the agent");
+    let _remove = Remove(&kubelet, pod_name.clone());
+    let ip = kubelet
+        .run(&pod, &|name, key| {
+            (name == pod_name && key == podgate_kube::objects::KEY_AGENT_SECRET).then(|| secret_value.clone())
+        })
+        .unwrap_or_else(|w| panic!("the pod did not start: {w:?}"));
+    let installed = std::fs::metadata(root.join("pods").join(&pod_name).join("podgate-agent").join("podgate-agent"))
+        .expect("the installer copied the agent");
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&installed), 1000, "copied as the sandbox user");
-
-    // The sandbox's container.
-    let main = &ps.containers[0];
-    let mut args = vec!["run".to_string(), "-d".into(), "--name".into(), name.clone()];
-    args.extend(["--label".into(), format!("io.podgate.instance={}", cfg.instance)]);
-    args.extend(security_flags(main, uid, gid));
-    args.extend(["--tmpfs".into(), "/tmp:rw,exec,nosuid,nodev,mode=1777".into()]);
-    args.extend(["-v".into(), format!("{}:{}:ro", agent_dir.display(), podgate_kube::objects::AGENT_DIR)]);
-    args.extend(["-v".into(), format!("{}:/workspace", workspace.display())]);
-    for e in main.env.clone().unwrap() {
-        let value = match (e.value, e.value_from) {
-            (Some(v), _) => v,
-            (None, Some(_)) => secret_value.clone(),
-            (None, None) => String::new(),
-        };
-        args.extend(["-e".into(), format!("{}={value}", e.name)]);
-    }
-    args.extend(["-w".into(), main.working_dir.clone().unwrap()]);
-    let cmd = main.command.clone().unwrap();
-    args.extend(["--entrypoint".into(), cmd[0].clone(), main.image.clone().unwrap()]);
-    args.extend(cmd[1..].iter().cloned());
-    docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let ip = docker(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &name]);
     let addr = podgate_kube::status::agent_address(&ip);
 
     let mut health = (0, String::new());
@@ -170,7 +111,7 @@ async fn the_pods_containers_run_the_agent_as_the_sandbox_user() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(health.0, 200, "{health:?}; logs: {}", docker(&["logs", &name]));
+    assert_eq!(health.0, 200, "{health:?}; logs: {}", kubelet.logs(&pod_name, 50));
     assert!(health.1.contains("protocol_version"));
     assert_eq!(http(&addr, "GET", "/v1/health", None, "").await.0, 401, "no secret, no entry");
     assert_eq!(http(&addr, "GET", "/v1/health", Some("wrong"), "").await.0, 401);

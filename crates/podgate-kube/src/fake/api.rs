@@ -1,9 +1,11 @@
-//! A fake Kubernetes API server for the driver's unit tests: pods, secrets, network policies,
+//! A fake Kubernetes API server for the driver's tests: pods, secrets, network policies,
 //! claims and events in one namespace, with label and field selectors, lists, watches, merge
 //! patches, and a fake kubelet that runs a pod shortly after it is created (or reports
 //! `ErrImagePull` for images under `missing/` or named `no-such-image`, `InvalidImageName` for
-//! `invalid/`, and never runs `slow/`) and removes a deleted pod after a grace period. It stands in for a cluster only in these tests; the
-//! driver's tests against a real cluster are in `conformance.rs`.
+//! `invalid/`, and never runs `slow/`) and removes a deleted pod after a grace period. With
+//! [`Fake::with_docker`], pods really run: [`DockerKubelet`] starts them on the Docker engine.
+//! It stands in for a cluster only in tests; the tests against a real cluster run when
+//! `PODGATE_TEST_KUBECONFIG` names one.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +16,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
+
+use super::kubelet::DockerKubelet;
 
 #[derive(Default)]
 struct Store {
@@ -31,6 +36,7 @@ struct Store {
 pub struct Fake {
     store: Arc<Mutex<Store>>,
     changed: Arc<tokio::sync::Notify>,
+    kubelet: Option<Arc<DockerKubelet>>,
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Response {
@@ -85,6 +91,11 @@ fn merge(target: &mut Value, patch: &Value) {
 }
 
 impl Fake {
+    /// A fake whose pods run on the Docker engine, their folders under `root`.
+    pub fn with_docker(root: std::path::PathBuf) -> Fake {
+        Fake { kubelet: Some(Arc::new(DockerKubelet::new(root))), ..Fake::default() }
+    }
+
     /// Serves the fake on a loopback port; returns its URL.
     pub async fn serve(&self) -> String {
         let ns = "/api/v1/namespaces/{ns}/{resource}";
@@ -128,6 +139,12 @@ impl Fake {
         Some(stored)
     }
 
+    /// A key of a stored secret.
+    fn secret_value(&self, name: &str, key: &str) -> Option<String> {
+        let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(self.get("secrets", name)?).ok()?;
+        String::from_utf8(secret.data?.get(key)?.0.clone()).ok()
+    }
+
     fn get(&self, resource: &str, name: &str) -> Option<Value> {
         self.store.lock().unwrap().objects.get(&(resource.to_string(), name.to_string())).cloned()
     }
@@ -144,6 +161,30 @@ impl Fake {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             let Some(mut pod) = fake.get("pods", &name) else { return };
             if pod["metadata"]["deletionTimestamp"].is_string() {
+                return;
+            }
+            if let Some(kubelet) = fake.kubelet.clone() {
+                let (f, typed) = (fake.clone(), serde_json::from_value::<Pod>(pod.clone()));
+                let Ok(typed) = typed else { return };
+                let run = tokio::task::spawn_blocking(move || {
+                    kubelet.run(&typed, &|secret, key| f.secret_value(secret, key))
+                });
+                let image = pod["spec"]["containers"][0]["image"].clone();
+                pod["status"] = match run.await {
+                    Ok(Ok(ip)) => json!({"phase": "Running", "podIP": ip, "containerStatuses": [
+                        {"name": "sandbox", "image": image, "ready": true, "restartCount": 0, "imageID": "",
+                         "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}),
+                    Ok(Err(w)) => json!({"phase": "Pending", "containerStatuses": [
+                        {"name": "sandbox", "image": image, "ready": false, "restartCount": 0, "imageID": "",
+                         "state": {"waiting": {"reason": w.reason, "message": w.message}}}]}),
+                    Err(e) => json!({"phase": "Failed", "message": e.to_string()}),
+                };
+                // Deleted meanwhile: the container goes too.
+                if fake.get("pods", &name).is_none_or(|p| p["metadata"]["deletionTimestamp"].is_string()) {
+                    fake.kubelet.as_ref().unwrap().remove(&name);
+                    return;
+                }
+                fake.put("pods", &name, Some(pod), "MODIFIED");
                 return;
             }
             let image = pod["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_string();
@@ -260,6 +301,9 @@ async fn remove(State(fake): State<Fake>, Path((_ns, resource, name)): Path<(Str
         return status(404, "NotFound", &format!("{resource} \"{name}\" not found"));
     };
     if resource != "pods" {
+        if let (Some(k), "persistentvolumeclaims") = (&fake.kubelet, resource.as_str()) {
+            k.remove_claim(&name);
+        }
         return axum::Json(fake.put(&resource, &name, None, "DELETED").unwrap()).into_response();
     }
     // A pod terminates for a moment first, like a kubelet's grace period.
@@ -268,6 +312,10 @@ async fn remove(State(fake): State<Fake>, Path((_ns, resource, name)): Path<(Str
     let f = fake.clone();
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        if let Some(k) = f.kubelet.clone() {
+            let n = name.clone();
+            let _ = tokio::task::spawn_blocking(move || k.remove(&n)).await;
+        }
         f.put("pods", &name, None, "DELETED");
     });
     axum::Json(stored).into_response()
@@ -291,9 +339,19 @@ async fn patch(
     axum::Json(fake.put(&resource, &name, Some(obj), "MODIFIED").unwrap()).into_response()
 }
 
-async fn logs(State(fake): State<Fake>, Path((_ns, name)): Path<(String, String)>) -> Response {
-    match fake.get("pods", &name) {
-        Some(_) => "podgate-agent: serving\n".into_response(),
-        None => status(404, "NotFound", "pod not found"),
+async fn logs(
+    State(fake): State<Fake>,
+    Path((_ns, name)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    if fake.get("pods", &name).is_none() {
+        return status(404, "NotFound", "pod not found");
+    }
+    match fake.kubelet.clone() {
+        Some(k) => {
+            let tail = q.get("tailLines").and_then(|t| t.parse().ok()).unwrap_or(100);
+            tokio::task::spawn_blocking(move || k.logs(&name, tail)).await.unwrap_or_default().into_response()
+        }
+        None => "podgate-agent: serving\n".into_response(),
     }
 }

@@ -1,0 +1,10 @@
+//! Test doubles for the Kubernetes driver (feature `test-util`): a fake API server and a
+//! kubelet that runs pods on the local Docker engine. They let the driver and the server's
+//! Kubernetes path be tested on a machine without a cluster; they never replace the tests
+//! against a real cluster (`PODGATE_TEST_KUBECONFIG`).
+
+mod api;
+mod kubelet;
+
+pub use api::Fake;
+pub use kubelet::{DockerKubelet, Waiting};
