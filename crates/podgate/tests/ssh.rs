@@ -8,25 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Server, keygen, ssh_opts};
 use podgate_client::Client;
 use podgate_types::api::{CreateSandboxRequest, ExecRequest};
 use podgate_types::process::ProcessSpec;
 use podgate_types::users::{AddSshKeyRequest, CreateUserRequest};
 
 const BUSYBOX: &str = "podgate/busybox:test";
-
-/// A new Ed25519 key pair in `dir`; returns the private key's path.
-fn keygen(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(name);
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-        .arg(&path)
-        .output()
-        .expect("ssh-keygen (openssh-client) must be installed");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    path
-}
 
 /// `ssh` to `target` on the test server with `key`, batch mode, no host key prompts.
 fn ssh(srv: &Server, key: &Path, target: &str) -> Command {
@@ -288,21 +276,6 @@ fn sha256(path: &Path) -> String {
     let mut h = sha2::Sha256::new();
     std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut h).unwrap();
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Options every OpenSSH tool here takes (`-o` form works for ssh, sftp and scp alike).
-fn ssh_opts(key: &Path) -> Vec<String> {
-    let mut v = vec!["-i".to_string(), key.display().to_string(), "-F".into(), "/dev/null".into()];
-    for o in [
-        "StrictHostKeyChecking=no",
-        "UserKnownHostsFile=/dev/null",
-        "IdentitiesOnly=yes",
-        "BatchMode=yes",
-        "LogLevel=ERROR",
-    ] {
-        v.extend(["-o".to_string(), o.to_string()]);
-    }
-    v
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -320,3 +320,30 @@ pub async fn eventually(secs: u64, what: &str, mut f: impl AsyncFnMut() -> bool)
     }
     panic!("timed out after {secs}s waiting for: {what}");
 }
+
+/// A new Ed25519 key pair in `dir`; returns the private key's path.
+pub fn keygen(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&path)
+        .output()
+        .expect("ssh-keygen (openssh-client) must be installed");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    path
+}
+
+/// Options every OpenSSH tool here takes (`-o` form works for ssh, sftp and scp alike).
+pub fn ssh_opts(key: &Path) -> Vec<String> {
+    let mut v = vec!["-i".to_string(), key.display().to_string(), "-F".into(), "/dev/null".into()];
+    for o in [
+        "StrictHostKeyChecking=no",
+        "UserKnownHostsFile=/dev/null",
+        "IdentitiesOnly=yes",
+        "BatchMode=yes",
+        "LogLevel=ERROR",
+    ] {
+        v.extend(["-o".to_string(), o.to_string()]);
+    }
+    v
+}

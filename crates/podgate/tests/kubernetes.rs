@@ -1,0 +1,189 @@
+//! The Kubernetes path end to end through the real server and the real CLI and OpenSSH client:
+//! create, exec, a terminal, SSH, files, hibernation, a persisted `/workspace` re-attached by a
+//! new sandbox, a bad image failing fast with the cluster's reason, delete.
+//!
+//! With `PODGATE_TEST_KUBECONFIG` it runs on that cluster (namespace `PODGATE_TEST_NAMESPACE`,
+//! default `podgate-test`; images `PODGATE_TEST_IMAGE` and `PODGATE_TEST_AGENT_IMAGE`, loaded
+//! into the cluster beforehand, never pulled), the server reaching agents by port-forward.
+//! Without it, that run is skipped with a message, and the same steps run on the fake API
+//! server (`podgate_kube::fake`) whose kubelet starts the pods on the local Docker engine.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Opts, Server, keygen, ssh_opts};
+use podgate_types::users::AddSshKeyRequest;
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "exit {:?}: {}", o.status.code(), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The static agent as an image holding only `/podgate-agent` (deploy/agent.Dockerfile's layout).
+fn local_agent_image(dir: &std::path::Path) -> String {
+    let image = format!("podgate-test/agent:e2e{}", std::process::id());
+    std::fs::copy(common::agent_bin(), dir.join("podgate-agent")).unwrap();
+    let tar = Command::new("tar").arg("-C").arg(dir).args(["-cf", "-", "podgate-agent"]).output().unwrap();
+    let mut import = Command::new("docker")
+        .args(["import", "--change", "USER 65534:65534", "-", &image])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(import.stdin.as_mut().unwrap(), &tar.stdout).unwrap();
+    assert!(import.wait().unwrap().success());
+    image
+}
+
+/// Where the test runs: a real cluster, or the fake API server with Docker as kubelet.
+struct Cluster {
+    flags: Vec<String>,
+    fake: Option<podgate_kube::fake::Fake>,
+    agent_image: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(i) = &self.agent_image {
+            let _ = Command::new("docker").args(["rmi", "-f", i]).output();
+        }
+    }
+}
+
+async fn cluster(test: &str) -> Cluster {
+    let dir = tempfile::Builder::new().prefix("pgke").tempdir_in("/tmp").unwrap();
+    let flag = |k: &str, v: &str| [k.to_string(), v.to_string()];
+    if let Ok(kubeconfig) = std::env::var("PODGATE_TEST_KUBECONFIG") {
+        eprintln!("{test}: on the cluster of {kubeconfig}");
+        let ns = std::env::var("PODGATE_TEST_NAMESPACE").unwrap_or_else(|_| "podgate-test".into());
+        let agent = std::env::var("PODGATE_TEST_AGENT_IMAGE").unwrap_or_else(|_| "podgate/agent:latest".into());
+        let mut flags: Vec<String> = ["--runtime", "kubernetes", "--kube-port-forward"].map(String::from).into();
+        flags.extend(flag("--kubeconfig", &kubeconfig));
+        flags.extend(flag("--kube-namespace", &ns));
+        flags.extend(flag("--kube-agent-image", &agent));
+        return Cluster { flags, fake: None, agent_image: None, _dir: dir };
+    }
+    eprintln!(
+        "SKIPPED {test} on a real cluster: PODGATE_TEST_KUBECONFIG is not set. Running it on the fake API \
+         server with the Docker engine as kubelet instead."
+    );
+    let fake = podgate_kube::fake::Fake::with_docker(dir.path().join("kubelet"));
+    let url = fake.serve().await;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\n\
+             contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n\
+             current-context: fake\nusers:\n- name: fake\n  user: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let agent_dir = dir.path().join("agent");
+    std::fs::create_dir(&agent_dir).unwrap();
+    let agent_image = local_agent_image(&agent_dir);
+    let mut flags: Vec<String> = ["--runtime", "kubernetes"].map(String::from).into();
+    flags.extend(flag("--kubeconfig", kubeconfig.to_str().unwrap()));
+    flags.extend(flag("--kube-namespace", "sandboxes"));
+    flags.extend(flag("--kube-agent-image", &agent_image));
+    Cluster { flags, fake: Some(fake), agent_image: Some(agent_image), _dir: dir }
+}
+
+fn image() -> String {
+    std::env::var("PODGATE_TEST_IMAGE").unwrap_or_else(|_| "podgate/base:latest".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubernetes_sandboxes_end_to_end() {
+    let cluster = cluster("kubernetes_sandboxes_end_to_end").await;
+    let srv = tokio::task::block_in_place(|| {
+        Server::start_with(Opts { extra: cluster.flags.clone(), postgres: Some(false), ..Default::default() })
+    });
+    let image = image();
+    let cli = |args: &[&str]| tokio::task::block_in_place(|| srv.cli(args));
+    let cli_stdin = |args: &[&str], input: &[u8]| tokio::task::block_in_place(|| srv.cli_stdin(args, Some(input)));
+
+    // Create and exec: the agent runs as the sandbox user.
+    ok(&cli(&["up", "--name", "k1", "--image", &image, "--env", "GREETING=hi"]));
+    let out = ok(&cli(&["exec", "k1", "--", "sh", "-c", "id -u; echo $GREETING; pwd"]));
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["1000", "hi", "/workspace"], "{out}");
+
+    // A terminal.
+    let o = cli_stdin(&["enter", "k1"], b"echo in-$((20+3))\nexit 4\n");
+    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("in-23"));
+
+    // Files both ways.
+    let local = srv.dir.path().join("up.txt");
+    std::fs::write(&local, "file through the pod\n").unwrap();
+    ok(&cli(&["cp", local.to_str().unwrap(), "k1:/workspace/up.txt"]));
+    assert_eq!(ok(&cli(&["exec", "k1", "--", "cat", "/workspace/up.txt"])), "file through the pod\n");
+    let back = srv.dir.path().join("down.txt");
+    ok(&cli(&["cp", "k1:/workspace/up.txt", back.to_str().unwrap()]));
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "file through the pod\n");
+
+    // SSH with the real OpenSSH client.
+    let keys = tempfile::tempdir().unwrap();
+    let key = keygen(keys.path(), "admin");
+    let public_key = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    srv.client().add_ssh_key("me", &AddSshKeyRequest { name: None, public_key }).await.unwrap();
+    let (host, port) = srv.ssh_addr.rsplit_once(':').unwrap();
+    let ssh = tokio::task::block_in_place(|| {
+        Command::new("ssh")
+            .args(ssh_opts(&key))
+            .args(["-p", port, &format!("k1@{host}"), "echo over-ssh; cat /workspace/up.txt"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    });
+    assert_eq!(ok(&ssh), "over-ssh\nfile through the pod\n");
+
+    // A persisted /workspace: hibernate and resume keep it, and a new sandbox re-attaches it.
+    ok(&cli(&["up", "--name", "p1", "--image", &image, "--persist"]));
+    ok(&cli(&["exec", "p1", "--", "sh", "-c", "echo kept > /workspace/keep"]));
+    ok(&cli(&["pause", "p1"]));
+    if let Some(fake) = &cluster.fake {
+        assert!(!fake.names("pods").iter().any(|p| p.contains(&sandbox_id(&srv, "p1"))), "hibernated: no pod");
+    }
+    ok(&cli(&["resume", "p1"]));
+    assert_eq!(ok(&cli(&["exec", "p1", "--", "cat", "/workspace/keep"])), "kept\n");
+    ok(&cli(&["down", "p1"]));
+    ok(&cli(&["up", "--name", "p1", "--image", &image, "--persist"]));
+    assert_eq!(ok(&cli(&["exec", "p1", "--", "cat", "/workspace/keep"])), "kept\n", "re-attached");
+    // A sandbox without persist cannot hibernate: it would lose its files.
+    let refused = cli(&["pause", "k1"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("persistent /workspace"), "{refused:?}");
+
+    // A missing image fails fast with the cluster's reason, and leaves nothing.
+    let started = Instant::now();
+    let bad = cli(&["up", "--name", "bad", "--image", "podgate-test/no-such-image:v0"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("ErrImagePull") || err.contains("ImagePullBackOff"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(60), "failed fast, not at the startup timeout");
+    assert!(!ok(&cli(&["ls"])).contains("bad"));
+
+    // Delete.
+    let k1 = sandbox_id(&srv, "k1");
+    ok(&cli(&["down", "k1"]));
+    assert!(!cli(&["exec", "k1", "--", "true"]).status.success());
+    if let Some(fake) = &cluster.fake {
+        for kind in ["pods", "secrets", "networkpolicies"] {
+            assert!(!fake.names(kind).iter().any(|n| n.contains(&k1)), "{kind} of {k1} left: {:?}", fake.names(kind));
+        }
+    }
+    ok(&cli(&["rm", "p1", "--volume"]));
+    if let Some(fake) = &cluster.fake {
+        assert!(fake.names("persistentvolumeclaims").is_empty(), "the claim goes with --volume");
+    }
+}
+
+fn sandbox_id(srv: &Server, name: &str) -> String {
+    let out = tokio::task::block_in_place(|| srv.cli(&["ls", "-o", "json"]));
+    let list: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    list.as_array().unwrap().iter().find(|s| s["name"] == name).map(|s| s["id"].as_str().unwrap().to_string()).unwrap()
+}
