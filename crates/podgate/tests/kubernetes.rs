@@ -100,7 +100,7 @@ fn image() -> String {
 async fn kubernetes_sandboxes_end_to_end() {
     let cluster = cluster("kubernetes_sandboxes_end_to_end").await;
     let srv = tokio::task::block_in_place(|| {
-        Server::start_with(Opts { extra: cluster.flags.clone(), postgres: Some(false), ..Default::default() })
+        Server::start_with(Opts { extra: cluster.flags.clone(), ..Default::default() })
     });
     let image = image();
     let cli = |args: &[&str]| tokio::task::block_in_place(|| srv.cli(args));
