@@ -28,6 +28,13 @@ use status::Progress;
 
 const DRIVER: &str = "kubernetes";
 
+/// Makes ring the process's TLS provider unless one is set. In a binary where other crates also
+/// enable rustls's aws-lc-rs provider, rustls cannot pick one by itself and the kube client
+/// would panic when it is built; call this before building a `kube::Client`.
+pub fn ensure_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The Kubernetes driver.
 pub struct KubeDriver {
     cfg: KubeConfig,
@@ -57,6 +64,7 @@ impl KubeDriver {
     /// Connects with the in-cluster configuration, or the kubeconfig (`KUBECONFIG`, its current
     /// context or `cfg.context`), and checks the sandbox namespace can be used.
     pub async fn connect(cfg: KubeConfig) -> Result<KubeDriver> {
+        ensure_crypto_provider();
         let opts = kube::config::KubeConfigOptions { context: cfg.context.clone(), ..Default::default() };
         let bad = |e: kube::config::KubeconfigError| Error::Unavailable(format!("kubeconfig: {e}"));
         let config = match (&cfg.kubeconfig, &cfg.context) {

@@ -8,6 +8,7 @@ use podgate_kube::{Access, KubeConfig, KubeDriver};
 use podgate_runtime::{AgentEndpoint, Driver, Error, InstanceStatus, PlacementSpec};
 
 async fn driver(instance: &str, startup_secs: u64) -> (KubeDriver, fake_api::Fake) {
+    podgate_kube::ensure_crypto_provider();
     let fake = fake_api::Fake::default();
     let url = fake.serve().await;
     let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();

@@ -99,9 +99,8 @@ fn image() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kubernetes_sandboxes_end_to_end() {
     let cluster = cluster("kubernetes_sandboxes_end_to_end").await;
-    let srv = tokio::task::block_in_place(|| {
-        Server::start_with(Opts { extra: cluster.flags.clone(), ..Default::default() })
-    });
+    let srv =
+        tokio::task::block_in_place(|| Server::start_with(Opts { extra: cluster.flags.clone(), ..Default::default() }));
     let image = image();
     let cli = |args: &[&str]| tokio::task::block_in_place(|| srv.cli(args));
     let cli_stdin = |args: &[&str], input: &[u8]| tokio::task::block_in_place(|| srv.cli_stdin(args, Some(input)));
