@@ -16,7 +16,9 @@ pub async fn bench(client: &Client, image: &str) -> anyhow::Result<()> {
     let n: usize = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(20).min(50);
     let probe = ExecRequest { argv: vec!["true".into()], ..Default::default() };
     let request = CreateSandboxRequest { image: Some(image.into()), ..Default::default() };
-    client.put_template(TEMPLATE, &TemplateRequest { request: request.clone(), pool_size: 3 }).await?;
+    client
+        .put_template(TEMPLATE, &TemplateRequest { request: request.clone(), pool_size: 3, scheduling: None })
+        .await?;
     let result = async {
         let (mut warm, mut cold) = (Vec::new(), Vec::new());
         for i in 0..n {

@@ -63,6 +63,9 @@ pub struct StoredSpec {
     /// The template whose warm pool holds it, until a user claims it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,
+    /// Kubernetes scheduling, from its template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<podgate_types::api::Scheduling>,
 }
 
 /// The TTL a sandbox created at `created_at` shows when it expires at `expires_at`: whole
@@ -145,7 +148,7 @@ impl Sandboxes {
     /// task, so a caller that disconnects cannot leave a half-created sandbox behind.
     #[tracing::instrument(name = "sandbox.create", skip_all, fields(user_id = %caller.user_id))]
     pub async fn create(&self, caller: &Caller, req: CreateSandboxRequest) -> Result<Sandbox> {
-        self.create_with(caller, req, None, None).await
+        self.create_with(caller, req, None, None, None).await
     }
 
     /// Creates a sandbox for template `pool`'s warm pool (its owner creates it).
@@ -154,8 +157,9 @@ impl Sandboxes {
         caller: &Caller,
         req: CreateSandboxRequest,
         pool: &str,
+        scheduling: Option<podgate_types::api::Scheduling>,
     ) -> Result<Sandbox> {
-        self.create_with(caller, req, None, Some(pool.to_string())).await
+        self.create_with(caller, req, None, Some(pool.to_string()), scheduling).await
     }
 
     /// Creates a sandbox that expires `lease` from now unless [`Sandboxes::renew_lease`] moves
@@ -163,7 +167,7 @@ impl Sandboxes {
     /// deletes it like any expired sandbox.
     #[tracing::instrument(name = "sandbox.create", skip_all, fields(user_id = %caller.user_id))]
     pub async fn create_leased(&self, caller: &Caller, req: CreateSandboxRequest, lease: Duration) -> Result<Sandbox> {
-        self.create_with(caller, req, Some(lease), None).await
+        self.create_with(caller, req, Some(lease), None, None).await
     }
 
     /// Moves a leased sandbox's expiry to `lease` from now, never past its TTL.
@@ -185,6 +189,7 @@ impl Sandboxes {
         req: CreateSandboxRequest,
         lease: Option<Duration>,
         pool: Option<String>,
+        scheduling: Option<podgate_types::api::Scheduling>,
     ) -> Result<Sandbox> {
         let what = match &req.snapshot {
             Some(s) => format!("snapshot {s}"),
@@ -193,10 +198,12 @@ impl Sandboxes {
         let row = match self.limiter.create(caller).await {
             Ok(()) if req.template.is_some() => match self.create_from_template(caller, req).await {
                 Ok(Ok(claimed)) => return Ok(claimed),
-                Ok(Err(merged)) => self.validate_and_insert(caller, merged, lease, pool).await,
+                Ok(Err((merged, from_template))) => {
+                    self.validate_and_insert(caller, merged, lease, pool, from_template).await
+                }
                 Err(e) => Err(e),
             },
-            Ok(()) => self.validate_and_insert(caller, req, lease, pool).await,
+            Ok(()) => self.validate_and_insert(caller, req, lease, pool, scheduling).await,
             Err(e) => Err(e),
         };
         let row = match row {
@@ -227,6 +234,7 @@ impl Sandboxes {
         req: CreateSandboxRequest,
         lease: Option<Duration>,
         pool: Option<String>,
+        scheduling: Option<podgate_types::api::Scheduling>,
     ) -> Result<SandboxRow> {
         let image = match (&req.snapshot, req.image) {
             (Some(_), Some(_)) => return Err(Error::Invalid("give `image` or `snapshot`, not both".into())),
@@ -316,6 +324,7 @@ impl Sandboxes {
             volume: None,
             idle_timeout_seconds: Some(idle_timeout),
             pool,
+            scheduling,
         };
         let (sidecar_cpu, sidecar_memory) = crate::sidecars::charged(&spec.sidecars);
         let (cpu, memory) = (spec.cpu.unwrap_or(0.0) + sidecar_cpu, spec.memory.unwrap_or(0) + sidecar_memory);
@@ -497,6 +506,14 @@ impl Sandboxes {
                 sidecars: crate::sidecars::placements(&spec.sidecars),
                 workspace_volume: spec.volume.as_deref().map(crate::volumes::runtime_name),
                 labels: spec.labels,
+                scheduling: spec
+                    .scheduling
+                    .map(|s| podgate_runtime::Scheduling {
+                        runtime_class: s.runtime_class,
+                        node_selector: s.node_selector,
+                        tolerations: s.tolerations,
+                    })
+                    .unwrap_or_default(),
             })
             .await?;
         let endpoint = self.driver.start(&row.id).await?;

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use podgate_store::{SandboxRow, TemplateRow};
-use podgate_types::api::{CreateSandboxRequest, Sandbox, Template, TemplateRequest};
+use podgate_types::api::{CreateSandboxRequest, Sandbox, Scheduling, Template, TemplateRequest};
 use podgate_types::validate;
 
 use crate::audit::Event;
@@ -30,12 +30,19 @@ impl Sandboxes {
         if t.pool_size > MAX_POOL {
             return Err(Error::Invalid(format!("pool_size {} is over the maximum of {MAX_POOL}", t.pool_size)));
         }
+        if let Some(s) = &t.scheduling {
+            validate::scheduling(s).map_err(Error::Invalid)?;
+        }
         let row = TemplateRow {
             name: name.to_string(),
             request: serde_json::to_string(&t.request).map_err(|e| Error::Internal(e.to_string()))?,
             pool_size: i64::from(t.pool_size),
             owner_id: caller.user_id.clone(),
             created_at: now_ms(),
+            scheduling: match &t.scheduling {
+                Some(s) => Some(serde_json::to_string(s).map_err(|e| Error::Internal(e.to_string()))?),
+                None => None,
+            },
         };
         self.store.put_template(&row).await?;
         let detail = format!("{name} (pool {})", t.pool_size);
@@ -100,7 +107,7 @@ impl Sandboxes {
         &self,
         caller: &Caller,
         req: CreateSandboxRequest,
-    ) -> Result<std::result::Result<Sandbox, CreateSandboxRequest>> {
+    ) -> Result<std::result::Result<Sandbox, (CreateSandboxRequest, Option<Scheduling>)>> {
         let name = req.template.clone().unwrap_or_default();
         let t =
             self.store.template(&name).await?.ok_or_else(|| Error::NotFound(format!("template {name:?} not found")))?;
@@ -112,7 +119,7 @@ impl Sandboxes {
         {
             return Ok(Ok(sb));
         }
-        Ok(Err(merge(base, req)))
+        Ok(Err((merge(base, req), scheduling_of(&t)?)))
     }
 
     /// Hands a ready sandbox of `t`'s pool to `caller`, if one is there.
@@ -216,7 +223,7 @@ impl Sandboxes {
         for _ in 0..missing {
             let name = format!("pool-{}-{}", t.name, ids::random_base32(6));
             let req = CreateSandboxRequest { name: Some(name), ..req.clone() };
-            self.create_pooled(&caller, req, &t.name).await?;
+            self.create_pooled(&caller, req, &t.name, scheduling_of(t)?).await?;
         }
         Ok(())
     }
@@ -228,9 +235,19 @@ impl Sandboxes {
             pool_size: u32::try_from(t.pool_size).unwrap_or(0),
             pool_ready: u32::try_from(ready).unwrap_or(u32::MAX),
             created_at: from_ms(t.created_at),
+            scheduling: scheduling_of(&t)?,
             name: t.name,
         })
     }
+}
+
+/// A template's Kubernetes scheduling, as stored.
+fn scheduling_of(t: &TemplateRow) -> Result<Option<Scheduling>> {
+    t.scheduling
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| Error::Internal(format!("template {}: {e}", t.name)))
 }
 
 /// States of a pool sandbox that count towards its pool.

@@ -285,6 +285,14 @@ pub fn pod(cfg: &KubeConfig, spec: &PlacementSpec) -> Result<Pod> {
         volume_mounts: Some(vec![mount("podgate-agent", AGENT_DIR, false)]),
         ..Default::default()
     };
+    // The sandbox's own scheduling (from its template) on top of the server's.
+    let runtime_class = spec.scheduling.runtime_class.clone().or_else(|| cfg.runtime_class.clone());
+    let mut node_selector = cfg.node_selector.clone();
+    node_selector.extend(spec.scheduling.node_selector.clone());
+    let mut tolerations = cfg.tolerations.clone();
+    for t in &spec.scheduling.tolerations {
+        tolerations.push(crate::config::Toleration::parse(t).map_err(Error::InvalidSpec)?);
+    }
     let mut containers = vec![main];
     containers.extend(spec.sidecars.iter().map(|s| sidecar(s, &cfg.image_pull_policy)));
     let user_labels = serde_json::to_string(&spec.labels).map_err(|e| Error::InvalidSpec(e.to_string()))?;
@@ -301,10 +309,10 @@ pub fn pod(cfg: &KubeConfig, spec: &PlacementSpec) -> Result<Pod> {
             enable_service_links: Some(false),
             restart_policy: Some("Never".into()),
             termination_grace_period_seconds: Some(10),
-            runtime_class_name: cfg.runtime_class.clone(),
-            node_selector: (!cfg.node_selector.is_empty()).then(|| cfg.node_selector.clone()),
-            tolerations: (!cfg.tolerations.is_empty()).then(|| {
-                cfg.tolerations
+            runtime_class_name: runtime_class,
+            node_selector: (!node_selector.is_empty()).then_some(node_selector),
+            tolerations: (!tolerations.is_empty()).then(|| {
+                tolerations
                     .iter()
                     .map(|t| Toleration {
                         key: Some(t.key.clone()),

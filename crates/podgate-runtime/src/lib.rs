@@ -59,6 +59,17 @@ pub struct PlacementSpec {
     pub workspace_volume: Option<String>,
     /// The user's labels (validated by the core), kept on the instance for operators.
     pub labels: BTreeMap<String, String>,
+    /// Where a cluster places it (from its template); drivers without nodes ignore it.
+    pub scheduling: Scheduling,
+}
+
+/// Scheduling of a sandbox on a cluster, validated by the core; added to the driver's own.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scheduling {
+    pub runtime_class: Option<String>,
+    pub node_selector: BTreeMap<String, String>,
+    /// `KEY[=VALUE]:EFFECT`.
+    pub tolerations: Vec<String>,
 }
 
 /// One sidecar as placed: the policy was checked and defaults applied by the core.

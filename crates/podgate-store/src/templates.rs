@@ -12,21 +12,25 @@ pub struct TemplateRow {
     pub pool_size: i64,
     pub owner_id: String,
     pub created_at: i64,
+    /// Where its sandboxes are scheduled on Kubernetes (JSON), if the admin said.
+    pub scheduling: Option<String>,
 }
 
 impl Store {
     /// Adds or replaces template `t.name`.
     pub async fn put_template(&self, t: &TemplateRow) -> Result<()> {
         on_db!(self, p => sqlx::query(
-            "INSERT INTO templates (name, request, pool_size, owner_id, created_at) VALUES ($1, $2, $3, $4, $5) \
+            "INSERT INTO templates (name, request, pool_size, owner_id, created_at, scheduling) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (name) DO UPDATE SET request = excluded.request, pool_size = excluded.pool_size, \
-             owner_id = excluded.owner_id",
+             owner_id = excluded.owner_id, scheduling = excluded.scheduling",
         )
         .bind(&t.name)
         .bind(&t.request)
         .bind(t.pool_size)
         .bind(&t.owner_id)
         .bind(t.created_at)
+        .bind(&t.scheduling)
         .execute(p)
         .await?
         .rows_affected());

@@ -279,6 +279,25 @@ pub struct Template {
     pub pool_ready: u32,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<Scheduling>,
+}
+
+/// Where a template's sandboxes run on Kubernetes (set by admins on a template; the Docker driver
+/// has no nodes and ignores it). Added to the server's `--kube-*` scheduling flags.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Scheduling {
+    /// A RuntimeClass (e.g. `gvisor`, `kata`), replacing the server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_class: Option<String>,
+    /// Node labels the pods must be placed on, over the server's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations, `KEY[=VALUE]:EFFECT`, besides the server's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<String>,
 }
 
 /// Body of `PUT /v1/templates/{name}` (admins).
@@ -292,6 +311,9 @@ pub struct TemplateRequest {
     /// claimed.
     #[serde(default)]
     pub pool_size: u32,
+    /// Where its sandboxes run on Kubernetes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<Scheduling>,
 }
 
 /// Body of `GET /v1/templates`.

@@ -97,6 +97,63 @@ pub fn labels(labels: &BTreeMap<String, String>) -> Result<(), String> {
     Ok(())
 }
 
+/// A Kubernetes name part: 1-63 lowercase letters, digits and '-', '.' inside.
+fn kube_name(what: &str, s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok { Ok(()) } else { Err(format!("invalid {what} {s:?}: use 1-63 lowercase letters, digits, '-' and '.'")) }
+}
+
+/// A Kubernetes label key (`[prefix/]name`) or value (`value` true: may be empty).
+fn kube_label(what: &str, s: &str, value: bool) -> Result<(), String> {
+    if value && s.is_empty() {
+        return Ok(());
+    }
+    let name = match s.split_once('/') {
+        Some((prefix, name)) if !value => {
+            if prefix.is_empty() || prefix.len() > 253 || !prefix.split('.').all(|p| kube_name(what, p).is_ok()) {
+                return Err(format!("invalid {what} {s:?}: the prefix is a DNS name"));
+            }
+            name
+        }
+        _ => s,
+    };
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok { Ok(()) } else { Err(format!("invalid {what} {s:?}: 1-63 letters, digits, '-', '_', '.'")) }
+}
+
+/// A template's Kubernetes scheduling: a runtime class name, label-shaped node selectors, and
+/// tolerations `KEY[=VALUE]:EFFECT`.
+pub fn scheduling(s: &crate::api::Scheduling) -> Result<(), String> {
+    if let Some(rc) = &s.runtime_class {
+        kube_name("runtime class", rc)?;
+    }
+    if s.node_selector.len() > 32 || s.tolerations.len() > 32 {
+        return Err("at most 32 node selectors and 32 tolerations".into());
+    }
+    for (k, v) in &s.node_selector {
+        kube_label("node selector key", k, false)?;
+        kube_label("node selector value", v, true)?;
+    }
+    for t in &s.tolerations {
+        let (kv, effect) = t.rsplit_once(':').ok_or_else(|| format!("toleration {t:?} is not KEY[=VALUE]:EFFECT"))?;
+        if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&effect) {
+            return Err(format!("toleration {t:?}: the effect is NoSchedule, PreferNoSchedule or NoExecute"));
+        }
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        kube_label("toleration key", k, false)?;
+        kube_label("toleration value", v, true)?;
+    }
+    Ok(())
+}
+
 /// An argv: at least one element, no NUL bytes.
 pub fn argv(what: &str, argv: &[String]) -> Result<(), String> {
     if argv.is_empty() {
@@ -114,6 +171,31 @@ pub fn argv(what: &str, argv: &[String]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kubernetes_scheduling() {
+        use crate::api::Scheduling;
+        let good = Scheduling {
+            runtime_class: Some("gvisor".into()),
+            node_selector: BTreeMap::from([
+                ("node.example.com/pool".into(), "sandboxes".into()),
+                ("gpu".into(), "".into()),
+            ]),
+            tolerations: vec!["sandbox=true:NoSchedule".into(), "spot:NoExecute".into()],
+        };
+        assert!(scheduling(&good).is_ok());
+        let bad = |s: Scheduling| scheduling(&s).unwrap_err();
+        assert!(
+            bad(Scheduling { runtime_class: Some("gVisor".into()), ..Default::default() }).contains("runtime class")
+        );
+        for key in ["", "a b", "-x", "x/", "/x", "bad_prefix/x"] {
+            let s = Scheduling { node_selector: BTreeMap::from([(key.to_string(), "v".into())]), ..Default::default() };
+            assert!(scheduling(&s).is_err(), "{key:?}");
+        }
+        for t in ["x", "x:Never", ":NoSchedule", "a b=c:NoSchedule", "k=v v:NoExecute"] {
+            assert!(scheduling(&Scheduling { tolerations: vec![t.into()], ..Default::default() }).is_err(), "{t:?}");
+        }
+    }
 
     #[test]
     fn names() {

@@ -157,6 +157,28 @@ async fn kubernetes_sandboxes_end_to_end() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("persistent /workspace"), "{refused:?}");
 
+    // A template's scheduling reaches its pods (a runtime class only on the fake: a real cluster
+    // may have none); a malformed one is refused.
+    let tfile = srv.dir.path().join("t.json");
+    std::fs::write(&tfile, format!("{{\"image\": \"{image}\"}}")).unwrap();
+    let mut put = vec!["template", "put", "iso", tfile.to_str().unwrap()];
+    put.extend(["--node-selector", "kubernetes.io/os=linux", "--toleration", "podgate-test=yes:NoSchedule"]);
+    if cluster.fake.is_some() {
+        put.extend(["--runtime-class", "kata"]);
+    }
+    ok(&cli(&put));
+    let bad_put = cli(&["template", "put", "bad", tfile.to_str().unwrap(), "--toleration", "nope"]);
+    assert!(String::from_utf8_lossy(&bad_put.stderr).contains("toleration"), "{bad_put:?}");
+    ok(&cli(&["up", "--name", "t1", "--template", "iso"]));
+    assert_eq!(ok(&cli(&["exec", "t1", "--", "id", "-u"])), "1000\n");
+    if let Some(fake) = &cluster.fake {
+        let pod = fake.object("pods", &format!("podgate-{}", sandbox_id(&srv, "t1"))).expect("t1's pod");
+        assert_eq!(pod["spec"]["runtimeClassName"], "kata");
+        assert_eq!(pod["spec"]["nodeSelector"]["kubernetes.io/os"], "linux");
+        assert_eq!(pod["spec"]["tolerations"][0]["key"], "podgate-test");
+    }
+    ok(&cli(&["down", "t1"]));
+
     // A missing image fails fast with the cluster's reason, and leaves nothing.
     let started = Instant::now();
     let bad = cli(&["up", "--name", "bad", "--image", "podgate-test/no-such-image:v0"]);

@@ -33,6 +33,7 @@ async fn warm_pools_hand_out_ready_sandboxes_and_refill() {
             ..Default::default()
         },
         pool_size: pool,
+        scheduling: None,
     };
     // Only admins define templates; everyone lists them.
     assert!(kim.put_template("py", &template(2)).await.unwrap_err().to_string().contains("admin"));
@@ -95,7 +96,7 @@ async fn template_images_build_from_a_dockerfile() {
     let srv = Server::start();
     let admin = srv.client();
     let request = CreateSandboxRequest { image: Some(BUSYBOX.into()), ..Default::default() };
-    admin.put_template("built", &TemplateRequest { request, pool_size: 0 }).await.unwrap();
+    admin.put_template("built", &TemplateRequest { request, pool_size: 0, scheduling: None }).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("Dockerfile"),

@@ -149,6 +149,11 @@ impl Fake {
         self.store.lock().unwrap().objects.get(&(resource.to_string(), name.to_string())).cloned()
     }
 
+    /// A stored object, as the API would return it.
+    pub fn object(&self, resource: &str, name: &str) -> Option<Value> {
+        self.get(resource, name)
+    }
+
     /// Names of the stored objects of a resource.
     pub fn names(&self, resource: &str) -> Vec<String> {
         self.store.lock().unwrap().objects.keys().filter(|(r, _)| r == resource).map(|(_, n)| n.clone()).collect()
@@ -304,7 +309,11 @@ async fn remove(State(fake): State<Fake>, Path((_ns, resource, name)): Path<(Str
         if let (Some(k), "persistentvolumeclaims") = (&fake.kubelet, resource.as_str()) {
             k.remove_claim(&name);
         }
-        return axum::Json(fake.put(&resource, &name, None, "DELETED").unwrap()).into_response();
+        // Another delete may have got there first.
+        return match fake.put(&resource, &name, None, "DELETED") {
+            Some(o) => axum::Json(o).into_response(),
+            None => status(404, "NotFound", &format!("{resource} \"{name}\" not found")),
+        };
     }
     // A pod terminates for a moment first, like a kubelet's grace period.
     obj["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");

@@ -174,6 +174,35 @@ fn scheduling_and_nfs_from_the_config() {
 }
 
 #[test]
+fn a_templates_scheduling_goes_over_the_servers() {
+    let c = KubeConfig {
+        runtime_class: Some("runc-default".into()),
+        node_selector: BTreeMap::from([("pool".into(), "general".into()), ("zone".into(), "a".into())]),
+        tolerations: vec![TolerationCfg::parse("spot:NoExecute").unwrap()],
+        ..cfg()
+    };
+    let s = PlacementSpec {
+        scheduling: podgate_runtime::Scheduling {
+            runtime_class: Some("kata".into()),
+            node_selector: BTreeMap::from([("pool".into(), "isolated".into())]),
+            tolerations: vec!["isolated=yes:NoSchedule".into()],
+        },
+        ..spec()
+    };
+    let ps = pod(&c, &s).unwrap().spec.unwrap();
+    assert_eq!(ps.runtime_class_name.as_deref(), Some("kata"));
+    let ns = ps.node_selector.unwrap();
+    assert_eq!((ns["pool"].as_str(), ns["zone"].as_str()), ("isolated", "a"));
+    let keys: Vec<_> = ps.tolerations.unwrap().into_iter().map(|t| t.key.unwrap()).collect();
+    assert_eq!(keys, ["spot", "isolated"]);
+    let bad = PlacementSpec {
+        scheduling: podgate_runtime::Scheduling { tolerations: vec!["nope".into()], ..Default::default() },
+        ..spec()
+    };
+    assert!(matches!(pod(&c, &bad), Err(Error::InvalidSpec(_))));
+}
+
+#[test]
 fn sidecars_share_the_pod_and_only_privileged_ones_are_privileged() {
     let dind = SidecarPlacement {
         name: "docker".into(),

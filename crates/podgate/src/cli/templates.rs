@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use podgate_types::api::TemplateRequest;
+use podgate_types::api::{Scheduling, TemplateRequest};
 
 use super::Conn;
 use super::output::{OutputFormat, print_json, print_rows};
@@ -32,6 +32,15 @@ enum TemplateCmd {
         /// Ready sandboxes to keep for it.
         #[arg(long, default_value_t = 0)]
         pool: u32,
+        /// On Kubernetes: the RuntimeClass of its pods (e.g. gvisor, kata).
+        #[arg(long)]
+        runtime_class: Option<String>,
+        /// On Kubernetes: a node label its pods need, KEY=VALUE (repeatable).
+        #[arg(long = "node-selector", value_name = "KEY=VALUE")]
+        node_selector: Vec<String>,
+        /// On Kubernetes: a toleration of its pods, KEY[=VALUE]:EFFECT (repeatable).
+        #[arg(long = "toleration", value_name = "KEY[=VALUE]:EFFECT")]
+        tolerations: Vec<String>,
     },
     /// Build the template's image from a folder with a Dockerfile (admins); nothing is pulled,
     /// so its FROM must be an image the engine has.
@@ -50,14 +59,21 @@ enum TemplateCmd {
 pub async fn template(a: TemplateArgs) -> anyhow::Result<()> {
     let client = a.conn.client()?;
     match a.cmd {
-        TemplateCmd::Put { name, file, pool } => {
+        TemplateCmd::Put { name, file, pool, runtime_class, node_selector, tolerations } => {
             let text = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin())?
             } else {
                 std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
             };
             let request = serde_json::from_str(&text).context("the file is not a sandbox request")?;
-            let t = client.put_template(&name, &TemplateRequest { request, pool_size: pool }).await?;
+            let node_selector = node_selector
+                .iter()
+                .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect::<Option<_>>()
+                .context("--node-selector takes KEY=VALUE")?;
+            let scheduling = Scheduling { runtime_class, node_selector, tolerations };
+            let scheduling = (scheduling != Scheduling::default()).then_some(scheduling);
+            let t = client.put_template(&name, &TemplateRequest { request, pool_size: pool, scheduling }).await?;
             match a.output {
                 OutputFormat::Json => print_json(&t)?,
                 OutputFormat::Text => println!("template {} (pool {})", t.name, t.pool_size),
