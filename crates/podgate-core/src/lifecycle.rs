@@ -80,7 +80,12 @@ impl Sandboxes {
     /// Pauses the running sandboxes among `rows` that saw no user activity for their idle
     /// timeout (on any replica: the database's mark, or this replica's fresher one).
     pub(crate) async fn pause_idle(&self, rows: &[SandboxRow], now: i64) {
+        let refused = self.idle_refused.clone();
+        refused.lock().unwrap_or_else(|e| e.into_inner()).retain(|id| rows.iter().any(|r| &r.id == id));
         for row in rows.iter().filter(|r| r.state == "running") {
+            if refused.lock().unwrap_or_else(|e| e.into_inner()).contains(&row.id) {
+                continue;
+            }
             let Ok(spec) = serde_json::from_str::<StoredSpec>(&row.spec) else { continue };
             let timeout = spec.idle_timeout_seconds.unwrap_or(0);
             // A warm pool's sandboxes wait unused by design.
@@ -98,6 +103,11 @@ impl Sandboxes {
             self.audit.record(Event::system("sandbox.idle_pause").sandbox(&row.id).detail(detail).outcome(&r)).await;
             match r {
                 Ok(()) => tracing::info!(sandbox_id = %row.id, timeout, "paused an idle sandbox"),
+                Err(Error::Conflict(e)) => {
+                    // The runtime cannot pause this one (or it changed state): once is enough.
+                    tracing::info!(sandbox_id = %row.id, error = %e, "an idle sandbox cannot be paused; not trying again");
+                    refused.lock().unwrap_or_else(|e| e.into_inner()).insert(row.id.clone());
+                }
                 Err(e) => tracing::warn!(sandbox_id = %row.id, error = %e, "pausing an idle sandbox failed"),
             }
         }

@@ -98,6 +98,9 @@ pub struct Sandboxes {
     pub(crate) leading: Arc<std::sync::atomic::AtomicBool>,
     /// Templates whose warm pools are being refilled now.
     pub(crate) refilling: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Sandboxes whose idle pause the runtime refused (e.g. Kubernetes without a persistent
+    /// `/workspace`): not tried again while they live.
+    pub(crate) idle_refused: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Sandboxes {
@@ -119,6 +122,7 @@ impl Sandboxes {
             activity,
             leading: Default::default(),
             refilling: Default::default(),
+            idle_refused: Default::default(),
         }
     }
 

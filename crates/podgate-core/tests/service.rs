@@ -13,6 +13,14 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 struct FakeDriver {
     socket: PathBuf,
     deleted: Mutex<Vec<String>>,
+    started: Mutex<Vec<String>>,
+    pauses: Mutex<u32>,
+}
+
+impl FakeDriver {
+    fn new(socket: PathBuf) -> FakeDriver {
+        FakeDriver { socket, deleted: Mutex::default(), started: Mutex::default(), pauses: Mutex::default() }
+    }
 }
 
 #[async_trait::async_trait]
@@ -26,14 +34,18 @@ impl Driver for FakeDriver {
     async fn create(&self, _spec: &PlacementSpec) -> Result<()> {
         Ok(())
     }
-    async fn start(&self, _id: &str) -> Result<AgentEndpoint> {
+    async fn start(&self, id: &str) -> Result<AgentEndpoint> {
+        self.started.lock().unwrap().push(id.into());
         Ok(AgentEndpoint::Unix(self.socket.clone()))
     }
     async fn inspect(&self, id: &str) -> Result<Option<Instance>> {
         Ok(Some(Instance { sandbox_id: id.into(), status: InstanceStatus::Running }))
     }
     async fn list(&self) -> Result<Vec<Instance>> {
-        Ok(Vec::new())
+        let deleted = self.deleted.lock().unwrap().clone();
+        let started = self.started.lock().unwrap().clone();
+        let live = started.into_iter().filter(|id| !deleted.contains(id));
+        Ok(live.map(|id| Instance { sandbox_id: id, status: InstanceStatus::Running }).collect())
     }
     async fn delete(&self, id: &str) -> Result<()> {
         self.deleted.lock().unwrap().push(id.into());
@@ -43,6 +55,7 @@ impl Driver for FakeDriver {
         Ok(String::new())
     }
     async fn pause(&self, _id: &str) -> Result<()> {
+        *self.pauses.lock().unwrap() += 1;
         Err(podgate_runtime::Error::Unsupported { driver: "fake", what: "pause".into() })
     }
     async fn resume(&self, _id: &str) -> Result<Option<podgate_runtime::AgentEndpoint>> {
@@ -92,7 +105,7 @@ async fn agent_with_another_protocol_is_refused() {
     fake_agent(socket.clone(), podgate_types::AGENT_PROTOCOL_VERSION + 1).await;
     let store = Store::open_sqlite(&dir.path().join("db")).await.unwrap();
     let (user, _) = Auth::new(store.clone()).create_user("u", Role::User, "t").await.unwrap();
-    let driver = Arc::new(FakeDriver { socket, deleted: Mutex::new(Vec::new()) });
+    let driver = Arc::new(FakeDriver::new(socket));
     let sandboxes = Sandboxes::new(store.clone(), driver.clone(), CoreConfig::default(), Metrics::default());
     let caller = Caller { user_id: user.id, user_name: user.name, role: Role::User, source: None };
 
@@ -118,7 +131,7 @@ async fn other_users_sandboxes_answer_like_missing_ones() {
     let alice = caller(auth.create_user("alice", Role::User, "t").await.unwrap().0, Role::User);
     let bob = caller(auth.create_user("bob", Role::User, "t").await.unwrap().0, Role::User);
     let admin = caller(auth.create_user("root", Role::Admin, "t").await.unwrap().0, Role::Admin);
-    let driver = Arc::new(FakeDriver { socket, deleted: Mutex::new(Vec::new()) });
+    let driver = Arc::new(FakeDriver::new(socket));
     let sandboxes = Sandboxes::new(store, driver.clone(), CoreConfig::default(), Metrics::default());
 
     let req = |name: &str| CreateSandboxRequest { name: Some(name.into()), ..Default::default() };
@@ -168,4 +181,25 @@ async fn other_users_sandboxes_answer_like_missing_ones() {
     assert_eq!(sandboxes.list(&admin).await.unwrap().len(), 4);
     sandboxes.delete(&admin, &alice2.id).await.unwrap();
     assert_eq!(sandboxes.list(&alice).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_idle_pause_the_runtime_refuses_is_tried_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("agent.sock");
+    fake_agent(socket.clone(), podgate_types::AGENT_PROTOCOL_VERSION).await;
+    let store = Store::open_sqlite(&dir.path().join("db")).await.unwrap();
+    let auth = Auth::new(store.clone());
+    let (user, _) = auth.create_user("alice", Role::User, "t").await.unwrap();
+    let alice = Caller { user_id: user.id, user_name: user.name, role: Role::User, source: None };
+    let driver = Arc::new(FakeDriver::new(socket));
+    let sandboxes = Sandboxes::new(store, driver.clone(), CoreConfig::default(), Metrics::default());
+    let req = CreateSandboxRequest { name: Some("idle".into()), idle_timeout_seconds: Some(1), ..Default::default() };
+    let sb = sandboxes.create(&alice, req).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    for _ in 0..3 {
+        sandboxes.reconcile().await.unwrap();
+    }
+    assert_eq!(*driver.pauses.lock().unwrap(), 1, "a refusal is not retried every pass");
+    assert_eq!(sandboxes.get(&alice, &sb.id).await.unwrap().state, podgate_types::api::SandboxState::Running);
 }
