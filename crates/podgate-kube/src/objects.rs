@@ -143,14 +143,18 @@ fn runtime_default_seccomp() -> Option<SeccompProfile> {
     Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() })
 }
 
-/// The restricted security context of the sandbox's container (and the agent installer).
-fn restricted(uid: u32, read_only_root: bool) -> SecurityContext {
+/// The restricted security context of the sandbox's container (and the agent installer), as
+/// the sandbox user. The user is set per container, not for the pod: sidecars run as their
+/// image's user, as on Docker.
+fn restricted((uid, gid): (u32, u32), read_only_root: bool) -> SecurityContext {
     let add = (uid == 0).then(|| ROOT_CAPABILITIES.iter().map(|c| c.to_string()).collect());
     SecurityContext {
         allow_privilege_escalation: Some(false),
         capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add }),
         privileged: Some(false),
         read_only_root_filesystem: Some(read_only_root),
+        run_as_user: Some(uid.into()),
+        run_as_group: Some(gid.into()),
         run_as_non_root: Some(uid != 0),
         seccomp_profile: runtime_default_seccomp(),
         ..Default::default()
@@ -270,7 +274,7 @@ pub fn pod(cfg: &KubeConfig, spec: &PlacementSpec) -> Result<Pod> {
             ..Default::default()
         }]),
         resources: Some(resources(spec.cpu, spec.memory)),
-        security_context: Some(restricted(uid, spec.read_only_root)),
+        security_context: Some(restricted(spec.user, spec.read_only_root)),
         volume_mounts: Some(mounts),
         working_dir: Some("/workspace".into()),
         ..Default::default()
@@ -281,7 +285,7 @@ pub fn pod(cfg: &KubeConfig, spec: &PlacementSpec) -> Result<Pod> {
         image_pull_policy: Some(cfg.image_pull_policy.clone()),
         command: Some(vec!["/podgate-agent".into(), "install".into(), format!("{AGENT_DIR}/podgate-agent")]),
         resources: Some(resources(Some(0.1), Some(64 << 20))),
-        security_context: Some(restricted(uid, true)),
+        security_context: Some(restricted(spec.user, true)),
         volume_mounts: Some(vec![mount("podgate-agent", AGENT_DIR, false)]),
         ..Default::default()
     };
@@ -324,9 +328,7 @@ pub fn pod(cfg: &KubeConfig, spec: &PlacementSpec) -> Result<Pod> {
                     .collect()
             }),
             security_context: Some(PodSecurityContext {
-                run_as_user: Some(uid.into()),
-                run_as_group: Some(gid.into()),
-                run_as_non_root: Some(uid != 0),
+                // Volumes (a claim above all) are the sandbox group's.
                 fs_group: Some(gid.into()),
                 seccomp_profile: runtime_default_seccomp(),
                 ..Default::default()

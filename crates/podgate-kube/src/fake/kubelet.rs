@@ -64,9 +64,12 @@ impl DockerKubelet {
         let spec = pod.spec.clone().unwrap_or_default();
         let psc = spec.security_context.unwrap_or_default();
         let mut f = vec!["--pull".to_string(), "never".into()];
-        let (uid, gid) = (psc.run_as_user.unwrap_or(0), psc.run_as_group.unwrap_or(0));
-        f.extend(["--user".into(), format!("{uid}:{gid}")]);
         let sc = c.security_context.clone().unwrap_or_default();
+        // The container's user, else the pod's, else the image's.
+        if let Some(uid) = sc.run_as_user.or(psc.run_as_user) {
+            let gid = sc.run_as_group.or(psc.run_as_group).unwrap_or(uid);
+            f.extend(["--user".into(), format!("{uid}:{gid}")]);
+        }
         let caps = sc.capabilities.unwrap_or_default();
         for d in caps.drop.unwrap_or_default() {
             f.extend(["--cap-drop".into(), d]);

@@ -66,11 +66,12 @@ fn pod_is_restricted() {
     assert_eq!(ps.restart_policy.as_deref(), Some("Never"));
     assert_eq!(ps.host_network, None);
     let psc = ps.security_context.as_ref().unwrap();
-    assert_eq!((psc.run_as_user, psc.run_as_group, psc.fs_group), (Some(1000), Some(1000), Some(1000)));
-    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(psc.fs_group, Some(1000));
+    assert_eq!(psc.run_as_user, None, "set per container: sidecars keep their image's user");
     assert_eq!(psc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
     for c in ps.containers.iter().chain(ps.init_containers.as_ref().unwrap()) {
         let sc = c.security_context.as_ref().unwrap();
+        assert_eq!((sc.run_as_user, sc.run_as_group), (Some(1000), Some(1000)), "{}", c.name);
         assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
         assert_eq!(sc.run_as_non_root, Some(true), "{}", c.name);
         assert_eq!(sc.privileged, Some(false), "{}", c.name);
@@ -219,6 +220,7 @@ fn sidecars_share_the_pod_and_only_privileged_ones_are_privileged() {
     assert_eq!(cs.len(), 3);
     assert_eq!(cs[1].name, "sidecar-docker");
     assert_eq!(cs[1].security_context.as_ref().unwrap().privileged, Some(true));
+    assert_eq!(cs[1].security_context.as_ref().unwrap().run_as_user, None, "the image's user, as on Docker");
     assert_eq!(cs[1].resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"].0, (1u64 << 30).to_string());
     let sc = cs[2].security_context.as_ref().unwrap();
     assert_eq!(sc.privileged, None);
