@@ -54,6 +54,12 @@ impl Drop for Cluster {
 }
 
 async fn cluster(test: &str) -> Cluster {
+    cluster_with(test, false).await
+}
+
+/// `port_forward`: on the fake too, the server reaches agents through port-forward streams
+/// (on a real cluster it always does).
+async fn cluster_with(test: &str, port_forward: bool) -> Cluster {
     let dir = tempfile::Builder::new().prefix("pgke").tempdir_in("/tmp").unwrap();
     let flag = |k: &str, v: &str| [k.to_string(), v.to_string()];
     if let Ok(kubeconfig) = std::env::var("PODGATE_TEST_KUBECONFIG") {
@@ -86,6 +92,9 @@ async fn cluster(test: &str) -> Cluster {
     std::fs::create_dir(&agent_dir).unwrap();
     let agent_image = local_agent_image(&agent_dir);
     let mut flags: Vec<String> = ["--runtime", "kubernetes"].map(String::from).into();
+    if port_forward {
+        flags.push("--kube-port-forward".into());
+    }
     flags.extend(flag("--kubeconfig", kubeconfig.to_str().unwrap()));
     flags.extend(flag("--kube-namespace", "sandboxes"));
     flags.extend(flag("--kube-agent-image", &agent_image));
@@ -207,4 +216,30 @@ fn sandbox_id(srv: &Server, name: &str) -> String {
     let out = tokio::task::block_in_place(|| srv.cli(&["ls", "-o", "json"]));
     let list: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
     list.as_array().unwrap().iter().find(|s| s["name"] == name).map(|s| s["id"].as_str().unwrap().to_string()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubernetes_port_forward_reaches_agents_across_a_restart() {
+    let cluster = cluster_with("kubernetes_port_forward_reaches_agents_across_a_restart", true).await;
+    let opts = Opts { extra: cluster.flags.clone(), ..Default::default() };
+    let mut srv = tokio::task::block_in_place(|| Server::start_with(opts.clone()));
+    let image = image();
+    let cli = |srv: &Server, args: &[&str]| tokio::task::block_in_place(|| srv.cli(args));
+    ok(&cli(&srv, &["up", "--name", "pf", "--image", &image]));
+    let listed: serde_json::Value = serde_json::from_str(&ok(&cli(&srv, &["ls", "-o", "json"]))).unwrap();
+    let id = listed[0]["id"].as_str().unwrap().to_string();
+    let socket = srv.dir.path().join("run").join(format!("{id}.sock"));
+    assert!(socket.exists(), "the sandbox's port-forward socket is {}", socket.display());
+    assert_eq!(ok(&cli(&srv, &["exec", "pf", "--", "sh", "-c", "echo through-$((6*7))"])), "through-42\n");
+    let o = tokio::task::block_in_place(|| srv.cli_stdin(&["enter", "pf"], Some(b"echo term-$((2+3))\nexit 3\n")));
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("term-5"));
+    // The stored address holds after a restart: the driver listens again on the same socket.
+    tokio::task::block_in_place(|| {
+        srv.kill9();
+        srv.spawn(opts.clone());
+    });
+    assert_eq!(ok(&cli(&srv, &["exec", "pf", "--", "cat", "/proc/1/comm"])), "podgate-agent\n");
+    ok(&cli(&srv, &["down", "pf"]));
+    assert!(!socket.exists(), "the socket goes with the sandbox");
 }

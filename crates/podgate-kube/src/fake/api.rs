@@ -2,7 +2,8 @@
 //! claims and events in one namespace, with label and field selectors, lists, watches, merge
 //! patches, and a fake kubelet that runs a pod shortly after it is created (or reports
 //! `ErrImagePull` for images under `missing/` or named `no-such-image`, `InvalidImageName` for
-//! `invalid/`, and never runs `slow/`) and removes a deleted pod after a grace period. With
+//! `invalid/`, and never runs `slow/`) and removes a deleted pod after a grace period, and
+//! `pods/portforward` to a pod's IP. With
 //! [`Fake::with_docker`], pods really run: [`DockerKubelet`] starts them on the Docker engine.
 //! It stands in for a cluster only in tests; the tests against a real cluster run when
 //! `PODGATE_TEST_KUBECONFIG` names one.
@@ -103,6 +104,7 @@ impl Fake {
             .route(ns, get(list_or_watch).post(create))
             .route("/api/v1/namespaces/{ns}/{resource}/{name}", get(read).delete(remove).patch(patch))
             .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(logs))
+            .route("/api/v1/namespaces/{ns}/pods/{name}/portforward", get(portforward))
             .route("/apis/networking.k8s.io/v1/namespaces/{ns}/{resource}", get(list_or_watch).post(create))
             .route(
                 "/apis/networking.k8s.io/v1/namespaces/{ns}/{resource}/{name}",
@@ -363,4 +365,70 @@ async fn logs(
         }
         None => "podgate-agent: serving\n".into_response(),
     }
+}
+
+/// `pods/portforward` over a WebSocket (`v4.channel.k8s.io`): channel 0 carries the bytes of the
+/// first port, channel 1 its errors; each starts with the port number (little endian). The
+/// bytes go to the pod's IP, as a kubelet's port-forward reaches the pod.
+async fn portforward(
+    State(fake): State<Fake>,
+    Path((_ns, name)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    use axum::extract::ws::Message;
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let Some(port) = q.get("ports").and_then(|p| p.parse::<u16>().ok()) else {
+        return status(400, "BadRequest", "one port is required");
+    };
+    let Some(ip) = fake.get("pods", &name).and_then(|p| p["status"]["podIP"].as_str().map(String::from)) else {
+        return status(404, "NotFound", "the pod has no IP");
+    };
+    let Ok(tcp) = tokio::net::TcpStream::connect((ip.as_str(), port)).await else {
+        return status(500, "InternalError", "cannot reach the pod's port");
+    };
+    ws.protocols(["v4.channel.k8s.io"]).on_upgrade(move |socket| async move {
+        let (mut tx, mut rx) = socket.split();
+        let (mut from_pod, mut to_pod) = tcp.into_split();
+        let le = port.to_le_bytes();
+        for ch in [0u8, 1] {
+            if tx.send(Message::Binary(vec![ch, le[0], le[1]].into())).await.is_err() {
+                return;
+            }
+        }
+        let up = async move {
+            while let Some(Ok(msg)) = rx.next().await {
+                match msg {
+                    Message::Binary(b) if b.len() > 1 && b[0] == 0 => {
+                        if to_pod.write_all(&b[1..]).await.is_err() {
+                            break;
+                        }
+                    }
+                    Message::Close(_) => break,
+                    _ => {}
+                }
+            }
+            let _ = to_pod.shutdown().await;
+        };
+        let down = async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match from_pod.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let mut frame = Vec::with_capacity(n + 1);
+                        frame.push(0);
+                        frame.extend_from_slice(&buf[..n]);
+                        if tx.send(Message::Binary(frame.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(Message::Close(None)).await;
+        };
+        tokio::join!(up, down);
+    })
 }
