@@ -402,7 +402,8 @@ async fn portforward(
             while let Some(Ok(msg)) = rx.next().await {
                 match msg {
                     Message::Binary(b) if b.len() > 1 && b[0] == 0 => {
-                        if to_pod.write_all(&b[1..]).await.is_err() {
+                        let written = to_pod.write_all(&b[1..]).await;
+                        if written.is_err() {
                             break;
                         }
                     }
