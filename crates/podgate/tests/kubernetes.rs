@@ -23,7 +23,11 @@ fn ok(o: &Output) -> String {
 
 /// The static agent as an image holding only `/podgate-agent` (deploy/agent.Dockerfile's layout).
 fn local_agent_image(dir: &std::path::Path) -> String {
-    let image = format!("podgate-test/agent:e2e{}", std::process::id());
+    // One per test: `cargo test` runs the tests of this file as threads of one process, and each
+    // removes its image when it ends.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let image = format!("podgate-test/agent:e2e{}-{n}", std::process::id());
     std::fs::copy(common::agent_bin(), dir.join("podgate-agent")).unwrap();
     let tar = Command::new("tar").arg("-C").arg(dir).args(["-cf", "-", "podgate-agent"]).output().unwrap();
     let mut import = Command::new("docker")
