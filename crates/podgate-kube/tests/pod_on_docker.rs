@@ -10,7 +10,7 @@ use std::process::Command;
 
 use base64::Engine as _;
 use podgate_kube::KubeConfig;
-use podgate_kube::fake::DockerKubelet;
+use podgate_kube::fake::{AgentImage, DockerKubelet};
 use podgate_runtime::PlacementSpec;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -39,35 +39,13 @@ async fn http(addr: &str, method: &str, path: &str, secret: Option<&str>, body: 
     (status, body)
 }
 
-struct Cleanup(Vec<Vec<String>>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for args in &self.0 {
-            let _ = Command::new("docker").args(args).output();
-        }
-    }
-}
-
 #[tokio::test]
 async fn the_pods_containers_run_the_agent_as_the_sandbox_user() {
     let pid = std::process::id();
     let tmp = tempfile::Builder::new().prefix("pgkd").tempdir_in("/tmp").unwrap();
     // The agent image: the static agent alone, as deploy/agent.Dockerfile makes it.
-    let ctx = tmp.path().join("agent");
-    std::fs::create_dir(&ctx).unwrap();
-    std::fs::copy(agent_bin(), ctx.join("podgate-agent")).unwrap();
-    let agent_image = format!("podgate-test/agent:kube{pid}");
-    let tar = Command::new("tar").arg("-C").arg(&ctx).args(["-cf", "-", "podgate-agent"]).output().unwrap();
-    let mut import = Command::new("docker")
-        .args(["import", "--change", "USER 65534:65534", "-", &agent_image])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(import.stdin.as_mut().unwrap(), &tar.stdout).unwrap();
-    assert!(import.wait().unwrap().success());
-    let _cleanup = Cleanup(vec![vec!["rmi".into(), "-f".into(), agent_image.clone()]]);
+    let agent = AgentImage::import(std::path::Path::new(&agent_bin())).expect("importing the agent image");
+    let agent_image = agent.name.clone();
 
     let cfg = KubeConfig { instance: format!("kubetest{pid}"), agent_image: agent_image.clone(), ..Default::default() };
     let spec = PlacementSpec {

@@ -21,40 +21,12 @@ fn ok(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// The static agent as an image holding only `/podgate-agent` (deploy/agent.Dockerfile's layout).
-fn local_agent_image(dir: &std::path::Path) -> String {
-    // One per test: `cargo test` runs the tests of this file as threads of one process, and each
-    // removes its image when it ends.
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let image = format!("podgate-test/agent:e2e{}-{n}", std::process::id());
-    std::fs::copy(common::agent_bin(), dir.join("podgate-agent")).unwrap();
-    let tar = Command::new("tar").arg("-C").arg(dir).args(["-cf", "-", "podgate-agent"]).output().unwrap();
-    let mut import = Command::new("docker")
-        .args(["import", "--change", "USER 65534:65534", "-", &image])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(import.stdin.as_mut().unwrap(), &tar.stdout).unwrap();
-    assert!(import.wait().unwrap().success());
-    image
-}
-
 /// Where the test runs: a real cluster, or the fake API server with Docker as kubelet.
 struct Cluster {
     flags: Vec<String>,
     fake: Option<podgate_kube::fake::Fake>,
-    agent_image: Option<String>,
+    _agent_image: Option<podgate_kube::fake::AgentImage>,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if let Some(i) = &self.agent_image {
-            let _ = Command::new("docker").args(["rmi", "-f", i]).output();
-        }
-    }
 }
 
 async fn cluster(test: &str) -> Cluster {
@@ -74,7 +46,7 @@ async fn cluster_with(test: &str, port_forward: bool) -> Cluster {
         flags.extend(flag("--kubeconfig", &kubeconfig));
         flags.extend(flag("--kube-namespace", &ns));
         flags.extend(flag("--kube-agent-image", &agent));
-        return Cluster { flags, fake: None, agent_image: None, _dir: dir };
+        return Cluster { flags, fake: None, _agent_image: None, _dir: dir };
     }
     eprintln!(
         "SKIPPED {test} on a real cluster: PODGATE_TEST_KUBECONFIG is not set. Running it on the fake API \
@@ -92,17 +64,15 @@ async fn cluster_with(test: &str, port_forward: bool) -> Cluster {
         ),
     )
     .unwrap();
-    let agent_dir = dir.path().join("agent");
-    std::fs::create_dir(&agent_dir).unwrap();
-    let agent_image = local_agent_image(&agent_dir);
+    let agent_image = podgate_kube::fake::AgentImage::import(&common::agent_bin()).expect("importing the agent image");
     let mut flags: Vec<String> = ["--runtime", "kubernetes"].map(String::from).into();
     if port_forward {
         flags.push("--kube-port-forward".into());
     }
     flags.extend(flag("--kubeconfig", kubeconfig.to_str().unwrap()));
     flags.extend(flag("--kube-namespace", "sandboxes"));
-    flags.extend(flag("--kube-agent-image", &agent_image));
-    Cluster { flags, fake: Some(fake), agent_image: Some(agent_image), _dir: dir }
+    flags.extend(flag("--kube-agent-image", &agent_image.name));
+    Cluster { flags, fake: Some(fake), _agent_image: Some(agent_image), _dir: dir }
 }
 
 fn image() -> String {

@@ -3,8 +3,10 @@
 //! Kubernetes path be tested on a machine without a cluster; they never replace the tests
 //! against a real cluster (`PODGATE_TEST_KUBECONFIG`).
 
+mod agent_image;
 mod api;
 mod kubelet;
 
+pub use agent_image::AgentImage;
 pub use api::Fake;
 pub use kubelet::{DockerKubelet, Waiting};
