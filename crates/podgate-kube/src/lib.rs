@@ -99,8 +99,10 @@ impl KubeDriver {
             cfg,
         };
         driver.ping().await?;
-        // After a restart: listen again for the running sandboxes (their stored addresses hold).
-        driver.list().await?;
+        if driver.forwards.is_some() {
+            // After a restart: listen again for the running sandboxes (their stored addresses hold).
+            driver.list().await?;
+        }
         Ok(driver)
     }
 
@@ -229,6 +231,22 @@ impl KubeDriver {
         }
     }
 
+    /// Deletes object `name` if it is this instance's; one that is gone (or goes meanwhile) is fine.
+    async fn delete_ours<K>(&self, api: &Api<K>, name: &str, what: &str) -> Result<()>
+    where
+        K: kube::Resource + Clone + std::fmt::Debug + k8s_openapi::serde::de::DeserializeOwned,
+    {
+        let obj = api.get_opt(name).await.map_err(|e| cluster_error(&format!("reading the {what}"), e))?;
+        if self.ours(obj).is_none() {
+            return Ok(());
+        }
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, 404) => Ok(()),
+            Err(e) => Err(cluster_error(&format!("deleting the {what}"), e)),
+        }
+    }
+
     /// What a sandbox with a secret but no pod is.
     fn without_pod(secret: &Secret) -> InstanceStatus {
         match objects::secret_state(secret) {
@@ -330,22 +348,8 @@ impl Driver for KubeDriver {
         if self.pod(&name).await?.is_some() {
             self.delete_pod(&name).await?;
         }
-        if self.secret(&name).await?.is_some() {
-            match self.secrets.delete(&name, &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(e) if is_status(&e, 404) => {}
-                Err(e) => return Err(cluster_error("deleting the sandbox secret", e)),
-            }
-        }
-        let policy = self.policies.get_opt(&name).await.map_err(|e| cluster_error("reading the policy", e))?;
-        if self.ours(policy).is_some() {
-            match self.policies.delete(&name, &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(e) if is_status(&e, 404) => {}
-                Err(e) => return Err(cluster_error("deleting the network policy", e)),
-            }
-        }
-        Ok(())
+        self.delete_ours(&self.secrets, &name, "sandbox secret").await?;
+        self.delete_ours(&self.policies, &name, "network policy").await
     }
 
     async fn logs(&self, sandbox_id: &str, lines: usize) -> Result<String> {
@@ -427,14 +431,6 @@ impl Driver for KubeDriver {
     }
 
     async fn delete_volume(&self, name: &str) -> Result<()> {
-        let claim = self.claims.get_opt(name).await.map_err(|e| cluster_error("reading the claim", e))?;
-        if self.ours(claim).is_none() {
-            return Ok(());
-        }
-        match self.claims.delete(name, &DeleteParams::default()).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_status(&e, 404) => Ok(()),
-            Err(e) => Err(cluster_error("deleting the workspace claim", e)),
-        }
+        self.delete_ours(&self.claims, name, "workspace claim").await
     }
 }
