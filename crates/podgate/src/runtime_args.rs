@@ -95,6 +95,20 @@ fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, S
         .collect()
 }
 
+/// Each item of a list flag, parsed; the first bad one is the error, named after the flag.
+fn parse_each<T>(
+    flag: &str,
+    items: Option<Vec<String>>,
+    parse: fn(&str) -> Result<T, String>,
+) -> anyhow::Result<Vec<T>> {
+    items
+        .unwrap_or_default()
+        .iter()
+        .map(|i| parse(i).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()
+        .context(flag.to_string())
+}
+
 /// The driver's configuration, save what the server fills in at start (instance, run dir,
 /// agent flags, startup timeout).
 pub fn resolve(args: KubeArgs, file: KubeFile) -> anyhow::Result<podgate_kube::KubeConfig> {
@@ -109,22 +123,9 @@ pub fn resolve(args: KubeArgs, file: KubeFile) -> anyhow::Result<podgate_kube::K
     };
     let node_selector =
         key_values("--kube-node-selector", &args.kube_node_selector.or(file.node_selector).unwrap_or_default())?;
-    let nfs = args
-        .kube_nfs
-        .or(file.nfs)
-        .unwrap_or_default()
-        .iter()
-        .map(|n| podgate_kube::NfsMount::parse(n).map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<_>>()
-        .context("--kube-nfs")?;
-    let tolerations = args
-        .kube_tolerations
-        .or(file.tolerations)
-        .unwrap_or_default()
-        .iter()
-        .map(|t| podgate_kube::Toleration::parse(t).map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<_>>()
-        .context("--kube-tolerations")?;
+    let nfs = parse_each("--kube-nfs", args.kube_nfs.or(file.nfs), podgate_kube::NfsMount::parse)?;
+    let tolerations =
+        parse_each("--kube-tolerations", args.kube_tolerations.or(file.tolerations), podgate_kube::Toleration::parse)?;
     Ok(podgate_kube::KubeConfig {
         kubeconfig: args.kubeconfig.or(file.kubeconfig),
         context: args.kube_context.or(file.context),
