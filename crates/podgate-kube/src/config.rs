@@ -56,18 +56,8 @@ pub struct Toleration {
 impl Toleration {
     /// Parses `KEY[=VALUE]:EFFECT`, EFFECT one of NoSchedule, PreferNoSchedule, NoExecute.
     pub fn parse(s: &str) -> Result<Toleration, String> {
-        let (kv, effect) = s.rsplit_once(':').ok_or_else(|| format!("{s:?} is not KEY[=VALUE]:EFFECT"))?;
-        if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&effect) {
-            return Err(format!("{effect:?} is not NoSchedule, PreferNoSchedule or NoExecute"));
-        }
-        let (key, value) = match kv.split_once('=') {
-            Some((k, v)) => (k, Some(v.to_string())),
-            None => (kv, None),
-        };
-        if key.is_empty() {
-            return Err(format!("{s:?} has no key"));
-        }
-        Ok(Toleration { key: key.into(), value, effect: effect.into() })
+        let (key, value, effect) = podgate_types::validate::toleration(s)?;
+        Ok(Toleration { key: key.into(), value: value.map(String::from), effect: effect.into() })
     }
 }
 

@@ -143,15 +143,25 @@ pub fn scheduling(s: &crate::api::Scheduling) -> Result<(), String> {
         kube_label("node selector value", v, true)?;
     }
     for t in &s.tolerations {
-        let (kv, effect) = t.rsplit_once(':').ok_or_else(|| format!("toleration {t:?} is not KEY[=VALUE]:EFFECT"))?;
-        if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&effect) {
-            return Err(format!("toleration {t:?}: the effect is NoSchedule, PreferNoSchedule or NoExecute"));
-        }
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        kube_label("toleration key", k, false)?;
-        kube_label("toleration value", v, true)?;
+        toleration(t)?;
     }
     Ok(())
+}
+
+/// A Kubernetes toleration `KEY[=VALUE]:EFFECT` as (key, value, effect); EFFECT is NoSchedule,
+/// PreferNoSchedule or NoExecute, KEY and VALUE have label syntax.
+pub fn toleration(t: &str) -> Result<(&str, Option<&str>, &str), String> {
+    let (kv, effect) = t.rsplit_once(':').ok_or_else(|| format!("toleration {t:?} is not KEY[=VALUE]:EFFECT"))?;
+    if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&effect) {
+        return Err(format!("toleration {t:?}: the effect is NoSchedule, PreferNoSchedule or NoExecute"));
+    }
+    let (key, value) = match kv.split_once('=') {
+        Some((k, v)) => (k, Some(v)),
+        None => (kv, None),
+    };
+    kube_label("toleration key", key, false)?;
+    kube_label("toleration value", value.unwrap_or_default(), true)?;
+    Ok((key, value, effect))
 }
 
 /// An argv: at least one element, no NUL bytes.
