@@ -5,15 +5,8 @@ use podgate_docker::{DockerConfig, DockerDriver};
 #[tokio::test]
 async fn docker_driver_passes_conformance() {
     let tmp = tempfile::Builder::new().prefix("pgc").tempdir_in("/tmp").unwrap();
-    // The static agent: PODGATE_AGENT_BIN, else built by scripts/build-agent.
-    let agent = std::env::var("PODGATE_AGENT_BIN").unwrap_or_else(|_| {
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-agent");
-        let out = std::process::Command::new(script).output().expect("running scripts/build-agent");
-        assert!(out.status.success(), "build-agent: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    });
     let driver = DockerDriver::connect(DockerConfig {
-        agent_bin: agent.into(),
+        agent_bin: podgate_runtime::conformance::agent_bin(),
         run_dir: tmp.path().join("run"),
         instance: format!("conformance-{}", std::process::id()),
         ..Default::default()

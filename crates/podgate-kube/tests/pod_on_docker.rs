@@ -6,22 +6,12 @@
 //! the watch) is in `conformance.rs`, run against a real cluster.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use base64::Engine as _;
 use podgate_kube::KubeConfig;
 use podgate_kube::fake::{AgentImage, DockerKubelet};
 use podgate_runtime::PlacementSpec;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-fn agent_bin() -> String {
-    std::env::var("PODGATE_AGENT_BIN").unwrap_or_else(|_| {
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-agent");
-        let out = Command::new(script).output().expect("running scripts/build-agent");
-        assert!(out.status.success(), "build-agent: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    })
-}
 
 /// One HTTP/1.1 request to the agent; returns the status and body.
 async fn http(addr: &str, method: &str, path: &str, secret: Option<&str>, body: &str) -> (u16, String) {
@@ -44,7 +34,7 @@ async fn the_pods_containers_run_the_agent_as_the_sandbox_user() {
     let pid = std::process::id();
     let tmp = tempfile::Builder::new().prefix("pgkd").tempdir_in("/tmp").unwrap();
     // The agent image: the static agent alone, as deploy/agent.Dockerfile makes it.
-    let agent = AgentImage::import(std::path::Path::new(&agent_bin())).expect("importing the agent image");
+    let agent = AgentImage::import(&podgate_runtime::conformance::agent_bin()).expect("importing the agent image");
     let agent_image = agent.name.clone();
 
     let cfg = KubeConfig { instance: format!("kubetest{pid}"), agent_image: agent_image.clone(), ..Default::default() };

@@ -3,6 +3,18 @@
 
 use crate::{Driver, Error, InstanceStatus, PlacementSpec};
 
+/// The static agent for drivers' tests: `PODGATE_AGENT_BIN`, else what `scripts/build-agent`
+/// builds (at the workspace root, two folders above each crate).
+pub fn agent_bin() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("PODGATE_AGENT_BIN") {
+        return p.into();
+    }
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-agent");
+    let out = std::process::Command::new(script).output().expect("running scripts/build-agent");
+    assert!(out.status.success(), "build-agent: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("a path").trim().into()
+}
+
 fn spec(id: &str, image: &str) -> PlacementSpec {
     PlacementSpec {
         sandbox_id: id.to_string(),

@@ -15,16 +15,7 @@ pub mod term;
 /// The static agent: `PODGATE_AGENT_BIN`, else built once with scripts/build-agent.
 pub fn agent_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Ok(p) = std::env::var("PODGATE_AGENT_BIN") {
-            return PathBuf::from(p);
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let out = Command::new(root.join("scripts/build-agent")).output().expect("running scripts/build-agent");
-        assert!(out.status.success(), "build-agent failed: {}", String::from_utf8_lossy(&out.stderr));
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    })
-    .clone()
+    BIN.get_or_init(podgate_runtime::conformance::agent_bin).clone()
 }
 
 /// A running `podgate server`.
