@@ -12,8 +12,10 @@ use podgate_types::process::ProcessSpec;
 
 use crate::processes::{Output, ProcError, Process, Processes};
 
-/// Most bytes kept per output stream; the rest is read and dropped.
-pub const MAX_OUTPUT: usize = 16 << 20;
+/// Most bytes kept per output stream; the rest is read and dropped. The whole answer passes
+/// through the server's memory, so it stays small: more output is for the streaming process API
+/// (`podgate exec`), which is bounded by flow control instead.
+pub const MAX_OUTPUT: usize = 1 << 20;
 
 /// Why an exec could not run.
 #[derive(Debug)]

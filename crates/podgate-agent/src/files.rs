@@ -109,15 +109,64 @@ pub fn list(dir: &Path, depth: u32) -> Result<Vec<FileInfo>, FileError> {
     Ok(out)
 }
 
-/// Opens a regular file for a streamed download; returns its size, mode and the body.
+/// Most bytes read from a file of a kernel filesystem (`/proc`, `/sys`), whose size says nothing.
+pub const MAX_PSEUDO_FILE: u64 = 4 << 20;
+/// How long reading such a file may take (some never end, e.g. trace pipes).
+const PSEUDO_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether `file` lives on a kernel filesystem whose files report no meaningful size.
+fn on_pseudo_fs(file: &tokio::fs::File) -> bool {
+    use nix::sys::statfs::{
+        CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, DEBUGFS_MAGIC, PROC_SUPER_MAGIC, SECURITYFS_MAGIC, SYSFS_MAGIC,
+        TRACEFS_MAGIC,
+    };
+    nix::sys::statfs::fstatfs(file).is_ok_and(|fs| {
+        [
+            PROC_SUPER_MAGIC,
+            SYSFS_MAGIC,
+            CGROUP_SUPER_MAGIC,
+            CGROUP2_SUPER_MAGIC,
+            DEBUGFS_MAGIC,
+            SECURITYFS_MAGIC,
+            TRACEFS_MAGIC,
+        ]
+        .contains(&fs.filesystem_type())
+    })
+}
+
+/// Opens a regular file for a streamed download; returns its size, mode and the body. A file
+/// of `/proc` or `/sys` is read first (up to [`MAX_PSEUDO_FILE`]), so its real length is known.
 pub async fn read(path: &Path) -> Result<(u64, u32, Body), FileError> {
+    use tokio::io::AsyncReadExt as _;
     let file = tokio::fs::File::open(path).await.map_err(|e| io_error("read", path, e))?;
     let md = file.metadata().await.map_err(|e| io_error("read", path, e))?;
     if !md.is_file() {
         return Err(FileError::Invalid(format!("read {}: not a regular file", path.display())));
     }
+    let mode = md.permissions().mode() & 0o7777;
+    if on_pseudo_fs(&file) {
+        let mut data = Vec::new();
+        let mut limited = file.take(MAX_PSEUDO_FILE + 1);
+        let reading = limited.read_to_end(&mut data);
+        match tokio::time::timeout(PSEUDO_READ_TIMEOUT, reading).await {
+            Ok(Ok(_)) if data.len() as u64 > MAX_PSEUDO_FILE => {
+                return Err(FileError::Invalid(format!(
+                    "read {}: a kernel file larger than {MAX_PSEUDO_FILE} bytes",
+                    path.display()
+                )));
+            }
+            Ok(Ok(_)) => return Ok((data.len() as u64, mode, Body::from(data))),
+            Ok(Err(e)) => return Err(io_error("read", path, e)),
+            Err(_) => {
+                return Err(FileError::Invalid(format!(
+                    "read {}: the kernel file gave no end within {PSEUDO_READ_TIMEOUT:?}",
+                    path.display()
+                )));
+            }
+        }
+    }
     let stream = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024);
-    Ok((md.len(), md.permissions().mode() & 0o7777, Body::from_stream(stream)))
+    Ok((md.len(), mode, Body::from_stream(stream)))
 }
 
 /// Writes a streamed body to `path` atomically (a temporary file in the same directory, renamed

@@ -34,9 +34,35 @@ pub fn start_main(reaper: &Reaper, argv: &[String]) {
     }
 }
 
-/// Forwards HUP/INT/QUIT/USR1/USR2/WINCH to every child's process group; on TERM or INT it also
-/// asks every process to stop (all of them, when the agent is PID 1), waits for them, and returns
-/// so the agent can exit.
+/// TERM and INT that stop the sandbox. As PID 1 the agent takes them only from outside the
+/// sandbox (the runtime stopping it: the sender is in an ancestor PID namespace, so its pid
+/// reads 0); a process of the sandbox sending them (`kill -TERM 1`) is ignored, so the sandbox
+/// user cannot stop the sandbox from within.
+fn stop_signals() -> std::io::Result<tokio::sync::mpsc::Receiver<Signal>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::iterator::SignalsInfo;
+    use signal_hook::iterator::exfiltrator::WithOrigin;
+    let mut signals = SignalsInfo::<WithOrigin>::new([SIGTERM, SIGINT])?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let init = std::process::id() == 1;
+    std::thread::Builder::new().name("stop-signals".into()).spawn(move || {
+        for origin in signals.forever() {
+            let sig = if origin.signal == SIGINT { Signal::SIGINT } else { Signal::SIGTERM };
+            if let Some(sender) = origin.process.filter(|p| init && p.pid > 0) {
+                eprintln!("podgate-agent: ignoring {sig:?} from pid {} inside the sandbox", sender.pid);
+                continue;
+            }
+            if tx.blocking_send(sig).is_err() {
+                return;
+            }
+        }
+    })?;
+    Ok(rx)
+}
+
+/// Forwards HUP/INT/QUIT/USR1/USR2/WINCH to every child's process group; on TERM or INT (from
+/// outside the sandbox, see [`stop_signals`]) it also asks every process to stop (all of them,
+/// when the agent is PID 1), waits for them, and returns so the agent can exit.
 pub async fn forward_signals(reaper: Reaper) -> std::io::Result<()> {
     let kinds = [
         (SignalKind::hangup(), Signal::SIGHUP),
@@ -57,13 +83,11 @@ pub async fn forward_signals(reaper: Reaper) -> std::io::Result<()> {
             }
         });
     }
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    let mut stops = stop_signals()?;
     let stop = loop {
         tokio::select! {
             Some(sig) = rx.recv() => reaper.signal_all(sig),
-            _ = term.recv() => break Signal::SIGTERM,
-            _ = int.recv() => break Signal::SIGINT,
+            Some(sig) = stops.recv() => break sig,
         }
     };
     eprintln!("podgate-agent: {stop:?} received, stopping children");

@@ -563,7 +563,8 @@ impl Client {
     }
 
     /// Downloads `path` from the sandbox into a local file, streamed; returns the bytes written
-    /// and the remote permission bits.
+    /// and the remote permission bits without setuid, setgid and sticky (a sandbox is not
+    /// trusted: its files must not become privileged programs here).
     pub async fn download(
         &self,
         id: &str,
@@ -587,7 +588,8 @@ impl Client {
             .headers()
             .get(podgate_types::files::MODE_HEADER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|m| u32::from_str_radix(m, 8).ok());
+            .and_then(|m| u32::from_str_radix(m, 8).ok())
+            .map(|m| m & 0o777);
         let n = save_body(resp, local, counter).await?;
         Ok((n, mode))
     }

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Largest agent response read into memory.
-const MAX_RESPONSE: usize = 96 << 20;
+const MAX_RESPONSE: usize = 8 << 20;
 
 /// Why a call to the agent failed.
 #[derive(Debug, thiserror::Error)]

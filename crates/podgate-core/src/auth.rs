@@ -64,11 +64,48 @@ pub struct Auth {
     store: Store,
     pub(crate) audit: crate::audit::Audit,
     oidc: Option<std::sync::Arc<Oidc>>,
+    /// Which refusals are written to the audit trail (anyone can cause them).
+    failures: FailureLog,
+}
+
+/// Unauthenticated callers can cause any number of refusals: the audit trail records the first
+/// refusal of each reason from an address in each minute, and with the next one how many were
+/// left out.
+#[derive(Clone, Default)]
+struct FailureLog(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (i64, u64)>>>);
+
+impl FailureLog {
+    /// Addresses tracked at most; beyond that the table starts over.
+    const MAX_SOURCES: usize = 10_000;
+    const WINDOW_MS: i64 = 60_000;
+
+    /// `Some(n)` when this refusal from `source` is to be recorded (`n`: refusals left out before
+    /// it), `None` when it is left out.
+    fn admit(&self, source: &str, why: &str) -> Option<u64> {
+        let now = crate::clock::now_ms();
+        let key = format!("{source} {}", why.chars().take(200).collect::<String>());
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::MAX_SOURCES && !map.contains_key(&key) {
+            map.retain(|_, (since, _)| now - *since < Self::WINDOW_MS);
+            if map.len() >= Self::MAX_SOURCES {
+                map.clear();
+            }
+        }
+        let entry = map.entry(key).or_insert((i64::MIN, 0));
+        if now.saturating_sub(entry.0) >= Self::WINDOW_MS {
+            let left_out = entry.1;
+            *entry = (now, 0);
+            Some(left_out)
+        } else {
+            entry.1 += 1;
+            None
+        }
+    }
 }
 
 impl Auth {
     pub fn new(store: Store) -> Auth {
-        Auth { audit: crate::audit::Audit::new(store.clone()), store, oidc: None }
+        Auth { audit: crate::audit::Audit::new(store.clone()), store, oidc: None, failures: Default::default() }
     }
 
     /// Also accepts OIDC tokens of these issuers.
@@ -85,9 +122,15 @@ impl Auth {
     /// tokens are refused alike (and the refusal is audited).
     pub async fn authenticate(&self, token: &str, source: Option<&str>) -> Result<Caller> {
         let r = self.check_token(token, source).await;
-        if let Err(Error::Unauthenticated(why)) = &r {
+        if let Err(Error::Unauthenticated(why)) = &r
+            && let Some(suppressed) = self.failures.admit(source.unwrap_or(""), why)
+        {
+            let detail = match suppressed {
+                0 => why.clone(),
+                n => format!("{why} ({n} more refusals from this address not recorded)"),
+            };
             self.audit
-                .record(crate::audit::Event::anonymous(source, "auth.failed").result("unauthenticated").detail(why))
+                .record(crate::audit::Event::anonymous(source, "auth.failed").result("unauthenticated").detail(detail))
                 .await;
         }
         r

@@ -77,13 +77,22 @@ fn classify_v4(a: Ipv4Addr) -> (bool, bool, bool) {
 fn classify_v6(a: Ipv6Addr) -> (bool, bool, bool) {
     let s = a.segments();
     let metadata = a == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
-    // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) embed an IPv4 address: judge that one.
+    // NAT64 (64:ff9b::/96), 6to4 (2002::/16), IPv4-translated (::ffff:0:0/96) and the
+    // deprecated IPv4-compatible (::/96) forms embed an IPv4 address: judge that one.
     let embedded = match s {
-        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] | [0x2002, hi, lo, ..] => {
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] | [0x2002, hi, lo, ..] | [0, 0, 0, 0, 0xffff, 0, hi, lo] => {
+            Some(Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8))
+        }
+        [0, 0, 0, 0, 0, 0, hi, lo] if (hi, lo) != (0, 0) && (hi, lo) != (0, 1) => {
             Some(Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8))
         }
         _ => None,
     };
+    // Teredo (2001::/32) hides an IPv4 address behind a XOR, and local-use NAT64
+    // (64:ff9b:1::/48) leads into a private network: neither is fetched from.
+    if (s[0] == 0x2001 && s[1] == 0) || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) {
+        return (metadata, true, true);
+    }
     if let Some(v4) = embedded {
         let (m, p, u) = classify_v4(v4);
         return (metadata || m, p, u);
@@ -313,6 +322,17 @@ mod tests {
             assert_eq!(refused_address(ip(a), false), None, "{a}");
         }
         assert!(refused_address(ip("2002:0a00:0001::"), false).is_some(), "6to4 of 10.0.0.1");
+        // Other spellings of 127.0.0.1 (found by a red team): IPv4-translated, IPv4-compatible,
+        // NAT64 (well-known and local-use prefixes) and Teredo.
+        for a in [
+            "::ffff:0:7f00:1",
+            "::7f00:1",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::7f00:1",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+        ] {
+            assert!(refused_address(ip(a), false).is_some(), "{a}");
+        }
     }
 
     #[test]

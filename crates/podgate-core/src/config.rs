@@ -51,6 +51,9 @@ pub struct SandboxPolicy {
     pub default_cpu: f64,
     /// Memory limit (bytes) of sandboxes that ask for none.
     pub default_memory: u64,
+    /// Registries sandbox and sidecar images may name (`*`: any); the engine never contacts
+    /// another one for a user.
+    pub image_registries: Vec<String>,
 }
 
 /// Terminal recording: which terminals, where, and how much of each.
@@ -106,6 +109,7 @@ impl Default for SandboxPolicy {
             network: podgate_types::api::NetworkMode::Egress,
             default_cpu: 1.0,
             default_memory: 1 << 30,
+            image_registries: vec![podgate_types::image_ref::DEFAULT_REGISTRY.to_string()],
         }
     }
 }

@@ -124,7 +124,16 @@ impl Sandboxes {
         }
     }
 
+    /// Resumes a paused sandbox. Single-flight: concurrent uses of one paused sandbox wait for
+    /// one resume and then all find it running (the runtime is asked once).
     async fn resume_row(&self, row: &SandboxRow) -> Result<()> {
+        let lock = {
+            let mut map = self.resuming.lock().unwrap_or_else(|e| e.into_inner());
+            map.retain(|_, l| std::sync::Arc::strong_count(l) > 1);
+            map.entry(row.id.clone()).or_default().clone()
+        };
+        let _flight = lock.lock().await;
+        let row = &self.load(&row.id).await?;
         match row.state.as_str() {
             "running" => Ok(()),
             "paused" => {

@@ -164,6 +164,11 @@ pub(crate) fn validate_overrides(o: &QuotaOverrides) -> Result<()> {
     {
         return Err(Error::Invalid(format!("quota cpu {cpu} must be a number of cores from 0")));
     }
+    if let Some(m) = o.memory
+        && m.0 > (1 << 60)
+    {
+        return Err(Error::Invalid(format!("quota memory {} bytes is over the maximum of 1Ei", m.0)));
+    }
     if o.max_ttl_seconds == Some(0) {
         return Err(Error::Invalid("quota max_ttl_seconds must be at least 1".into()));
     }

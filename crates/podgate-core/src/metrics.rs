@@ -99,6 +99,12 @@ impl Metrics {
 
     /// Records one HTTP request; `route` is the matched route template, never the raw path.
     pub fn observe_http(&self, route: &str, method: &str, status: u16) {
+        // Any client picks the method: only the standard ones become label values, so the set
+        // of series stays bounded.
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "CONNECT" | "TRACE" => method,
+            _ => "other",
+        };
         self.http.get_or_create(&HttpLabels { route: route.into(), method: method.into(), status }).inc();
     }
 

@@ -77,6 +77,8 @@ impl Sandboxes {
             match (row.state.as_str(), instances.get(&row.id)) {
                 ("running" | "paused", None) => {
                     self.fail(&row.id, "the sandbox's container vanished").await?;
+                    // What the runtime keeps beside the instance (the run directory) goes too.
+                    self.driver.delete(&row.id).await?;
                 }
                 // A pause or resume the runtime made but the database missed (a crash between
                 // the two): the runtime is right.

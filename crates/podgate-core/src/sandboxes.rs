@@ -22,6 +22,9 @@ use podgate_types::users::{Quota, QuotaLimits, QuotaOverrides};
 
 /// Smallest memory limit the Docker engine accepts (6 MiB).
 const MIN_MEMORY: u64 = 6 << 20;
+/// Largest memory limit a sandbox or sidecar may ask for (16 TiB): sums of these stay far
+/// below the 2^63 that the databases' signed integers hold.
+pub(crate) const MAX_MEMORY: u64 = 16 << 40;
 
 /// What is stored as a sandbox's `spec`: the validated request with defaults applied.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -101,6 +104,8 @@ pub struct Sandboxes {
     /// Sandboxes whose idle pause the runtime refused (e.g. Kubernetes without a persistent
     /// `/workspace`): not tried again while they live.
     pub(crate) idle_refused: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// One lock per sandbox being resumed, so that concurrent uses resume it once.
+    pub(crate) resuming: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl Sandboxes {
@@ -123,6 +128,7 @@ impl Sandboxes {
             leading: Default::default(),
             refilling: Default::default(),
             idle_refused: Default::default(),
+            resuming: Default::default(),
         }
     }
 
@@ -245,10 +251,7 @@ impl Sandboxes {
             (Some(s), None) => self.snapshot_image(caller, s).await?,
             (None, image) => {
                 let image = image.unwrap_or_else(|| self.cfg.default_image.clone());
-                validate::image(&image).map_err(Error::Invalid)?;
-                if crate::snapshots::is_snapshot_image(&image) {
-                    return Err(Error::Forbidden("snapshot images are used through `snapshot`, by their owner".into()));
-                }
+                self.check_image(&image)?;
                 image
             }
         };
@@ -270,9 +273,9 @@ impl Sandboxes {
             return Err(Error::Invalid(format!("invalid cpu {cpu}: give cores between 0 and 1024, e.g. 0.5")));
         }
         if let Some(MemorySize(m)) = req.memory
-            && m < MIN_MEMORY
+            && !(MIN_MEMORY..=MAX_MEMORY).contains(&m)
         {
-            return Err(Error::Invalid(format!("memory {m} bytes is below the minimum of 6Mi")));
+            return Err(Error::Invalid(format!("memory {m} bytes is out of range: give 6Mi to 16Ti")));
         }
         let policy = &self.cfg.sandbox;
         let user = match req.user.as_deref() {
@@ -301,7 +304,7 @@ impl Sandboxes {
                 "idle_timeout_seconds {idle_timeout} is out of range: use 0 (never) to {max_ttl}"
             )));
         }
-        let sidecars = crate::sidecars::prepare(req.sidecars, quota.sidecars, MIN_MEMORY)?;
+        let sidecars = crate::sidecars::prepare(req.sidecars, quota.sidecars, MIN_MEMORY, |i| self.check_image(i))?;
         let bootstrap = crate::code_source::prepare(
             req.code.as_ref(),
             req.install.as_ref(),
@@ -562,6 +565,23 @@ impl Sandboxes {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Checks an image a caller named for a sandbox or sidecar: a name (never an id), not a
+    /// snapshot's (those are used through `snapshot`, by their owner), from a registry the
+    /// admin allows.
+    pub(crate) fn check_image(&self, image: &str) -> Result<()> {
+        let reference = podgate_types::image_ref::ImageRef::parse(image).map_err(Error::Invalid)?;
+        if crate::snapshots::is_snapshot_image(image) {
+            return Err(Error::Forbidden("snapshot images are used through `snapshot`, by their owner".into()));
+        }
+        if !podgate_types::image_ref::registry_allowed(&self.cfg.sandbox.image_registries, &reference.registry) {
+            return Err(Error::Forbidden(format!(
+                "image {image:?} is from registry {}, which this server does not allow (admins: --image-registries)",
+                reference.registry
+            )));
+        }
+        Ok(())
     }
 
     /// The caller's live sandboxes (every live sandbox for an admin).

@@ -14,8 +14,14 @@ pub const DEFAULT_CPU: f64 = 0.5;
 /// Memory limit of a sidecar that names none.
 pub const DEFAULT_MEMORY: u64 = 512 << 20;
 
-/// The requested sidecars, validated under `policy`, with defaults applied.
-pub(crate) fn prepare(sidecars: Vec<Sidecar>, policy: SidecarPolicy, min_memory: u64) -> Result<Vec<Sidecar>> {
+/// The requested sidecars, validated under `policy` (their images by `check_image`), with
+/// defaults applied.
+pub(crate) fn prepare(
+    sidecars: Vec<Sidecar>,
+    policy: SidecarPolicy,
+    min_memory: u64,
+    check_image: impl Fn(&str) -> Result<()>,
+) -> Result<Vec<Sidecar>> {
     if sidecars.is_empty() {
         return Ok(sidecars);
     }
@@ -35,6 +41,7 @@ pub(crate) fn prepare(sidecars: Vec<Sidecar>, policy: SidecarPolicy, min_memory:
                 return Err(Error::Invalid(format!("two sidecars are called {:?}", s.name)));
             }
             validate::image(&s.image).map_err(invalid)?;
+            check_image(&s.image)?;
             validate::env(&s.env).map_err(invalid)?;
             if let Some(cmd) = &s.cmd {
                 validate::argv("cmd", cmd).map_err(invalid)?;
@@ -44,8 +51,8 @@ pub(crate) fn prepare(sidecars: Vec<Sidecar>, policy: SidecarPolicy, min_memory:
                 return Err(invalid(format!("cpu {cpu}: give cores between 0 and 64")));
             }
             let memory = s.memory.map_or(DEFAULT_MEMORY, |m| m.0);
-            if memory < min_memory {
-                return Err(invalid(format!("memory {memory} bytes is below the minimum of 6Mi")));
+            if !(min_memory..=crate::sandboxes::MAX_MEMORY).contains(&memory) {
+                return Err(invalid(format!("memory {memory} bytes is out of range: give 6Mi to 16Ti")));
             }
             if s.privileged && policy != SidecarPolicy::Privileged {
                 return Err(Error::Forbidden(format!(
@@ -91,12 +98,12 @@ mod tests {
     #[test]
     fn policy_decides_and_defaults_apply() {
         let min = 6 << 20;
-        assert!(prepare(vec![], SidecarPolicy::None, min).unwrap().is_empty());
-        let e = prepare(vec![sc("db", false)], SidecarPolicy::None, min).unwrap_err();
+        assert!(prepare(vec![], SidecarPolicy::None, min, |_| Ok(())).unwrap().is_empty());
+        let e = prepare(vec![sc("db", false)], SidecarPolicy::None, min, |_| Ok(())).unwrap_err();
         assert_eq!(e.code(), "forbidden");
-        let e = prepare(vec![sc("dind", true)], SidecarPolicy::Unprivileged, min).unwrap_err();
+        let e = prepare(vec![sc("dind", true)], SidecarPolicy::Unprivileged, min, |_| Ok(())).unwrap_err();
         assert_eq!(e.code(), "forbidden");
-        let ok = prepare(vec![sc("db", false), sc("dind", true)], SidecarPolicy::Privileged, min).unwrap();
+        let ok = prepare(vec![sc("db", false), sc("dind", true)], SidecarPolicy::Privileged, min, |_| Ok(())).unwrap();
         assert_eq!(ok[0].cpu, Some(DEFAULT_CPU));
         assert_eq!(charged(&ok), (1.0, 2 * DEFAULT_MEMORY));
         for bad in [
@@ -107,7 +114,7 @@ mod tests {
             vec![Sidecar { memory: Some(MemorySize(1024)), ..sc("x", false) }],
             (0..5).map(|i| sc(&format!("s{i}"), false)).collect(),
         ] {
-            assert_eq!(prepare(bad, SidecarPolicy::Privileged, min).unwrap_err().code(), "invalid_request");
+            assert_eq!(prepare(bad, SidecarPolicy::Privileged, min, |_| Ok(())).unwrap_err().code(), "invalid_request");
         }
     }
 }

@@ -18,6 +18,8 @@ use crate::{Caller, Error, Result, Role, Sandboxes, ids};
 
 /// Largest warm pool of one template.
 const MAX_POOL: u32 = 100;
+/// What non-admins see for a template's env values.
+const HIDDEN: &str = "(hidden)";
 
 impl Sandboxes {
     /// Defines (or replaces) template `name` (admins).
@@ -33,6 +35,7 @@ impl Sandboxes {
         if let Some(s) = &t.scheduling {
             validate::scheduling(s).map_err(Error::Invalid)?;
         }
+        self.check_template_request(&t.request)?;
         let row = TemplateRow {
             name: name.to_string(),
             request: serde_json::to_string(&t.request).map_err(|e| Error::Internal(e.to_string()))?,
@@ -50,13 +53,53 @@ impl Sandboxes {
         self.template_view(self.store.template(name).await?.unwrap_or(row)).await
     }
 
-    /// Every template (any user may list them, to create from one).
-    pub async fn list_templates(&self, _caller: &Caller) -> Result<Vec<Template>> {
+    /// Every template (any user may list them, to create from one). Only admins see the values
+    /// of their env (they may hold credentials); others see the names.
+    pub async fn list_templates(&self, caller: &Caller) -> Result<Vec<Template>> {
         let mut out = Vec::new();
         for t in self.store.templates().await? {
-            out.push(self.template_view(t).await?);
+            let mut view = self.template_view(t).await?;
+            if caller.role != crate::Role::Admin {
+                view.request.env.values_mut().for_each(|v| *v = HIDDEN.to_string());
+            }
+            out.push(view);
         }
         Ok(out)
+    }
+
+    /// What a template's request may hold: the values a create would accept (TTL, idle
+    /// timeout, resources, env, image), checked when the template is put rather than at its
+    /// first use.
+    fn check_template_request(&self, r: &CreateSandboxRequest) -> Result<()> {
+        let max_ttl = self.cfg.max_ttl.as_secs();
+        if let Some(ttl) = r.ttl_seconds
+            && !(1..=max_ttl).contains(&ttl)
+        {
+            return Err(Error::Invalid(format!("ttl_seconds {ttl} is out of range: use 1 to {max_ttl}")));
+        }
+        if let Some(idle) = r.idle_timeout_seconds
+            && idle > max_ttl
+        {
+            return Err(Error::Invalid(format!(
+                "idle_timeout_seconds {idle} is out of range: use 0 (never) to {max_ttl}"
+            )));
+        }
+        if let Some(cpu) = r.cpu
+            && !(cpu.is_finite() && cpu > 0.0 && cpu <= 1024.0)
+        {
+            return Err(Error::Invalid(format!("invalid cpu {cpu}: give cores between 0 and 1024")));
+        }
+        if let Some(m) = r.memory
+            && !((6 << 20)..=crate::sandboxes::MAX_MEMORY).contains(&m.0)
+        {
+            return Err(Error::Invalid(format!("memory {} bytes is out of range: give 6Mi to 16Ti", m.0)));
+        }
+        validate::env(&r.env).map_err(Error::Invalid)?;
+        validate::labels(&r.labels).map_err(Error::Invalid)?;
+        if let Some(image) = &r.image {
+            self.check_image(image)?;
+        }
+        Ok(())
     }
 
     /// Deletes template `name` and its pool's unclaimed sandboxes (admins).

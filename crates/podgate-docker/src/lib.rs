@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 
 use bollard::Docker;
 use bollard::models::NetworkCreateRequest;
-use bollard::models::{ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, HostConfig};
+use bollard::models::{
+    ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, HealthConfig, HostConfig,
+    ResourcesUlimits,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions, InspectNetworkOptions,
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -22,6 +25,7 @@ use podgate_runtime::{
 };
 
 use errors::{engine_error, is_not_found};
+use podgate_types::image_ref::{ImageRef, registry_allowed};
 
 /// Label on every container podgate creates, holding the sandbox id.
 pub const LABEL_SANDBOX: &str = "io.podgate.sandbox";
@@ -56,6 +60,11 @@ pub struct DockerConfig {
     pub egress_allow: Vec<String>,
     /// Most processes (and threads) a sandbox may have.
     pub pids_limit: i64,
+    /// Most open files of each process in a sandbox (soft and hard limit).
+    pub nofile_limit: i64,
+    /// Registries images may be pulled from (`*`: any). An image the engine has is used
+    /// whatever its registry; no other registry is ever contacted.
+    pub pull_registries: Vec<String>,
 }
 
 impl Default for DockerConfig {
@@ -67,7 +76,9 @@ impl Default for DockerConfig {
             agent_args: Vec::new(),
             network: "podgate".into(),
             egress_allow: Vec::new(),
-            pids_limit: 1024,
+            pids_limit: 512,
+            nofile_limit: 4096,
+            pull_registries: vec![podgate_types::image_ref::DEFAULT_REGISTRY.to_string()],
         }
     }
 }
@@ -218,16 +229,40 @@ impl DockerDriver {
         }
     }
 
-    /// Creates a container named `name`, pulling `image` first when the engine lacks it.
-    async fn create_pulling(&self, name: &str, image: &str, body: ContainerCreateBody) -> Result<()> {
-        let opts = CreateContainerOptionsBuilder::new().name(name).build();
-        match self.docker.create_container(Some(opts.clone()), body.clone()).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => {
-                self.pull(image).await?;
-                self.docker.create_container(Some(opts), body).await.map(|_| ()).map_err(|e| map_create_error(e, image))
+    /// Creates a container named `name` from the image `image` names, pulling it first when the
+    /// engine has no image of that name. The container is created from the image's id, found by
+    /// its name only: the engine would also take an id or id prefix for a name, which could
+    /// reach an image the caller was never given (another user's snapshot).
+    async fn create_pulling(&self, name: &str, image: &str, mut body: ContainerCreateBody) -> Result<()> {
+        let reference = ImageRef::parse(image).map_err(Error::InvalidSpec)?;
+        let id = match self.local_image(&reference).await? {
+            Some(id) => id,
+            None => {
+                self.pull(&reference, image).await?;
+                self.local_image(&reference).await?.ok_or_else(|| Error::ImageUnavailable {
+                    image: image.to_string(),
+                    reason: "the registry has no image of that name".into(),
+                })?
             }
-            Err(e) => Err(map_create_error(e, image)),
+        };
+        body.image = Some(id);
+        let opts = CreateContainerOptionsBuilder::new().name(name).build();
+        self.docker.create_container(Some(opts), body).await.map(|_| ()).map_err(|e| map_create_error(e, image))
+    }
+
+    /// The id of the local image `reference` names, if the engine lists that name for it.
+    async fn local_image(&self, reference: &ImageRef) -> Result<Option<String>> {
+        let lookup = reference.familiar_digested().or_else(|| reference.familiar_tagged()).unwrap_or_default();
+        match self.docker.inspect_image(&lookup).await {
+            Ok(img) => {
+                let named = reference.names_one_of(
+                    img.repo_tags.as_deref().unwrap_or_default(),
+                    img.repo_digests.as_deref().unwrap_or_default(),
+                );
+                Ok(if named { img.id } else { None })
+            }
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(Error::Unavailable(engine_error(&e))),
         }
     }
 
@@ -313,9 +348,11 @@ impl DockerDriver {
         let caps = if spec.user.0 == 0 { ROOT_CAPABILITIES } else { DROP_CAPABILITIES };
         // `/tmp` in memory (charged to the sandbox's memory limit); with a read-only root,
         // `/workspace` too, owned by the sandbox user.
-        let mut tmpfs = HashMap::from([("/tmp".to_string(), "rw,exec,nosuid,nodev,mode=1777".to_string())]);
+        // Each is at most half the memory limit, so filling it gives ENOSPC, not an OOM kill.
+        let size = spec.memory.map_or(String::new(), |m| format!(",size={}", (m / 2).max(1 << 20)));
+        let mut tmpfs = HashMap::from([("/tmp".to_string(), format!("rw,exec,nosuid,nodev,mode=1777{size}"))]);
         if spec.read_only_root && spec.workspace_volume.is_none() {
-            tmpfs.insert("/workspace".into(), format!("rw,exec,nosuid,nodev,mode=0755,uid={uid},gid={gid}"));
+            tmpfs.insert("/workspace".into(), format!("rw,exec,nosuid,nodev,mode=0755,uid={uid},gid={gid}{size}"));
         }
         let mut binds = vec![
             format!("{}:{AGENT_PATH}:ro", self.cfg.agent_bin.display()),
@@ -338,8 +375,17 @@ impl DockerDriver {
             labels: Some(labels),
             hostname: Some(spec.sandbox_id.clone()),
             stop_timeout: Some(10),
+            // The image's USER and HEALTHCHECK never apply: the agent starts as root and drops
+            // to the sandbox user itself, and nothing else runs in the sandbox with privileges.
+            user: Some("0:0".into()),
+            healthcheck: Some(HealthConfig { test: Some(vec!["NONE".into()]), ..Default::default() }),
             host_config: Some(HostConfig {
                 binds: Some(binds),
+                ulimits: Some(vec![ResourcesUlimits {
+                    name: Some("nofile".into()),
+                    soft: Some(self.cfg.nofile_limit),
+                    hard: Some(self.cfg.nofile_limit),
+                }]),
                 nano_cpus: spec.cpu.map(|c| (c * 1e9) as i64),
                 memory: spec.memory.map(|m| m as i64),
                 // Without swap accounting the memory limit would leak into swap.
@@ -358,8 +404,18 @@ impl DockerDriver {
         }
     }
 
-    async fn pull(&self, image: &str) -> Result<()> {
-        let opts = CreateImageOptionsBuilder::new().from_image(image).build();
+    /// Pulls `reference` from its registry, if the admin allows that registry.
+    async fn pull(&self, reference: &ImageRef, image: &str) -> Result<()> {
+        if !registry_allowed(&self.cfg.pull_registries, &reference.registry) {
+            return Err(Error::ImageUnavailable {
+                image: image.to_string(),
+                reason: format!(
+                    "the engine has no image of that name, and registry {} is not one this server pulls from",
+                    reference.registry
+                ),
+            });
+        }
+        let opts = CreateImageOptionsBuilder::new().from_image(&reference.to_string()).build();
         let mut stream = self.docker.create_image(Some(opts), None, None);
         while let Some(item) = stream.next().await {
             item.map_err(|e| Error::ImageUnavailable { image: image.to_string(), reason: engine_error(&e) })?;
@@ -394,11 +450,12 @@ fn sortable_time(t: &str) -> String {
     format!("{whole}.{digits:0<9}")
 }
 
-/// A pause or unpause refused because the container is in that state already (409: "is already
+/// A pause or unpause refused because the container is in that state already ("is already
 /// paused", "is not paused") is done; a missing container is `NotFound`.
 fn already(e: bollard::errors::Error, sandbox_id: &str) -> Result<()> {
     match e {
-        bollard::errors::Error::DockerResponseServerError { status_code: 409, ref message }
+        // The engine answers 409 or 500, depending on its version.
+        bollard::errors::Error::DockerResponseServerError { ref message, .. }
             if message.contains("already paused") || message.contains("not paused") =>
         {
             Ok(())
@@ -614,6 +671,15 @@ impl Driver for DockerDriver {
         let Some(id) = loaded else {
             return Err(Error::InvalidSpec("the engine loaded no untagged image from the archive".into()));
         };
+        // ONBUILD triggers would run in whatever build names this image in its FROM (an admin's
+        // template build): an imported image may not carry any.
+        let config = self.docker.inspect_image(&id).await.map_err(|e| Error::Unavailable(engine_error(&e)))?.config;
+        if config.and_then(|c| c.on_build).is_some_and(|t| !t.is_empty()) {
+            let _ = self.docker.remove_image(&id, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+            return Err(Error::InvalidSpec(
+                "the image has ONBUILD triggers, which imported images may not carry".into(),
+            ));
+        }
         let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
         let opts = bollard::query_parameters::TagImageOptionsBuilder::new().repo(repo).tag(tag).build();
         if let Err(e) = self.docker.tag_image(&id, Some(opts)).await {

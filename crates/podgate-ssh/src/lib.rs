@@ -6,6 +6,7 @@ mod channel;
 mod forward;
 mod host_key;
 mod session;
+mod throttle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +39,9 @@ pub struct SshConfig {
     /// A connection's sandbox expires this long after its last renewal (the connection renews
     /// it every third of this), so the reconciler deletes it if the server dies.
     pub new_lease: Duration,
+    /// New connections one address may open per minute; more are closed before the handshake
+    /// (0: no limit).
+    pub connections_per_minute: u32,
 }
 
 /// The SSH user name that asks for a new sandbox per connection (with a template configured).
@@ -55,6 +59,7 @@ impl Default for SshConfig {
             max_sessions_per_user: 20,
             new_template: None,
             new_lease: Duration::from_secs(120),
+            connections_per_minute: 600,
         }
     }
 }
@@ -92,6 +97,32 @@ impl Shared {
     }
 }
 
+/// Key exchanges offered: hybrid post-quantum and curve25519 first, then finite-field groups of
+/// 3072 bits and more (no 2048-bit group14, no SHA-1), and the protocol's extension markers.
+const KEX: &[russh::kex::Name] = &[
+    russh::kex::MLKEM768X25519_SHA256,
+    russh::kex::CURVE25519,
+    russh::kex::CURVE25519_PRE_RFC_8731,
+    russh::kex::DH_G18_SHA512,
+    russh::kex::DH_G17_SHA512,
+    russh::kex::DH_G16_SHA512,
+    russh::kex::DH_G15_SHA512,
+    russh::kex::EXTENSION_SUPPORT_AS_SERVER,
+    russh::kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
+];
+
+/// MACs offered (for the CTR ciphers; the AEAD ciphers carry their own): encrypt-then-MAC only.
+const MACS: &[russh::mac::Name] = &[russh::mac::HMAC_SHA512_ETM, russh::mac::HMAC_SHA256_ETM];
+
+/// The algorithms the server offers.
+pub fn preferred() -> russh::Preferred {
+    russh::Preferred {
+        kex: std::borrow::Cow::Borrowed(KEX),
+        mac: std::borrow::Cow::Borrowed(MACS),
+        ..russh::Preferred::DEFAULT
+    }
+}
+
 /// Serves SSH on `listener` with `host_key` (see [`load_or_create`]) until the process ends.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -101,8 +132,9 @@ pub async fn serve(
     cfg: SshConfig,
 ) -> std::io::Result<()> {
     use russh::server::Server as _;
-    let config = russh::server::Config {
+    let config = Arc::new(russh::server::Config {
         keys: vec![host_key],
+        preferred: preferred(),
         // Every refusal takes as long, so keys and sandbox names cannot be told apart by time.
         auth_rejection_time: Duration::from_millis(300),
         auth_rejection_time_initial: Some(Duration::ZERO),
@@ -116,10 +148,39 @@ pub async fn serve(
             russh::MethodSet::from(&[russh::MethodKind::PublicKey][..])
         },
         ..Default::default()
-    };
+    });
+    let throttle = throttle::Throttle::new(cfg.connections_per_minute);
     let shared = Arc::new(Shared { auth, sandboxes, cfg, sessions: Default::default() });
     let mut server = Listener { shared };
-    server.run_on_socket(Arc::new(config), &listener).await
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::warn!(error = %e, "accepting an SSH connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if !throttle.admit(peer.ip()) {
+            tracing::warn!(address = %peer.ip(), "SSH connection rate exceeded; connection closed");
+            drop(socket);
+            continue;
+        }
+        let _ = socket.set_nodelay(true);
+        let handler = server.new_client(Some(peer));
+        let config = config.clone();
+        tokio::spawn(async move {
+            match russh::server::run_stream(config, socket, handler).await {
+                Ok(session) => {
+                    if let Err(e) = session.await {
+                        tracing::debug!(error = ?e, "SSH connection ended with an error");
+                    }
+                }
+                Err(e) => tracing::debug!(error = ?e, "SSH connection setup failed"),
+            }
+        });
+    }
 }
 
 struct Listener {

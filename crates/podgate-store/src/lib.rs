@@ -4,15 +4,28 @@
 /// Runs `$body` with `$p` bound to the pool of whichever database the store uses. The body is
 /// compiled once per dialect, so each portable query is written once.
 macro_rules! on_db {
-    ($store:expr, $p:ident => $body:expr) => {
-        match &$store.db {
-            $crate::Db::Sqlite($p) => $body,
-            $crate::Db::Postgres($p) => $body,
+    ($store:expr, $p:ident => $body:expr) => {{
+        // While the database is known to be out of reach, fail at once (see `Breaker`).
+        $store.breaker.check()?;
+        let r: $crate::Result<_> = async {
+            Ok(match &$store.db {
+                $crate::Db::Sqlite($p) => $body,
+                $crate::Db::Postgres($p) => $body,
+            })
         }
-    };
+        .await;
+        match r {
+            Ok(v) => v,
+            Err(e) => {
+                $store.breaker.saw(&e);
+                return Err(e);
+            }
+        }
+    }};
 }
 
 mod audit;
+mod breaker;
 mod error;
 mod identities;
 mod keys;
@@ -52,8 +65,9 @@ pub enum Db {
     Postgres(PgPool),
 }
 
-/// How long a request waits for a database connection before it fails (and the API answers 503).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request waits for a database connection before it fails (and the API answers
+/// 503): short, so that during an outage requests fail fast instead of piling up.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The longest a single PostgreSQL statement may run.
 const STATEMENT_TIMEOUT: &str = "30s";
@@ -62,6 +76,7 @@ const STATEMENT_TIMEOUT: &str = "30s";
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    breaker: breaker::Breaker,
 }
 
 impl Store {
@@ -84,7 +99,7 @@ impl Store {
             .options([("statement_timeout", STATEMENT_TIMEOUT)]);
         let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(opts).await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(Store { db: Db::Postgres(pool) })
+        Ok(Store { db: Db::Postgres(pool), breaker: Default::default() })
     }
 
     /// Opens (creating if needed) the SQLite database at `path` and runs its migrations.
@@ -99,7 +114,7 @@ impl Store {
         let pool =
             SqlitePoolOptions::new().max_connections(8).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(opts).await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Store { db: Db::Sqlite(pool) })
+        Ok(Store { db: Db::Sqlite(pool), breaker: Default::default() })
     }
 
     /// The underlying database.

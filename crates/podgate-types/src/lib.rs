@@ -5,6 +5,7 @@ pub mod api;
 pub mod bootstrap;
 pub mod bytes;
 pub mod files;
+pub mod image_ref;
 pub mod memory;
 pub mod ports;
 pub mod process;

@@ -57,6 +57,10 @@ pub struct ServerArgs {
     /// Close SSH connections with no traffic for this long [default: 3600].
     #[arg(long, env = "PODGATE_SSH_IDLE_TIMEOUT_SECONDS")]
     ssh_idle_timeout_seconds: Option<u64>,
+    /// New SSH connections one address may open per minute; more are closed at once (0: no
+    /// limit) [default: 600].
+    #[arg(long, env = "PODGATE_SSH_CONNECTION_RATE")]
+    ssh_connection_rate: Option<u32>,
     /// A JSON sandbox request (the body of POST /v1/sandboxes): `ssh new@HOST` then creates a
     /// sandbox from it for the connection and deletes it when the connection ends.
     #[arg(long, env = "PODGATE_SSH_NEW_TEMPLATE")]
@@ -148,9 +152,16 @@ pub struct ServerArgs {
     /// Memory limit of sandboxes that ask for none, e.g. 512Mi [default: 1Gi].
     #[arg(long, env = "PODGATE_DEFAULT_MEMORY")]
     default_memory: Option<String>,
-    /// Most processes a sandbox may have [default: 1024].
+    /// Most processes a sandbox may have [default: 512].
     #[arg(long, env = "PODGATE_PIDS_LIMIT")]
     pids_limit: Option<i64>,
+    /// Most open files of each process in a sandbox [default: 4096].
+    #[arg(long, env = "PODGATE_NOFILE_LIMIT")]
+    nofile_limit: Option<i64>,
+    /// Registries sandbox and sidecar images may come from, comma-separated (`*`: any); an
+    /// image from another registry is refused before the engine is asked [default: docker.io].
+    #[arg(long, env = "PODGATE_IMAGE_REGISTRIES", value_delimiter = ',')]
+    image_registries: Option<Vec<String>>,
     /// Which terminals are recorded (asciicast v2, in DATA_DIR/recordings): off (a sandbox
     /// asking is refused), requested (sandboxes created with record_terminals) or always [default: off].
     #[arg(long, env = "PODGATE_TERMINAL_RECORDING")]
@@ -262,6 +273,7 @@ struct FileConfig {
     ssh_new_lease_seconds: Option<u64>,
     ssh_password_auth: Option<bool>,
     ssh_idle_timeout_seconds: Option<u64>,
+    ssh_connection_rate: Option<u32>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     agent_bin: Option<PathBuf>,
@@ -288,6 +300,8 @@ struct FileConfig {
     default_cpu: Option<f64>,
     default_memory: Option<String>,
     pids_limit: Option<i64>,
+    nofile_limit: Option<i64>,
+    image_registries: Option<Vec<String>>,
     terminal_recording: Option<String>,
     recording_max_size: Option<String>,
     sidecars: Option<String>,
@@ -330,6 +344,7 @@ struct Settings {
     sandbox_network: String,
     egress_allow: Vec<String>,
     pids_limit: i64,
+    nofile_limit: i64,
     oidc: Vec<podgate_core::oidc::IssuerConfig>,
     otlp_endpoint: Option<String>,
     runtime: crate::runtime_args::Runtime,
@@ -485,6 +500,10 @@ fn resolve(mut args: ServerArgs) -> anyhow::Result<Settings> {
             new_lease: Duration::from_secs(new_lease),
             allow_password: args.ssh_password_auth || file.ssh_password_auth.unwrap_or(false),
             idle_timeout: Duration::from_secs(ssh_idle),
+            connections_per_minute: args
+                .ssh_connection_rate
+                .or(file.ssh_connection_rate)
+                .unwrap_or(podgate_ssh::SshConfig::default().connections_per_minute),
         },
         data_dir,
         database_url: args.database_url.or(file.database_url),
@@ -527,9 +546,13 @@ fn resolve(mut args: ServerArgs) -> anyhow::Result<Settings> {
         otlp_endpoint: args.otlp_endpoint.or(file.otlp_endpoint),
         runtime,
         kube,
-        pids_limit: match args.pids_limit.or(file.pids_limit).unwrap_or(1024) {
+        pids_limit: match args.pids_limit.or(file.pids_limit).unwrap_or(512) {
             n if n >= 16 => n,
             n => bail!("--pids-limit {n} is too low: give at least 16"),
+        },
+        nofile_limit: match args.nofile_limit.or(file.nofile_limit).unwrap_or(4096) {
+            n if (64..=1 << 20).contains(&n) => n,
+            n => bail!("--nofile-limit {n} is out of range: give 64 to 1048576"),
         },
     })
 }
@@ -605,12 +628,18 @@ fn sandbox_policy(args: &ServerArgs, file: &FileConfig) -> anyhow::Result<podgat
         None => d.default_memory,
         Some(m) => m.parse::<podgate_types::MemorySize>().map_err(anyhow::Error::msg).context("--default-memory")?.0,
     };
+    let image_registries =
+        args.image_registries.clone().or(file.image_registries.clone()).unwrap_or(d.image_registries);
+    if image_registries.iter().any(|r| r.is_empty() || r.contains('/')) {
+        bail!("--image-registries: give registry hosts (host or host:port), or *");
+    }
     Ok(podgate_core::SandboxPolicy {
         user,
         allow_root: args.allow_root_sandboxes || file.allow_root_sandboxes.unwrap_or(false),
         network,
         default_cpu,
         default_memory,
+        image_registries,
     })
 }
 
@@ -694,6 +723,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 network: s.sandbox_network.clone(),
                 egress_allow: s.egress_allow.clone(),
                 pids_limit: s.pids_limit,
+                nofile_limit: s.nofile_limit,
+                pull_registries: s.core.sandbox.image_registries.clone(),
             })
             .await
             .context("starting the docker driver")?;

@@ -2,8 +2,11 @@
 //! in a sandbox, then both sides are watched (inotify here, the agent's watch there) and changes
 //! propagate until interrupted. `.gitignore` (at the local root) and `--exclude` patterns apply
 //! to both sides. The conflict rule is in [`plan`]: the newer version wins and the other is kept
-//! as `NAME.sync-conflict`. Symlinks and special files are not synced.
+//! as `NAME.sync-conflict`. Symlinks and special files are not synced. Executable
+//! configuration ([`guard`]: git's config and hooks, `.envrc`, …) is never brought down from
+//! the sandbox unless `--allow-download` names it.
 
+mod guard;
 mod plan;
 mod tree;
 
@@ -45,6 +48,12 @@ pub struct SyncArgs {
     /// Reconcile once and exit instead of watching.
     #[arg(long)]
     once: bool,
+    /// Also bring this executable configuration down from the sandbox (repeatable; a path
+    /// relative to the synced folder, or a folder above it), e.g. `.git/hooks`. Without it,
+    /// git's config and hooks, `.git` files, `.envrc` and `.vscode` tasks and settings written
+    /// in the sandbox never reach this machine.
+    #[arg(long = "allow-download", value_name = "PATH")]
+    allow_download: Vec<String>,
 }
 
 /// What a watcher reports: a changed path (relative), or "rescan everything".
@@ -68,6 +77,8 @@ struct Engine {
     /// Paths handled in the current batch (with everything below them): states read before
     /// they were handled are stale and must not be acted on again.
     touched: BTreeSet<String>,
+    /// Executable configuration the user asked to bring down (`--allow-download`).
+    allow_download: Vec<String>,
 }
 
 impl Engine {
@@ -207,7 +218,22 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether acting on `rel` would let the sandbox write executable configuration here.
+    async fn guarded(&self, rel: &str, action: Action) -> bool {
+        let writes_here = matches!(action, Action::Download | Action::DeleteLocal | Action::Conflict(Side::Remote));
+        writes_here
+            && !guard::asked_for(rel, &self.allow_download)
+            && guard::executable_config(rel, async |dir: &str| {
+                self.client.stat(&self.sandbox, &self.remote_path(&format!("{dir}/HEAD"))).await.is_ok()
+            })
+            .await
+    }
+
     async fn act(&mut self, rel: &str, action: Action, l: Option<Meta>, r: Option<Meta>) -> anyhow::Result<()> {
+        if self.guarded(rel, action).await {
+            println!("skipped  {rel}: executable configuration is not taken from the sandbox (--allow-download {rel})");
+            return Ok(());
+        }
         match action {
             Action::Nothing => {}
             Action::Record => {
@@ -404,6 +430,7 @@ pub async fn sync(a: SyncArgs) -> anyhow::Result<()> {
         ignore,
         base: HashMap::new(),
         touched: BTreeSet::new(),
+        allow_download: a.allow_download.clone(),
     };
     // Watch before the first pass, so nothing that changes during it is missed.
     let (tx, mut rx) = mpsc::unbounded_channel();
