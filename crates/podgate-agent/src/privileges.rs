@@ -41,6 +41,9 @@ pub fn become_user(uid: u32, gid: u32) -> Result<(), String> {
     if Uid::effective().is_root() || nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
         return Err("still root after dropping privileges".into());
     }
+    // The sandbox user shares the agent's uid: it may not trace the agent or read its memory,
+    // environment or descriptors (the kernel resets this on setuid only if the host says so).
+    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("making the agent non-dumpable: {e}"))?;
     // SAFETY: called from `main` before the runtime or any other thread starts.
     unsafe {
         std::env::set_var("HOME", &home);

@@ -13,7 +13,7 @@ use crate::{
 #[openapi(
     info(title = "podgate", description = "Self-hosted sandboxes: create, list, delete and exec into isolated Linux containers."),
     paths(routes::me, users::list_users, users::create_user, users::list_tokens, users::create_token, users::revoke_token, users::get_quota, users::set_quota, audit::audit, audit::sandbox_events, routes::create_sandbox, routes::list_sandboxes, routes::get_sandbox, routes::delete_sandbox, routes::exec, routes::pause_sandbox, routes::resume_sandbox, routes::extend_sandbox, logs::logs,
-        terminals::open_terminal, terminals::list_terminals, terminals::delete_terminal, terminals::share_terminal,
+        terminals::open_terminal, terminals::list_terminals, terminals::delete_terminal, terminals::share_terminal, terminals::revoke_shares,
         terminals::exchange_share, terminals::rotate_keys, recordings::list_recordings, recordings::get_recording, ssh_keys::list_ssh_keys, ssh_keys::add_ssh_key, ssh_keys::remove_ssh_key, volumes::list_volumes, volumes::delete_volume, snapshots::create_snapshot, snapshots::fork_sandbox, snapshots::list_snapshots, snapshots::delete_snapshot, snapshots::export_snapshot, snapshots::import_snapshot, templates::list_templates, templates::put_template, templates::delete_template, templates::build_template,
         files::content, files::tar, files::watch, files::stat, files::list, files::mkdir, files::move_, ports::list, ports::tunnel,
         processes::list_or_stream, processes::start, processes::info, processes::kill, processes::signal, processes::attach),

@@ -21,7 +21,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/sandboxes/{id}/terminals", post(open_terminal).get(list_terminals))
         .route("/v1/sandboxes/{id}/terminals/{tid}", delete(delete_terminal))
-        .route("/v1/sandboxes/{id}/terminals/{tid}/share", post(share_terminal))
+        .route("/v1/sandboxes/{id}/terminals/{tid}/share", post(share_terminal).delete(revoke_shares))
         .route("/v1/sandboxes/{id}/terminals/{tid}/connect", get(crate::gateway::connect))
         .route("/v1/terminal-sessions", post(exchange_share))
         .route("/v1/admin/signing-keys", post(rotate_keys))
@@ -110,6 +110,21 @@ pub async fn share_terminal(
 ) -> Result<(StatusCode, Json<ShareToken>), ApiError> {
     let t = st.terminals.share(&caller, &id, &tid).await?;
     Ok((StatusCode::CREATED, Json(ShareToken { share_token: t.token, expires_at: t.claims.exp })))
+}
+
+/// Revokes every read-only share link of a terminal issued so far (links also die with the API
+/// token that asked for them).
+#[utoipa::path(delete, path = "/v1/sandboxes/{id}/terminals/{tid}/share", tag = "terminals",
+    params(("id" = String, Path, description = "sandbox id or name"), ("tid" = String, Path, description = "terminal id")),
+    responses((status = 204, description = "revoked"), (status = 404, body = podgate_types::api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn revoke_shares(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path((id, tid)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    st.terminals.revoke_shares(&caller, &id, &tid).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Exchanges a share token for a read-only, single-use session token (no bearer token needed).

@@ -39,6 +39,9 @@ pub struct Caller {
     pub role: Role,
     /// The client's address, for the audit trail.
     pub source: Option<String>,
+    /// The id of the API token the caller presented (none for OIDC, SSH keys and the server's
+    /// own actions): what it issues (share links) dies with it.
+    pub credential: Option<String>,
 }
 
 impl Caller {
@@ -155,8 +158,13 @@ impl Auth {
         }
         // Recording use is a write; skip it while the stored time is recent (the store applies the
         // same minute, so concurrent requests still write at most once).
-        let caller =
-            Caller { user_id: u.id, user_name: u.name, role: Role::parse(&u.role), source: source.map(str::to_string) };
+        let caller = Caller {
+            user_id: u.id,
+            user_name: u.name,
+            role: Role::parse(&u.role),
+            source: source.map(str::to_string),
+            credential: Some(t.id.clone()),
+        };
         if t.last_used_at.is_none_or(|at| at < now - 60_000) {
             match self.store.touch_token(&t.id, now).await {
                 Ok(()) => {
@@ -177,7 +185,13 @@ impl Auth {
             None => self.link(&id, source).await?,
         };
         let role = Role::parse(&user.role);
-        let caller = Caller { user_id: user.id, user_name: user.name, role, source: source.map(str::to_string) };
+        let caller = Caller {
+            user_id: user.id,
+            user_name: user.name,
+            role,
+            source: source.map(str::to_string),
+            credential: None,
+        };
         if self.store.touch_identity(&id.issuer, &id.subject, now_ms()).await? {
             let detail = format!("OIDC {} at {}", id.subject, id.issuer);
             self.audit.record(crate::audit::Event::by(&caller, "auth.oidc").detail(detail)).await;
@@ -218,6 +232,7 @@ impl Auth {
             user_name: user.name.clone(),
             role: Role::parse(&user.role),
             source: source.map(str::to_string),
+            credential: None,
         };
         let detail = format!("OIDC {} at {} is user {} ({})", id.subject, id.issuer, user.name, user.id);
         self.audit.record(crate::audit::Event::by(&caller, action).detail(detail)).await;
@@ -312,7 +327,8 @@ mod tests {
 
     #[test]
     fn access_rules() {
-        let user = Caller { user_id: "u1".into(), user_name: "a".into(), role: Role::User, source: None };
+        let user =
+            Caller { user_id: "u1".into(), user_name: "a".into(), role: Role::User, source: None, credential: None };
         assert!(user.may_access("u1"));
         assert!(!user.may_access("u2"));
         let admin = Caller { role: Role::Admin, ..user };

@@ -41,6 +41,12 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub read_only: bool,
+    /// Of a share token: the API token that issued it (the link dies with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cred: Option<String>,
+    /// Of a share token: when it was issued, in unix ms (revocations compare against it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_ms: Option<i64>,
 }
 
 /// Why a token was refused; each is counted separately in the metrics.
@@ -54,6 +60,8 @@ pub enum Refusal {
     WrongAudience,
     WrongTarget,
     Replayed,
+    /// A share link its owner revoked, or whose issuing API token is revoked or expired.
+    Revoked,
 }
 
 impl Refusal {
@@ -67,6 +75,7 @@ impl Refusal {
             Refusal::WrongAudience => "wrong_audience",
             Refusal::WrongTarget => "wrong_target",
             Refusal::Replayed => "replayed",
+            Refusal::Revoked => "revoked",
         }
     }
 }
@@ -143,9 +152,27 @@ impl SessionTokens {
             iat,
             exp: iat + ttl.as_secs() as i64,
             read_only,
+            cred: None,
+            issued_ms: None,
         };
         let token = self.sign(&claims).await?;
         Ok((token, claims))
+    }
+
+    /// Signs a read-only share token for a terminal that lives `ttl`, tied to the API token
+    /// `credential` that asked for it.
+    pub async fn issue_share(
+        &self,
+        user: &str,
+        sandbox: &str,
+        terminal: &str,
+        ttl: Duration,
+        credential: Option<&str>,
+    ) -> Result<(String, Claims)> {
+        let (_, mut claims) = self.issue(user, sandbox, terminal, AUD_SHARE, ttl, true).await?;
+        claims.cred = credential.map(str::to_string);
+        claims.issued_ms = Some(now_ms());
+        Ok((self.sign(&claims).await?, claims))
     }
 
     /// Builds the JWS and has the signer sign it.

@@ -94,7 +94,7 @@ impl Auth {
             tracing::warn!(error = %e, "recording an SSH key's use failed");
         }
         let role = if user.role == "admin" { Role::Admin } else { Role::User };
-        Ok(Some(Caller { user_id: user.id, user_name: user.name, role, source: None }))
+        Ok(Some(Caller { user_id: user.id, user_name: user.name, role, source: None, credential: None }))
     }
 }
 

@@ -261,7 +261,13 @@ impl Sandboxes {
 
     async fn refill(&self, t: &TemplateRow, missing: usize) -> Result<()> {
         let owner = self.store.user(&t.owner_id).await?.ok_or_else(|| Error::NotFound("template owner".into()))?;
-        let caller = Caller { user_id: owner.id, user_name: owner.name, role: Role::parse(&owner.role), source: None };
+        let caller = Caller {
+            user_id: owner.id,
+            user_name: owner.name,
+            role: Role::parse(&owner.role),
+            source: None,
+            credential: None,
+        };
         let req: CreateSandboxRequest = serde_json::from_str(&t.request).map_err(|e| Error::Internal(e.to_string()))?;
         for _ in 0..missing {
             let name = format!("pool-{}-{}", t.name, ids::random_base32(6));

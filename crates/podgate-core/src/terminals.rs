@@ -88,16 +88,45 @@ impl Terminals {
     pub async fn share(&self, caller: &Caller, sandbox: &str, terminal: &str) -> Result<IssuedToken> {
         let (row, agent) = self.sandboxes.running_agent(caller, sandbox).await?;
         self.ensure_exists(&row.id, &agent, terminal).await?;
-        let (token, claims) = self.tokens.issue(&caller.user_id, &row.id, terminal, AUD_SHARE, SHARE_TTL, true).await?;
+        let (token, claims) = self
+            .tokens
+            .issue_share(&caller.user_id, &row.id, terminal, SHARE_TTL, caller.credential.as_deref())
+            .await?;
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, terminal_id = terminal, "read-only share link issued");
         let event = Event::by(caller, "terminal.share").sandbox(&row.id).detail(format!("terminal {terminal}"));
         self.sandboxes.audit.record(event).await;
         Ok(IssuedToken { token, claims })
     }
 
-    /// Exchanges a share token for a read-only session token.
+    /// Revokes every read-only share link of a terminal issued so far (its owner).
+    pub async fn revoke_shares(&self, caller: &Caller, sandbox: &str, terminal: &str) -> Result<()> {
+        path_segment(terminal).map_err(|e| Error::Invalid(e.to_string()))?;
+        let row = self.sandboxes.resolve(caller, sandbox).await?;
+        let r =
+            self.sandboxes.store.revoke_shares(&row.id, terminal, crate::clock::now_ms()).await.map_err(Error::from);
+        let event = Event::by(caller, "terminal.share_revoke").sandbox(&row.id).detail(format!("terminal {terminal}"));
+        self.sandboxes.audit.record(event.outcome(&r)).await;
+        r
+    }
+
+    /// Exchanges a share token for a read-only session token, unless its owner revoked the
+    /// terminal's links since, or the API token that issued it is no longer valid.
     pub async fn exchange_share(&self, share_token: &str) -> Result<IssuedToken, Refusal> {
         let share = self.tokens.verify(share_token, AUD_SHARE).await?;
+        let store = &self.sandboxes.store;
+        let revoked = store.shares_revoked_at(&share.sid, &share.tid).await.map_err(|_| Refusal::Revoked)?;
+        if revoked.is_some_and(|at| at >= share.issued_ms.unwrap_or(share.iat * 1000)) {
+            return Err(Refusal::Revoked);
+        }
+        if let Some(cred) = &share.cred {
+            let now = crate::clock::now_ms();
+            let live = store.token(cred).await.map_err(|_| Refusal::Revoked)?.is_some_and(|t| {
+                t.user_id == share.sub && t.revoked_at.is_none() && t.expires_at.is_none_or(|e| e > now)
+            });
+            if !live {
+                return Err(Refusal::Revoked);
+            }
+        }
         let (token, claims) = self
             .tokens
             .issue(&share.sub, &share.sid, &share.tid, AUD_TERMINAL, SESSION_TTL, true)

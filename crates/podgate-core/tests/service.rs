@@ -107,7 +107,7 @@ async fn agent_with_another_protocol_is_refused() {
     let (user, _) = Auth::new(store.clone()).create_user("u", Role::User, "t").await.unwrap();
     let driver = Arc::new(FakeDriver::new(socket));
     let sandboxes = Sandboxes::new(store.clone(), driver.clone(), CoreConfig::default(), Metrics::default());
-    let caller = Caller { user_id: user.id, user_name: user.name, role: Role::User, source: None };
+    let caller = Caller { user_id: user.id, user_name: user.name, role: Role::User, source: None, credential: None };
 
     let err = sandboxes.create(&caller, CreateSandboxRequest::default()).await.unwrap_err();
     match &err {
@@ -127,7 +127,13 @@ async fn other_users_sandboxes_answer_like_missing_ones() {
     fake_agent(socket.clone(), podgate_types::AGENT_PROTOCOL_VERSION).await;
     let store = Store::open_sqlite(&dir.path().join("db")).await.unwrap();
     let auth = Auth::new(store.clone());
-    let caller = |u: podgate_store::UserRow, role| Caller { user_id: u.id, user_name: u.name, role, source: None };
+    let caller = |u: podgate_store::UserRow, role| Caller {
+        user_id: u.id,
+        user_name: u.name,
+        role,
+        source: None,
+        credential: None,
+    };
     let alice = caller(auth.create_user("alice", Role::User, "t").await.unwrap().0, Role::User);
     let bob = caller(auth.create_user("bob", Role::User, "t").await.unwrap().0, Role::User);
     let admin = caller(auth.create_user("root", Role::Admin, "t").await.unwrap().0, Role::Admin);
@@ -191,7 +197,7 @@ async fn an_idle_pause_the_runtime_refuses_is_tried_once() {
     let store = Store::open_sqlite(&dir.path().join("db")).await.unwrap();
     let auth = Auth::new(store.clone());
     let (user, _) = auth.create_user("alice", Role::User, "t").await.unwrap();
-    let alice = Caller { user_id: user.id, user_name: user.name, role: Role::User, source: None };
+    let alice = Caller { user_id: user.id, user_name: user.name, role: Role::User, source: None, credential: None };
     let driver = Arc::new(FakeDriver::new(socket));
     let sandboxes = Sandboxes::new(store, driver.clone(), CoreConfig::default(), Metrics::default());
     let req = CreateSandboxRequest { name: Some("idle".into()), idle_timeout_seconds: Some(1), ..Default::default() };

@@ -33,6 +33,7 @@ mod leases;
 mod limits;
 mod rows;
 mod sandboxes;
+mod shares;
 mod snapshots;
 mod ssh_keys;
 mod templates;

@@ -21,6 +21,7 @@
 //! | 12 | failed logins grow the audit trail | `server::failed_logins_are_summarised` |
 //! | 13 | an unbounded `/tmp` OOM-kills the agent | `sandbox::tmp_is_bounded` |
 //! | 14 | the sandbox user stops the sandbox | `sandbox::pid1_ignores_signals_from_inside` |
+//! | 15 | share links cannot be revoked, outlive their token | `shares::share_links_can_be_revoked` |
 //! | 18 | `/proc` and `/sys` files break the file API | `sandbox::kernel_files_download` |
 //! | 19 | memory of 2^63 or more | `server::huge_values_are_refused` |
 //! | 20 | templates out of range; template env visible | `tenants::templates_are_checked_and_private` |
@@ -35,6 +36,7 @@ mod client;
 mod images;
 mod sandbox;
 mod server;
+mod shares;
 mod ssh;
 mod tenants;
 

@@ -121,6 +121,11 @@ async fn pid1_ignores_signals_from_inside() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(admin.get(&sb.id).await.unwrap().state, SandboxState::Running);
     assert_eq!(sh(&admin, &sb.id, "echo alive").await, (0, "alive\n".into()));
+    // Same uid, but the agent's memory, environment and descriptors stay closed.
+    for probe in ["cat /proc/1/environ", "ls /proc/1/fd", "head -c 1 /proc/1/mem"] {
+        let (code, out) = sh(&admin, &sb.id, probe).await;
+        assert_ne!(code, 0, "{probe}: {out}");
+    }
     // The runtime still stops it: deletion is the engine's SIGTERM from outside.
     admin.delete(&sb.id).await.unwrap();
 }
