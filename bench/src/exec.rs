@@ -77,7 +77,7 @@ fn rate(n: usize, d: Duration) -> f64 {
 
 pub async fn bench(client: &Client, image: &str) -> anyhow::Result<()> {
     let sb = client.create(&CreateSandboxRequest { image: Some(image.into()), ..Default::default() }).await?;
-    let container = format!("podgate-{}", sb.id);
+    let container = crate::container(&sb.id)?;
     let n = count();
     let result = async {
         // Warm-up.

@@ -41,7 +41,7 @@ pub async fn bench(client: &Client, image: &str) -> anyhow::Result<()> {
     f.sync_all()?;
     drop(f);
     let sb = client.create(&CreateSandboxRequest { image: Some(image.into()), ..Default::default() }).await?;
-    let container = format!("podgate-{}", sb.id);
+    let container = crate::container(&sb.id)?;
     let result = async {
         let (mut up, mut down, mut dup, mut ddown) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let back = dir.path().join("back.bin");

@@ -40,6 +40,21 @@ pub(crate) fn summary(name: &str, mut v: Vec<Duration>) -> (Duration, Duration) 
     (p50, p95)
 }
 
+/// The engine's name of a sandbox's container, found by its label (the name does not show the
+/// sandbox id).
+fn container(sandbox_id: &str) -> anyhow::Result<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-a", "--filter", &format!("label=io.podgate.sandbox={sandbox_id}")])
+        .args(["--format", "{{.Names}} {{.Label \"io.podgate.sidecar\"}}"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.contains(' '))
+        .map(str::to_string)
+        .with_context(|| format!("no container of sandbox {sandbox_id}"))
+}
+
 /// VmRSS of a host pid, in KiB.
 fn rss_kib(pid: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -137,8 +152,7 @@ async fn create_bench(client: &Client, image: &str) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut rss = Vec::new();
     for id in &ids {
-        let out =
-            Command::new("docker").args(["inspect", "-f", "{{.State.Pid}}", &format!("podgate-{id}")]).output()?;
+        let out = Command::new("docker").args(["inspect", "-f", "{{.State.Pid}}", &container(id)?]).output()?;
         rss.push(rss_kib(String::from_utf8_lossy(&out.stdout).trim())?);
     }
     for id in &ids {

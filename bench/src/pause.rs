@@ -40,7 +40,7 @@ pub async fn bench(client: &Client, image: &str) -> anyhow::Result<()> {
     if out.exit_code != 0 {
         bail!("filling 1 GiB failed: {}", String::from_utf8_lossy(&out.stderr.0));
     }
-    let container = format!("podgate-{}", sb.id);
+    let container = crate::container(&sb.id)?;
     let result = async {
         let (mut pause, mut resume, mut dpause, mut dresume) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..n {

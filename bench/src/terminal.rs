@@ -200,7 +200,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 pub async fn bench(client: &Client, image: &str) -> anyhow::Result<()> {
     let sb = client.create(&CreateSandboxRequest { image: Some(image.into()), ..Default::default() }).await?;
-    let container = format!("podgate-{}", sb.id);
+    let container = crate::container(&sb.id)?;
     let result = async {
         let mut g = gateway_keystrokes(client, &sb.id).await?;
         let c = container.clone();

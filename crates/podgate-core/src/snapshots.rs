@@ -80,7 +80,15 @@ impl Sandboxes {
             idle_timeout_seconds: spec.idle_timeout_seconds,
             ..Default::default()
         };
-        self.create(caller, create).await
+        let created = self.create(caller, create).await;
+        if created.is_err() {
+            // Refused (quota, rate) or failed: the snapshot made for it goes too.
+            if let Err(e) = self.driver.delete_image(&snap.image).await {
+                tracing::warn!(snapshot_id = %snap.id, error = %e, "removing the image of a failed fork failed");
+            }
+            self.store.mark_snapshot_deleted(&snap.id, now_ms()).await?;
+        }
+        created
     }
 
     /// The image of the caller's snapshot `id_or_name`, for a create.

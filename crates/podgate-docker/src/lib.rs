@@ -117,6 +117,7 @@ impl DockerDriver {
         std::fs::create_dir_all(&cfg.run_dir)
             .map_err(|e| Error::Unavailable(format!("cannot create {}: {e}", cfg.run_dir.display())))?;
         let mut driver = DockerDriver { docker, cfg, network_id: String::new() };
+        driver.rename_legacy_containers().await?;
         let (network_id, bridge) = driver.ensure_network().await?;
         driver.network_id = network_id;
         firewall::apply(&bridge, &driver.cfg.egress_allow).await.map_err(|e| {
@@ -182,12 +183,47 @@ impl DockerDriver {
         Ok(nets.into_iter().map(|(_, id)| id).collect())
     }
 
-    fn container_name(sandbox_id: &str) -> String {
-        format!("podgate-{sandbox_id}")
+    /// The sandbox's container name: `podgate-` and a digest of this server's instance id and
+    /// the sandbox id. Not the id itself: the engine's DNS on the sandbox network answers reverse
+    /// lookups with container names, and a sandbox must not learn the others' ids. A sandbox
+    /// knows neither the instance id nor how its own name was made.
+    fn container_name(&self, sandbox_id: &str) -> String {
+        container_name(&self.cfg.instance, sandbox_id)
     }
 
-    fn sidecar_container_name(sandbox_id: &str, sidecar: &str) -> String {
-        format!("podgate-{sandbox_id}-{sidecar}")
+    fn sidecar_container_name(&self, sandbox_id: &str, sidecar: &str) -> String {
+        format!("{}-{sidecar}", self.container_name(sandbox_id))
+    }
+
+    /// Renames this instance's containers named by an older version (`podgate-<sandbox id>`,
+    /// `podgate-<sandbox id>-<sidecar>`) to their current names.
+    async fn rename_legacy_containers(&self) -> Result<()> {
+        let filters = HashMap::from([("label", vec![format!("{LABEL_INSTANCE}={}", self.cfg.instance)])]);
+        let opts = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        let list = self.docker.list_containers(Some(opts)).await.map_err(|e| Error::Unavailable(engine_error(&e)))?;
+        for c in list {
+            let labels = c.labels.unwrap_or_default();
+            let (Some(id), Some(name)) = (labels.get(LABEL_SANDBOX), c.names.and_then(|n| n.into_iter().next())) else {
+                continue;
+            };
+            let want = match labels.get(LABEL_SIDECAR) {
+                Some(side) => self.sidecar_container_name(id, side),
+                None => self.container_name(id),
+            };
+            let legacy = match labels.get(LABEL_SIDECAR) {
+                Some(side) => format!("/podgate-{id}-{side}"),
+                None => format!("/podgate-{id}"),
+            };
+            if name == legacy {
+                let opts = bollard::query_parameters::RenameContainerOptionsBuilder::new().name(&want).build();
+                self.docker
+                    .rename_container(&name[1..], opts)
+                    .await
+                    .map_err(|e| Error::Unavailable(engine_error(&e)))?;
+                tracing::info!(sandbox_id = %id, from = %&name[1..], to = %want, "renamed a container of an older version");
+            }
+        }
+        Ok(())
     }
 
     /// A sidecar: in the sandbox's network namespace, with its own limits; unprivileged ones get
@@ -214,7 +250,7 @@ impl DockerDriver {
             labels: Some(labels),
             stop_timeout: Some(10),
             host_config: Some(HostConfig {
-                network_mode: Some(format!("container:{}", Self::container_name(&spec.sandbox_id))),
+                network_mode: Some(format!("container:{}", self.container_name(&spec.sandbox_id))),
                 nano_cpus: Some((s.cpu * 1e9) as i64),
                 memory: Some(s.memory as i64),
                 memory_swap: Some(s.memory as i64),
@@ -275,6 +311,17 @@ impl DockerDriver {
                 format!("{LABEL_SANDBOX}={sandbox_id}"),
                 LABEL_SIDECAR.to_string(),
             ],
+        )]);
+        let opts = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        let list = self.docker.list_containers(Some(opts)).await.map_err(|e| Error::Unavailable(engine_error(&e)))?;
+        Ok(list.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Ids of this sandbox's containers (its own and its sidecars').
+    async fn containers_of(&self, sandbox_id: &str) -> Result<Vec<String>> {
+        let filters = HashMap::from([(
+            "label",
+            vec![format!("{LABEL_INSTANCE}={}", self.cfg.instance), format!("{LABEL_SANDBOX}={sandbox_id}")],
         )]);
         let opts = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
         let list = self.docker.list_containers(Some(opts)).await.map_err(|e| Error::Unavailable(engine_error(&e)))?;
@@ -443,6 +490,15 @@ impl DockerDriver {
     }
 }
 
+/// The container name of sandbox `sandbox_id` placed by server instance `instance` (see
+/// [`DockerDriver::container_name`]); tests and tools find containers by their labels instead.
+pub fn container_name(instance: &str, sandbox_id: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("podgate-container:{instance}:{sandbox_id}"));
+    let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
+    format!("podgate-{hex}")
+}
+
 /// An RFC 3339 time from the engine (fraction of varying length) in a form that sorts as text.
 fn sortable_time(t: &str) -> String {
     let (whole, frac) = t.split_once('.').unwrap_or((t.trim_end_matches('Z'), "0Z"));
@@ -493,7 +549,7 @@ impl Driver for DockerDriver {
     #[tracing::instrument(name = "docker.create", skip_all, fields(sandbox_id = %spec.sandbox_id, image = %spec.image))]
     async fn create(&self, spec: &PlacementSpec) -> Result<()> {
         let dir = self.prepare_run_dir(spec)?;
-        let main = Self::container_name(&spec.sandbox_id);
+        let main = self.container_name(&spec.sandbox_id);
         let mut result = match &spec.workspace_volume {
             Some(volume) => self.create_volume(volume).await,
             None => Ok(()),
@@ -505,7 +561,7 @@ impl Driver for DockerDriver {
             if result.is_err() {
                 break;
             }
-            let name = Self::sidecar_container_name(&spec.sandbox_id, &s.name);
+            let name = self.sidecar_container_name(&spec.sandbox_id, &s.name);
             result = self.create_pulling(&name, &s.image, self.sidecar_body(spec, s)).await;
         }
         if result.is_err() {
@@ -518,7 +574,7 @@ impl Driver for DockerDriver {
 
     #[tracing::instrument(name = "docker.start", skip(self))]
     async fn start(&self, sandbox_id: &str) -> Result<AgentEndpoint> {
-        match self.docker.start_container(&Self::container_name(sandbox_id), None::<StartContainerOptions>).await {
+        match self.docker.start_container(&self.container_name(sandbox_id), None::<StartContainerOptions>).await {
             Ok(()) => {}
             Err(e) if is_not_found(&e) => return Err(Error::NotFound(sandbox_id.to_string())),
             Err(e) => return Err(Error::Unavailable(engine_error(&e))),
@@ -536,7 +592,7 @@ impl Driver for DockerDriver {
     async fn inspect(&self, sandbox_id: &str) -> Result<Option<Instance>> {
         let c = match self
             .docker
-            .inspect_container(&Self::container_name(sandbox_id), None::<InspectContainerOptions>)
+            .inspect_container(&self.container_name(sandbox_id), None::<InspectContainerOptions>)
             .await
         {
             Ok(c) => c,
@@ -590,12 +646,13 @@ impl Driver for DockerDriver {
 
     #[tracing::instrument(name = "docker.delete", skip(self))]
     async fn delete(&self, sandbox_id: &str) -> Result<()> {
-        // Only remove containers that are ours (labelled with this instance and sandbox).
+        // Only remove containers that are ours (labelled with this instance and sandbox),
+        // found by their labels whatever their names: sidecars first.
         for id in self.sidecar_containers(sandbox_id).await? {
             self.remove(&id).await?;
         }
-        if self.inspect(sandbox_id).await?.is_some() {
-            self.remove(&Self::container_name(sandbox_id)).await?;
+        for id in self.containers_of(sandbox_id).await? {
+            self.remove(&id).await?;
         }
         let dir = self.sandbox_dir(sandbox_id);
         match std::fs::remove_dir_all(&dir) {
@@ -608,7 +665,7 @@ impl Driver for DockerDriver {
     async fn snapshot(&self, sandbox_id: &str, image: &str) -> Result<()> {
         let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
         let opts = bollard::query_parameters::CommitContainerOptionsBuilder::new()
-            .container(&Self::container_name(sandbox_id))
+            .container(&self.container_name(sandbox_id))
             .repo(repo)
             .tag(tag)
             .comment("podgate snapshot")
@@ -730,7 +787,7 @@ impl Driver for DockerDriver {
     }
 
     async fn pause(&self, sandbox_id: &str) -> Result<()> {
-        let main = Self::container_name(sandbox_id);
+        let main = self.container_name(sandbox_id);
         self.docker.pause_container(&main).await.or_else(|e| already(e, sandbox_id))?;
         for id in self.sidecar_containers(sandbox_id).await? {
             self.docker.pause_container(&id).await.or_else(|e| already(e, sandbox_id))?;
@@ -742,7 +799,7 @@ impl Driver for DockerDriver {
         for id in self.sidecar_containers(sandbox_id).await? {
             self.docker.unpause_container(&id).await.or_else(|e| already(e, sandbox_id))?;
         }
-        let main = Self::container_name(sandbox_id);
+        let main = self.container_name(sandbox_id);
         self.docker.unpause_container(&main).await.or_else(|e| already(e, sandbox_id))?;
         // The same container, so the same socket.
         Ok(None)
@@ -750,7 +807,7 @@ impl Driver for DockerDriver {
 
     async fn logs(&self, sandbox_id: &str, lines: usize) -> Result<String> {
         let opts = LogsOptionsBuilder::new().stdout(true).stderr(true).tail(&lines.to_string()).build();
-        let mut stream = self.docker.logs(&Self::container_name(sandbox_id), Some(opts));
+        let mut stream = self.docker.logs(&self.container_name(sandbox_id), Some(opts));
         let mut out = String::new();
         while let Some(item) = stream.next().await {
             match item {

@@ -40,10 +40,10 @@ async fn create_exec_delete() {
     assert_eq!(sb.name, "alpha");
     assert_eq!(sb.image, "podgate/base:latest");
     assert!(sb.expires_at.unwrap() > sb.created_at);
-    assert_eq!(srv.containers(), vec![format!("podgate-{}", sb.id)]);
+    assert_eq!(srv.containers(), vec![common::container(&sb.id)]);
     // The engine applied the limits.
     let limits =
-        docker(&["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}", &format!("podgate-{}", sb.id)]);
+        docker(&["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}", &common::container(&sb.id)]);
     assert_eq!(limits.trim(), format!("{} 500000000", 256 << 20));
 
     // echo, through the agent (PID 1 of the container is the agent).

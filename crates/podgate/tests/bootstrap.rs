@@ -106,7 +106,7 @@ async fn bootstrap_from_zip_tar_gz_and_git() {
         "inspect",
         "-f",
         "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-        &format!("podgate-{}", host.id),
+        &common::container(&host.id),
     ]);
     let base = format!("http://{}:8080", ip.trim());
     let zip_sha = sha256(&bundles.path().join("app.zip"));
@@ -483,7 +483,7 @@ async fn bootstrap_over_https_trusts_only_the_configured_ca() {
         "inspect",
         "-f",
         "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-        &format!("podgate-{}", host.id),
+        &common::container(&host.id),
     ]);
     let url = format!("https://{}:8443/app.zip", ip.trim());
     let sha = sha256(&bundles.path().join("app.zip"));

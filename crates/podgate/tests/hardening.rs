@@ -136,7 +136,7 @@ async fn sandboxes_are_unprivileged_and_walled_off() {
         }
     });
     let other_ip =
-        docker(&["inspect", "-f", "{{.NetworkSettings.Networks.podgate.IPAddress}}", &format!("podgate-{}", other.id)]);
+        docker(&["inspect", "-f", "{{.NetworkSettings.Networks.podgate.IPAddress}}", &common::container(&other.id)]);
     let other_addr = format!("{}:7000", other_ip.trim());
     let targets = vec!["169.254.169.254:80".to_string(), host_addr.clone()];
     let control = docker(&["run", "--rm", BUSYBOX, "sh", "-c", &probe_script(&targets)]);

@@ -25,7 +25,7 @@ async fn ttl_expiry_deletes_the_sandbox() {
     let keep = c.create(&CreateSandboxRequest { ttl_seconds: Some(600), ..Default::default() }).await.unwrap();
     eventually(20, "the expired sandbox is deleted", async || c.get(&sb.id).await.is_err()).await;
     assert!(podgate_client::is_not_found(&c.get(&sb.id).await.unwrap_err()));
-    assert_eq!(srv.containers(), vec![format!("podgate-{}", keep.id)], "only the unexpired container is left");
+    assert_eq!(srv.containers(), vec![common::container(&keep.id)], "only the unexpired container is left");
     assert_eq!(c.get(&keep.id).await.unwrap().state, SandboxState::Running);
 }
 
@@ -97,8 +97,8 @@ async fn vanished_and_dead_containers_fail_and_unknown_ones_go() {
     let c = srv.client();
     let gone = c.create(&CreateSandboxRequest::default()).await.unwrap();
     let dead = c.create(&CreateSandboxRequest::default()).await.unwrap();
-    docker(&["rm", "-f", &format!("podgate-{}", gone.id)]);
-    docker(&["kill", &format!("podgate-{}", dead.id)]);
+    docker(&["rm", "-f", &common::container(&gone.id)]);
+    docker(&["kill", &common::container(&dead.id)]);
     // A container labelled as this server's that the database does not know.
     let stray = format!("sb-stray{}", std::process::id());
     docker(&[
@@ -167,7 +167,7 @@ async fn agent_as_pid1_reaps_zombies_and_forwards_signals() {
     assert!(ps.lines().any(|l| l.trim().starts_with("1 ") && l.contains("podgate-agent")), "agent is PID 1:\n{ps}");
 
     // `docker stop` sends SIGTERM to PID 1: the agent forwards it to the main command and exits cleanly.
-    let name = format!("podgate-{}", sb.id);
+    let name = common::container(&sb.id);
     docker(&["stop", "-t", "20", &name]);
     let code = docker(&["inspect", "-f", "{{.State.ExitCode}}", &name]);
     assert_eq!(code.trim(), "0", "the agent exited by itself, not by SIGKILL");

@@ -22,7 +22,7 @@ async fn sh(c: &Client, id: &str, cmd: &str) -> String {
 }
 
 fn engine_state(id: &str) -> String {
-    docker(&["inspect", "-f", "{{.State.Status}}", &format!("podgate-{id}")]).trim().to_string()
+    docker(&["inspect", "-f", "{{.State.Status}}", &common::container(id)]).trim().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]

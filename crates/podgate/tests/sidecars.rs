@@ -77,7 +77,7 @@ async fn sidecars_follow_the_admin_policy() {
     assert_eq!((sb.sidecars[0].cpu, sb.sidecars[0].memory.map(|m| m.0)), (Some(0.5), Some(512 << 20)));
     assert_eq!(caps_via_localhost(&alice, &sb.id, 8080).await, 0x4fb);
     let names = srv.containers();
-    assert!(names.contains(&format!("podgate-{}-web", sb.id)), "{names:?}");
+    assert!(names.contains(&format!("{}-web", common::container(&sb.id))), "{names:?}");
     // Charged to the quota with the sandbox: 1 CPU + 0.5 for the sidecar.
     let q = alice.quota("me").await.unwrap();
     assert_eq!((q.usage.sandboxes, q.usage.cpu), (1, 1.5));

@@ -275,7 +275,7 @@ async fn a_stalled_client_does_not_stall_others_or_grow_memory() {
     let mut stalled = Term::connect(&srv, &stalled_session, 80, 24).await;
     fast.send("yes podgate-output | head -c 40000000; echo DONE-$((40*1000))\r").await;
     fast.until(120, "the end of 40 MB of output", |t| t.screen().contains("DONE-40000")).await;
-    let pid = common::docker(&["inspect", "-f", "{{.State.Pid}}", &format!("podgate-{sb}")]);
+    let pid = common::docker(&["inspect", "-f", "{{.State.Pid}}", &common::container(&sb)]);
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
     let rss_kib: u64 =
         status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();

@@ -289,9 +289,17 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The engine's name of a sandbox's container, found by its label (its name does not show the
+/// sandbox id); empty when there is none.
+pub fn container(sandbox_id: &str) -> String {
+    let label = format!("label=io.podgate.sandbox={sandbox_id}");
+    let out = docker(&["ps", "-a", "--filter", &label, "--format", "{{.Names}} {{.Label \"io.podgate.sidecar\"}}"]);
+    out.lines().find_map(|l| l.trim().split_once(' ').is_none().then(|| l.trim().to_string())).unwrap_or_default()
+}
+
 /// Host pid of a sandbox's PID 1 (its agent).
 pub fn agent_pid(sandbox_id: &str) -> u32 {
-    docker(&["inspect", "-f", "{{.State.Pid}}", &format!("podgate-{sandbox_id}")]).trim().parse().unwrap_or(0)
+    docker(&["inspect", "-f", "{{.State.Pid}}", &container(sandbox_id)]).trim().parse().unwrap_or(0)
 }
 
 /// Runs the docker CLI and returns its stdout.

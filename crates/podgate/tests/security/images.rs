@@ -49,7 +49,7 @@ async fn image_config_is_neutralised() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let (code, out) = sh(&mallory, &sb.id, "cat /tmp/hc-ran").await;
     assert_ne!(code, 0, "the image's health check ran: {out}");
-    let health = docker(&["inspect", "-f", "{{json .Config.Healthcheck.Test}}", &format!("podgate-{}", sb.id)]);
+    let health = docker(&["inspect", "-f", "{{json .Config.Healthcheck.Test}}", &crate::common::container(&sb.id)]);
     assert_eq!(health.trim(), "[\"NONE\"]");
     // The sandbox runs as the server's sandbox user, not the image's USER.
     assert_eq!(sh(&mallory, &sb.id, "id -u").await, (0, "1000\n".into()));

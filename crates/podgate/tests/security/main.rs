@@ -22,6 +22,7 @@
 //! | 13 | an unbounded `/tmp` OOM-kills the agent | `sandbox::tmp_is_bounded` |
 //! | 14 | the sandbox user stops the sandbox | `sandbox::pid1_ignores_signals_from_inside` |
 //! | 15 | share links cannot be revoked, outlive their token | `shares::share_links_can_be_revoked` |
+//! | 16 | DNS reveals other sandboxes' ids | `tenants::dns_does_not_reveal_other_sandboxes` |
 //! | 18 | `/proc` and `/sys` files break the file API | `sandbox::kernel_files_download` |
 //! | 19 | memory of 2^63 or more | `server::huge_values_are_refused` |
 //! | 20 | templates out of range; template env visible | `tenants::templates_are_checked_and_private` |

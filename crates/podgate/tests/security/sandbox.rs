@@ -53,7 +53,7 @@ async fn limits_are_sized_for_tenants() {
     let admin = srv.client();
     let sb = admin.create(&busybox("lim")).await.unwrap();
     assert_eq!(sh(&admin, &sb.id, "ulimit -n").await, (0, "4096\n".into()));
-    let pids = docker(&["inspect", "-f", "{{.HostConfig.PidsLimit}}", &format!("podgate-{}", sb.id)]);
+    let pids = docker(&["inspect", "-f", "{{.HostConfig.PidsLimit}}", &crate::common::container(&sb.id)]);
     assert_eq!(pids.trim(), "512");
 }
 
@@ -156,7 +156,7 @@ async fn run_dir_goes_with_its_container() {
     let run_dir = srv.dir.path().join("run").join(&sb.id);
     assert!(run_dir.is_dir());
     // Removed behind the server's back.
-    docker(&["rm", "-f", &format!("podgate-{}", sb.id)]);
+    docker(&["rm", "-f", &crate::common::container(&sb.id)]);
     eventually(20, "the sandbox failed and its run directory removed", async || {
         let failed = admin.get(&sb.id).await.map(|s| s.state == SandboxState::Failed).unwrap_or(true);
         failed && !run_dir.exists()

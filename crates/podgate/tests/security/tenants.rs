@@ -80,3 +80,41 @@ async fn templates_are_checked_and_private() {
     let theirs = admin.list_templates().await.unwrap();
     assert_eq!(theirs.iter().find(|t| t.name == "withkey").unwrap().request.env["API_KEY"], "s3cr3t");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dns_does_not_reveal_other_sandboxes() {
+    let srv = Server::start();
+    let alice = user(&srv, "alice").await;
+    let mallory = user(&srv, "mallory").await;
+    let hers = alice.create(&busybox("hers")).await.unwrap();
+    let mine = mallory.create(&busybox("probe")).await.unwrap();
+    let ip = docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        &crate::common::container(&hers.id),
+    ]);
+    let ip = ip.trim();
+    assert!(!ip.is_empty(), "alice's sandbox has an address");
+    // The engine's DNS answers a reverse lookup of her address, and a lookup of the name the
+    // sandbox id would give: neither may carry her sandbox's id.
+    let (_, reverse) = sh(&mallory, &mine.id, &format!("nslookup {ip} 2>&1")).await;
+    assert!(!reverse.contains(&hers.id), "{reverse}");
+    let (_, forward) = sh(&mallory, &mine.id, &format!("nslookup podgate-{} 2>&1", hers.id)).await;
+    assert!(!forward.contains(ip), "{forward}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_fork_leaves_no_snapshot() {
+    let srv = Server::start();
+    let alice = user(&srv, "alice").await;
+    let id = alice.me().await.unwrap().id;
+    let one = podgate_types::users::QuotaOverrides { sandboxes: Some(1), ..Default::default() };
+    srv.client().set_quota(&id, &one).await.unwrap();
+    let sb = alice.create(&busybox("only")).await.unwrap();
+    let r = alice.fork(&sb.id, Some("second")).await;
+    assert_eq!(r.as_ref().err().and_then(|e| e.status()), Some(403), "{:?}", r.map(|s| s.id));
+    assert!(alice.list_snapshots().await.unwrap().is_empty(), "the fork's snapshot stayed");
+    let label = format!("label=io.podgate.instance={}", srv.instance);
+    assert!(docker(&["images", "-q", "--filter", &label, "podgate-snapshot"]).trim().is_empty());
+}
