@@ -38,9 +38,11 @@ impl Breaker {
         Ok(())
     }
 
-    /// Opens the breaker when `e` says the database is out of reach.
-    pub(crate) fn saw(&self, e: &Error) {
-        if e.is_unreachable() {
+    /// Opens the breaker when `e` says the database is out of reach. A wait for a connection
+    /// that timed out while the pool holds connections is load, not an outage: it does not.
+    pub(crate) fn saw(&self, e: &Error, open_connections: u32) {
+        let busy = matches!(e, Error::Database(sqlx::Error::PoolTimedOut)) && open_connections > 0;
+        if e.is_unreachable() && !busy {
             self.open_until.store(self.now() + OPEN_FOR.as_millis() as u64, Ordering::Relaxed);
         }
     }
@@ -51,12 +53,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn opens_on_unreachable_only() {
+    fn opens_on_outages_only() {
         let b = Breaker::default();
         b.check().unwrap();
-        b.saw(&Error::Conflict("x".into()));
+        b.saw(&Error::Conflict("x".into()), 0);
         b.check().unwrap();
-        b.saw(&Error::Database(sqlx::Error::PoolTimedOut));
+        b.saw(&Error::Database(sqlx::Error::PoolTimedOut), 4);
+        b.check().expect("a busy pool is not an outage");
+        b.saw(&Error::Database(sqlx::Error::PoolTimedOut), 0);
         assert!(b.check().unwrap_err().is_unreachable());
         b.open_until.store(0, Ordering::Relaxed);
         b.check().unwrap();

@@ -17,7 +17,7 @@ macro_rules! on_db {
         match r {
             Ok(v) => v,
             Err(e) => {
-                $store.breaker.saw(&e);
+                $store.breaker.saw(&e, $store.open_connections());
                 return Err(e);
             }
         }
@@ -121,6 +121,14 @@ impl Store {
     /// The underlying database.
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Connections the pool holds now (busy or idle).
+    pub(crate) fn open_connections(&self) -> u32 {
+        match &self.db {
+            Db::Sqlite(p) => p.size(),
+            Db::Postgres(p) => p.size(),
+        }
     }
 
     /// Checks the database answers.
