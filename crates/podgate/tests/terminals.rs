@@ -40,7 +40,15 @@ async fn echo_resize_signal_and_exit_code() {
 
     // Ctrl-C through a signal message interrupts a foreground sleep.
     t.send("sleep 30; echo not-interrupted\r").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once sleep runs (before that, the shell itself would get the signal and ignore it).
+    common::eventually(10, "sleep running", async || {
+        let req = podgate_types::api::ExecRequest {
+            argv: vec!["pgrep".into(), "-x".into(), "sleep".into()],
+            ..Default::default()
+        };
+        srv.client().exec(&sb, &req).await.is_ok_and(|o| o.exit_code == 0)
+    })
+    .await;
     t.control(&Control::Signal { signal: "INT".into() }).await;
     t.send("echo after-$((1+1))\r").await;
     t.until(10, "the shell after the interrupt", |t| t.screen().contains("after-2")).await;
