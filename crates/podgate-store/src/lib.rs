@@ -15,9 +15,12 @@ macro_rules! on_db {
         }
         .await;
         match r {
-            Ok(v) => v,
+            Ok(v) => {
+                $store.breaker.ok();
+                v
+            }
             Err(e) => {
-                $store.breaker.saw(&e, $store.open_connections());
+                $store.breaker.saw(&e);
                 return Err(e);
             }
         }
@@ -66,10 +69,6 @@ pub enum Db {
     Postgres(PgPool),
 }
 
-/// How long a request waits for a database connection before it fails (and the API answers
-/// 503): short, so that during an outage requests fail fast instead of piling up.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// The longest a single PostgreSQL statement may run.
 const STATEMENT_TIMEOUT: &str = "30s";
 
@@ -98,7 +97,11 @@ impl Store {
         let opts = PgConnectOptions::from_str(url)?
             .application_name("podgate")
             .options([("statement_timeout", STATEMENT_TIMEOUT)]);
-        let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(opts).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(breaker::ACQUIRE_TIMEOUT)
+            .connect_with(opts)
+            .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         Ok(Store { db: Db::Postgres(pool), breaker: Default::default() })
     }
@@ -112,8 +115,11 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool =
-            SqlitePoolOptions::new().max_connections(8).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(opts).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(breaker::ACQUIRE_TIMEOUT)
+            .connect_with(opts)
+            .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         Ok(Store { db: Db::Sqlite(pool), breaker: Default::default() })
     }
@@ -121,14 +127,6 @@ impl Store {
     /// The underlying database.
     pub fn db(&self) -> &Db {
         &self.db
-    }
-
-    /// Connections the pool holds now (busy or idle).
-    pub(crate) fn open_connections(&self) -> u32 {
-        match &self.db {
-            Db::Sqlite(p) => p.size(),
-            Db::Postgres(p) => p.size(),
-        }
     }
 
     /// Checks the database answers.

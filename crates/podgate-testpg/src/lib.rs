@@ -5,6 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// A frozen server (see [`TestPg::freeze`]); dropping it lets the server run again.
+pub struct Frozen(Box<dyn Fn()>);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
 /// One running (or stopped) private PostgreSQL cluster.
 pub struct TestPg {
     dir: tempfile::TempDir,
@@ -36,6 +45,21 @@ impl TestPg {
     /// Stops the server (fast shutdown: clients are disconnected); the data stays.
     pub fn stop(&self) {
         self.run_pg("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
+    }
+
+    /// Freezes the server and its backends (SIGSTOP) until the guard is dropped: connections and
+    /// queries hang, as when the database's host stops answering.
+    pub fn freeze(&self) -> Frozen {
+        let pid = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().map(str::to_string))
+            .expect("postmaster.pid of a running server");
+        let signal = move |sig: &str| {
+            let _ = Command::new("pkill").args([&format!("-{sig}"), "-P", &pid]).status();
+            let _ = Command::new("kill").args([&format!("-{sig}"), &pid]).status();
+        };
+        signal("STOP");
+        Frozen(Box::new(move || signal("CONT")))
     }
 
     /// Starts the server again (or the first time) and waits until it accepts connections.
