@@ -38,7 +38,7 @@ async fn image_config_is_neutralised() {
     build_and_save(
         "podgate-sec/healthcheck:test",
         &format!(
-            "FROM {}\nUSER 65534\nHEALTHCHECK --interval=1s --timeout=1s CMD [\"/bin/sh\", \"-c\", \"id -u > /tmp/hc-ran\"]\n",
+            "FROM {}\nHEALTHCHECK --interval=1s --timeout=1s CMD [\"/bin/sh\", \"-c\", \"id -u > /tmp/hc-ran\"]\n",
             crate::BUSYBOX
         ),
         &archive,
@@ -48,10 +48,17 @@ async fn image_config_is_neutralised() {
     let sb = mallory.create(&req).await.unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let (code, out) = sh(&mallory, &sb.id, "cat /tmp/hc-ran").await;
-    assert_ne!(code, 0, "the image's health check ran: {out}");
+    assert_ne!(code, 0, "the image's health check ran (as uid {})", out.trim());
     let health = docker(&["inspect", "-f", "{{json .Config.Healthcheck.Test}}", &crate::common::container(&sb.id)]);
     assert_eq!(health.trim(), "[\"NONE\"]");
-    // The sandbox runs as the server's sandbox user, not the image's USER.
+
+    // An image's USER does not decide who the agent starts as: the sandbox runs as the
+    // server's sandbox user.
+    let archive = dir.path().join("user.tar");
+    build_and_save("podgate-sec/user:test", &format!("FROM {}\nUSER 65534\n", crate::BUSYBOX), &archive);
+    mallory.import_snapshot("nobody", &archive, None).await.unwrap();
+    let req = CreateSandboxRequest { snapshot: Some("nobody".into()), ..Default::default() };
+    let sb = mallory.create(&req).await.unwrap();
     assert_eq!(sh(&mallory, &sb.id, "id -u").await, (0, "1000\n".into()));
 
     // ONBUILD triggers would run in an admin's template build FROM this image: refused.
