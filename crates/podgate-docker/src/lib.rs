@@ -462,7 +462,7 @@ impl DockerDriver {
                 ),
             });
         }
-        let opts = CreateImageOptionsBuilder::new().from_image(&reference.to_string()).build();
+        let opts = CreateImageOptionsBuilder::new().from_image(&reference.pull_reference()).build();
         let mut stream = self.docker.create_image(Some(opts), None, None);
         while let Some(item) = stream.next().await {
             item.map_err(|e| Error::ImageUnavailable { image: image.to_string(), reason: engine_error(&e) })?;

@@ -129,6 +129,15 @@ impl ImageRef {
         self.digest.as_ref().map(|d| format!("{}@{d}", self.familiar_name()))
     }
 
+    /// The full reference to pull: with its digest, else its tag, else `latest` (an engine
+    /// asked to pull a repository without either pulls every tag of it).
+    pub fn pull_reference(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => format!("{}/{}@{d}", self.registry, self.repository),
+            (None, t) => format!("{}/{}:{}", self.registry, self.repository, t.as_deref().unwrap_or("latest")),
+        }
+    }
+
     /// Whether an image whose names are `repo_tags` and `repo_digests` is the one this
     /// reference names (and not one the engine found by an id prefix).
     pub fn names_one_of(&self, repo_tags: &[String], repo_digests: &[String]) -> bool {
@@ -177,6 +186,8 @@ mod tests {
         let r = ImageRef::parse(&format!("ghcr.io/o/x@{d}")).unwrap();
         assert_eq!(r.familiar_digested(), Some(format!("ghcr.io/o/x@{d}")));
         assert_eq!(r.familiar_tagged(), None);
+        assert_eq!(r.pull_reference(), format!("ghcr.io/o/x@{d}"));
+        assert_eq!(ImageRef::parse("debian").unwrap().pull_reference(), "docker.io/library/debian:latest");
     }
 
     #[test]

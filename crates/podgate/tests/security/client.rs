@@ -65,6 +65,18 @@ async fn sync_keeps_executable_config_out() {
         }
         assert!(reported, "{guarded} not reported: {out}");
     }
+    // The user's own repository here: nothing the sandbox writes into its `.git` comes down
+    // (`commondir` would point git at a config of the sandbox's choosing).
+    std::fs::create_dir_all(here.path().join(".git")).unwrap();
+    std::fs::write(here.path().join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+    let (code, _) = sh(&admin, &sb.id, "echo ../bare > /workspace/p/.git/commondir").await;
+    assert_eq!(code, 0);
+    let o = srv.cli(&["sync", "--once", local, "repo:/workspace/p"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{out}");
+    assert!(!here.path().join(".git/commondir").exists(), "{out}");
+    assert!(!here.path().join(".git/config").exists(), "{out}");
+
     // Asked for by name, hooks come down.
     let o = srv.cli(&["sync", "--once", "--allow-download", ".git", local, "repo:/workspace/p"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

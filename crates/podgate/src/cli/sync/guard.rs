@@ -1,7 +1,8 @@
 //! What `sync` never brings down from the sandbox unless asked by name: files that make
-//! programs on this machine run code the sandbox wrote. A git directory's `config` (e.g.
-//! `core.fsmonitor`, `core.pager`) and `hooks`, a `.git` file (it can point git at any
-//! directory), direnv's `.envrc`, and an editor's task and settings files.
+//! programs on this machine run code the sandbox wrote. Everything in or named `.git` (its
+//! `config` sets `core.fsmonitor` or `core.pager`, `hooks` run, `commondir` or a `.git` file
+//! point git at any directory), a bare repository's `config` and `hooks`, direnv's `.envrc`, and
+//! an editor's task and settings files.
 
 /// Whether `rel` (a relative path, `/`-separated) is executable configuration. `is_git_dir`
 /// tells whether a directory (relative path) is a bare repository (it holds `HEAD`); it is
@@ -9,7 +10,7 @@
 pub(crate) async fn executable_config(rel: &str, is_git_dir: impl AsyncFn(&str) -> bool) -> bool {
     let parts: Vec<&str> = rel.split('/').collect();
     let last = parts.len() - 1;
-    if parts[last] == ".git" || parts[last] == ".envrc" {
+    if parts.contains(&".git") || parts[last] == ".envrc" {
         return true;
     }
     if last >= 1 && parts[last - 1] == ".vscode" && matches!(parts[last], "tasks.json" | "settings.json") {
@@ -21,8 +22,8 @@ pub(crate) async fn executable_config(rel: &str, is_git_dir: impl AsyncFn(&str) 
         if !guarded_child {
             continue;
         }
-        // Anything below `.git`, and in a directory git would take for a bare repository.
-        if parts[..=i].contains(&".git") || is_git_dir(&parts[..=i].join("/")).await {
+        // In a directory git would take for a bare repository.
+        if is_git_dir(&parts[..=i].join("/")).await {
             return true;
         }
     }
@@ -55,6 +56,8 @@ mod tests {
             "sub/.git/config",
             ".git/modules/lib/config",
             ".git/modules/lib/hooks/post-checkout",
+            ".git/commondir",
+            ".git/HEAD",
             "bare.git/config",
             "x/bare/hooks/update",
             ".envrc",

@@ -49,9 +49,9 @@ pub struct SyncArgs {
     #[arg(long)]
     once: bool,
     /// Also bring this executable configuration down from the sandbox (repeatable; a path
-    /// relative to the synced folder, or a folder above it), e.g. `.git/hooks`. Without it,
-    /// git's config and hooks, `.git` files, `.envrc` and `.vscode` tasks and settings written
-    /// in the sandbox never reach this machine.
+    /// relative to the synced folder, or a folder above it), e.g. `.git`. Without it, what is
+    /// in or named `.git`, bare repositories' config and hooks, `.envrc` and `.vscode` tasks and
+    /// settings written in the sandbox never reach this machine.
     #[arg(long = "allow-download", value_name = "PATH")]
     allow_download: Vec<String>,
 }
