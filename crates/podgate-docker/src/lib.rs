@@ -3,20 +3,23 @@
 
 mod errors;
 pub mod firewall;
+mod images;
+mod names;
+mod network;
+
+pub use names::container_name;
 
 use std::collections::HashMap;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use bollard::Docker;
-use bollard::models::NetworkCreateRequest;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, HealthConfig, HostConfig,
     ResourcesUlimits,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions, InspectNetworkOptions,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    InspectContainerOptions, ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
     StartContainerOptions,
 };
 use futures_util::StreamExt as _;
@@ -25,7 +28,6 @@ use podgate_runtime::{
 };
 
 use errors::{engine_error, is_not_found};
-use podgate_types::image_ref::{ImageRef, registry_allowed};
 
 /// Label on every container podgate creates, holding the sandbox id.
 pub const LABEL_SANDBOX: &str = "io.podgate.sandbox";
@@ -126,106 +128,6 @@ impl DockerDriver {
         Ok(driver)
     }
 
-    /// Creates the sandbox network when missing and returns its id and the name of its bridge.
-    /// Servers starting together may each create one: all keep the oldest and remove the others.
-    async fn ensure_network(&self) -> Result<(String, String)> {
-        let name = &self.cfg.network;
-        let unavailable =
-            |e: bollard::errors::Error| Error::Unavailable(format!("network {name}: {}", engine_error(&e)));
-        let mut ids = self.networks_named(name).await?;
-        if ids.is_empty() {
-            let opts = HashMap::from([("com.docker.network.bridge.enable_icc".to_string(), "false".to_string())]);
-            let body = NetworkCreateRequest {
-                name: name.clone(),
-                driver: Some("bridge".into()),
-                options: Some(opts),
-                labels: Some(HashMap::from([("io.podgate.network".to_string(), "egress".to_string())])),
-                ..Default::default()
-            };
-            match self.docker.create_network(body).await {
-                Ok(_) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {}
-                Err(e) => return Err(unavailable(e)),
-            }
-            ids = self.networks_named(name).await?;
-        }
-        let Some(id) = ids.first().cloned() else {
-            return Err(Error::Unavailable(format!("network {name} vanished after it was created")));
-        };
-        for dup in &ids[1..] {
-            let _ = self.docker.remove_network(dup).await;
-        }
-        let net = self.docker.inspect_network(&id, None::<InspectNetworkOptions>).await.map_err(unavailable)?;
-        if net.driver.as_deref() != Some("bridge") {
-            return Err(Error::InvalidSpec(format!("network {name} is not a bridge network")));
-        }
-        let bridge = net
-            .options
-            .and_then(|o| o.get("com.docker.network.bridge.name").cloned())
-            .unwrap_or_else(|| format!("br-{}", id.get(..12).unwrap_or(&id)));
-        Ok((id, bridge))
-    }
-
-    /// Ids of the networks called exactly `name`, oldest first.
-    async fn networks_named(&self, name: &str) -> Result<Vec<String>> {
-        let filters = HashMap::from([("name", vec![name.to_string()])]);
-        let opts = ListNetworksOptionsBuilder::new().filters(&filters).build();
-        let list = self
-            .docker
-            .list_networks(Some(opts))
-            .await
-            .map_err(|e| Error::Unavailable(format!("listing networks: {}", engine_error(&e))))?;
-        let mut nets: Vec<(String, String)> = list
-            .into_iter()
-            .filter(|n| n.name.as_deref() == Some(name))
-            .filter_map(|n| Some((sortable_time(n.created.as_deref().unwrap_or("")), n.id?)))
-            .collect();
-        nets.sort();
-        Ok(nets.into_iter().map(|(_, id)| id).collect())
-    }
-
-    /// The sandbox's container name: `podgate-` and a digest of this server's instance id and
-    /// the sandbox id. Not the id itself: the engine's DNS on the sandbox network answers reverse
-    /// lookups with container names, and a sandbox must not learn the others' ids. A sandbox
-    /// knows neither the instance id nor how its own name was made.
-    fn container_name(&self, sandbox_id: &str) -> String {
-        container_name(&self.cfg.instance, sandbox_id)
-    }
-
-    fn sidecar_container_name(&self, sandbox_id: &str, sidecar: &str) -> String {
-        format!("{}-{sidecar}", self.container_name(sandbox_id))
-    }
-
-    /// Renames this instance's containers named by an older version (`podgate-<sandbox id>`,
-    /// `podgate-<sandbox id>-<sidecar>`) to their current names.
-    async fn rename_legacy_containers(&self) -> Result<()> {
-        let filters = HashMap::from([("label", vec![format!("{LABEL_INSTANCE}={}", self.cfg.instance)])]);
-        let opts = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
-        let list = self.docker.list_containers(Some(opts)).await.map_err(|e| Error::Unavailable(engine_error(&e)))?;
-        for c in list {
-            let labels = c.labels.unwrap_or_default();
-            let (Some(id), Some(name)) = (labels.get(LABEL_SANDBOX), c.names.and_then(|n| n.into_iter().next())) else {
-                continue;
-            };
-            let want = match labels.get(LABEL_SIDECAR) {
-                Some(side) => self.sidecar_container_name(id, side),
-                None => self.container_name(id),
-            };
-            let legacy = match labels.get(LABEL_SIDECAR) {
-                Some(side) => format!("/podgate-{id}-{side}"),
-                None => format!("/podgate-{id}"),
-            };
-            if name == legacy {
-                let opts = bollard::query_parameters::RenameContainerOptionsBuilder::new().name(&want).build();
-                self.docker
-                    .rename_container(&name[1..], opts)
-                    .await
-                    .map_err(|e| Error::Unavailable(engine_error(&e)))?;
-                tracing::info!(sandbox_id = %id, from = %&name[1..], to = %want, "renamed a container of an older version");
-            }
-        }
-        Ok(())
-    }
-
     /// A sidecar: in the sandbox's network namespace, with its own limits; unprivileged ones get
     /// the capabilities of a root sandbox and no-new-privileges, privileged ones everything.
     fn sidecar_body(&self, spec: &PlacementSpec, s: &SidecarPlacement) -> ContainerCreateBody {
@@ -262,43 +164,6 @@ impl DockerDriver {
                 ..Default::default()
             }),
             ..Default::default()
-        }
-    }
-
-    /// Creates a container named `name` from the image `image` names, pulling it first when the
-    /// engine has no image of that name. The container is created from the image's id, found by
-    /// its name only: the engine would also take an id or id prefix for a name, which could
-    /// reach an image the caller was never given (another user's snapshot).
-    async fn create_pulling(&self, name: &str, image: &str, mut body: ContainerCreateBody) -> Result<()> {
-        let reference = ImageRef::parse(image).map_err(Error::InvalidSpec)?;
-        let id = match self.local_image(&reference).await? {
-            Some(id) => id,
-            None => {
-                self.pull(&reference, image).await?;
-                self.local_image(&reference).await?.ok_or_else(|| Error::ImageUnavailable {
-                    image: image.to_string(),
-                    reason: "the registry has no image of that name".into(),
-                })?
-            }
-        };
-        body.image = Some(id);
-        let opts = CreateContainerOptionsBuilder::new().name(name).build();
-        self.docker.create_container(Some(opts), body).await.map(|_| ()).map_err(|e| map_create_error(e, image))
-    }
-
-    /// The id of the local image `reference` names, if the engine lists that name for it.
-    async fn local_image(&self, reference: &ImageRef) -> Result<Option<String>> {
-        let lookup = reference.familiar_digested().or_else(|| reference.familiar_tagged()).unwrap_or_default();
-        match self.docker.inspect_image(&lookup).await {
-            Ok(img) => {
-                let named = reference.names_one_of(
-                    img.repo_tags.as_deref().unwrap_or_default(),
-                    img.repo_digests.as_deref().unwrap_or_default(),
-                );
-                Ok(if named { img.id } else { None })
-            }
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(Error::Unavailable(engine_error(&e))),
         }
     }
 
@@ -451,25 +316,6 @@ impl DockerDriver {
         }
     }
 
-    /// Pulls `reference` from its registry, if the admin allows that registry.
-    async fn pull(&self, reference: &ImageRef, image: &str) -> Result<()> {
-        if !registry_allowed(&self.cfg.pull_registries, &reference.registry) {
-            return Err(Error::ImageUnavailable {
-                image: image.to_string(),
-                reason: format!(
-                    "the engine has no image of that name, and registry {} is not one this server pulls from",
-                    reference.registry
-                ),
-            });
-        }
-        let opts = CreateImageOptionsBuilder::new().from_image(&reference.pull_reference()).build();
-        let mut stream = self.docker.create_image(Some(opts), None, None);
-        while let Some(item) = stream.next().await {
-            item.map_err(|e| Error::ImageUnavailable { image: image.to_string(), reason: engine_error(&e) })?;
-        }
-        Ok(())
-    }
-
     /// Creates the named volume `name` (labelled as podgate's) unless it exists.
     async fn create_volume(&self, name: &str) -> Result<()> {
         let req = bollard::models::VolumeCreateRequest {
@@ -488,22 +334,6 @@ impl DockerDriver {
         let labels = labels.filter(|l| !l.contains_key(LABEL_SIDECAR))?;
         (labels.get(LABEL_INSTANCE) == Some(&self.cfg.instance)).then(|| labels.get(LABEL_SANDBOX).cloned()).flatten()
     }
-}
-
-/// The container name of sandbox `sandbox_id` placed by server instance `instance` (see
-/// [`DockerDriver::container_name`]); tests and tools find containers by their labels instead.
-pub fn container_name(instance: &str, sandbox_id: &str) -> String {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(format!("podgate-container:{instance}:{sandbox_id}"));
-    let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
-    format!("podgate-{hex}")
-}
-
-/// An RFC 3339 time from the engine (fraction of varying length) in a form that sorts as text.
-fn sortable_time(t: &str) -> String {
-    let (whole, frac) = t.split_once('.').unwrap_or((t.trim_end_matches('Z'), "0Z"));
-    let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
-    format!("{whole}.{digits:0<9}")
 }
 
 /// A pause or unpause refused because the container is in that state already ("is already
@@ -690,92 +520,15 @@ impl Driver for DockerDriver {
     }
 
     async fn save_image(&self, image: &str, dest: &Path) -> Result<()> {
-        use tokio::io::AsyncWriteExt as _;
-        let mut file =
-            tokio::fs::File::create(dest).await.map_err(|e| Error::Unavailable(format!("{}: {e}", dest.display())))?;
-        let mut stream = self.docker.export_image(image);
-        while let Some(chunk) = stream.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) if is_not_found(&e) => return Err(Error::NotFound(image.to_string())),
-                Err(e) => return Err(Error::Unavailable(engine_error(&e))),
-            };
-            file.write_all(&chunk).await.map_err(|e| Error::Unavailable(format!("{}: {e}", dest.display())))?;
-        }
-        file.flush().await.map_err(|e| Error::Unavailable(e.to_string()))
+        self.save_archive(image, dest).await
     }
 
     async fn load_image(&self, src: &Path, image: &str) -> Result<()> {
-        let file =
-            tokio::fs::File::open(src).await.map_err(|e| Error::Unavailable(format!("{}: {e}", src.display())))?;
-        let body = tokio_util::io::ReaderStream::new(file);
-        let opts = bollard::query_parameters::ImportImageOptionsBuilder::new().quiet(true).build();
-        let mut stream = self.docker.import_image_stream(opts, body, None);
-        let mut loaded = None;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    let text = info.stream.unwrap_or_default();
-                    if let Some(id) = text.trim().strip_prefix("Loaded image ID: ") {
-                        loaded = Some(id.to_string());
-                    }
-                }
-                Err(e) => {
-                    return Err(Error::InvalidSpec(format!("the engine refused the image: {}", engine_error(&e))));
-                }
-            }
-        }
-        let Some(id) = loaded else {
-            return Err(Error::InvalidSpec("the engine loaded no untagged image from the archive".into()));
-        };
-        // ONBUILD triggers would run in whatever build names this image in its FROM (an admin's
-        // template build): an imported image may not carry any.
-        let config = self.docker.inspect_image(&id).await.map_err(|e| Error::Unavailable(engine_error(&e)))?.config;
-        if config.and_then(|c| c.on_build).is_some_and(|t| !t.is_empty()) {
-            let _ = self.docker.remove_image(&id, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
-            return Err(Error::InvalidSpec(
-                "the image has ONBUILD triggers, which imported images may not carry".into(),
-            ));
-        }
-        let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
-        let opts = bollard::query_parameters::TagImageOptionsBuilder::new().repo(repo).tag(tag).build();
-        if let Err(e) = self.docker.tag_image(&id, Some(opts)).await {
-            let _ = self.docker.remove_image(&id, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
-            return Err(Error::Unavailable(engine_error(&e)));
-        }
-        Ok(())
+        self.load_archive(src, image).await
     }
 
     async fn build_image(&self, context: &Path, image: &str) -> Result<String> {
-        let file = tokio::fs::File::open(context)
-            .await
-            .map_err(|e| Error::Unavailable(format!("{}: {e}", context.display())))?;
-        let body = bollard::body_try_stream(tokio_util::io::ReaderStream::new(file));
-        let labels = HashMap::from([(LABEL_INSTANCE.to_string(), self.cfg.instance.clone())]);
-        let opts = bollard::query_parameters::BuildImageOptionsBuilder::new()
-            .t(image)
-            .rm(true)
-            .forcerm(true)
-            .labels(&labels)
-            .build();
-        let mut stream = self.docker.build_image(opts, None, Some(body));
-        let mut log = String::new();
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(s) = info.stream {
-                        log.push_str(&s);
-                    }
-                }
-                Err(e) => {
-                    let tail: String =
-                        log.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-                    return Err(Error::InvalidSpec(format!("the build failed: {}\n{tail}", engine_error(&e))));
-                }
-            }
-        }
-        let tail: Vec<&str> = log.lines().rev().take(20).collect();
-        Ok(tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+        self.build_from(context, image).await
     }
 
     async fn delete_volume(&self, name: &str) -> Result<()> {
