@@ -142,21 +142,8 @@ impl SessionTokens {
         ttl: Duration,
         read_only: bool,
     ) -> Result<(String, Claims)> {
-        let iat = now_ms() / 1000;
-        let claims = Claims {
-            sub: user.into(),
-            sid: sandbox.into(),
-            tid: terminal.into(),
-            aud: aud.into(),
-            jti: ids::random_base32(26),
-            iat,
-            exp: iat + ttl.as_secs() as i64,
-            read_only,
-            cred: None,
-            issued_ms: None,
-        };
-        let token = self.sign(&claims).await?;
-        Ok((token, claims))
+        let claims = Self::claims(user, sandbox, terminal, aud, ttl, read_only);
+        Ok((self.sign(&claims).await?, claims))
     }
 
     /// Signs a read-only share token for a terminal that lives `ttl`, tied to the API token
@@ -169,10 +156,29 @@ impl SessionTokens {
         ttl: Duration,
         credential: Option<&str>,
     ) -> Result<(String, Claims)> {
-        let (_, mut claims) = self.issue(user, sandbox, terminal, AUD_SHARE, ttl, true).await?;
-        claims.cred = credential.map(str::to_string);
-        claims.issued_ms = Some(now_ms());
+        let claims = Claims {
+            cred: credential.map(str::to_string),
+            issued_ms: Some(now_ms()),
+            ..Self::claims(user, sandbox, terminal, AUD_SHARE, ttl, true)
+        };
         Ok((self.sign(&claims).await?, claims))
+    }
+
+    /// The claims of a token issued now for `aud` that lives `ttl`.
+    fn claims(user: &str, sandbox: &str, terminal: &str, aud: &str, ttl: Duration, read_only: bool) -> Claims {
+        let iat = now_ms() / 1000;
+        Claims {
+            sub: user.into(),
+            sid: sandbox.into(),
+            tid: terminal.into(),
+            aud: aud.into(),
+            jti: ids::random_base32(26),
+            iat,
+            exp: iat + ttl.as_secs() as i64,
+            read_only,
+            cred: None,
+            issued_ms: None,
+        }
     }
 
     /// Builds the JWS and has the signer sign it.

@@ -6,8 +6,6 @@
 //! was never given a name for; [`ImageRef::parse`] refuses id forms, and the Docker driver only
 //! uses a local image whose listed names include the reference.
 
-use std::fmt;
-
 /// The registry of references that name none.
 pub const DEFAULT_REGISTRY: &str = "docker.io";
 
@@ -145,19 +143,6 @@ impl ImageRef {
             Some(d) => repo_digests.contains(&d),
             None => self.familiar_tagged().is_some_and(|t| repo_tags.contains(&t)),
         }
-    }
-}
-
-impl fmt::Display for ImageRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.registry, self.repository)?;
-        if let Some(t) = &self.tag {
-            write!(f, ":{t}")?;
-        }
-        if let Some(d) = &self.digest {
-            write!(f, "@{d}")?;
-        }
-        Ok(())
     }
 }
 
