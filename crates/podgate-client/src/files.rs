@@ -189,7 +189,11 @@ impl Client {
 }
 
 /// Writes a response body to the file `local`, counting bytes into `counter`; the bytes written.
-pub(crate) async fn save_body(resp: reqwest::Response, local: &std::path::Path, counter: Option<Counter>) -> Result<u64> {
+pub(crate) async fn save_body(
+    resp: reqwest::Response,
+    local: &std::path::Path,
+    counter: Option<Counter>,
+) -> Result<u64> {
     use futures_util::StreamExt as _;
     use tokio::io::AsyncWriteExt as _;
     let mut out = tokio::fs::File::create(local)

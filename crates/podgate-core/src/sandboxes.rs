@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use podgate_runtime::{AgentEndpoint, Driver, InstanceStatus, PlacementSpec};
+use podgate_runtime::{AgentEndpoint, Driver};
 use podgate_store::{SandboxRow, Store};
 use podgate_types::api::{CreateSandboxRequest, ExecRequest, ExecResponse, NetworkMode, Sandbox, SandboxState};
-use podgate_types::{AGENT_PROTOCOL_VERSION, MemorySize, validate};
+use podgate_types::{MemorySize, validate};
 use serde::{Deserialize, Serialize};
 
 use crate::agent_client::{AgentClient, AgentError};
@@ -18,7 +18,6 @@ use crate::config::RecordingPolicy;
 use crate::limits::RateLimiter;
 use crate::recordings::Recordings;
 use crate::{Caller, CoreConfig, Error, Metrics, Result, ids};
-use podgate_types::users::{Quota, QuotaLimits, QuotaOverrides};
 
 /// Smallest memory limit the Docker engine accepts (6 MiB).
 const MIN_MEMORY: u64 = 6 << 20;
@@ -380,191 +379,6 @@ impl Sandboxes {
         }
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, image = %row.image, "creating sandbox");
         Ok(row)
-    }
-
-    /// The TTL asked for (else the default, within the quota), checked against the server's
-    /// maximum and the quota's.
-    pub(crate) fn ttl_within(&self, asked: Option<u64>, quota: &QuotaLimits) -> Result<u64> {
-        let max_ttl = self.cfg.max_ttl.as_secs();
-        let ttl = asked.unwrap_or(self.cfg.default_ttl.as_secs().min(quota.max_ttl_seconds));
-        if ttl == 0 || ttl > max_ttl {
-            return Err(Error::Invalid(format!("ttl_seconds {ttl} is out of range: use 1 to {max_ttl}")));
-        }
-        if ttl > quota.max_ttl_seconds {
-            return Err(Error::QuotaExceeded(format!(
-                "ttl_seconds {ttl} is over your quota's maximum TTL of {} s",
-                quota.max_ttl_seconds
-            )));
-        }
-        Ok(ttl)
-    }
-
-    /// The quota that applies to `user_id`.
-    pub(crate) async fn limits_of(&self, user_id: &str) -> Result<QuotaLimits> {
-        let user = self.store.user(user_id).await?;
-        let overrides = crate::limits::overrides_of(user.as_ref().and_then(|u| u.quota.as_deref()))?;
-        Ok(self.cfg.quota.apply(&overrides, self.cfg.max_ttl.as_secs()))
-    }
-
-    /// Says which limit a refused create would have passed.
-    pub(crate) async fn over_quota(&self, user_id: &str, q: &QuotaLimits, cpu: f64, memory: i64) -> Error {
-        let u = match self.store.usage(user_id).await {
-            Ok(u) => u,
-            Err(e) => return e.into(),
-        };
-        let gib = |b: i64| b as f64 / f64::from(1u32 << 30);
-        let why = if u.sandboxes + 1 > i64::from(q.sandboxes) {
-            format!("{} of {} sandboxes are in use", u.sandboxes, q.sandboxes)
-        } else if u.cpu + cpu > q.cpu + 1e-9 {
-            format!("{cpu} more CPUs would make {} of {}", u.cpu + cpu, q.cpu)
-        } else {
-            let max = i64::try_from(q.memory.0).unwrap_or(i64::MAX);
-            format!(
-                "{:.2} GiB more memory would make {:.2} of {:.2} GiB",
-                gib(memory),
-                gib(u.memory + memory),
-                gib(max)
-            )
-        };
-        Error::QuotaExceeded(format!("over your quota: {why}; delete a sandbox or ask an admin for more"))
-    }
-
-    /// A user's quota and usage (`me` for the caller; admins may see anyone's).
-    pub async fn quota(&self, caller: &Caller, id_or_me: &str) -> Result<Quota> {
-        let user = crate::users::managed_user(&self.store, caller, id_or_me).await?;
-        let overrides = crate::limits::overrides_of(user.quota.as_deref())?;
-        let limits = self.cfg.quota.apply(&overrides, self.cfg.max_ttl.as_secs());
-        Ok(crate::limits::view(&user.id, limits, overrides, self.store.usage(&user.id).await?))
-    }
-
-    /// Sets a user's quota overrides (admins); fields left out use the server's defaults.
-    pub async fn set_quota(&self, caller: &Caller, id: &str, overrides: QuotaOverrides) -> Result<Quota> {
-        caller.require_admin()?;
-        crate::limits::validate_overrides(&overrides)?;
-        let user = crate::users::managed_user(&self.store, caller, id).await?;
-        let json = (overrides != QuotaOverrides::default())
-            .then(|| serde_json::to_string(&overrides))
-            .transpose()
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        self.store.set_user_quota(&user.id, json.as_deref()).await?;
-        let detail = format!("user {} ({}): {}", user.name, user.id, json.as_deref().unwrap_or("defaults"));
-        self.audit.record(Event::by(caller, "quota.set").detail(detail)).await;
-        self.quota(caller, &user.id).await
-    }
-
-    async fn bring_up(&self, row: SandboxRow) -> Result<Sandbox> {
-        let id = row.id.clone();
-        match self.place_and_wait(&row).await {
-            Ok(()) => {
-                if !self.store.transition(&id, &["starting"], "running", None, now_ms()).await? {
-                    // Deleted while it was starting: the delete cleans up.
-                    return Err(self.removed_while_starting(&id).await);
-                }
-                tracing::info!(sandbox_id = %id, "sandbox running");
-                let row = self.load(&id).await?;
-                let spec: StoredSpec = serde_json::from_str(&row.spec).map_err(|e| Error::Internal(e.to_string()))?;
-                if let Some(b) = &spec.bootstrap {
-                    self.begin_bootstrap(&row, b).await?;
-                }
-                self.view(&self.load(&id).await?)
-            }
-            Err(e) => {
-                tracing::warn!(sandbox_id = %id, error = %e, "create failed; removing the sandbox");
-                if let Err(de) = self.driver.delete(&id).await {
-                    tracing::error!(sandbox_id = %id, error = %de, "cleanup after failed create failed; the reconciler retries");
-                }
-                let msg = e.to_string();
-                if !self.store.transition(&id, &["pending", "starting"], "deleted", Some(&msg), now_ms()).await? {
-                    // Removed meanwhile (its TTL, its owner): that, not the failure it caused, is the answer.
-                    return Err(self.removed_while_starting(&id).await);
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// Why a sandbox that was still starting is gone: a delete or its TTL got there first.
-    async fn removed_while_starting(&self, id: &str) -> Error {
-        let reason = match self.store.sandbox(id).await {
-            Ok(Some(row)) => row.error.unwrap_or_else(|| "deleted".into()),
-            Ok(None) => "deleted".into(),
-            Err(e) => return e.into(),
-        };
-        Error::Conflict(format!("sandbox {id} was removed while it was starting: {reason}"))
-    }
-
-    async fn place_and_wait(&self, row: &SandboxRow) -> Result<()> {
-        let spec: StoredSpec = serde_json::from_str(&row.spec).map_err(|e| Error::Internal(e.to_string()))?;
-        if !self.store.transition(&row.id, &["pending"], "starting", None, now_ms()).await? {
-            return Err(Error::Conflict(format!("sandbox {} changed state during create", row.id)));
-        }
-        self.driver
-            .create(&PlacementSpec {
-                sandbox_id: row.id.clone(),
-                image: row.image.clone(),
-                env: spec.env,
-                cmd: spec.cmd,
-                cpu: spec.cpu,
-                memory: spec.memory,
-                agent_secret: row.agent_secret.clone(),
-                user: spec.user,
-                egress: spec.network == NetworkMode::Egress,
-                read_only_root: spec.read_only_root,
-                sidecars: crate::sidecars::placements(&spec.sidecars),
-                workspace_volume: spec.volume.as_deref().map(crate::volumes::runtime_name),
-                labels: spec.labels,
-                scheduling: spec
-                    .scheduling
-                    .map(|s| podgate_runtime::Scheduling {
-                        runtime_class: s.runtime_class,
-                        node_selector: s.node_selector,
-                        tolerations: s.tolerations,
-                    })
-                    .unwrap_or_default(),
-            })
-            .await?;
-        let endpoint = self.driver.start(&row.id).await?;
-        self.store.set_agent_url(&row.id, &endpoint.to_url(), now_ms()).await?;
-        self.wait_for_agent(&row.id, AgentClient::new(endpoint, row.agent_secret.clone())).await
-    }
-
-    /// Polls the agent's health until it answers with our protocol, the instance dies, or time runs out.
-    pub(crate) async fn wait_for_agent(&self, id: &str, agent: AgentClient) -> Result<()> {
-        let deadline = Instant::now() + self.cfg.startup_timeout;
-        let mut last_check = Instant::now();
-        loop {
-            let last_error = match agent.health().await {
-                Ok(h) if h.protocol_version == AGENT_PROTOCOL_VERSION => return Ok(()),
-                Ok(h) => {
-                    return Err(Error::Unavailable(format!(
-                        "the agent in sandbox {id} speaks protocol {} but this server speaks {AGENT_PROTOCOL_VERSION}",
-                        h.protocol_version
-                    )));
-                }
-                Err(e) => e.to_string(),
-            };
-            if last_check.elapsed() > Duration::from_millis(500) {
-                last_check = Instant::now();
-                match self.driver.inspect(id).await? {
-                    Some(i) if matches!(i.status, InstanceStatus::Running | InstanceStatus::Created) => {}
-                    other => {
-                        let logs = self.driver.logs(id, 20).await.unwrap_or_default();
-                        let state = other.map_or("gone".to_string(), |i| format!("{:?}", i.status));
-                        return Err(Error::Unavailable(format!(
-                            "sandbox {id} stopped before its agent answered ({state}); last output: {}",
-                            logs.trim()
-                        )));
-                    }
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(Error::Unavailable(format!(
-                    "the agent in sandbox {id} did not answer within {:?}: {last_error}",
-                    self.cfg.startup_timeout
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 
     /// Checks an image a caller named for a sandbox or sidecar: a name (never an id), not a
