@@ -1,19 +1,25 @@
-//! Persistent volume routes: list the caller's volumes, delete one.
+//! Persistent volume routes: list the caller's volumes, delete one, unlock and lock an
+//! encrypted one.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use podgate_types::api::VolumeList;
+use podgate_types::api::{Volume, VolumeList};
+use podgate_types::passphrase::UnlockRequest;
 
 use crate::extract::Authed;
 use crate::{ApiError, AppState};
 
 /// Volume routes.
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/volumes", get(list_volumes)).route("/v1/volumes/{id}", delete(delete_volume))
+    Router::new()
+        .route("/v1/volumes", get(list_volumes))
+        .route("/v1/volumes/{id}", delete(delete_volume))
+        .route("/v1/volumes/{id}/unlock", post(unlock_volume))
+        .route("/v1/volumes/{id}/lock", post(lock_volume))
 }
 
 /// The caller's persistent volumes (everyone's for an admin), with the sandbox each is mounted in.
@@ -42,4 +48,40 @@ pub async fn delete_volume(
 ) -> Result<StatusCode, ApiError> {
     st.sandboxes.delete_volume(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Unlocks an encrypted volume with its passphrase: the sandbox it is mounted in sees its files.
+#[utoipa::path(post, path = "/v1/volumes/{id}/unlock", tag = "volumes",
+    params(("id" = String, Path, description = "volume id or name")),
+    request_body = UnlockRequest,
+    responses(
+        (status = 200, body = Volume),
+        (status = 403, body = podgate_types::api::ErrorBody, description = "wrong passphrase"),
+        (status = 404, body = podgate_types::api::ErrorBody),
+        (status = 409, body = podgate_types::api::ErrorBody, description = "not mounted in a sandbox"),
+        (status = 422, body = podgate_types::api::ErrorBody, description = "not encrypted")),
+    security(("bearer" = [])))]
+pub async fn unlock_volume(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    Json(req): Json<UnlockRequest>,
+) -> Result<Json<Volume>, ApiError> {
+    Ok(Json(st.sandboxes.unlock_volume(&caller, &id, &req.passphrase).await?))
+}
+
+/// Locks an encrypted volume: its files are unreadable (open ones once closed) until unlocked.
+#[utoipa::path(post, path = "/v1/volumes/{id}/lock", tag = "volumes",
+    params(("id" = String, Path, description = "volume id or name")),
+    responses(
+        (status = 200, body = Volume),
+        (status = 404, body = podgate_types::api::ErrorBody),
+        (status = 422, body = podgate_types::api::ErrorBody, description = "not encrypted")),
+    security(("bearer" = [])))]
+pub async fn lock_volume(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<Volume>, ApiError> {
+    Ok(Json(st.sandboxes.lock_volume(&caller, &id).await?))
 }

@@ -289,6 +289,17 @@ impl Client {
         Ok(())
     }
 
+    /// `POST /v1/volumes/{id-or-name}/unlock`.
+    pub async fn unlock_volume(&self, id: &str, passphrase: &podgate_types::passphrase::Passphrase) -> Result<Volume> {
+        let body = podgate_types::passphrase::UnlockRequest { passphrase: passphrase.clone() };
+        self.call(Method::POST, &format!("/v1/volumes/{}/unlock", seg(id)), Some(&body)).await
+    }
+
+    /// `POST /v1/volumes/{id-or-name}/lock`.
+    pub async fn lock_volume(&self, id: &str) -> Result<Volume> {
+        self.call(Method::POST, &format!("/v1/volumes/{}/lock", seg(id)), None::<&()>).await
+    }
+
     /// `POST /v1/sandboxes/{id-or-name}/pause`.
     pub async fn pause(&self, id: &str) -> Result<Sandbox> {
         self.call(Method::POST, &format!("/v1/sandboxes/{}/pause", seg(id)), None::<&()>).await

@@ -51,6 +51,12 @@ pub struct SandboxPolicy {
     pub default_cpu: f64,
     /// Memory limit (bytes) of sandboxes that ask for none.
     pub default_memory: u64,
+    /// Cap (bytes) of the own filesystem of sandboxes that ask for none.
+    pub default_disk: u64,
+    /// Size (bytes) of new persistent volumes that ask for none.
+    pub default_volume_size: u64,
+    /// Whether users may ask for encrypted workspaces (where the runtime can encrypt).
+    pub allow_encrypted_workspaces: bool,
     /// Registries sandbox and sidecar images may name (`*`: any); the engine never contacts
     /// another one for a user.
     pub image_registries: Vec<String>,
@@ -109,6 +115,9 @@ impl Default for SandboxPolicy {
             network: podgate_types::api::NetworkMode::Egress,
             default_cpu: 1.0,
             default_memory: 1 << 30,
+            default_disk: 10 << 30,
+            default_volume_size: 10 << 30,
+            allow_encrypted_workspaces: false,
             image_registries: vec![podgate_types::image_ref::DEFAULT_REGISTRY.to_string()],
         }
     }

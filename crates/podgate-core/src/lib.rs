@@ -29,6 +29,7 @@ pub mod templates;
 pub mod terminals;
 pub mod users;
 pub mod volumes;
+mod workspace_keys;
 
 pub use auth::{Auth, Caller, Role};
 pub use config::{CoreConfig, SandboxPolicy};

@@ -111,6 +111,8 @@ pub struct QuotaDefaults {
     pub sidecars: SidecarPolicy,
     /// Persistent volumes kept at once.
     pub volumes: u32,
+    /// Bytes of disk held at once (sandboxes' own filesystems, volumes, snapshots).
+    pub disk: u64,
 }
 
 impl Default for QuotaDefaults {
@@ -122,6 +124,7 @@ impl Default for QuotaDefaults {
             max_ttl_seconds: None,
             sidecars: SidecarPolicy::None,
             volumes: 10,
+            disk: 100 << 30,
         }
     }
 }
@@ -144,6 +147,7 @@ impl QuotaDefaults {
             max_ttl_seconds: o.max_ttl_seconds.or(self.max_ttl_seconds).unwrap_or(server_max_ttl).min(server_max_ttl),
             sidecars: o.sidecars.unwrap_or(self.sidecars),
             volumes: o.volumes.unwrap_or(self.volumes),
+            disk: o.disk.unwrap_or(MemorySize(self.disk)),
         }
     }
 }
@@ -154,6 +158,7 @@ pub(crate) fn ceiling(limits: &QuotaLimits) -> Ceiling {
         sandboxes: i64::from(limits.sandboxes),
         cpu: limits.cpu,
         memory: i64::try_from(limits.memory.0).unwrap_or(i64::MAX),
+        disk: i64::try_from(limits.disk.0).unwrap_or(i64::MAX),
     }
 }
 
@@ -168,6 +173,11 @@ pub(crate) fn validate_overrides(o: &QuotaOverrides) -> Result<()> {
         && m.0 > (1 << 60)
     {
         return Err(Error::Invalid(format!("quota memory {} bytes is over the maximum of 1Ei", m.0)));
+    }
+    if let Some(d) = o.disk
+        && d.0 > (1 << 60)
+    {
+        return Err(Error::Invalid(format!("quota disk {} bytes is over the maximum of 1Ei", d.0)));
     }
     if o.max_ttl_seconds == Some(0) {
         return Err(Error::Invalid("quota max_ttl_seconds must be at least 1".into()));
@@ -186,6 +196,7 @@ pub(crate) fn view(user_id: &str, limits: QuotaLimits, overrides: QuotaOverrides
             cpu: u.cpu,
             memory: MemorySize(u64::try_from(u.memory).unwrap_or(0)),
             volumes: u32::try_from(u.volumes).unwrap_or(u32::MAX),
+            disk: MemorySize(u64::try_from(u.disk).unwrap_or(0)),
         },
     }
 }

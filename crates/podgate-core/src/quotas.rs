@@ -1,10 +1,42 @@
 //! Quotas of the `Sandboxes` service: a user's limits (server defaults under an admin's
 //! overrides), the TTL a quota allows, what an over-quota refusal says, and the quota API.
 
+use podgate_types::api::CreateSandboxRequest;
 use podgate_types::users::{Quota, QuotaLimits, QuotaOverrides};
 
 use crate::audit::Event;
+use crate::config::SandboxPolicy;
+use crate::sandboxes::{MAX_DISK, MIN_DISK};
 use crate::{Caller, Error, Result, Sandboxes};
+
+/// The disk cap and the size of a new volume a create asks for (else the policy's), checked.
+pub(crate) fn disk_sizes(req: &CreateSandboxRequest, policy: &SandboxPolicy) -> Result<(u64, u64)> {
+    let check = |what: &str, size: Option<podgate_types::MemorySize>, default: u64| {
+        let size = size.map_or(default, |s| s.0);
+        if (MIN_DISK..=MAX_DISK).contains(&size) {
+            Ok(size)
+        } else {
+            Err(Error::Invalid(format!("{what} {size} bytes is out of range: give 16Mi to 16Ti")))
+        }
+    };
+    Ok((
+        check("disk", req.disk, policy.default_disk)?,
+        check("volume_size", req.volume_size, policy.default_volume_size)?,
+    ))
+}
+
+/// "over your quota: … disk" for `bytes` more of `what`.
+fn disk_over_quota(u: &podgate_store::Usage, q: &QuotaLimits, what: &str, bytes: i64) -> Error {
+    let gib = |b: i64| b as f64 / f64::from(1u32 << 30);
+    let max = i64::try_from(q.disk.0).unwrap_or(i64::MAX);
+    Error::QuotaExceeded(format!(
+        "over your quota: {what} {:.2} GiB of disk would make {:.2} of {:.2} GiB (sandboxes, volumes and snapshots); \
+         delete a sandbox, volume or snapshot, or ask an admin for more",
+        gib(bytes),
+        gib(u.disk.saturating_add(bytes)),
+        gib(max)
+    ))
+}
 
 impl Sandboxes {
     /// The TTL asked for (else the default, within the quota), checked against the server's
@@ -32,7 +64,7 @@ impl Sandboxes {
     }
 
     /// Says which limit a refused create would have passed.
-    pub(crate) async fn over_quota(&self, user_id: &str, q: &QuotaLimits, cpu: f64, memory: i64) -> Error {
+    pub(crate) async fn over_quota(&self, user_id: &str, q: &QuotaLimits, cpu: f64, memory: i64, disk: i64) -> Error {
         let u = match self.store.usage(user_id).await {
             Ok(u) => u,
             Err(e) => return e.into(),
@@ -42,6 +74,8 @@ impl Sandboxes {
             format!("{} of {} sandboxes are in use", u.sandboxes, q.sandboxes)
         } else if u.cpu + cpu > q.cpu + 1e-9 {
             format!("{cpu} more CPUs would make {} of {}", u.cpu + cpu, q.cpu)
+        } else if u.disk.saturating_add(disk) > i64::try_from(q.disk.0).unwrap_or(i64::MAX) {
+            return disk_over_quota(&u, q, "the sandbox's", disk);
         } else {
             let max = i64::try_from(q.memory.0).unwrap_or(i64::MAX);
             format!(
@@ -52,6 +86,14 @@ impl Sandboxes {
             )
         };
         Error::QuotaExceeded(format!("over your quota: {why}; delete a sandbox or ask an admin for more"))
+    }
+
+    /// The refusal of something that would take `user_id` over its disk quota.
+    pub(crate) async fn over_disk_quota(&self, user_id: &str, q: &QuotaLimits, what: &str, bytes: i64) -> Error {
+        match self.store.usage(user_id).await {
+            Ok(u) => disk_over_quota(&u, q, what, bytes),
+            Err(e) => e.into(),
+        }
     }
 
     /// A user's quota and usage (`me` for the caller; admins may see anyone's).

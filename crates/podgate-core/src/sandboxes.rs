@@ -24,6 +24,10 @@ const MIN_MEMORY: u64 = 6 << 20;
 /// Largest memory limit a sandbox or sidecar may ask for (16 TiB): sums of these stay far
 /// below the 2^63 that the databases' signed integers hold.
 pub(crate) const MAX_MEMORY: u64 = 16 << 40;
+/// Smallest disk cap or volume size (16 MiB): an ext4 volume needs room for its own metadata.
+pub const MIN_DISK: u64 = 16 << 20;
+/// Largest disk cap or volume size (16 TiB), for the same reason as [`MAX_MEMORY`].
+pub const MAX_DISK: u64 = 16 << 40;
 
 /// What is stored as a sandbox's `spec`: the validated request with defaults applied.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -32,6 +36,10 @@ pub struct StoredSpec {
     pub cmd: Option<Vec<String>>,
     pub cpu: Option<f64>,
     pub memory: Option<u64>,
+    /// Cap of its own filesystem, in bytes (absent: made before disk limits, uncapped). Its
+    /// sidecars get the same cap each; `charged_disk` counts them all against the quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<u64>,
     pub labels: BTreeMap<String, String>,
     pub ttl_seconds: Option<u64>,
     /// The validated code bootstrap, with the code host's checked addresses.
@@ -56,6 +64,9 @@ pub struct StoredSpec {
     pub charged_cpu: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub charged_memory: Option<u64>,
+    /// Bytes of disk it counts against its owner's quota (`disk` for it and each sidecar).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charged_disk: Option<u64>,
     /// The persistent volume mounted at `/workspace`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<String>,
@@ -215,8 +226,8 @@ impl Sandboxes {
             Ok(()) => self.validate_and_insert(caller, req, lease, pool, scheduling).await,
             Err(e) => Err(e),
         };
-        let row = match row {
-            Ok(row) => row,
+        let (row, key) = match row {
+            Ok(inserted) => inserted,
             Err(e) => {
                 let r = Err(e);
                 self.audit.record(Event::by(caller, "sandbox.create").detail(what).outcome(&r)).await;
@@ -227,7 +238,7 @@ impl Sandboxes {
         let this = self.clone();
         let started = Instant::now();
         let id = row.id.clone();
-        let task = tokio::spawn(tracing::Instrument::in_current_span(async move { this.bring_up(row).await }));
+        let task = tokio::spawn(tracing::Instrument::in_current_span(async move { this.bring_up(row, key).await }));
         let result = match task.await {
             Ok(r) => r,
             Err(e) => Err(Error::Internal(format!("create task for {id} failed: {e}"))),
@@ -244,7 +255,9 @@ impl Sandboxes {
         lease: Option<Duration>,
         pool: Option<String>,
         scheduling: Option<podgate_types::api::Scheduling>,
-    ) -> Result<SandboxRow> {
+    ) -> Result<(SandboxRow, Option<podgate_runtime::VolumeKey>)> {
+        let encryption = self.check_encryption(&req)?;
+        let (disk, volume_size) = crate::quotas::disk_sizes(&req, &self.cfg.sandbox)?;
         let image = match (&req.snapshot, req.image) {
             (Some(_), Some(_)) => return Err(Error::Invalid("give `image` or `snapshot`, not both".into())),
             (Some(s), None) => self.snapshot_image(caller, s).await?,
@@ -318,6 +331,7 @@ impl Sandboxes {
             cmd: req.cmd,
             cpu: Some(req.cpu.unwrap_or(policy.default_cpu)),
             memory: Some(req.memory.map_or(policy.default_memory, |m| m.0)),
+            disk: Some(disk),
             labels: req.labels,
             ttl_seconds: Some(ttl),
             user,
@@ -326,6 +340,7 @@ impl Sandboxes {
             record_terminals,
             charged_cpu: None,
             charged_memory: None,
+            charged_disk: None,
             sidecars,
             volume: None,
             idle_timeout_seconds: Some(idle_timeout),
@@ -334,7 +349,13 @@ impl Sandboxes {
         };
         let (sidecar_cpu, sidecar_memory) = crate::sidecars::charged(&spec.sidecars);
         let (cpu, memory) = (spec.cpu.unwrap_or(0.0) + sidecar_cpu, spec.memory.unwrap_or(0) + sidecar_memory);
-        let spec = StoredSpec { charged_cpu: Some(cpu), charged_memory: Some(memory), ..spec };
+        let charged_disk = disk.saturating_mul(1 + spec.sidecars.len() as u64);
+        let spec = StoredSpec {
+            charged_cpu: Some(cpu),
+            charged_memory: Some(memory),
+            charged_disk: Some(charged_disk),
+            ..spec
+        };
         let now = now_ms();
         let row = SandboxRow {
             id: ids::sandbox_id(),
@@ -358,7 +379,7 @@ impl Sandboxes {
         };
         let memory = i64::try_from(memory).unwrap_or(i64::MAX);
         let claimed = match req.persist {
-            true => Some(self.claim_volume(caller, &row.name, &quota).await?),
+            true => Some(self.claim_volume(caller, &row.name, volume_size, encryption, &quota).await?),
             false => None,
         };
         let row = match &claimed {
@@ -368,17 +389,19 @@ impl Sandboxes {
             }
             None => row,
         };
-        let inserted = self.store.insert_sandbox_within(&row, cpu, memory, crate::limits::ceiling(&quota)).await;
+        let charged_disk = i64::try_from(charged_disk).unwrap_or(i64::MAX);
+        let ceiling = crate::limits::ceiling(&quota);
+        let inserted = self.store.insert_sandbox_within(&row, cpu, memory, charged_disk, ceiling).await;
         if !matches!(inserted, Ok(true))
-            && let Some(c) = claimed.filter(|c| c.fresh)
+            && let Some(c) = claimed.as_ref().filter(|c| c.fresh)
         {
             self.store.forget_volume(&c.id).await?;
         }
         if !inserted? {
-            return Err(self.over_quota(&caller.user_id, &quota, cpu, memory).await);
+            return Err(self.over_quota(&caller.user_id, &quota, cpu, memory, charged_disk).await);
         }
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, image = %row.image, "creating sandbox");
-        Ok(row)
+        Ok((row, claimed.and_then(|c| c.key)))
     }
 
     /// Checks an image a caller named for a sandbox or sidecar: a name (never an id), not a
@@ -444,6 +467,12 @@ impl Sandboxes {
         // The reason is there from the start, for a create this removal interrupts.
         self.store.transition(id, &live, "stopping", Some(reason), now_ms()).await?;
         self.driver.delete(id).await?;
+        // An encrypted workspace is locked at rest once its sandbox is gone.
+        if let Ok(Some(row)) = self.store.sandbox(id).await
+            && let Some(volume) = serde_json::from_str::<StoredSpec>(&row.spec).ok().and_then(|s| s.volume)
+        {
+            self.lock_if_encrypted(&volume).await;
+        }
         self.store.transition(id, &["stopping"], "deleted", Some(reason), now_ms()).await?;
         self.activity.forget(id);
         Ok(())
@@ -540,6 +569,7 @@ impl Sandboxes {
             cmd: spec.cmd,
             cpu: spec.cpu,
             memory: spec.memory.map(MemorySize),
+            disk: spec.disk.map(MemorySize),
             labels: spec.labels,
             ttl_seconds: spec.ttl_seconds,
             user: format!("{}:{}", spec.user.0, spec.user.1),

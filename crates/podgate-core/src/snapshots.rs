@@ -45,17 +45,32 @@ impl Sandboxes {
             owner_id: row.owner_id.clone(),
             name,
             sandbox_id: row.id.clone(),
+            bytes: 0,
             created_at: now_ms(),
             deleted_at: None,
         };
-        self.driver.snapshot(&row.id, &snap.image).await?;
-        if let Err(e) = self.store.insert_snapshot(&snap).await {
-            // Taken meanwhile: the image made for it goes.
-            let _ = self.driver.delete_image(&snap.image).await;
-            return Err(e.into());
-        }
+        let bytes = self.driver.snapshot(&row.id, &snap.image).await?;
+        let snap = SnapshotRow { bytes: i64::try_from(bytes).unwrap_or(i64::MAX), ..snap };
+        self.keep_snapshot(&snap, "the snapshot's").await?;
         tracing::info!(sandbox_id = %row.id, snapshot_id = %snap.id, "snapshot taken");
         Ok(snap)
+    }
+
+    /// Records a snapshot whose image the runtime just made, within its owner's disk quota;
+    /// refused or failed, the image goes.
+    async fn keep_snapshot(&self, snap: &SnapshotRow, what: &str) -> Result<()> {
+        let quota = self.limits_of(&snap.owner_id).await?;
+        let max_disk = i64::try_from(quota.disk.0).unwrap_or(i64::MAX);
+        let refusal = match self.store.insert_snapshot_within(snap, max_disk).await {
+            Ok(true) => return Ok(()),
+            Ok(false) => self.over_disk_quota(&snap.owner_id, &quota, what, snap.bytes).await,
+            // Taken meanwhile, or the database failed.
+            Err(e) => e.into(),
+        };
+        if let Err(e) = self.driver.delete_image(&snap.image).await {
+            tracing::warn!(snapshot_id = %snap.id, error = %e, "removing the image of a refused snapshot failed");
+        }
+        Err(refusal)
     }
 
     /// Snapshots a sandbox and starts a new sandbox from it with the same settings.
@@ -73,6 +88,7 @@ impl Sandboxes {
             cmd: spec.cmd,
             cpu: spec.cpu,
             memory: spec.memory.map(podgate_types::MemorySize),
+            disk: spec.disk.map(podgate_types::MemorySize),
             labels: spec.labels,
             user: Some(format!("{}:{}", spec.user.0, spec.user.1)),
             network: Some(spec.network),
@@ -195,17 +211,16 @@ impl Sandboxes {
             owner_id: caller.user_id.clone(),
             name: name.to_string(),
             sandbox_id: String::new(),
+            bytes: 0,
             created_at: now_ms(),
             deleted_at: None,
         };
-        self.driver.load_image(clean.path(), &snap.image).await.map_err(|e| match e {
+        let bytes = self.driver.load_image(clean.path(), &snap.image).await.map_err(|e| match e {
             podgate_runtime::Error::InvalidSpec(m) => Error::Invalid(m),
             other => other.into(),
         })?;
-        if let Err(e) = self.store.insert_snapshot(&snap).await {
-            let _ = self.driver.delete_image(&snap.image).await;
-            return Err(e.into());
-        }
+        let snap = SnapshotRow { bytes: i64::try_from(bytes).unwrap_or(i64::MAX), ..snap };
+        self.keep_snapshot(&snap, "the imported image's").await?;
         tracing::info!(snapshot_id = %snap.id, user_id = %caller.user_id, "image imported");
         Ok(snap)
     }
@@ -217,5 +232,12 @@ pub(crate) fn is_snapshot_image(image: &str) -> bool {
 }
 
 fn view(s: SnapshotRow) -> Snapshot {
-    Snapshot { id: s.id, name: s.name, owner: s.owner_id, sandbox: s.sandbox_id, created_at: from_ms(s.created_at) }
+    Snapshot {
+        id: s.id,
+        name: s.name,
+        owner: s.owner_id,
+        sandbox: s.sandbox_id,
+        created_at: from_ms(s.created_at),
+        bytes: u64::try_from(s.bytes).unwrap_or(0),
+    }
 }

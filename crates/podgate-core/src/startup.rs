@@ -14,9 +14,10 @@ use crate::sandboxes::StoredSpec;
 use crate::{Error, Result, Sandboxes};
 
 impl Sandboxes {
-    pub(crate) async fn bring_up(&self, row: SandboxRow) -> Result<Sandbox> {
+    /// Places a new sandbox (`key` encrypts or unlocks its workspace) and waits for its agent.
+    pub(crate) async fn bring_up(&self, row: SandboxRow, key: Option<podgate_runtime::VolumeKey>) -> Result<Sandbox> {
         let id = row.id.clone();
-        match self.place_and_wait(&row).await {
+        match self.place_and_wait(&row, key).await {
             Ok(()) => {
                 if !self.store.transition(&id, &["starting"], "running", None, now_ms()).await? {
                     // Deleted while it was starting: the delete cleans up.
@@ -55,11 +56,15 @@ impl Sandboxes {
         Error::Conflict(format!("sandbox {id} was removed while it was starting: {reason}"))
     }
 
-    pub(crate) async fn place_and_wait(&self, row: &SandboxRow) -> Result<()> {
+    pub(crate) async fn place_and_wait(&self, row: &SandboxRow, key: Option<podgate_runtime::VolumeKey>) -> Result<()> {
         let spec: StoredSpec = serde_json::from_str(&row.spec).map_err(|e| Error::Internal(e.to_string()))?;
         if !self.store.transition(&row.id, &["pending"], "starting", None, now_ms()).await? {
             return Err(Error::Conflict(format!("sandbox {} changed state during create", row.id)));
         }
+        let workspace_size = match spec.volume.as_deref() {
+            Some(id) => self.store.volume(id).await?.and_then(|v| u64::try_from(v.size).ok()),
+            None => None,
+        };
         self.driver
             .create(&PlacementSpec {
                 sandbox_id: row.id.clone(),
@@ -68,12 +73,15 @@ impl Sandboxes {
                 cmd: spec.cmd,
                 cpu: spec.cpu,
                 memory: spec.memory,
+                disk: spec.disk,
                 agent_secret: row.agent_secret.clone(),
                 user: spec.user,
                 egress: spec.network == NetworkMode::Egress,
                 read_only_root: spec.read_only_root,
                 sidecars: crate::sidecars::placements(&spec.sidecars),
                 workspace_volume: spec.volume.as_deref().map(crate::volumes::runtime_name),
+                workspace_size,
+                workspace_key: key,
                 labels: spec.labels,
                 scheduling: spec
                     .scheduling

@@ -26,8 +26,11 @@ impl Sandboxes {
     pub async fn put_template(&self, caller: &Caller, name: &str, t: TemplateRequest) -> Result<Template> {
         caller.require_admin()?;
         validate::sandbox_name(name).map_err(|e| Error::Invalid(e.replace("sandbox name", "template name")))?;
-        if t.request.name.is_some() || t.request.template.is_some() || t.request.snapshot.is_some() {
-            return Err(Error::Invalid("a template's request has no `name`, `template` or `snapshot`".into()));
+        let r = &t.request;
+        if r.name.is_some() || r.template.is_some() || r.snapshot.is_some() || r.passphrase.is_some() {
+            return Err(Error::Invalid(
+                "a template's request has no `name`, `template`, `snapshot` or `passphrase`".into(),
+            ));
         }
         if t.pool_size > MAX_POOL {
             return Err(Error::Invalid(format!("pool_size {} is over the maximum of {MAX_POOL}", t.pool_size)));
@@ -192,9 +195,10 @@ impl Sandboxes {
             let now = now_ms();
             let expires = now.saturating_add((ttl as i64).saturating_mul(1000));
             spec.ttl_seconds = Some(crate::sandboxes::ttl_from_creation(cand.created_at, expires).unwrap_or(ttl));
-            let (cpu, memory) = (
+            let (cpu, memory, disk) = (
                 spec.charged_cpu.or(spec.cpu).unwrap_or(0.0),
                 i64::try_from(spec.charged_memory.or(spec.memory).unwrap_or(0)).unwrap_or(i64::MAX),
+                i64::try_from(spec.charged_disk.or(spec.disk).unwrap_or(0)).unwrap_or(i64::MAX),
             );
             let to = SandboxRow {
                 owner_id: caller.user_id.clone(),
@@ -205,11 +209,11 @@ impl Sandboxes {
                 ..cand.clone()
             };
             let ceiling = crate::limits::ceiling(&quota);
-            if !self.store.transfer_sandbox_within(&to, &t.owner_id, cpu, memory, ceiling).await? {
+            if !self.store.transfer_sandbox_within(&to, &t.owner_id, cpu, memory, disk, ceiling).await? {
                 match self.load(&cand.id).await? {
                     // Still in the pool: it does not fit the caller's quota.
                     r if r.owner_id == t.owner_id && r.state == "running" => {
-                        return Err(self.over_quota(&caller.user_id, &quota, cpu, memory).await);
+                        return Err(self.over_quota(&caller.user_id, &quota, cpu, memory, disk).await);
                     }
                     // Claimed by someone else a moment ago: try the next.
                     _ => continue,
@@ -330,6 +334,8 @@ fn merge(base: CreateSandboxRequest, over: CreateSandboxRequest) -> CreateSandbo
         cmd: over.cmd.or(base.cmd),
         cpu: over.cpu.or(base.cpu),
         memory: over.memory.or(base.memory),
+        disk: over.disk.or(base.disk),
+        volume_size: over.volume_size.or(base.volume_size),
         ttl_seconds: over.ttl_seconds.or(base.ttl_seconds),
         user: over.user.or(base.user),
         network: over.network.or(base.network),
@@ -337,6 +343,9 @@ fn merge(base: CreateSandboxRequest, over: CreateSandboxRequest) -> CreateSandbo
         record_terminals: over.record_terminals || base.record_terminals,
         sidecars: if over.sidecars.is_empty() { base.sidecars } else { over.sidecars },
         persist: over.persist || base.persist,
+        encrypt: over.encrypt || base.encrypt,
+        // A template never holds one (refused when it is saved).
+        passphrase: over.passphrase,
         idle_timeout_seconds: over.idle_timeout_seconds.or(base.idle_timeout_seconds),
         code: over.code.or(base.code),
         install: over.install.or(base.install),

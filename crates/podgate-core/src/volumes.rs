@@ -2,13 +2,16 @@
 //! name at `/workspace` (made on first use, counted against the volume quota); the volume outlives
 //! the sandbox until its owner deletes it, and a later sandbox of that name mounts it again.
 
+use podgate_runtime::VolumeKey;
 use podgate_store::{SandboxRow, VolumeRow};
-use podgate_types::api::Volume;
+use podgate_types::api::{CreateSandboxRequest, Volume};
+use podgate_types::passphrase::Passphrase;
 use podgate_types::users::QuotaLimits;
 
 use crate::audit::Event;
 use crate::clock::{from_ms, now_ms};
 use crate::sandboxes::StoredSpec;
+use crate::workspace_keys::Encryption;
 use crate::{Caller, Error, Result, Sandboxes, ids};
 
 /// The runtime's name for volume `id` (a Docker volume, a PersistentVolumeClaim).
@@ -21,23 +24,102 @@ pub(crate) struct Claimed {
     pub id: String,
     /// Made for this create: forgotten again if the sandbox cannot be created.
     pub fresh: bool,
+    /// The key that encrypts a new volume or unlocks an existing one.
+    pub key: Option<VolumeKey>,
+}
+
+/// What a create asks of its workspace's encryption.
+#[derive(Default)]
+pub(crate) struct EncryptionAsk {
+    /// A new volume is to be encrypted.
+    pub encrypt: bool,
+    /// Encrypts a new volume, unlocks an existing one.
+    pub passphrase: Option<Passphrase>,
 }
 
 impl Sandboxes {
-    /// The owner's volume `name` for a new sandbox of that name, made within the volume quota.
-    pub(crate) async fn claim_volume(&self, caller: &Caller, name: &str, quota: &QuotaLimits) -> Result<Claimed> {
-        if let Some(v) = self.store.live_volume_by_name(&caller.user_id, name).await? {
-            return Ok(Claimed { id: v.id, fresh: false });
+    /// Checks a create's encryption options against the request, the policy and the runtime.
+    pub(crate) fn check_encryption(&self, req: &CreateSandboxRequest) -> Result<EncryptionAsk> {
+        if !req.encrypt && req.passphrase.is_none() {
+            return Ok(EncryptionAsk::default());
         }
+        if !req.persist {
+            return Err(Error::Invalid(
+                "`encrypt` and `passphrase` are for a persistent workspace: add `persist`".into(),
+            ));
+        }
+        if !self.cfg.sandbox.allow_encrypted_workspaces {
+            return Err(Error::Forbidden(
+                "this server does not allow encrypted workspaces (admins: --allow-encrypted-workspaces)".into(),
+            ));
+        }
+        if !self.driver.disk_caps().encryption {
+            return Err(Error::Invalid(format!(
+                "the {} runtime cannot encrypt workspaces on this host",
+                self.driver.name()
+            )));
+        }
+        if let Some(p) = &req.passphrase {
+            p.validate().map_err(Error::Invalid)?;
+        }
+        Ok(EncryptionAsk { encrypt: req.encrypt, passphrase: req.passphrase.clone() })
+    }
+
+    /// The owner's volume `name` for a new sandbox of that name, made (of `size` bytes,
+    /// encrypted if asked) within the volume and disk quotas; an existing encrypted one is
+    /// unlocked with the passphrase given, or mounted locked without one.
+    pub(crate) async fn claim_volume(
+        &self,
+        caller: &Caller,
+        name: &str,
+        size: u64,
+        ask: EncryptionAsk,
+        quota: &QuotaLimits,
+    ) -> Result<Claimed> {
+        if let Some(v) = self.store.live_volume_by_name(&caller.user_id, name).await? {
+            let key = match (v.encryption.as_deref(), ask.passphrase) {
+                (Some(e), Some(p)) => Some(Encryption::from_json(e)?.open(&p).await?),
+                (Some(_), None) => None,
+                (None, _) if ask.encrypt => {
+                    return Err(Error::Conflict(format!(
+                        "volume {name:?} exists and is not encrypted: delete it first (podgate volume rm {name}) or leave out encrypt"
+                    )));
+                }
+                (None, Some(_)) => {
+                    return Err(Error::Invalid(format!("volume {name:?} is not encrypted: leave out passphrase")));
+                }
+                (None, None) => None,
+            };
+            return Ok(Claimed { id: v.id, fresh: false, key });
+        }
+        let (encryption, key) = match (ask.encrypt, ask.passphrase) {
+            (true, Some(p)) => {
+                let (e, key) = Encryption::new(&p).await?;
+                (Some(e.to_json()?), Some(key))
+            }
+            (true, None) => return Err(Error::Invalid("an encrypted workspace needs a passphrase".into())),
+            (false, Some(_)) => {
+                return Err(Error::Invalid(format!(
+                    "volume {name:?} does not exist yet: add encrypt to make it encrypted"
+                )));
+            }
+            (false, None) => (None, None),
+        };
         let row = VolumeRow {
             id: ids::volume_id(),
             owner_id: caller.user_id.clone(),
             name: name.to_string(),
+            size: i64::try_from(size).unwrap_or(i64::MAX),
             created_at: now_ms(),
             deleted_at: None,
+            encryption,
         };
-        match self.store.insert_volume_within(&row, i64::from(quota.volumes)).await {
-            Ok(true) => Ok(Claimed { id: row.id, fresh: true }),
+        let max_disk = i64::try_from(quota.disk.0).unwrap_or(i64::MAX);
+        match self.store.insert_volume_within(&row, i64::from(quota.volumes), max_disk).await {
+            Ok(true) => Ok(Claimed { id: row.id, fresh: true, key }),
+            Ok(false) if self.store.count_volumes(&caller.user_id).await? < i64::from(quota.volumes) => {
+                Err(self.over_disk_quota(&caller.user_id, quota, "a new volume's", row.size).await)
+            }
             Ok(false) => Err(Error::QuotaExceeded(format!(
                 "over your quota: {} of {} volumes are kept; delete one (podgate volume rm NAME) or ask an admin for more",
                 self.store.count_volumes(&caller.user_id).await?,
@@ -46,7 +128,7 @@ impl Sandboxes {
             // Made by a concurrent create of the same name a moment ago.
             Err(podgate_store::Error::Conflict(_)) => {
                 let v = self.store.live_volume_by_name(&caller.user_id, name).await?;
-                v.map(|v| Claimed { id: v.id, fresh: false })
+                v.map(|v| Claimed { id: v.id, fresh: false, key: None })
                     .ok_or_else(|| Error::Conflict(format!("volume {name:?} is being created and deleted")))
             }
             Err(e) => Err(e.into()),
@@ -73,14 +155,71 @@ impl Sandboxes {
         r.map(|_| ())
     }
 
-    async fn delete_volume_inner(&self, caller: &Caller, id_or_name: &str) -> Result<String> {
+    /// A live volume the caller may manage, by id or the caller's own name for it.
+    async fn find_volume(&self, caller: &Caller, id_or_name: &str) -> Result<VolumeRow> {
         let missing = || Error::NotFound(format!("volume {id_or_name:?} not found"));
         let by_id =
             self.store.volume(id_or_name).await?.filter(|v| v.deleted_at.is_none() && caller.may_access(&v.owner_id));
-        let v = match by_id {
-            Some(v) => v,
-            None => self.store.live_volume_by_name(&caller.user_id, id_or_name).await?.ok_or_else(missing)?,
-        };
+        match by_id {
+            Some(v) => Ok(v),
+            None => self.store.live_volume_by_name(&caller.user_id, id_or_name).await?.ok_or_else(missing),
+        }
+    }
+
+    /// Unlocks an encrypted volume with its passphrase: its sandbox sees its files again.
+    pub async fn unlock_volume(&self, caller: &Caller, id_or_name: &str, passphrase: &Passphrase) -> Result<Volume> {
+        let r = async {
+            let v = self.find_volume(caller, id_or_name).await?;
+            let Some(e) = v.encryption.as_deref() else {
+                return Err(Error::Invalid(format!("volume {} is not encrypted", v.name)));
+            };
+            let key = Encryption::from_json(e)?.open(passphrase).await?;
+            match self.driver.unlock_volume(&runtime_name(&v.id), &key).await {
+                Ok(()) => Ok(v),
+                Err(podgate_runtime::Error::NotFound(_)) => Err(Error::Conflict(format!(
+                    "volume {} is not mounted: start its sandbox with `podgate up --persist --encrypt --name {}`",
+                    v.name, v.name
+                ))),
+                Err(e) => Err(e.into()),
+            }
+        }
+        .await;
+        self.audit.record(Event::by(caller, "volume.unlock").detail(id_or_name).outcome(&r)).await;
+        let v = r?;
+        let sandbox = self.attached(&v).await?.map(|s| s.id);
+        Ok(view(v, sandbox))
+    }
+
+    /// Locks an encrypted volume: its files are unreadable (open ones once closed) until it is
+    /// unlocked again.
+    pub async fn lock_volume(&self, caller: &Caller, id_or_name: &str) -> Result<Volume> {
+        let r = async {
+            let v = self.find_volume(caller, id_or_name).await?;
+            if v.encryption.is_none() {
+                return Err(Error::Invalid(format!("volume {} is not encrypted", v.name)));
+            }
+            self.driver.lock_volume(&runtime_name(&v.id)).await?;
+            Ok(v)
+        }
+        .await;
+        self.audit.record(Event::by(caller, "volume.lock").detail(id_or_name).outcome(&r)).await;
+        let v = r?;
+        let sandbox = self.attached(&v).await?.map(|s| s.id);
+        Ok(view(v, sandbox))
+    }
+
+    /// Locks volume `id` if it is encrypted (its sandbox is gone); failures are logged.
+    pub(crate) async fn lock_if_encrypted(&self, id: &str) {
+        if let Ok(Some(v)) = self.store.volume(id).await
+            && v.encryption.is_some()
+            && let Err(e) = self.driver.lock_volume(&runtime_name(id)).await
+        {
+            tracing::warn!(volume_id = %id, error = %e, "locking an encrypted volume failed");
+        }
+    }
+
+    async fn delete_volume_inner(&self, caller: &Caller, id_or_name: &str) -> Result<String> {
+        let v = self.find_volume(caller, id_or_name).await?;
         if let Some(s) = self.attached(&v).await? {
             return Err(Error::Conflict(format!(
                 "volume {} is mounted in sandbox {} ({}): delete the sandbox first, or both with `podgate rm {} --volume`",
@@ -108,5 +247,13 @@ impl Sandboxes {
 }
 
 fn view(v: VolumeRow, sandbox: Option<String>) -> Volume {
-    Volume { id: v.id, name: v.name, owner: v.owner_id, created_at: from_ms(v.created_at), sandbox }
+    Volume {
+        id: v.id,
+        name: v.name,
+        owner: v.owner_id,
+        created_at: from_ms(v.created_at),
+        sandbox,
+        size: podgate_types::MemorySize(u64::try_from(v.size).unwrap_or(0)),
+        encrypted: v.encryption.is_some(),
+    }
 }

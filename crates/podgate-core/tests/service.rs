@@ -64,7 +64,7 @@ impl Driver for FakeDriver {
     async fn delete_volume(&self, _name: &str) -> Result<()> {
         Ok(())
     }
-    async fn snapshot(&self, _id: &str, _image: &str) -> Result<()> {
+    async fn snapshot(&self, _id: &str, _image: &str) -> Result<u64> {
         Err(podgate_runtime::Error::Unsupported { driver: "fake", what: "snapshot".into() })
     }
     async fn delete_image(&self, _image: &str) -> Result<()> {
@@ -73,8 +73,8 @@ impl Driver for FakeDriver {
     async fn save_image(&self, _image: &str, _dest: &std::path::Path) -> Result<()> {
         Ok(())
     }
-    async fn load_image(&self, _src: &std::path::Path, _image: &str) -> Result<()> {
-        Ok(())
+    async fn load_image(&self, _src: &std::path::Path, _image: &str) -> Result<u64> {
+        Ok(0)
     }
     async fn build_image(&self, _context: &std::path::Path, _image: &str) -> Result<String> {
         Ok(String::new())

@@ -17,7 +17,13 @@ impl DockerDriver {
     /// engine has no image of that name. The container is created from the image's id, found by
     /// its name only: the engine would also take an id or id prefix for a name, which could
     /// reach an image the caller was never given (another user's snapshot).
-    pub(crate) async fn create_pulling(&self, name: &str, image: &str, mut body: ContainerCreateBody) -> Result<()> {
+    pub(crate) async fn create_pulling(
+        &self,
+        name: &str,
+        image: &str,
+        disk: Option<u64>,
+        mut body: ContainerCreateBody,
+    ) -> Result<()> {
         let reference = ImageRef::parse(image).map_err(Error::InvalidSpec)?;
         let id = match self.local_image(&reference).await? {
             Some(id) => id,
@@ -29,6 +35,9 @@ impl DockerDriver {
                 })?
             }
         };
+        if let Some(opt) = self.storage_opt(disk, &id).await {
+            body.host_config.get_or_insert_default().storage_opt = Some(opt);
+        }
         body.image = Some(id);
         let opts = CreateContainerOptionsBuilder::new().name(name).build();
         self.docker.create_container(Some(opts), body).await.map(|_| ()).map_err(|e| map_create_error(e, image))
@@ -88,7 +97,7 @@ impl DockerDriver {
 
     /// Loads the one untagged image of the archive `src` and tags it `image`; one with ONBUILD
     /// triggers is refused and removed.
-    pub(crate) async fn load_archive(&self, src: &Path, image: &str) -> Result<()> {
+    pub(crate) async fn load_archive(&self, src: &Path, image: &str) -> Result<u64> {
         let file =
             tokio::fs::File::open(src).await.map_err(|e| Error::Unavailable(format!("{}: {e}", src.display())))?;
         let body = tokio_util::io::ReaderStream::new(file);
@@ -113,8 +122,9 @@ impl DockerDriver {
         };
         // ONBUILD triggers would run in whatever build names this image in its FROM (an admin's
         // template build): an imported image may not carry any.
-        let config = self.docker.inspect_image(&id).await.map_err(|e| Error::Unavailable(engine_error(&e)))?.config;
-        if config.and_then(|c| c.on_build).is_some_and(|t| !t.is_empty()) {
+        let inspected = self.docker.inspect_image(&id).await.map_err(|e| Error::Unavailable(engine_error(&e)))?;
+        let size = inspected.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+        if inspected.config.and_then(|c| c.on_build).is_some_and(|t| !t.is_empty()) {
             let _ = self.docker.remove_image(&id, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
             return Err(Error::InvalidSpec(
                 "the image has ONBUILD triggers, which imported images may not carry".into(),
@@ -126,7 +136,7 @@ impl DockerDriver {
             let _ = self.docker.remove_image(&id, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
             return Err(Error::Unavailable(engine_error(&e)));
         }
-        Ok(())
+        Ok(size)
     }
 
     /// Builds `image` from the build context `context` (a tar with a Dockerfile); the log's end.

@@ -1,8 +1,10 @@
 //! podgate's Docker Engine driver: one container per sandbox, the static agent bind-mounted
 //! read-only as its entrypoint, the agent's unix socket in a per-sandbox host directory.
 
+mod disk;
 mod errors;
 pub mod firewall;
+mod fscrypt;
 mod images;
 mod names;
 mod network;
@@ -16,7 +18,7 @@ use std::path::{Path, PathBuf};
 use bollard::Docker;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, HealthConfig, HostConfig,
-    ResourcesUlimits,
+    HostConfigLogConfig, ResourcesUlimits,
 };
 use bollard::query_parameters::{
     InspectContainerOptions, ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -67,6 +69,9 @@ pub struct DockerConfig {
     /// Registries images may be pulled from (`*`: any). An image the engine has is used
     /// whatever its registry; no other registry is ever contacted.
     pub pull_registries: Vec<String>,
+    /// Host directory of sized workspace volumes (ext4 images and their mount points); empty:
+    /// volumes are the engine's own, unbounded.
+    pub volume_dir: PathBuf,
 }
 
 impl Default for DockerConfig {
@@ -81,6 +86,7 @@ impl Default for DockerConfig {
             pids_limit: 512,
             nofile_limit: 4096,
             pull_registries: vec![podgate_types::image_ref::DEFAULT_REGISTRY.to_string()],
+            volume_dir: PathBuf::new(),
         }
     }
 }
@@ -99,6 +105,10 @@ pub struct DockerDriver {
     cfg: DockerConfig,
     /// Id of the sandbox network.
     network_id: String,
+    /// How the storage driver caps writable layers.
+    layer_cap: disk::LayerCap,
+    /// Sized workspace volumes.
+    volumes: disk::Volumes,
 }
 
 impl DockerDriver {
@@ -118,7 +128,15 @@ impl DockerDriver {
         }
         std::fs::create_dir_all(&cfg.run_dir)
             .map_err(|e| Error::Unavailable(format!("cannot create {}: {e}", cfg.run_dir.display())))?;
-        let mut driver = DockerDriver { docker, cfg, network_id: String::new() };
+        let layer_cap = disk::LayerCap::of(&docker).await;
+        if layer_cap == disk::LayerCap::None {
+            tracing::warn!(
+                "sandboxes' writable layers are not size-capped: the engine's storage driver has no quotas \
+                 (use btrfs, zfs, or overlay2 on XFS with pquota; see docs/SECURITY.md)"
+            );
+        }
+        let volumes = disk::Volumes::new(cfg.volume_dir.clone());
+        let mut driver = DockerDriver { docker, cfg, network_id: String::new(), layer_cap, volumes };
         driver.rename_legacy_containers().await?;
         let (network_id, bridge) = driver.ensure_network().await?;
         driver.network_id = network_id;
@@ -309,24 +327,19 @@ impl DockerDriver {
                 security_opt: Some(vec!["no-new-privileges".into()]),
                 readonly_rootfs: Some(spec.read_only_root),
                 tmpfs: Some(tmpfs),
+                // The main command's output is kept, but not without end on the host's disk.
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some("json-file".into()),
+                    config: Some(HashMap::from([
+                        ("max-size".to_string(), "10m".to_string()),
+                        ("max-file".to_string(), "2".to_string()),
+                    ])),
+                }),
                 network_mode: Some(if spec.egress { self.network_id.clone() } else { "none".into() }),
                 ..Default::default()
             }),
             ..Default::default()
         }
-    }
-
-    /// Creates the named volume `name` (labelled as podgate's) unless it exists.
-    async fn create_volume(&self, name: &str) -> Result<()> {
-        let req = bollard::models::VolumeCreateRequest {
-            name: Some(name.to_string()),
-            labels: Some(HashMap::from([
-                (LABEL_VOLUME.to_string(), name.to_string()),
-                (LABEL_INSTANCE.to_string(), self.cfg.instance.clone()),
-            ])),
-            ..Default::default()
-        };
-        self.docker.create_volume(req).await.map(|_| ()).map_err(|e| Error::Unavailable(engine_error(&e)))
     }
 
     /// The sandbox of one of this server's sandbox containers (not sidecars).
@@ -381,18 +394,20 @@ impl Driver for DockerDriver {
         let dir = self.prepare_run_dir(spec)?;
         let main = self.container_name(&spec.sandbox_id);
         let mut result = match &spec.workspace_volume {
-            Some(volume) => self.create_volume(volume).await,
+            Some(volume) => {
+                self.ensure_volume(volume, spec.workspace_size, spec.user, spec.workspace_key.as_ref()).await
+            }
             None => Ok(()),
         };
         if result.is_ok() {
-            result = self.create_pulling(&main, &spec.image, self.body(spec, &dir)).await;
+            result = self.create_pulling(&main, &spec.image, spec.disk, self.body(spec, &dir)).await;
         }
         for s in &spec.sidecars {
             if result.is_err() {
                 break;
             }
             let name = self.sidecar_container_name(&spec.sandbox_id, &s.name);
-            result = self.create_pulling(&name, &s.image, self.sidecar_body(spec, s)).await;
+            result = self.create_pulling(&name, &s.image, spec.disk, self.sidecar_body(spec, s)).await;
         }
         if result.is_err() {
             // Nothing half-made stays: the containers made so far, then the run directory.
@@ -492,7 +507,16 @@ impl Driver for DockerDriver {
         }
     }
 
-    async fn snapshot(&self, sandbox_id: &str, image: &str) -> Result<()> {
+    async fn snapshot(&self, sandbox_id: &str, image: &str) -> Result<u64> {
+        let base = match self
+            .docker
+            .inspect_container(&self.container_name(sandbox_id), None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => c.image,
+            Err(e) if is_not_found(&e) => return Err(Error::NotFound(sandbox_id.to_string())),
+            Err(e) => return Err(Error::Unavailable(engine_error(&e))),
+        };
         let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
         let opts = bollard::query_parameters::CommitContainerOptionsBuilder::new()
             .container(&self.container_name(sandbox_id))
@@ -502,7 +526,7 @@ impl Driver for DockerDriver {
             .pause(true)
             .build();
         match self.docker.commit_container(opts, bollard::models::ContainerConfig::default()).await {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(self.added_bytes(image, base.as_deref()).await),
             Err(e) if is_not_found(&e) => Err(Error::NotFound(sandbox_id.to_string())),
             Err(e) => Err(Error::Unavailable(engine_error(&e))),
         }
@@ -523,7 +547,7 @@ impl Driver for DockerDriver {
         self.save_archive(image, dest).await
     }
 
-    async fn load_image(&self, src: &Path, image: &str) -> Result<()> {
+    async fn load_image(&self, src: &Path, image: &str) -> Result<u64> {
         self.load_archive(src, image).await
     }
 
@@ -532,11 +556,19 @@ impl Driver for DockerDriver {
     }
 
     async fn delete_volume(&self, name: &str) -> Result<()> {
-        match self.docker.remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(Error::Unavailable(engine_error(&e))),
-        }
+        self.remove_volume(name).await
+    }
+
+    fn disk_caps(&self) -> podgate_runtime::DiskCaps {
+        self.caps()
+    }
+
+    async fn unlock_volume(&self, name: &str, key: &podgate_runtime::VolumeKey) -> Result<()> {
+        self.volumes.unlock(name, key).await
+    }
+
+    async fn lock_volume(&self, name: &str) -> Result<()> {
+        self.volumes.lock(name).await
     }
 
     async fn pause(&self, sandbox_id: &str) -> Result<()> {

@@ -280,7 +280,7 @@ impl Driver for KubeDriver {
         let secret = objects::secret(&self.cfg, spec, &pod)?;
         let policy = objects::network_policy(&self.cfg, spec)?;
         if let Some(volume) = &spec.workspace_volume {
-            let claim = objects::workspace_claim(&self.cfg, volume)?;
+            let claim = objects::workspace_claim(&self.cfg, volume, spec.workspace_size)?;
             match self.claims.create(&PostParams::default(), &claim).await {
                 Ok(_) => {}
                 Err(e) if is_status(&e, 409) => {}
@@ -410,7 +410,7 @@ impl Driver for KubeDriver {
         endpoint.map(Some)
     }
 
-    async fn snapshot(&self, _sandbox_id: &str, _image: &str) -> Result<()> {
+    async fn snapshot(&self, _sandbox_id: &str, _image: &str) -> Result<u64> {
         Err(Error::Unsupported { driver: DRIVER, what: "snapshots (images are built outside the cluster)".into() })
     }
 
@@ -422,7 +422,7 @@ impl Driver for KubeDriver {
         Err(Error::Unsupported { driver: DRIVER, what: "exporting images".into() })
     }
 
-    async fn load_image(&self, _src: &std::path::Path, _image: &str) -> Result<()> {
+    async fn load_image(&self, _src: &std::path::Path, _image: &str) -> Result<u64> {
         Err(Error::Unsupported { driver: DRIVER, what: "importing images".into() })
     }
 

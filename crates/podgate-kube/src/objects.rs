@@ -273,7 +273,7 @@ pub fn pod(cfg: &KubeConfig, spec: &PlacementSpec) -> Result<Pod> {
             protocol: Some("TCP".into()),
             ..Default::default()
         }]),
-        resources: Some(resources(spec.cpu, spec.memory)),
+        resources: Some(with_disk(resources(spec.cpu, spec.memory), spec.disk)),
         security_context: Some(restricted(spec.user, spec.read_only_root)),
         volume_mounts: Some(mounts),
         working_dir: Some("/workspace".into()),
@@ -466,8 +466,21 @@ pub fn network_policy(cfg: &KubeConfig, spec: &PlacementSpec) -> Result<NetworkP
     })
 }
 
-/// The claim behind a persistent `/workspace`; it outlives its sandboxes.
-pub fn workspace_claim(cfg: &KubeConfig, name: &str) -> Result<PersistentVolumeClaim> {
+/// The sandbox's disk cap as an `ephemeral-storage` limit (its writable layer, logs and
+/// emptyDirs), enforced by the kubelet, which evicts a pod past it. Nothing is reserved: a
+/// request as large as the cap would leave small nodes unschedulable for mostly idle sandboxes.
+fn with_disk(mut r: ResourceRequirements, disk: Option<u64>) -> ResourceRequirements {
+    if let Some(d) = disk {
+        r.limits.get_or_insert_default().insert("ephemeral-storage".into(), quantity_bytes(d));
+        r.requests.get_or_insert_default().insert("ephemeral-storage".into(), Quantity("0".into()));
+    }
+    r
+}
+
+/// The claim behind a persistent `/workspace`, of `size` bytes (else the configured size); it
+/// outlives its sandboxes.
+pub fn workspace_claim(cfg: &KubeConfig, name: &str, size: Option<u64>) -> Result<PersistentVolumeClaim> {
+    let size = size.filter(|s| *s > 0).map_or_else(|| Quantity(cfg.workspace_size.clone()), quantity_bytes);
     object_name(name.strip_prefix("podgate-").unwrap_or(name))?;
     Ok(PersistentVolumeClaim {
         metadata: ObjectMeta {
@@ -484,7 +497,7 @@ pub fn workspace_claim(cfg: &KubeConfig, name: &str) -> Result<PersistentVolumeC
             access_modes: Some(vec!["ReadWriteOnce".into()]),
             storage_class_name: cfg.storage_class.clone(),
             resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([("storage".to_string(), Quantity(cfg.workspace_size.clone()))])),
+                requests: Some(BTreeMap::from([("storage".to_string(), size)])),
                 ..Default::default()
             }),
             ..Default::default()

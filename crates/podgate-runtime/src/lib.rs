@@ -45,6 +45,9 @@ pub struct PlacementSpec {
     pub cpu: Option<f64>,
     /// Memory limit in bytes.
     pub memory: Option<u64>,
+    /// Most bytes the sandbox may write to its own filesystem (not volumes or tmpfs); a driver
+    /// whose engine cannot cap it says so once at start (see [`Driver::disk_caps`]).
+    pub disk: Option<u64>,
     /// Secret the agent must require on every request.
     pub agent_secret: String,
     /// uid and gid everything in the sandbox runs as; the agent drops to them at start.
@@ -57,6 +60,12 @@ pub struct PlacementSpec {
     pub sidecars: Vec<SidecarPlacement>,
     /// A persistent volume to mount at `/workspace` (created when missing), by its runtime name.
     pub workspace_volume: Option<String>,
+    /// Size in bytes of the workspace volume when it is created (0 or absent: the driver's
+    /// unbounded kind, as before sizes existed).
+    pub workspace_size: Option<u64>,
+    /// The key of an encrypted workspace volume: a new volume is encrypted with it, an
+    /// existing encrypted one unlocked with it. Without it an encrypted volume stays locked.
+    pub workspace_key: Option<VolumeKey>,
     /// The user's labels (validated by the core), kept on the instance for operators.
     pub labels: BTreeMap<String, String>,
     /// Where a cluster places it (from its template); drivers without nodes ignore it.
@@ -84,6 +93,28 @@ pub struct SidecarPlacement {
     /// Bytes.
     pub memory: u64,
     pub privileged: bool,
+}
+
+/// The raw key of an encrypted volume (64 bytes), wiped from memory when dropped and never
+/// printed.
+#[derive(Clone)]
+pub struct VolumeKey(pub zeroize::Zeroizing<[u8; 64]>);
+
+impl std::fmt::Debug for VolumeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VolumeKey(***)")
+    }
+}
+
+/// Which disk limits a driver's engine enforces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskCaps {
+    /// [`PlacementSpec::disk`] caps the sandbox's own filesystem.
+    pub layer: bool,
+    /// [`PlacementSpec::workspace_size`] caps a new workspace volume.
+    pub volume: bool,
+    /// Workspace volumes can be encrypted ([`PlacementSpec::workspace_key`]).
+    pub encryption: bool,
 }
 
 /// Where the server reaches a sandbox's agent.
@@ -162,19 +193,35 @@ pub trait Driver: Send + Sync + 'static {
     /// Continues a paused instance: exactly where it stopped (Docker), or recreated from its
     /// kept volume (Kubernetes' hibernation). Returns the agent's new endpoint when it moved.
     async fn resume(&self, sandbox_id: &str) -> Result<Option<AgentEndpoint>>;
-    /// Saves the instance's filesystem (not its memory, tmpfs or volumes) as image `image`.
-    async fn snapshot(&self, sandbox_id: &str, image: &str) -> Result<()>;
+    /// Saves the instance's filesystem (not its memory, tmpfs or volumes) as image `image`;
+    /// returns the bytes it adds to the instance's image.
+    async fn snapshot(&self, sandbox_id: &str, image: &str) -> Result<u64>;
     /// Deletes an image [`Driver::snapshot`] made; succeeds when it does not exist, and fails
     /// with [`Error::InvalidSpec`] while an instance uses it.
     async fn delete_image(&self, image: &str) -> Result<()>;
     /// Writes image `image` as an archive (`docker save` format) to the file `dest`.
     async fn save_image(&self, image: &str, dest: &std::path::Path) -> Result<()>;
     /// Loads the image archive `src` (one image, untagged: see `podgate_tar::image`) and names
-    /// it `image`; on failure nothing it loaded stays.
-    async fn load_image(&self, src: &std::path::Path, image: &str) -> Result<()>;
+    /// it `image`; on failure nothing it loaded stays. Returns the image's size in bytes.
+    async fn load_image(&self, src: &std::path::Path, image: &str) -> Result<u64>;
     /// Builds image `image` from the build context `context` (a tar with a `Dockerfile`),
     /// pulling nothing; returns the end of the build's output.
     async fn build_image(&self, context: &std::path::Path, image: &str) -> Result<String>;
+    /// Which disk limits this driver enforces (the core counts them against quotas either way).
+    fn disk_caps(&self) -> DiskCaps {
+        DiskCaps::default()
+    }
+    /// Unlocks the encrypted volume `name` with `key` (a wrong key is [`Error::InvalidSpec`]).
+    async fn unlock_volume(&self, name: &str, key: &VolumeKey) -> Result<()> {
+        let _ = (name, key);
+        Err(Error::Unsupported { driver: self.name(), what: "encrypted volumes".into() })
+    }
+    /// Locks the encrypted volume `name`: its files are unreadable until it is unlocked again;
+    /// succeeds when it is locked already or does not exist.
+    async fn lock_volume(&self, name: &str) -> Result<()> {
+        let _ = name;
+        Err(Error::Unsupported { driver: self.name(), what: "encrypted volumes".into() })
+    }
     /// Deletes a persistent volume (see [`PlacementSpec::workspace_volume`]); succeeds when it
     /// does not exist.
     async fn delete_volume(&self, name: &str) -> Result<()>;

@@ -87,11 +87,23 @@ impl Driver for Timed {
         self.within(self.deadlines.create, "a resume", self.inner.resume(sandbox_id)).await
     }
 
+    fn disk_caps(&self) -> crate::DiskCaps {
+        self.inner.disk_caps()
+    }
+
+    async fn unlock_volume(&self, name: &str, key: &crate::VolumeKey) -> Result<()> {
+        self.within(self.deadlines.create, "a volume unlock", self.inner.unlock_volume(name, key)).await
+    }
+
+    async fn lock_volume(&self, name: &str) -> Result<()> {
+        self.within(self.deadlines.create, "a volume lock", self.inner.lock_volume(name)).await
+    }
+
     async fn delete_volume(&self, name: &str) -> Result<()> {
         self.within(self.deadlines.call, "a volume delete", self.inner.delete_volume(name)).await
     }
 
-    async fn snapshot(&self, sandbox_id: &str, image: &str) -> Result<()> {
+    async fn snapshot(&self, sandbox_id: &str, image: &str) -> Result<u64> {
         // Writing a large filesystem out may take as long as a create.
         self.within(self.deadlines.create, "a snapshot", self.inner.snapshot(sandbox_id, image)).await
     }
@@ -104,7 +116,7 @@ impl Driver for Timed {
         self.within(self.deadlines.create, "an image export", self.inner.save_image(image, dest)).await
     }
 
-    async fn load_image(&self, src: &std::path::Path, image: &str) -> Result<()> {
+    async fn load_image(&self, src: &std::path::Path, image: &str) -> Result<u64> {
         self.within(self.deadlines.create, "an image import", self.inner.load_image(src, image)).await
     }
 
@@ -155,7 +167,7 @@ mod tests {
         async fn delete_volume(&self, _: &str) -> Result<()> {
             std::future::pending().await
         }
-        async fn snapshot(&self, _: &str, _: &str) -> Result<()> {
+        async fn snapshot(&self, _: &str, _: &str) -> Result<u64> {
             std::future::pending().await
         }
         async fn delete_image(&self, _: &str) -> Result<()> {
@@ -164,7 +176,7 @@ mod tests {
         async fn save_image(&self, _: &str, _: &std::path::Path) -> Result<()> {
             std::future::pending().await
         }
-        async fn load_image(&self, _: &std::path::Path, _: &str) -> Result<()> {
+        async fn load_image(&self, _: &std::path::Path, _: &str) -> Result<u64> {
             std::future::pending().await
         }
         async fn build_image(&self, _: &std::path::Path, _: &str) -> Result<String> {

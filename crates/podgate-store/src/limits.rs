@@ -11,6 +11,8 @@ pub struct Usage {
     pub memory: i64,
     /// Live persistent volumes.
     pub volumes: i64,
+    /// Bytes of disk held: live sandboxes' `disk`, live volumes' sizes, live snapshots' bytes.
+    pub disk: i64,
 }
 
 /// The most a user may hold at once.
@@ -19,26 +21,57 @@ pub struct Ceiling {
     pub sandboxes: i64,
     pub cpu: f64,
     pub memory: i64,
+    pub disk: i64,
+}
+
+impl Ceiling {
+    /// No limit at all.
+    pub const UNLIMITED: Ceiling = Ceiling { sandboxes: i64::MAX, cpu: f64::MAX, memory: i64::MAX, disk: i64::MAX };
 }
 
 /// States whose sandboxes count against a quota (they hold, or may soon hold, a container).
 pub(crate) const HOLDING: &str = "state IN ('pending', 'starting', 'running', 'paused', 'stopping', 'stopped')";
 
-/// The columns `n`, `cpu` and `memory` summed over a set of sandbox rows (what each is charged:
-/// `charged_*` with its sidecars, else its own `cpu` and `memory`), in each dialect's JSON syntax.
+/// The columns `n`, `cpu`, `memory` and `disk` summed over a set of sandbox rows (what each is
+/// charged: `charged_*` with its sidecars, else its own `cpu`, `memory` and `disk`; `disk` is
+/// absent before disk limits), in each dialect's JSON syntax.
 pub(crate) fn held_columns(db: &Db) -> &'static str {
     match db {
         Db::Sqlite(_) => {
             "count(*) AS n, \
              coalesce(sum(coalesce(json_extract(spec, '$.charged_cpu'), json_extract(spec, '$.cpu'))), 0.0) AS cpu, \
-             coalesce(sum(coalesce(json_extract(spec, '$.charged_memory'), json_extract(spec, '$.memory'))), 0) AS memory"
+             coalesce(sum(coalesce(json_extract(spec, '$.charged_memory'), json_extract(spec, '$.memory'))), 0) AS memory, \
+             coalesce(sum(coalesce(json_extract(spec, '$.charged_disk'), json_extract(spec, '$.disk'))), 0) AS disk"
         }
         Db::Postgres(_) => {
             "count(*) AS n, \
              coalesce(sum(coalesce((spec::jsonb->>'charged_cpu')::float8, (spec::jsonb->>'cpu')::float8)), 0)::float8 AS cpu, \
-             coalesce(sum(coalesce((spec::jsonb->>'charged_memory')::bigint, (spec::jsonb->>'memory')::bigint)), 0)::bigint AS memory"
+             coalesce(sum(coalesce((spec::jsonb->>'charged_memory')::bigint, (spec::jsonb->>'memory')::bigint)), 0)::bigint AS memory, \
+             coalesce(sum(coalesce((spec::jsonb->>'charged_disk')::bigint, (spec::jsonb->>'disk')::bigint)), 0)::bigint AS disk"
         }
     }
+}
+
+/// Bytes the owner bound to `param` holds outside sandboxes: its live volumes' sizes and its
+/// live snapshots' bytes (the same SQL in both dialects).
+pub(crate) fn stored_disk(param: &str) -> String {
+    format!(
+        "CAST((SELECT coalesce(sum(size), 0) FROM volumes WHERE owner_id = {param} AND deleted_at IS NULL) \
+         + (SELECT coalesce(sum(bytes), 0) FROM snapshots WHERE owner_id = {param} AND deleted_at IS NULL) AS BIGINT)"
+    )
+}
+
+/// Bytes the owner bound to `param` holds in live sandboxes' own filesystems.
+pub(crate) fn sandbox_disk(db: &Db, param: &str) -> String {
+    let sum = match db {
+        Db::Sqlite(_) => {
+            "coalesce(sum(coalesce(json_extract(spec, '$.charged_disk'), json_extract(spec, '$.disk'))), 0)"
+        }
+        Db::Postgres(_) => {
+            "coalesce(sum(coalesce((spec::jsonb->>'charged_disk')::bigint, (spec::jsonb->>'disk')::bigint)), 0)::bigint"
+        }
+    };
+    format!("(SELECT {sum} FROM sandboxes WHERE owner_id = {param} AND {HOLDING})")
 }
 
 /// A statement that holds a per-owner lock until the transaction ends (PostgreSQL reads committed
@@ -77,24 +110,38 @@ impl Store {
 
     /// What `owner_id`'s live sandboxes hold.
     pub async fn usage(&self, owner_id: &str) -> Result<Usage> {
-        let sql = format!("SELECT {} FROM sandboxes WHERE owner_id = $1 AND {HOLDING}", held_columns(&self.db));
-        let (sandboxes, cpu, memory): (i64, f64, i64) =
+        let sql = format!(
+            "SELECT held.*, {} AS stored FROM (SELECT {} FROM sandboxes WHERE owner_id = $1 AND {HOLDING}) AS held",
+            stored_disk("$1"),
+            held_columns(&self.db)
+        );
+        let (sandboxes, cpu, memory, disk, stored): (i64, f64, i64, i64, i64) =
             on_db!(self, p => sqlx::query_as(&sql).bind(owner_id).fetch_one(p).await?);
         let volumes = self.count_volumes(owner_id).await?;
-        Ok(Usage { sandboxes, cpu, memory, volumes })
+        Ok(Usage { sandboxes, cpu, memory, volumes, disk: disk.saturating_add(stored) })
     }
 
     /// Inserts a new sandbox only if its owner's sandboxes, with it, stay within `ceiling`, in one
-    /// transaction under the owner's lock so that concurrent creates cannot both pass. `cpu` and
-    /// `memory` are the new sandbox's. Returns false (nothing inserted) when it would not fit.
-    pub async fn insert_sandbox_within(&self, s: &SandboxRow, cpu: f64, memory: i64, ceiling: Ceiling) -> Result<bool> {
+    /// transaction under the owner's lock so that concurrent creates cannot both pass. `cpu`,
+    /// `memory` and `disk` are the new sandbox's (its disk is summed with the owner's volumes and
+    /// snapshots). Returns false (nothing inserted) when it would not fit.
+    pub async fn insert_sandbox_within(
+        &self,
+        s: &SandboxRow,
+        cpu: f64,
+        memory: i64,
+        disk: i64,
+        ceiling: Ceiling,
+    ) -> Result<bool> {
         let sql = format!(
             "INSERT INTO sandboxes (id, owner_id, name, state, image, spec, error, agent_secret, agent_url, \
              created_at, updated_at, expires_at, deleted_at) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM \
              (SELECT {} FROM sandboxes WHERE owner_id = $2 AND {HOLDING}) AS held \
-             WHERE held.n + 1 <= $14 AND held.cpu + $15 <= $16 + 1e-9 AND held.memory + $17 <= $18",
-            held_columns(&self.db)
+             WHERE held.n + 1 <= $14 AND held.cpu + $15 <= $16 + 1e-9 AND held.memory + $17 <= $18 \
+             AND held.disk + {} + $19 <= $20",
+            held_columns(&self.db),
+            stored_disk("$2")
         );
         let lock = owner_lock(&self.db);
         let taken = || format!("sandbox name {:?} is already in use", s.name);
@@ -122,6 +169,8 @@ impl Store {
                 .bind(ceiling.cpu)
                 .bind(memory)
                 .bind(ceiling.memory)
+                .bind(disk)
+                .bind(ceiling.disk)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| crate::error::conflict_on_unique(e, taken))?
@@ -184,25 +233,66 @@ mod tests {
     async fn inserts_only_within_the_ceiling(s: crate::Store) {
         let u = crate::UserRow { id: "u1".into(), name: "u".into(), role: "user".into(), created_at: 0, quota: None };
         s.insert_user(&u).await.unwrap();
-        let ceiling = Ceiling { sandboxes: 2, cpu: 1.5, memory: 3 << 30 };
-        assert!(s.insert_sandbox_within(&row("a", &u.id, 1.0, 1 << 30), 1.0, 1 << 30, ceiling).await.unwrap());
-        assert!(!s.insert_sandbox_within(&row("b", &u.id, 1.0, 1 << 30), 1.0, 1 << 30, ceiling).await.unwrap());
-        assert!(s.insert_sandbox_within(&row("c", &u.id, 0.5, 2 << 30), 0.5, 2 << 30, ceiling).await.unwrap());
-        assert!(!s.insert_sandbox_within(&row("d", &u.id, 0.0, 0), 0.0, 0, ceiling).await.unwrap(), "count");
+        let ceiling = Ceiling { sandboxes: 2, cpu: 1.5, memory: 3 << 30, disk: i64::MAX };
+        assert!(s.insert_sandbox_within(&row("a", &u.id, 1.0, 1 << 30), 1.0, 1 << 30, 0, ceiling).await.unwrap());
+        assert!(!s.insert_sandbox_within(&row("b", &u.id, 1.0, 1 << 30), 1.0, 1 << 30, 0, ceiling).await.unwrap());
+        assert!(s.insert_sandbox_within(&row("c", &u.id, 0.5, 2 << 30), 0.5, 2 << 30, 0, ceiling).await.unwrap());
+        assert!(!s.insert_sandbox_within(&row("d", &u.id, 0.0, 0), 0.0, 0, 0, ceiling).await.unwrap(), "count");
         assert!(s.sandbox("b").await.unwrap().is_none());
-        assert_eq!(s.usage(&u.id).await.unwrap(), Usage { sandboxes: 2, cpu: 1.5, memory: 3 << 30, volumes: 0 });
+        let usage = Usage { sandboxes: 2, cpu: 1.5, memory: 3 << 30, volumes: 0, disk: 0 };
+        assert_eq!(s.usage(&u.id).await.unwrap(), usage);
+    }
+
+    crate::test_util::both!(disk_counts_sandboxes_volumes_and_snapshots_together);
+    async fn disk_counts_sandboxes_volumes_and_snapshots_together(s: crate::Store) {
+        let u = crate::UserRow { id: "u1".into(), name: "u".into(), role: "user".into(), created_at: 0, quota: None };
+        s.insert_user(&u).await.unwrap();
+        let ceiling = Ceiling { disk: 10, ..Ceiling::UNLIMITED };
+        let with_disk = |id: &str, disk: i64| SandboxRow {
+            spec: serde_json::json!({ "cpu": 0.0, "memory": 0, "disk": disk }).to_string(),
+            ..row(id, "u1", 0.0, 0)
+        };
+        assert!(s.insert_sandbox_within(&with_disk("a", 4), 0.0, 0, 4, ceiling).await.unwrap());
+        let v = crate::VolumeRow {
+            id: "v1".into(),
+            owner_id: "u1".into(),
+            name: "a".into(),
+            size: 3,
+            created_at: 0,
+            deleted_at: None,
+            encryption: None,
+        };
+        assert!(!s.insert_volume_within(&crate::VolumeRow { size: 7, ..v.clone() }, 10, ceiling.disk).await.unwrap());
+        assert!(s.insert_volume_within(&v, 10, ceiling.disk).await.unwrap());
+        let snap = |id: &str, bytes: i64| crate::SnapshotRow {
+            id: id.into(),
+            owner_id: "u1".into(),
+            name: id.into(),
+            sandbox_id: "a".into(),
+            image: format!("img:{id}"),
+            bytes,
+            created_at: 0,
+            deleted_at: None,
+        };
+        assert!(!s.insert_snapshot_within(&snap("s1", 4), ceiling.disk).await.unwrap());
+        assert!(s.insert_snapshot_within(&snap("s2", 2), ceiling.disk).await.unwrap());
+        assert_eq!(s.usage("u1").await.unwrap().disk, 9);
+        assert!(!s.insert_sandbox_within(&with_disk("b", 2), 0.0, 0, 2, ceiling).await.unwrap());
+        assert!(s.insert_sandbox_within(&with_disk("c", 1), 0.0, 0, 1, ceiling).await.unwrap());
+        s.mark_snapshot_deleted("s2", 1).await.unwrap();
+        assert_eq!(s.usage("u1").await.unwrap().disk, 8);
     }
 
     crate::test_util::both!(concurrent_inserts_never_pass_the_ceiling_together);
     async fn concurrent_inserts_never_pass_the_ceiling_together(s: crate::Store) {
         let u = crate::UserRow { id: "u1".into(), name: "u".into(), role: "user".into(), created_at: 0, quota: None };
         s.insert_user(&u).await.unwrap();
-        let ceiling = Ceiling { sandboxes: 3, cpu: 100.0, memory: i64::MAX };
+        let ceiling = Ceiling { sandboxes: 3, ..Ceiling::UNLIMITED };
         let tries: Vec<_> = (0..12)
             .map(|i| {
                 let s = s.clone();
                 tokio::spawn(async move {
-                    s.insert_sandbox_within(&row(&format!("s{i}"), "u1", 1.0, 1), 1.0, 1, ceiling).await.unwrap()
+                    s.insert_sandbox_within(&row(&format!("s{i}"), "u1", 1.0, 1), 1.0, 1, 0, ceiling).await.unwrap()
                 })
             })
             .collect();

@@ -6,8 +6,7 @@ impl Store {
     /// Inserts a new sandbox with no quota; a name already used by the owner's live sandboxes is
     /// a conflict.
     pub async fn insert_sandbox(&self, s: &SandboxRow) -> Result<()> {
-        let unlimited = crate::Ceiling { sandboxes: i64::MAX, cpu: f64::MAX, memory: i64::MAX };
-        self.insert_sandbox_within(s, 0.0, 0, unlimited).await.map(|_| ())
+        self.insert_sandbox_within(s, 0.0, 0, 0, crate::Ceiling::UNLIMITED).await.map(|_| ())
     }
 
     /// The sandbox with this id, including deleted ones.

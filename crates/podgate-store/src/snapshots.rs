@@ -1,6 +1,7 @@
 //! Snapshots of sandboxes: images owned by users, one live snapshot per user and name.
 
 use crate::error::conflict_on_unique;
+use crate::limits::{owner_lock, sandbox_disk, stored_disk};
 use crate::{Result, Store};
 
 /// A user's snapshot; `image` is the runtime's reference to it.
@@ -11,29 +12,47 @@ pub struct SnapshotRow {
     pub name: String,
     pub sandbox_id: String,
     pub image: String,
+    /// Bytes it adds to its base image.
+    pub bytes: i64,
     pub created_at: i64,
     pub deleted_at: Option<i64>,
 }
 
 impl Store {
-    /// Adds a snapshot; a live one of the same owner and name is a conflict.
-    pub async fn insert_snapshot(&self, s: &SnapshotRow) -> Result<()> {
+    /// Adds a snapshot unless its bytes would take its owner's disk (sandboxes, volumes,
+    /// snapshots) over `max_disk` (false then), under the owner's lock; a live one of the same
+    /// owner and name is a conflict.
+    pub async fn insert_snapshot_within(&self, s: &SnapshotRow, max_disk: i64) -> Result<bool> {
         let taken = || format!("snapshot name {:?} is already in use", s.name);
-        on_db!(self, p => sqlx::query(
-            "INSERT INTO snapshots (id, owner_id, name, sandbox_id, image, created_at, deleted_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, NULL)",
-        )
-        .bind(&s.id)
-        .bind(&s.owner_id)
-        .bind(&s.name)
-        .bind(&s.sandbox_id)
-        .bind(&s.image)
-        .bind(s.created_at)
-        .execute(p)
-        .await
-        .map_err(|e| conflict_on_unique(e, taken))?
-        .rows_affected());
-        Ok(())
+        let sql = format!(
+            "INSERT INTO snapshots (id, owner_id, name, sandbox_id, image, bytes, created_at, deleted_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, NULL WHERE {} + {} + $6 <= $8",
+            sandbox_disk(&self.db, "$2"),
+            stored_disk("$2")
+        );
+        let lock = owner_lock(&self.db);
+        let inserted = on_db!(self, p => {
+            let mut tx = p.begin().await?;
+            if let Some(lock) = lock {
+                sqlx::query(lock).bind(&s.owner_id).execute(&mut *tx).await?;
+            }
+            let n = sqlx::query(&sql)
+                .bind(&s.id)
+                .bind(&s.owner_id)
+                .bind(&s.name)
+                .bind(&s.sandbox_id)
+                .bind(&s.image)
+                .bind(s.bytes)
+                .bind(s.created_at)
+                .bind(max_disk)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict_on_unique(e, taken))?
+                .rows_affected();
+            tx.commit().await?;
+            n
+        });
+        Ok(inserted == 1)
     }
 
     /// The live snapshot with this id.

@@ -70,15 +70,18 @@ impl Store {
         from_owner: &str,
         cpu: f64,
         memory: i64,
+        disk: i64,
         ceiling: Ceiling,
     ) -> Result<bool> {
         let sql = format!(
             "UPDATE sandboxes SET owner_id = $1, name = $2, spec = $3, expires_at = $4, updated_at = $5 \
              WHERE id = $6 AND owner_id = $7 AND state = 'running' AND EXISTS (SELECT 1 FROM \
              (SELECT {} FROM sandboxes WHERE owner_id = $1 AND {}) AS held \
-             WHERE held.n + 1 <= $8 AND held.cpu + $9 <= $10 + 1e-9 AND held.memory + $11 <= $12)",
+             WHERE held.n + 1 <= $8 AND held.cpu + $9 <= $10 + 1e-9 AND held.memory + $11 <= $12 \
+             AND held.disk + {} + $13 <= $14)",
             held_columns(&self.db),
-            crate::limits::HOLDING
+            crate::limits::HOLDING,
+            crate::limits::stored_disk("$1")
         );
         let lock = owner_lock(&self.db);
         let taken = || format!("sandbox name {:?} is already in use", to.name);
@@ -100,6 +103,8 @@ impl Store {
                 .bind(ceiling.cpu)
                 .bind(memory)
                 .bind(ceiling.memory)
+                .bind(disk)
+                .bind(ceiling.disk)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| crate::error::conflict_on_unique(e, taken))?

@@ -1,7 +1,7 @@
 //! Persistent volumes of users: one live volume per user and name.
 
 use crate::error::conflict_on_unique;
-use crate::limits::owner_lock;
+use crate::limits::{owner_lock, sandbox_disk, stored_disk};
 use crate::{Result, Store};
 
 /// A user's persistent volume.
@@ -10,14 +10,27 @@ pub struct VolumeRow {
     pub id: String,
     pub owner_id: String,
     pub name: String,
+    /// Bytes (0: made before sizes, unbounded).
+    pub size: i64,
     pub created_at: i64,
     pub deleted_at: Option<i64>,
+    /// How its key is derived and checked (JSON), for an encrypted volume.
+    pub encryption: Option<String>,
 }
 
 impl Store {
-    /// Adds a volume unless its owner holds `max` live volumes already (false then); a live
+    /// Adds a volume unless its owner holds `max` live volumes already, or its size would take
+    /// the owner's disk (sandboxes, volumes, snapshots) over `max_disk` (false then); a live
     /// volume of the same owner and name is a conflict.
-    pub async fn insert_volume_within(&self, v: &VolumeRow, max: i64) -> Result<bool> {
+    pub async fn insert_volume_within(&self, v: &VolumeRow, max: i64, max_disk: i64) -> Result<bool> {
+        let sql = format!(
+            "INSERT INTO volumes (id, owner_id, name, size, created_at, deleted_at, encryption) \
+             SELECT $1, $2, $3, $6, $4, NULL, $8 FROM \
+             (SELECT count(*) AS n FROM volumes WHERE owner_id = $2 AND deleted_at IS NULL) AS held \
+             WHERE held.n + 1 <= $5 AND {} + {} + $6 <= $7",
+            sandbox_disk(&self.db, "$2"),
+            stored_disk("$2")
+        );
         let lock = owner_lock(&self.db);
         let taken = || format!("volume name {:?} is already in use", v.name);
         let inserted = on_db!(self, p => {
@@ -25,17 +38,15 @@ impl Store {
             if let Some(lock) = lock {
                 sqlx::query(lock).bind(&v.owner_id).execute(&mut *tx).await?;
             }
-            let n = sqlx::query(
-                "INSERT INTO volumes (id, owner_id, name, created_at, deleted_at) \
-                 SELECT $1, $2, $3, $4, NULL FROM \
-                 (SELECT count(*) AS n FROM volumes WHERE owner_id = $2 AND deleted_at IS NULL) AS held \
-                 WHERE held.n + 1 <= $5",
-            )
+            let n = sqlx::query(&sql)
             .bind(&v.id)
             .bind(&v.owner_id)
             .bind(&v.name)
             .bind(v.created_at)
             .bind(max)
+            .bind(v.size)
+            .bind(max_disk)
+            .bind(&v.encryption)
             .execute(&mut *tx)
             .await
             .map_err(|e| conflict_on_unique(e, taken))?

@@ -30,6 +30,16 @@ pub struct CreateSandboxRequest {
     /// Memory limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemorySize>,
+    /// Most bytes the sandbox may write to its own filesystem (everything outside `/workspace`
+    /// volumes and the in-memory `/tmp`); writes past it fail with "disk quota exceeded". The
+    /// server's default when absent. Counts against the owner's disk quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<MemorySize>,
+    /// Size of the persistent `/workspace` volume when `persist` creates it (an existing
+    /// volume keeps its size); the server's default when absent. Counts against the owner's
+    /// disk quota while the volume exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_size: Option<MemorySize>,
     /// Seconds after creation at which the sandbox is deleted; the server default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_seconds: Option<u64>,
@@ -71,6 +81,15 @@ pub struct CreateSandboxRequest {
     /// Without it `/workspace` is the image's, gone with the sandbox.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub persist: bool,
+    /// Keep the persistent `/workspace` encrypted at rest (with `persist`, where the server's
+    /// policy allows it): a new volume is encrypted with a key derived from `passphrase`, which
+    /// the server never stores; an existing encrypted volume is unlocked with it, or starts
+    /// locked without it (`POST /v1/volumes/{id}/unlock` opens it later).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypt: bool,
+    /// The passphrase of an encrypted workspace (never stored, logged or shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<crate::passphrase::Passphrase>,
     /// Pause the sandbox after this many seconds without user activity (terminals, SSH, exec,
     /// files, ports); using it resumes it. 0: never [default: the server's].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -232,6 +251,9 @@ pub struct Sandbox {
     pub cmd: Option<Vec<String>>,
     pub cpu: Option<f64>,
     pub memory: Option<MemorySize>,
+    /// Most bytes it may write to its own filesystem (absent: made before disk limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<MemorySize>,
     pub labels: BTreeMap<String, String>,
     pub ttl_seconds: Option<u64>,
     /// Who everything in the sandbox runs as (`uid:gid`).
@@ -335,6 +357,9 @@ pub struct Snapshot {
     pub sandbox: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Bytes it holds beyond its base image, counted against the owner's disk quota.
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// Body of `GET /v1/snapshots`.
@@ -379,6 +404,12 @@ pub struct Volume {
     pub created_at: OffsetDateTime,
     /// The live sandbox it is mounted in, if any.
     pub sandbox: Option<String>,
+    /// Its size (0: unbounded, made before sizes existed), counted against the owner's disk quota.
+    #[serde(default)]
+    pub size: MemorySize,
+    /// Encrypted at rest with a key derived from its owner's passphrase.
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 /// Body of `GET /v1/volumes`.

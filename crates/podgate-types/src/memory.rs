@@ -4,7 +4,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A memory size in bytes. Accepts a JSON number (bytes) or a string with an optional unit:
 /// `k`/`m`/`g` (powers of 1000), `Ki`/`Mi`/`Gi` (powers of 1024), or `b`. Serializes as a number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct MemorySize(pub u64);
 
 impl std::str::FromStr for MemorySize {

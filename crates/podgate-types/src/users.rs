@@ -82,6 +82,9 @@ pub struct QuotaOverrides {
     /// Persistent volumes kept at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volumes: Option<u32>,
+    /// Disk held at once: sandboxes' own filesystems, volumes and snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<crate::MemorySize>,
 }
 
 /// The limits that apply to a user.
@@ -96,6 +99,8 @@ pub struct QuotaLimits {
     pub sidecars: crate::api::SidecarPolicy,
     #[serde(default)]
     pub volumes: u32,
+    #[serde(default)]
+    pub disk: crate::MemorySize,
 }
 
 /// What a user's live sandboxes hold now.
@@ -107,6 +112,8 @@ pub struct QuotaUsage {
     pub memory: crate::MemorySize,
     #[serde(default)]
     pub volumes: u32,
+    #[serde(default)]
+    pub disk: crate::MemorySize,
 }
 
 /// Body of `GET /v1/users/{id}/quota`.

@@ -43,6 +43,10 @@ enum Command {
     Rm(cli::DownArgs),
     /// Persistent volumes: list, delete.
     Volume(cli::VolumeArgs),
+    /// Open an encrypted workspace with its passphrase.
+    Unlock(cli::LockArgs),
+    /// Lock an encrypted workspace: its files are unreadable until `unlock`.
+    Lock(cli::LockArgs),
     /// Snapshots of sandboxes (your images): create, list, delete, export, import.
     #[command(visible_alias = "image")]
     Snapshot(cli::SnapshotArgs),
@@ -90,6 +94,8 @@ fn main() {
             Command::Exec(a) => cli::exec(a).await,
             Command::Down(a) | Command::Rm(a) => cli::down(a).await.map(|()| 0),
             Command::Volume(a) => cli::volume(a).await.map(|()| 0),
+            Command::Unlock(a) => cli::unlock(a).await.map(|()| 0),
+            Command::Lock(a) => cli::lock(a).await.map(|()| 0),
             Command::Snapshot(a) => cli::snapshot(a).await.map(|()| 0),
             Command::Fork(a) => cli::fork(a).await.map(|()| 0),
             Command::Template(a) => cli::template(a).await.map(|()| 0),

@@ -95,6 +95,14 @@ fn pod_limits_equal_requests() {
 }
 
 #[test]
+fn pod_disk_is_an_ephemeral_storage_limit_that_reserves_nothing() {
+    let p = pod(&cfg(), &PlacementSpec { disk: Some(2 << 30), ..spec() }).unwrap();
+    let r = main_container(&p).resources.clone().unwrap();
+    assert_eq!(r.limits.unwrap()["ephemeral-storage"].0, (2u64 << 30).to_string());
+    assert_eq!(r.requests.unwrap()["ephemeral-storage"].0, "0");
+}
+
+#[test]
 fn root_sandboxes_keep_the_docker_capabilities_and_nothing_more() {
     let p = pod(&cfg(), &PlacementSpec { user: (0, 0), ..spec() }).unwrap();
     let sc = main_container(&p).security_context.clone().unwrap();
@@ -301,12 +309,14 @@ fn network_policy_egress_blocks_private_and_metadata_ranges() {
 #[test]
 fn workspace_claims() {
     let c = KubeConfig { storage_class: Some("fast".into()), workspace_size: "5Gi".into(), ..cfg() };
-    let pvc = workspace_claim(&c, "podgate-vol-abc").unwrap();
+    let sized = workspace_claim(&c, "podgate-vol-abc", Some(3 << 30)).unwrap();
+    assert_eq!(sized.spec.unwrap().resources.unwrap().requests.unwrap()["storage"].0, (3u64 << 30).to_string());
+    let pvc = workspace_claim(&c, "podgate-vol-abc", None).unwrap();
     assert_eq!(pvc.metadata.name.as_deref(), Some("podgate-vol-abc"));
     assert_eq!(pvc.metadata.labels.clone().unwrap()[LABEL_VOLUME], "podgate-vol-abc");
     let s = pvc.spec.unwrap();
     assert_eq!(s.access_modes.unwrap(), ["ReadWriteOnce"]);
     assert_eq!(s.storage_class_name.as_deref(), Some("fast"));
     assert_eq!(s.resources.unwrap().requests.unwrap()["storage"].0, "5Gi");
-    assert!(workspace_claim(&c, "podgate-Bad_Name").is_err());
+    assert!(workspace_claim(&c, "podgate-Bad_Name", None).is_err());
 }

@@ -38,7 +38,7 @@ pub use ssh_keys::{SshKeyArgs, ssh_key};
 pub use sync::{SyncArgs, sync};
 pub use templates::{TemplateArgs, template};
 pub use users::{KeysArgs, TokenArgs, UserArgs, keys, token, user};
-pub use volumes::{VolumeArgs, volume};
+pub use volumes::{LockArgs, VolumeArgs, lock, unlock, volume};
 
 /// Where to reach the server.
 #[derive(clap::Args, Debug)]
@@ -94,6 +94,13 @@ pub struct UpArgs {
     /// Memory limit, e.g. 512Mi or 1G.
     #[arg(long)]
     memory: Option<MemorySize>,
+    /// Most the sandbox may write to its own filesystem (outside /workspace and /tmp), e.g. 5Gi
+    /// [default: the server's].
+    #[arg(long)]
+    disk: Option<MemorySize>,
+    /// Size of the /workspace volume `--persist` creates, e.g. 2Gi [default: the server's].
+    #[arg(long, requires = "persist")]
+    volume_size: Option<MemorySize>,
     /// Code bundle to fetch inside the sandbox (https URL of a .zip, .tar.gz or git repository).
     #[arg(long)]
     code: Option<String>,
@@ -131,6 +138,15 @@ pub struct UpArgs {
     /// deletes both).
     #[arg(long)]
     persist: bool,
+    /// Keep the --persist /workspace encrypted at rest with a key derived from a passphrase
+    /// (asked on the terminal, or --passphrase-file) that the server never stores; an existing
+    /// encrypted volume is unlocked with it. Without --encrypt, an encrypted volume starts
+    /// locked (`podgate unlock NAME`). Where the server allows it.
+    #[arg(long, requires = "persist")]
+    encrypt: bool,
+    /// Read the --encrypt passphrase from this file (its first line).
+    #[arg(long, requires = "encrypt")]
+    passphrase_file: Option<std::path::PathBuf>,
     /// Pause the sandbox after this many seconds without activity; using it resumes it
     /// (0: never) [default: the server's].
     #[arg(long)]
@@ -167,6 +183,13 @@ pub async fn up(a: UpArgs) -> anyhow::Result<()> {
         cmd: (!a.cmd.is_empty()).then_some(a.cmd),
         cpu: a.cpu,
         memory: a.memory,
+        disk: a.disk,
+        volume_size: a.volume_size,
+        encrypt: a.encrypt,
+        passphrase: match a.encrypt {
+            true => Some(volumes::read_passphrase(a.passphrase_file.as_deref(), true)?),
+            false => None,
+        },
         ttl_seconds: a.ttl,
         labels: a.labels.into_iter().collect(),
         code: a.code.map(|url| CodeSource { url, kind: None, sha256: a.sha256, commit: a.commit }),

@@ -51,8 +51,11 @@ enum UserCmd {
         /// Persistent volumes kept at once.
         #[arg(long)]
         volumes: Option<u32>,
+        /// Disk held at once by sandboxes, volumes and snapshots, e.g. 50Gi.
+        #[arg(long)]
+        disk: Option<podgate_types::MemorySize>,
         /// Drop the user's overrides: the server's defaults apply again.
-        #[arg(long, conflicts_with_all = ["sandboxes", "cpu", "memory", "max_ttl", "sidecars", "volumes"])]
+        #[arg(long, conflicts_with_all = ["sandboxes", "cpu", "memory", "max_ttl", "sidecars", "volumes", "disk"])]
         reset: bool,
     },
 }
@@ -72,9 +75,9 @@ pub async fn user(a: UserArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        UserCmd::Quota { user, sandboxes, cpu, memory, max_ttl, sidecars, volumes, reset } => {
+        UserCmd::Quota { user, sandboxes, cpu, memory, max_ttl, sidecars, volumes, disk, reset } => {
             let id = user_id(&client, &user).await?;
-            let set = QuotaOverrides { sandboxes, cpu, memory, max_ttl_seconds: max_ttl, sidecars, volumes };
+            let set = QuotaOverrides { sandboxes, cpu, memory, max_ttl_seconds: max_ttl, sidecars, volumes, disk };
             let q = if reset || set != QuotaOverrides::default() {
                 // Named limits change; the others keep their overrides.
                 let mut o = if reset { QuotaOverrides::default() } else { client.quota(&id).await?.overrides };
@@ -84,6 +87,7 @@ pub async fn user(a: UserArgs) -> anyhow::Result<()> {
                 o.max_ttl_seconds = max_ttl.or(o.max_ttl_seconds);
                 o.sidecars = sidecars.or(o.sidecars);
                 o.volumes = volumes.or(o.volumes);
+                o.disk = disk.or(o.disk);
                 client.set_quota(&id, &o).await?
             } else {
                 client.quota(&id).await?
@@ -99,6 +103,7 @@ pub async fn user(a: UserArgs) -> anyhow::Result<()> {
                         vec!["max ttl (s)".into(), "-".into(), q.limits.max_ttl_seconds.to_string()],
                         vec!["sidecars".into(), "-".into(), format!("{:?}", q.limits.sidecars).to_lowercase()],
                         vec!["volumes".into(), q.usage.volumes.to_string(), q.limits.volumes.to_string()],
+                        vec!["disk".into(), gib(q.usage.disk), gib(q.limits.disk)],
                     ];
                     print_rows(&["LIMIT", "USED", "QUOTA"], &rows);
                 }

@@ -126,6 +126,11 @@ pub struct ServerArgs {
     /// Let sandboxes ask for `"user": "root"` (they keep a minimal capability set) [default: refused].
     #[arg(long, env = "PODGATE_ALLOW_ROOT_SANDBOXES")]
     pub(super) allow_root_sandboxes: bool,
+    /// Let users keep their persistent /workspace encrypted at rest (`up --persist --encrypt`),
+    /// with a key derived from their passphrase that the server never stores; needs the server
+    /// as root and a kernel with ext4 encryption (fscrypt).
+    #[arg(long, env = "PODGATE_ALLOW_ENCRYPTED_WORKSPACES")]
+    pub(super) allow_encrypted_workspaces: bool,
     /// Docker network of sandboxes with egress, created with inter-sandbox traffic off and
     /// guarded by the egress firewall [default: podgate].
     #[arg(long, env = "PODGATE_SANDBOX_NETWORK")]
@@ -143,6 +148,13 @@ pub struct ServerArgs {
     /// Memory limit of sandboxes that ask for none, e.g. 512Mi [default: 1Gi].
     #[arg(long, env = "PODGATE_DEFAULT_MEMORY")]
     pub(super) default_memory: Option<String>,
+    /// Most bytes a sandbox that asks for no `disk` may write to its own filesystem, e.g. 5Gi;
+    /// enforced where the engine's storage driver has quotas (see docs/SECURITY.md) [default: 10Gi].
+    #[arg(long, env = "PODGATE_DEFAULT_DISK")]
+    pub(super) default_disk: Option<String>,
+    /// Size of a new persistent `/workspace` that asks for no `volume_size`, e.g. 5Gi [default: 10Gi].
+    #[arg(long, env = "PODGATE_DEFAULT_VOLUME_SIZE")]
+    pub(super) default_volume_size: Option<String>,
     /// Most processes a sandbox may have [default: 512].
     #[arg(long, env = "PODGATE_PIDS_LIMIT")]
     pub(super) pids_limit: Option<i64>,
@@ -197,6 +209,10 @@ pub struct ServerArgs {
     /// Default quota: persistent volumes a user keeps [default: 10].
     #[arg(long, env = "PODGATE_QUOTA_VOLUMES")]
     pub(super) quota_volumes: Option<u32>,
+    /// Default quota: disk a user holds at once, over sandboxes' own filesystems, persistent
+    /// volumes and snapshots [default: 100Gi].
+    #[arg(long, env = "PODGATE_QUOTA_DISK")]
+    pub(super) quota_disk: Option<String>,
     /// Accept OIDC bearer tokens from this issuer (its `iss`); keys by discovery unless
     /// --oidc-jwks-url or --oidc-jwks-file. More issuers: `[[oidc]]` tables in the config file.
     #[arg(long, env = "PODGATE_OIDC_ISSUER")]

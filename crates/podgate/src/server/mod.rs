@@ -92,6 +92,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 pids_limit: s.pids_limit,
                 nofile_limit: s.nofile_limit,
                 pull_registries: s.core.sandbox.image_registries.clone(),
+                volume_dir: data_dir.join("volumes"),
             })
             .await
             .context("starting the docker driver")?;

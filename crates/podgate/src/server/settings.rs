@@ -60,11 +60,14 @@ pub(super) struct FileConfig {
     code_ca_file: Option<PathBuf>,
     sandbox_user: Option<String>,
     allow_root_sandboxes: Option<bool>,
+    allow_encrypted_workspaces: Option<bool>,
     sandbox_network: Option<String>,
     default_network: Option<String>,
     egress_allow: Option<Vec<String>>,
     default_cpu: Option<f64>,
     default_memory: Option<String>,
+    default_disk: Option<String>,
+    default_volume_size: Option<String>,
     pids_limit: Option<i64>,
     nofile_limit: Option<i64>,
     image_registries: Option<Vec<String>>,
@@ -81,6 +84,7 @@ pub(super) struct FileConfig {
     quota_memory: Option<String>,
     quota_max_ttl_seconds: Option<u64>,
     quota_volumes: Option<u32>,
+    quota_disk: Option<String>,
     max_import_bytes: Option<String>,
     oidc: Option<Vec<OidcFileEntry>>,
     otlp_endpoint: Option<String>,
@@ -160,6 +164,8 @@ pub(super) fn resolve(mut args: ServerArgs) -> anyhow::Result<Settings> {
             Some(p) => p.parse().map_err(anyhow::Error::msg).context("--sidecars")?,
         },
         volumes: args.quota_volumes.or(file.quota_volumes).unwrap_or(qd.volumes),
+        disk: size_setting(args.quota_disk.as_deref().or(file.quota_disk.as_deref()), "--quota-disk")?
+            .unwrap_or(qd.disk),
     };
     let recording = podgate_core::config::RecordingConfig {
         policy: match args.terminal_recording.as_deref().or(file.terminal_recording.as_deref()) {
@@ -394,6 +400,17 @@ fn sandbox_policy(args: &ServerArgs, file: &FileConfig) -> anyhow::Result<podgat
         None => d.default_memory,
         Some(m) => m.parse::<podgate_types::MemorySize>().map_err(anyhow::Error::msg).context("--default-memory")?.0,
     };
+    let disk_range = podgate_core::sandboxes::MIN_DISK..=podgate_core::sandboxes::MAX_DISK;
+    let default_disk = size_setting(args.default_disk.as_deref().or(file.default_disk.as_deref()), "--default-disk")?
+        .unwrap_or(d.default_disk);
+    let default_volume_size = size_setting(
+        args.default_volume_size.as_deref().or(file.default_volume_size.as_deref()),
+        "--default-volume-size",
+    )?
+    .unwrap_or(d.default_volume_size);
+    if !disk_range.contains(&default_disk) || !disk_range.contains(&default_volume_size) {
+        bail!("--default-disk and --default-volume-size must be from 16Mi to 16Ti");
+    }
     let image_registries =
         args.image_registries.clone().or(file.image_registries.clone()).unwrap_or(d.image_registries);
     if image_registries.iter().any(|r| r.is_empty() || r.contains('/')) {
@@ -402,11 +419,23 @@ fn sandbox_policy(args: &ServerArgs, file: &FileConfig) -> anyhow::Result<podgat
     Ok(podgate_core::SandboxPolicy {
         user,
         allow_root: args.allow_root_sandboxes || file.allow_root_sandboxes.unwrap_or(false),
+        allow_encrypted_workspaces: args.allow_encrypted_workspaces || file.allow_encrypted_workspaces.unwrap_or(false),
         network,
         default_cpu,
         default_memory,
+        default_disk,
+        default_volume_size,
         image_registries,
     })
+}
+
+/// A size setting (`10Gi`, bytes…), if given.
+fn size_setting(value: Option<&str>, flag: &str) -> anyhow::Result<Option<u64>> {
+    value
+        .map(|v| {
+            v.parse::<podgate_types::MemorySize>().map(|m| m.0).map_err(anyhow::Error::msg).context(flag.to_string())
+        })
+        .transpose()
 }
 
 pub(super) fn default_data_dir() -> PathBuf {

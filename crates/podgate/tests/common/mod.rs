@@ -262,6 +262,14 @@ impl Drop for Server {
             for v in docker(&["volume", "ls", "-q", "--filter", &label]).lines() {
                 docker(&["volume", "rm", "-f", v]);
             }
+            // Sized volumes are loop-mounted under the data directory, which goes next.
+            let volumes = self.dir.path().join("volumes");
+            let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+            for point in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
+                if Path::new(point).starts_with(&volumes) {
+                    let _ = Command::new("umount").arg("-l").arg(point).status();
+                }
+            }
             for i in docker(&["images", "-q", "--filter", &label]).lines() {
                 docker(&["rmi", "-f", i]);
             }

@@ -14,6 +14,9 @@
 //! | 4 | `sync` plants git hooks and config | `client::sync_keeps_executable_config_out` |
 //! | 5 | image names reach the host's network | `images::registries_are_allowlisted` |
 //! | 6 | `/metrics` flooded with method names | `server::metrics_labels_are_bounded` |
+//! | 7 | the writable layer and `/workspace` fill the host's disk | `disk::filling_a_sandbox_stops_at_its_caps` |
+//! | 7 | snapshots and volumes copy data with no quota | `disk::the_disk_quota_counts_sandboxes_volumes_and_snapshots` |
+//! | 7 | a fork refused for quota leaves its snapshot | `tenants::a_refused_fork_leaves_no_snapshot` |
 //! | 8 | exec output fills the server's memory | `sandbox::exec_output_is_bounded` |
 //! | 9 | nofile and pids sized for the host | `sandbox::limits_are_sized_for_tenants` |
 //! | 10 | concurrent uses of a paused sandbox fail | `sandbox::paused_sandbox_resumes_once` |
@@ -29,17 +32,20 @@
 //! | 21 | run directories outlive removed containers | `sandbox::run_dir_goes_with_its_container` |
 //! | 22 | engine errors leak host addresses | `images::registries_are_allowlisted` |
 //! | 23 | SSH: weak algorithms, no connection throttling | `ssh::ssh_is_strict` |
+//! | vault | a workspace readable from the host's disk | `vault::an_encrypted_workspace_is_unreadable_at_rest_until_unlocked` |
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod client;
+mod disk;
 mod images;
 mod sandbox;
 mod server;
 mod shares;
 mod ssh;
 mod tenants;
+mod vault;
 
 use podgate_client::Client;
 use podgate_types::api::ExecRequest;
