@@ -200,6 +200,7 @@ async function openTerminal(sandbox, terminalId, readOnly) {
   state.ended = false;
   show("terminal-view");
   $("share").hidden = readOnly;
+  $("unshare").hidden = readOnly;
   $("share-link").hidden = true;
   const term = new Terminal({ cursorBlink: true, scrollback: 5000, fontFamily: "monospace", fontSize: 14 });
   const fit = new FitAddon.FitAddon();
@@ -238,6 +239,18 @@ $("share").addEventListener("click", async () => {
     $("share-link").hidden = false;
     try { await navigator.clipboard.writeText(link); setStatus("read-only link copied (valid for 1 hour)"); }
     catch { $("share-link").select(); setStatus("copy the read-only link (valid for 1 hour)"); }
+  } catch (err) {
+    setStatus(err.message);
+  }
+});
+
+$("unshare").addEventListener("click", async () => {
+  const s = state.session;
+  if (!s) return;
+  try {
+    await api("DELETE", `/v1/sandboxes/${encodeURIComponent(s.sandbox_id)}/terminals/${encodeURIComponent(s.terminal_id)}/share`);
+    $("share-link").hidden = true;
+    setStatus("read-only links to this terminal revoked");
   } catch (err) {
     setStatus(err.message);
   }

@@ -153,6 +153,7 @@ async fn browser_terminal_signs_in_creates_types_and_survives_reload() {
     let link_box = c.wait().for_element(Locator::Css("#share-link:not([hidden])")).await.unwrap();
     let link = link_box.prop("value").await.unwrap().unwrap();
     assert!(link.contains("#share="), "{link}");
+    let owner_page = c.current_url().await.unwrap();
     c.goto(&link).await.unwrap();
     c.wait().for_element(Locator::Css("#terminal-view:not([hidden])")).await.unwrap();
     // The viewer's page has its own layout (no share box), so compare the text, not the blank rows.
@@ -163,5 +164,31 @@ async fn browser_terminal_signs_in_creates_types_and_survives_reload() {
     input.send_keys("echo typed-in-share\n").await.unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(text_lines(&screen(&c).await), text_lines(&owner_view), "a read-only viewer changed the terminal");
+
+    // The owner revokes the terminal's links: the same link no longer opens it.
+    c.goto(owner_page.as_str()).await.unwrap();
+    c.refresh().await.unwrap();
+    c.wait().for_element(Locator::Css("#unshare:not([hidden])")).await.unwrap().click().await.unwrap();
+    wait_status(&c, |s| s.contains("revoked")).await;
+    c.goto(&link).await.unwrap();
+    c.refresh().await.unwrap();
+    let refused = wait_status(&c, |s| s.contains("refused") || s.contains("connected")).await;
+    assert_eq!(refused, "share token refused: revoked", "a revoked link still opened the terminal");
     c.close().await.unwrap();
+}
+
+/// Waits (10 s at most) until the terminal's status line satisfies `ok`; returns it.
+async fn wait_status(c: &fantoccini::Client, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = match c.find(Locator::Css("#terminal-status")).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if ok(&status) {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "terminal status stayed {status:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
