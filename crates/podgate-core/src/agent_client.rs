@@ -219,6 +219,11 @@ impl AgentClient {
         let unreachable = |e: std::io::Error| AgentError::Unreachable(e.to_string());
         let io: Box<dyn Io> = match &self.endpoint {
             AgentEndpoint::Unix(p) => Box::new(connect_unix_nofollow(p).await.map_err(unreachable)?),
+            AgentEndpoint::UnixAgent { path, pid } => {
+                let stream = connect_unix_nofollow(path).await.map_err(unreachable)?;
+                check_peer(&stream, *pid)?;
+                Box::new(stream)
+            }
             AgentEndpoint::Tcp(a) => Box::new(tokio::net::TcpStream::connect(a.as_str()).await.map_err(unreachable)?),
         };
         Ok(match &self.activity {
@@ -305,6 +310,19 @@ pub fn path_segment(s: &str) -> Result<&str, AgentError> {
     }
 }
 
+/// Checks that the agent's socket is served by the agent (process `pid`), before anything,
+/// the secret included, is sent on it.
+fn check_peer(stream: &tokio::net::UnixStream, pid: u32) -> Result<(), AgentError> {
+    let served_by = stream.peer_cred().ok().and_then(|c| c.pid()).and_then(|p| u32::try_from(p).ok());
+    if served_by == Some(pid) {
+        return Ok(());
+    }
+    tracing::warn!(expected = pid, served_by = ?served_by, "an agent socket served by another process: not used");
+    Err(AgentError::Unreachable(format!(
+        "the agent's socket is served by another process ({served_by:?}, not the agent's {pid})"
+    )))
+}
+
 /// Connects to the unix socket at `path` without following a symlink in its last component, and
 /// only if it is a socket. The agent's run directory is writable from inside the sandbox, so a
 /// hostile sandbox could otherwise swap its socket for a link to another socket on the host.
@@ -343,5 +361,9 @@ mod tests {
         let file = dir.path().join("file");
         std::fs::write(&file, "x").unwrap();
         assert!(connect_unix_nofollow(&file).await.is_err(), "a regular file is refused");
+        // This process serves `real`: it passes as its own peer, not as another pid.
+        let stream = connect_unix_nofollow(&real).await.unwrap();
+        assert!(check_peer(&stream, std::process::id()).is_ok());
+        assert!(check_peer(&stream, std::process::id() + 1).is_err());
     }
 }

@@ -431,7 +431,16 @@ impl Driver for DockerDriver {
                 .await
                 .map_err(|e| Error::InvalidSpec(format!("a sidecar did not start: {}", engine_error(&e))))?;
         }
-        Ok(AgentEndpoint::Unix(self.sandbox_dir(sandbox_id).join("agent.sock")))
+        // The agent is the container's PID 1: only that process may serve its socket.
+        let main = self.container_name(sandbox_id);
+        let state = match self.docker.inspect_container(&main, None::<InspectContainerOptions>).await {
+            Ok(c) => c.state,
+            Err(e) if is_not_found(&e) => return Err(Error::NotFound(sandbox_id.to_string())),
+            Err(e) => return Err(Error::Unavailable(engine_error(&e))),
+        };
+        let pid = state.and_then(|s| s.pid).and_then(|p| u32::try_from(p).ok()).filter(|p| *p > 0);
+        let pid = pid.ok_or_else(|| Error::Unavailable(format!("sandbox {sandbox_id} has no running agent")))?;
+        Ok(AgentEndpoint::UnixAgent { path: self.sandbox_dir(sandbox_id).join("agent.sock"), pid })
     }
 
     async fn inspect(&self, sandbox_id: &str) -> Result<Option<Instance>> {

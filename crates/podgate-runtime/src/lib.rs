@@ -120,17 +120,24 @@ pub struct DiskCaps {
 /// Where the server reaches a sandbox's agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AgentEndpoint {
-    /// A unix socket on the server's host (Docker driver).
+    /// A unix socket on the server's host served by this server's own forwarder (Kubernetes
+    /// port-forward access).
     Unix(PathBuf),
+    /// A unix socket on the server's host that only process `pid` (host pid namespace) may
+    /// serve: the Docker driver's agent, PID 1 of its container. A sandbox that could reach its
+    /// socket's directory (a root sandbox) and serve the path itself is refused before the
+    /// agent's secret is sent.
+    UnixAgent { path: PathBuf, pid: u32 },
     /// A TCP address (`host:port`), e.g. a pod IP (Kubernetes driver).
     Tcp(String),
 }
 
 impl AgentEndpoint {
-    /// `unix:///path` or `tcp://host:port`, as stored.
+    /// `unix:///path`, `unix:///path?pid=N` or `tcp://host:port`, as stored.
     pub fn to_url(&self) -> String {
         match self {
             AgentEndpoint::Unix(p) => format!("unix://{}", p.display()),
+            AgentEndpoint::UnixAgent { path, pid } => format!("unix://{}?pid={pid}", path.display()),
             AgentEndpoint::Tcp(a) => format!("tcp://{a}"),
         }
     }
@@ -138,7 +145,10 @@ impl AgentEndpoint {
     /// Parses what [`AgentEndpoint::to_url`] wrote.
     pub fn from_url(s: &str) -> Option<AgentEndpoint> {
         if let Some(p) = s.strip_prefix("unix://") {
-            Some(AgentEndpoint::Unix(PathBuf::from(p)))
+            Some(match p.rsplit_once("?pid=") {
+                Some((path, pid)) => AgentEndpoint::UnixAgent { path: PathBuf::from(path), pid: pid.parse().ok()? },
+                None => AgentEndpoint::Unix(PathBuf::from(p)),
+            })
         } else {
             s.strip_prefix("tcp://").map(|a| AgentEndpoint::Tcp(a.to_string()))
         }
@@ -233,7 +243,11 @@ mod tests {
 
     #[test]
     fn endpoint_urls_round_trip() {
-        for e in [AgentEndpoint::Unix("/a/b.sock".into()), AgentEndpoint::Tcp("10.0.0.1:49983".into())] {
+        for e in [
+            AgentEndpoint::Unix("/a/b.sock".into()),
+            AgentEndpoint::UnixAgent { path: "/a/b.sock".into(), pid: 4242 },
+            AgentEndpoint::Tcp("10.0.0.1:49983".into()),
+        ] {
             assert_eq!(AgentEndpoint::from_url(&e.to_url()), Some(e));
         }
         assert_eq!(AgentEndpoint::from_url("http://x"), None);

@@ -50,13 +50,14 @@ async fn ten_pause_resume_cycles_lose_nothing() {
         assert_eq!(engine_state(&sb.id), "paused");
         // Paused twice is still paused.
         assert_eq!(c.pause("frozen").await.unwrap().state, SandboxState::Paused);
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(c.get(&sb.id).await.unwrap().state, SandboxState::Paused);
         let resumed = c.resume(&sb.id).await.unwrap();
         assert_eq!(resumed.state, SandboxState::Running);
         let after: u64 = sh(&c, &sb.id, "cat /tmp/counter").await.trim().parse().unwrap();
-        // Running, the writer counts 20 a second: a second of pause must not show.
-        assert!(after >= before && after - before < 10, "cycle {cycle}: {before} -> {after} across a 1 s pause");
+        // Running, the writer counts 20 a second: two seconds of pause (40) must not show; the
+        // calls around the pause may take up to a second on a loaded machine.
+        assert!(after >= before && after - before < 20, "cycle {cycle}: {before} -> {after} across a 2 s pause");
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let log = sh(&c, &sb.id, "cat /tmp/log").await;

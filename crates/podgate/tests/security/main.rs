@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | 1 | another tenant's snapshot by image id or id prefix | `tenants::snapshot_by_image_id` |
 //! | 2 | an image's HEALTHCHECK/USER runs code as root; ONBUILD in imports | `images::image_config_is_neutralised` |
+//! | 2 | root in a root sandbox serves its agent's socket path itself | `sandbox::a_root_sandbox_cannot_impersonate_its_agent` |
 //! | 3 | `cp` plants setuid binaries | `client::downloads_drop_privilege_bits` |
 //! | 4 | `sync` plants git hooks and config | `client::sync_keeps_executable_config_out` |
 //! | 5 | image names reach the host's network | `images::registries_are_allowlisted` |

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::{Server, docker, eventually, rss_kib};
+use crate::common::{Opts, Server, docker, eventually, rss_kib};
 use crate::{busybox, sh};
 use podgate_types::api::{CreateSandboxRequest, ExecRequest, SandboxState};
 
@@ -162,4 +162,25 @@ async fn run_dir_goes_with_its_container() {
         failed && !run_dir.exists()
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_root_sandbox_cannot_impersonate_its_agent() {
+    let srv = Server::start_with(Opts { extra: vec!["--allow-root-sandboxes".into()], ..Default::default() });
+    let admin = srv.client();
+    let root = CreateSandboxRequest { name: Some("imp".into()), user: Some("root".into()), ..Default::default() };
+    let sb = admin.create(&root).await.unwrap();
+    // Root in the sandbox moves the agent's socket aside and serves the path itself, keeping
+    // whatever the server sends it (finding 2's attack, from a root sandbox).
+    let serve = "cd /.podgate/run && mv agent.sock real.sock && \
+        (perl -MIO::Socket::UNIX -e '$s = IO::Socket::UNIX->new(Local => \"agent.sock\", Listen => 5) or die; \
+        while ($c = $s->accept) { sysread($c, $b, 65536); open(F, \">>/tmp/stolen\"); print F $b; close F; close $c }' \
+        >/dev/null 2>&1 &) && sleep 1 && ls agent.sock";
+    assert_eq!(sh(&admin, &sb.id, serve).await, (0, "agent.sock\n".into()));
+    // The server refuses the impostor before sending anything, its secret included.
+    let err = admin.exec(&sb.id, &ExecRequest { argv: vec!["true".into()], ..Default::default() }).await.unwrap_err();
+    assert_eq!(err.status(), Some(503), "{err}");
+    let stolen = docker(&["exec", &crate::common::container(&sb.id), "sh", "-c", "cat /tmp/stolen 2>/dev/null; true"]);
+    assert!(!stolen.contains(podgate_types::agent::SECRET_HEADER), "the impostor received: {stolen}");
+    assert!(stolen.is_empty(), "the server talked to the impostor: {stolen}");
 }
