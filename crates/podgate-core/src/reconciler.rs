@@ -55,6 +55,11 @@ impl Sandboxes {
         self.reconcile().await
     }
 
+    /// Whether sandbox `id`'s instance is (still) in `status`, asked now.
+    async fn still(&self, id: &str, status: InstanceStatus) -> Result<bool> {
+        Ok(self.driver.inspect(id).await?.is_some_and(|i| i.status == status))
+    }
+
     /// One reconciliation pass.
     pub async fn reconcile(&self) -> Result<()> {
         let now = now_ms();
@@ -82,10 +87,12 @@ impl Sandboxes {
                 }
                 // A pause or resume the runtime made but the database missed (a crash between
                 // the two): the runtime is right.
-                ("running", Some(InstanceStatus::Paused)) => {
+                // The listing is a moment old: a pause or resume made since would be undone, so
+                // the instance is asked again first.
+                ("running", Some(InstanceStatus::Paused)) if self.still(&row.id, InstanceStatus::Paused).await? => {
                     self.store.transition(&row.id, &["running"], "paused", None, now).await?;
                 }
-                ("paused", Some(InstanceStatus::Running)) => {
+                ("paused", Some(InstanceStatus::Running)) if self.still(&row.id, InstanceStatus::Running).await? => {
                     self.store.transition(&row.id, &["paused"], "running", None, now).await?;
                 }
                 ("running" | "paused", Some(InstanceStatus::Exited { reason })) => {
