@@ -345,6 +345,23 @@ async fn connect_unix_nofollow(path: &std::path::Path) -> std::io::Result<tokio:
     stream
 }
 
+/// The core's error for an agent call of sandbox `id` that failed.
+pub(crate) fn agent_error(id: &str, e: AgentError) -> crate::Error {
+    use crate::Error;
+    match e {
+        AgentError::Refused { status: 404, message, .. } => Error::NotFound(message),
+        AgentError::Refused { status, message, .. } if (400..500).contains(&status) => Error::Invalid(message),
+        AgentError::Unreachable(m) => {
+            tracing::warn!(sandbox_id = %id, error = %m, "agent unreachable");
+            Error::Unavailable(format!("the agent of sandbox {id} is unreachable"))
+        }
+        other => {
+            tracing::error!(sandbox_id = %id, error = %other, "agent failure");
+            Error::Unavailable(format!("the agent of sandbox {id} failed"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

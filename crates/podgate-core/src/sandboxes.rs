@@ -11,7 +11,7 @@ use podgate_types::api::{CreateSandboxRequest, ExecRequest, ExecResponse, Networ
 use podgate_types::{MemorySize, validate};
 use serde::{Deserialize, Serialize};
 
-use crate::agent_client::{AgentClient, AgentError};
+use crate::agent_client::{AgentClient, agent_error};
 use crate::audit::{Audit, Event};
 use crate::clock::{from_ms, now_ms};
 use crate::config::RecordingPolicy;
@@ -585,20 +585,5 @@ impl Sandboxes {
             idle_timeout_seconds: spec.idle_timeout_seconds.unwrap_or(0),
             last_active_at: r.last_active_at.map(from_ms),
         })
-    }
-}
-
-pub(crate) fn agent_error(id: &str, e: AgentError) -> Error {
-    match e {
-        AgentError::Refused { status: 404, message, .. } => Error::NotFound(message),
-        AgentError::Refused { status, message, .. } if (400..500).contains(&status) => Error::Invalid(message),
-        AgentError::Unreachable(m) => {
-            tracing::warn!(sandbox_id = %id, error = %m, "agent unreachable");
-            Error::Unavailable(format!("the agent of sandbox {id} is unreachable"))
-        }
-        other => {
-            tracing::error!(sandbox_id = %id, error = %other, "agent failure");
-            Error::Unavailable(format!("the agent of sandbox {id} failed"))
-        }
     }
 }

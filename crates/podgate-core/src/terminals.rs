@@ -3,9 +3,9 @@
 
 use podgate_types::terminal::{TerminalInfo, TerminalSpec};
 
+use crate::agent_client::agent_error;
 use crate::agent_client::{AgentClient, path_segment};
 use crate::audit::Event;
-use crate::sandboxes::agent_error;
 use crate::sessions::{AUD_SHARE, AUD_TERMINAL, Claims, Refusal, SESSION_TTL, SHARE_TTL, SessionTokens};
 use crate::{Caller, Error, Result, Sandboxes};
 

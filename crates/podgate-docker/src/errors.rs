@@ -1,4 +1,7 @@
-//! Turning bollard errors into the engine's own words, without the host's details.
+//! Turning bollard errors into the engine's own words, without the host's details, and into
+//! the driver's errors.
+
+use podgate_runtime::{Error, Result};
 
 /// Whether the engine answered 404.
 pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
@@ -56,6 +59,36 @@ fn redact_word(word: &str) -> String {
         return format!("<address>{tail}");
     }
     word.to_string()
+}
+
+/// A pause or unpause refused because the container is in that state already ("is already
+/// paused", "is not paused") is done; a missing container is `NotFound`.
+pub(crate) fn already(e: bollard::errors::Error, sandbox_id: &str) -> Result<()> {
+    match e {
+        // The engine answers 409 or 500, depending on its version.
+        bollard::errors::Error::DockerResponseServerError { ref message, .. }
+            if message.contains("already paused") || message.contains("not paused") =>
+        {
+            Ok(())
+        }
+        e if is_not_found(&e) => Err(Error::NotFound(sandbox_id.to_string())),
+        e => Err(Error::Unavailable(engine_error(&e))),
+    }
+}
+
+pub(crate) fn map_create_error(e: bollard::errors::Error, image: &str) -> Error {
+    match &e {
+        bollard::errors::Error::DockerResponseServerError { status_code: 400, message } => {
+            Error::InvalidSpec(format!("image {image:?}: {message}"))
+        }
+        bollard::errors::Error::DockerResponseServerError { status_code: 404, message } => {
+            Error::ImageUnavailable { image: image.to_string(), reason: message.clone() }
+        }
+        bollard::errors::Error::DockerResponseServerError { status_code: 409, message } => {
+            Error::InvalidSpec(format!("container already exists: {message}"))
+        }
+        _ => Error::Unavailable(engine_error(&e)),
+    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@ use futures_util::StreamExt as _;
 use podgate_runtime::{Error, Result};
 use podgate_types::image_ref::{ImageRef, registry_allowed};
 
+use crate::errors::map_create_error;
 use crate::errors::{engine_error, is_not_found};
-use crate::{DockerDriver, LABEL_INSTANCE, map_create_error};
+use crate::{DockerDriver, LABEL_INSTANCE};
 
 impl DockerDriver {
     /// Creates a container named `name` from the image `image` names, pulling it first when the

@@ -29,7 +29,7 @@ use podgate_runtime::{
     AgentEndpoint, Driver, Error, Instance, InstanceStatus, PlacementSpec, Result, SidecarPlacement,
 };
 
-use errors::{engine_error, is_not_found};
+use errors::{already, engine_error, is_not_found};
 
 /// Label on every container podgate creates, holding the sandbox id.
 pub const LABEL_SANDBOX: &str = "io.podgate.sandbox";
@@ -346,36 +346,6 @@ impl DockerDriver {
     fn instance_of(&self, labels: Option<&HashMap<String, String>>) -> Option<String> {
         let labels = labels.filter(|l| !l.contains_key(LABEL_SIDECAR))?;
         (labels.get(LABEL_INSTANCE) == Some(&self.cfg.instance)).then(|| labels.get(LABEL_SANDBOX).cloned()).flatten()
-    }
-}
-
-/// A pause or unpause refused because the container is in that state already ("is already
-/// paused", "is not paused") is done; a missing container is `NotFound`.
-fn already(e: bollard::errors::Error, sandbox_id: &str) -> Result<()> {
-    match e {
-        // The engine answers 409 or 500, depending on its version.
-        bollard::errors::Error::DockerResponseServerError { ref message, .. }
-            if message.contains("already paused") || message.contains("not paused") =>
-        {
-            Ok(())
-        }
-        e if is_not_found(&e) => Err(Error::NotFound(sandbox_id.to_string())),
-        e => Err(Error::Unavailable(engine_error(&e))),
-    }
-}
-
-fn map_create_error(e: bollard::errors::Error, image: &str) -> Error {
-    match &e {
-        bollard::errors::Error::DockerResponseServerError { status_code: 400, message } => {
-            Error::InvalidSpec(format!("image {image:?}: {message}"))
-        }
-        bollard::errors::Error::DockerResponseServerError { status_code: 404, message } => {
-            Error::ImageUnavailable { image: image.to_string(), reason: message.clone() }
-        }
-        bollard::errors::Error::DockerResponseServerError { status_code: 409, message } => {
-            Error::InvalidSpec(format!("container already exists: {message}"))
-        }
-        _ => Error::Unavailable(engine_error(&e)),
     }
 }
 
