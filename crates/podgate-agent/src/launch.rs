@@ -78,7 +78,7 @@ fn usable_shell(preferred: Option<String>) -> String {
 
 /// The agent user's login shell.
 pub fn default_shell() -> String {
-    let uid = nix::unistd::getuid().as_raw();
+    let uid = crate::privileges::sandbox_user().0;
     usable_shell(std::fs::read_to_string("/etc/passwd").ok().and_then(|p| login_shell(&p, uid)))
 }
 
@@ -111,9 +111,9 @@ pub fn prepare(dirs: &Dirs, req: &Request<'_>) -> Result<Prepared, String> {
         Some(u) => {
             let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
             let acc = account(&passwd, u)?;
-            let me = nix::unistd::getuid().as_raw();
+            let me = crate::privileges::sandbox_user().0;
             if me != 0 && acc.uid != me {
-                return Err(format!("the agent runs as uid {me} and cannot run processes as {u:?}"));
+                return Err(format!("the sandbox user is uid {me}: the agent cannot run processes as {u:?}"));
             }
             Some(acc)
         }
@@ -133,7 +133,7 @@ pub fn prepare(dirs: &Dirs, req: &Request<'_>) -> Result<Prepared, String> {
     };
     // Another user may not be able to enter the sandbox workdir: by default it starts at home.
     let default_cwd = match &account {
-        Some(a) if a.uid != nix::unistd::getuid().as_raw() => {
+        Some(a) if a.uid != crate::privileges::sandbox_user().0 => {
             a.home.clone().filter(|h| h.is_dir()).unwrap_or_else(|| PathBuf::from("/"))
         }
         _ => dirs.workdir.clone(),

@@ -14,7 +14,7 @@ impl Dirs {
     /// workdir is the agent's working directory at start (the image's `WORKDIR`).
     pub fn from_env() -> Self {
         let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).unwrap_or_else(|| {
-            if nix::unistd::getuid().is_root() { PathBuf::from("/root") } else { PathBuf::from("/") }
+            if crate::privileges::sandbox_user().0 == 0 { PathBuf::from("/root") } else { PathBuf::from("/") }
         });
         let workdir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         Dirs { home, workdir }

@@ -1,25 +1,53 @@
-//! Dropping to the sandbox user at start: the agent starts as root with a few capabilities,
-//! prepares `/workspace`, empties the capability bounding set and becomes the sandbox user for
-//! good, before any other thread or process exists. Nothing in a non-root sandbox (the agent
-//! included) can regain a capability afterwards: no-new-privileges is set as well.
+//! Who the agent is: it starts as root with a few capabilities, prepares `/workspace`, empties
+//! the capability bounding set and, before any other thread or process exists, becomes
+//! [`AGENT_UID`] for good, a uid no sandbox user has. It keeps only the capabilities to start
+//! the user's processes as the user, to act on files as the user (its filesystem uid is the
+//! user's) and to signal the user's processes: the sandbox user can neither signal, trace nor
+//! impersonate the agent. No-new-privileges is set as well, and nothing the agent starts holds
+//! a capability. Where the agent is started as the sandbox user (a Kubernetes pod in a
+//! `restricted` namespace) it stays that user.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
+use caps::Capability;
 use nix::unistd::{Gid, Uid};
 
 /// The folder every sandbox user can write; the code bootstrap extracts into it.
 pub const WORKSPACE: &str = "/workspace";
+
+pub use podgate_types::agent::AGENT_UID;
+
+/// What the agent keeps as [`AGENT_UID`]: become the user in its children (SETUID, SETGID),
+/// act on files as the user (setfsuid needs SETUID), signal the user's processes (KILL).
+const KEPT: [Capability; 3] = [Capability::CAP_SETUID, Capability::CAP_SETGID, Capability::CAP_KILL];
+
+/// The sandbox user, set once by [`become_user`] when the agent runs under its own uid.
+static SEPARATE: OnceLock<(u32, u32)> = OnceLock::new();
+
+/// The sandbox user's `(uid, gid)`: the one the agent acts for, whether or not it shares it.
+pub fn sandbox_user() -> (u32, u32) {
+    SEPARATE.get().copied().unwrap_or_else(|| (Uid::current().as_raw(), Gid::current().as_raw()))
+}
+
+/// The identity every process the agent starts must take: `Some` when the agent runs under
+/// its own uid ([`crate::reaper::Reaper::spawn`] applies it), `None` when it shares the user's.
+pub fn spawn_as() -> Option<(u32, u32)> {
+    SEPARATE.get().copied()
+}
 
 /// Parses `--user`: `UID:GID`, or `UID` for both.
 pub fn parse_user(s: &str) -> Result<(u32, u32), String> {
     podgate_types::validate::uid_gid(s).map_err(|e| format!("--user: {e}"))
 }
 
-/// Becomes `uid:gid` if the agent is root and that is another user; sets `HOME`, `USER` and
-/// `LOGNAME` from the sandbox's /etc/passwd (home `/workspace` when the uid has no entry), and
-/// leaves a working directory the user cannot enter for its home.
+/// Acts for `uid:gid`: if the agent is root and that is another user, it becomes [`AGENT_UID`]
+/// with the user as its filesystem identity (see the module). Sets `HOME`, `USER` and `LOGNAME`
+/// from the sandbox's /etc/passwd (home `/workspace` when the uid has no entry), and leaves a
+/// working directory the user cannot enter for its home.
 ///
-/// Must run before the agent starts any thread: it changes the process environment.
+/// Must run before the agent starts any thread: credentials are per thread (new threads copy
+/// them), and it changes the process environment.
 pub fn become_user(uid: u32, gid: u32) -> Result<(), String> {
     // Also outside a container: nothing the agent starts may gain privileges through exec.
     nix::sys::prctl::set_no_new_privs().map_err(|e| format!("setting no-new-privileges: {e}"))?;
@@ -30,20 +58,15 @@ pub fn become_user(uid: u32, gid: u32) -> Result<(), String> {
     if !me.is_root() {
         return Err(format!("the agent runs as uid {me} and cannot become uid {uid}"));
     }
+    if uid == AGENT_UID || gid == AGENT_UID {
+        return Err(format!("uid and gid {AGENT_UID} are the agent's own and cannot be the sandbox user's"));
+    }
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let account = crate::launch::account(&passwd, &uid.to_string())?;
     let home = account.home.clone().filter(|h| h.is_dir()).unwrap_or_else(|| PathBuf::from(WORKSPACE));
     prepare_workspace(Path::new(WORKSPACE), uid, gid)?;
-    caps::clear(None, caps::CapSet::Bounding).map_err(|e| format!("emptying the capability bounding set: {e}"))?;
-    nix::unistd::setgroups(&[Gid::from_raw(gid)]).map_err(|e| format!("setgroups: {e}"))?;
-    nix::unistd::setgid(Gid::from_raw(gid)).map_err(|e| format!("setgid {gid}: {e}"))?;
-    nix::unistd::setuid(Uid::from_raw(uid)).map_err(|e| format!("setuid {uid}: {e}"))?;
-    if Uid::effective().is_root() || nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
-        return Err("still root after dropping privileges".into());
-    }
-    // The sandbox user shares the agent's uid: it may not trace the agent or read its memory,
-    // environment or descriptors (the kernel resets this on setuid only if the host says so).
-    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("making the agent non-dumpable: {e}"))?;
+    become_agent(uid, gid)?;
+    SEPARATE.set((uid, gid)).map_err(|_| "the sandbox user is already set".to_string())?;
     // SAFETY: called from `main` before the runtime or any other thread starts.
     unsafe {
         std::env::set_var("HOME", &home);
@@ -52,10 +75,52 @@ pub fn become_user(uid: u32, gid: u32) -> Result<(), String> {
             std::env::set_var("LOGNAME", n);
         }
     }
-    if nix::unistd::access(".", nix::unistd::AccessFlags::X_OK).is_err() {
+    // Checked with the filesystem identity (the user's), not the real uid (the agent's).
+    let enter = nix::unistd::faccessat(
+        nix::fcntl::AT_FDCWD,
+        ".",
+        nix::unistd::AccessFlags::X_OK,
+        nix::fcntl::AtFlags::AT_EACCESS,
+    );
+    if enter.is_err() {
         std::env::set_current_dir(&home).map_err(|e| format!("entering {}: {e}", home.display()))?;
     }
     Ok(())
+}
+
+/// Root to [`AGENT_UID`] keeping [`KEPT`], with `uid:gid` as the filesystem identity and the
+/// user's group as the only supplementary one; then checks the result.
+fn become_agent(uid: u32, gid: u32) -> Result<(), String> {
+    use caps::CapSet;
+    let agent = (Uid::from_raw(AGENT_UID), Gid::from_raw(AGENT_UID));
+    caps::clear(None, CapSet::Bounding).map_err(|e| format!("emptying the capability bounding set: {e}"))?;
+    nix::unistd::setgroups(&[Gid::from_raw(gid)]).map_err(|e| format!("setgroups: {e}"))?;
+    nix::sys::prctl::set_keepcaps(true).map_err(|e| format!("keeping capabilities: {e}"))?;
+    nix::unistd::setresgid(agent.1, agent.1, agent.1).map_err(|e| format!("setresgid {AGENT_UID}: {e}"))?;
+    nix::unistd::setresuid(agent.0, agent.0, agent.0).map_err(|e| format!("setresuid {AGENT_UID}: {e}"))?;
+    let kept: caps::CapsHashSet = KEPT.into_iter().collect();
+    for set in [CapSet::Permitted, CapSet::Effective] {
+        caps::set(None, set, &kept).map_err(|e| format!("keeping {kept:?} in {set:?}: {e}"))?;
+    }
+    caps::clear(None, CapSet::Inheritable).map_err(|e| format!("emptying the inheritable set: {e}"))?;
+    nix::sys::prctl::set_keepcaps(false).map_err(|e| format!("resetting keep-capabilities: {e}"))?;
+    nix::unistd::setfsgid(Gid::from_raw(gid));
+    nix::unistd::setfsuid(Uid::from_raw(uid));
+    // setfs*id return the previous value and report no error: asking again reads the current one.
+    let fs = (nix::unistd::setfsuid(Uid::from_raw(uid)).as_raw(), nix::unistd::setfsgid(Gid::from_raw(gid)).as_raw());
+    if fs != (uid, gid) {
+        return Err(format!("the filesystem identity is {fs:?}, not {uid}:{gid}"));
+    }
+    if Uid::effective().is_root() || Uid::current().as_raw() != AGENT_UID {
+        return Err("still root after dropping privileges".into());
+    }
+    let permitted = caps::read(None, CapSet::Permitted).map_err(|e| format!("reading capabilities: {e}"))?;
+    if permitted != kept {
+        return Err(format!("the agent holds {permitted:?}, not only {kept:?}"));
+    }
+    // Also reset by the kernel on the uid change, but only if the host's suid_dumpable says so:
+    // nobody in the sandbox may trace the agent or read its memory, environment or descriptors.
+    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("making the agent non-dumpable: {e}"))
 }
 
 /// Creates `dir` for the user when it is missing, and gives the user an empty root-owned one

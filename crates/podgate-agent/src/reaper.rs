@@ -41,6 +41,11 @@ impl Reaper {
     /// Spawns `cmd` and registers it before any SIGCHLD for it can be handled.
     pub fn spawn(&self, cmd: &mut Command) -> io::Result<(Child, oneshot::Receiver<Exit>)> {
         let (tx, rx) = oneshot::channel();
+        if let Some((uid, gid)) = crate::privileges::spawn_as() {
+            // The agent's own uid never reaches a process of the sandbox.
+            use std::os::unix::process::CommandExt as _;
+            cmd.uid(uid).gid(gid);
+        }
         let mut tracked = self.lock();
         let child = cmd.spawn()?;
         let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;

@@ -92,7 +92,12 @@ pub fn parse_user(s: &str) -> Result<(u32, u32)> {
     if s == "root" {
         return Ok((0, 0));
     }
-    validate::uid_gid(s).map_err(|e| Error::Invalid(format!("{e}, or root")))
+    let (uid, gid) = validate::uid_gid(s).map_err(|e| Error::Invalid(format!("{e}, or root")))?;
+    let agent = podgate_types::agent::AGENT_UID;
+    if uid == agent || gid == agent {
+        return Err(Error::Invalid(format!("invalid user {s:?}: uid and gid {agent} are the agent's own")));
+    }
+    Ok((uid, gid))
 }
 
 /// The sandbox service. Cheap to clone.

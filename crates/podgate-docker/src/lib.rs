@@ -95,9 +95,11 @@ impl Default for DockerConfig {
 /// users and bind low ports; no raw sockets, mknod, chroot, audit or admin rights.
 pub const ROOT_CAPABILITIES: &[&str] =
     &["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETUID", "SETGID", "NET_BIND_SERVICE"];
-/// Capabilities the agent of a non-root sandbox needs for its start (create `/workspace`,
-/// empty the bounding set, switch to the sandbox user); it holds none afterwards.
-pub const DROP_CAPABILITIES: &[&str] = &["CHOWN", "SETUID", "SETGID", "SETPCAP"];
+/// Capabilities the agent of a non-root sandbox needs: for its start (create `/workspace`, empty
+/// the bounding set, switch to its own uid) and, kept under that uid, to start the user's
+/// processes as the user and to signal them (SETUID, SETGID, KILL). The sandbox user's processes
+/// hold none: the bounding set is empty and no-new-privileges is set.
+pub const DROP_CAPABILITIES: &[&str] = &["CHOWN", "SETUID", "SETGID", "SETPCAP", "KILL"];
 
 /// The Docker driver.
 pub struct DockerDriver {
@@ -306,7 +308,7 @@ impl DockerDriver {
             hostname: Some(spec.sandbox_id.clone()),
             stop_timeout: Some(10),
             // The image's USER and HEALTHCHECK never apply: the agent starts as root and drops
-            // to the sandbox user itself, and nothing else runs in the sandbox with privileges.
+            // to its own uid itself, and nothing else runs in the sandbox with privileges.
             user: Some("0:0".into()),
             healthcheck: Some(HealthConfig { test: Some(vec!["NONE".into()]), ..Default::default() }),
             host_config: Some(HostConfig {

@@ -5,6 +5,10 @@ use serde::{Deserialize, Serialize};
 /// Header that carries the per-sandbox secret on every agent request.
 pub const SECRET_HEADER: &str = "x-podgate-agent-secret";
 
+/// The uid and gid the agent of a non-root sandbox runs under when it starts as root (on
+/// Docker): outside the range images give their users, and refused as a sandbox user.
+pub const AGENT_UID: u32 = 999_999;
+
 /// Body of the agent's `GET /v1/health`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AgentHealth {

@@ -108,11 +108,18 @@ async fn sandboxes_are_unprivileged_and_walled_off() {
     // Who runs, with what rights.
     let (_, id, _) = sh(&c, &sb.id, "id -u; id -g").await;
     assert_eq!(id, "1000\n1000\n");
-    for pid in ["self", "1"] {
+    // The agent (PID 1) has a uid of its own, acts on files as the user, and keeps SETUID,
+    // SETGID and KILL (0xe0) to start and signal the user's processes, which hold nothing.
+    let agent = podgate_types::agent::AGENT_UID;
+    for (pid, uid, kept) in [
+        ("self", "1000\t1000\t1000\t1000".to_string(), "0000000000000000"),
+        ("1", format!("{agent}\t{agent}\t{agent}\t1000"), "00000000000000e0"),
+    ] {
         let (_, status, _) = sh(&c, &sb.id, &format!("cat /proc/{pid}/status")).await;
-        assert_eq!(status_field(&status, "Uid"), "1000\t1000\t1000\t1000", "/proc/{pid}");
+        assert_eq!(status_field(&status, "Uid"), uid, "/proc/{pid}");
         for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-            assert_eq!(status_field(&status, cap), "0000000000000000", "{cap} of /proc/{pid}");
+            let want = if ["CapPrm", "CapEff"].contains(&cap) { kept } else { "0000000000000000" };
+            assert_eq!(status_field(&status, cap), want, "{cap} of /proc/{pid}");
         }
         assert_eq!(status_field(&status, "NoNewPrivs"), "1", "/proc/{pid}");
         assert_eq!(status_field(&status, "Seccomp"), "2", "the engine's seccomp filter on /proc/{pid}");

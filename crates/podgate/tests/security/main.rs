@@ -25,6 +25,7 @@
 //! | 12 | failed logins grow the audit trail | `server::failed_logins_are_summarised` |
 //! | 13 | an unbounded `/tmp` OOM-kills the agent | `sandbox::tmp_is_bounded` |
 //! | 14 | the sandbox user stops the sandbox | `sandbox::pid1_ignores_signals_from_inside` |
+//! | 14 | the sandbox user signals, traces or impersonates the agent (same uid) | `sandbox::the_agent_is_out_of_the_users_reach` |
 //! | 15 | share links cannot be revoked, outlive their token | `shares::share_links_can_be_revoked` |
 //! | 16 | DNS reveals other sandboxes' ids | `tenants::dns_does_not_reveal_other_sandboxes` |
 //! | 18 | `/proc` and `/sys` files break the file API | `sandbox::kernel_files_download` |

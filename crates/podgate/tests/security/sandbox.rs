@@ -1,6 +1,6 @@
 //! A hostile sandbox against the host and the server: exec output (finding 8), limits (9),
-//! concurrent use of a paused sandbox (10), `/tmp` (13), signals to PID 1 (14), kernel files
-//! through the file API (18), and run directories (21).
+//! concurrent use of a paused sandbox (10), `/tmp` (13), signals to PID 1 and the agent's own uid
+//! (14), kernel files through the file API (18), and run directories (21).
 
 use std::time::Duration;
 
@@ -114,20 +114,72 @@ async fn pid1_ignores_signals_from_inside() {
     let srv = Server::start();
     let admin = srv.client();
     let sb = admin.create(&busybox("victim")).await.unwrap();
-    for sig in ["TERM", "INT"] {
+    for sig in ["TERM", "INT", "KILL"] {
         let (code, out) = sh(&admin, &sb.id, &format!("kill -{sig} 1; echo sent")).await;
-        assert_eq!((code, out.as_str()), (0, "sent\n"), "{sig}");
+        assert!(code == 0 && out.starts_with("sent\n"), "{sig}: {out}");
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(admin.get(&sb.id).await.unwrap().state, SandboxState::Running);
     assert_eq!(sh(&admin, &sb.id, "echo alive").await, (0, "alive\n".into()));
-    // Same uid, but the agent's memory, environment and descriptors stay closed.
+    // The agent's memory, environment and descriptors stay closed.
     for probe in ["cat /proc/1/environ", "ls /proc/1/fd", "head -c 1 /proc/1/mem"] {
         let (code, out) = sh(&admin, &sb.id, probe).await;
         assert_ne!(code, 0, "{probe}: {out}");
     }
     // The runtime still stops it: deletion is the engine's SIGTERM from outside.
     admin.delete(&sb.id).await.unwrap();
+}
+
+/// `/proc/<pid>/status` lines of a process in the sandbox, as seen by the sandbox user.
+async fn status(admin: &podgate_client::Client, id: &str, pid: &str) -> String {
+    let (code, out) = sh(admin, id, &format!("grep -E '^(Uid|Gid|CapPrm|CapEff|CapBnd):' /proc/{pid}/status")).await;
+    assert_eq!(code, 0, "{out}");
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_is_out_of_the_users_reach() {
+    let srv = Server::start();
+    let admin = srv.client();
+    let sb = admin.create(&busybox("apart")).await.unwrap();
+    // The agent runs under a uid of its own with its filesystem identity the user's, and keeps
+    // only SETGID, SETUID and KILL (0xe0); the user's processes hold no capability at all.
+    let agent = podgate_types::agent::AGENT_UID;
+    assert_eq!(
+        status(&admin, &sb.id, "1").await,
+        format!(
+            "Uid: {agent} {agent} {agent} 1000 Gid: {agent} {agent} {agent} 1000 \
+             CapPrm: 00000000000000e0 CapEff: 00000000000000e0 CapBnd: 0000000000000000"
+        )
+    );
+    assert_eq!(
+        status(&admin, &sb.id, "self").await,
+        "Uid: 1000 1000 1000 1000 Gid: 1000 1000 1000 1000 \
+         CapPrm: 0000000000000000 CapEff: 0000000000000000 CapBnd: 0000000000000000"
+    );
+    // The user cannot signal it (kill -0 only asks for the right), trace it, or reach its socket.
+    let (code, out) = sh(&admin, &sb.id, "kill -0 1").await;
+    assert!(code != 0 && out.contains("not permitted"), "{code}: {out}");
+    for probe in ["ls /.podgate/run", "cat /proc/1/environ", "ls /proc/1/fd"] {
+        let (code, out) = sh(&admin, &sb.id, probe).await;
+        assert!(code != 0 && out.contains("denied"), "{probe}: {code}: {out}");
+    }
+    // Everything the agent makes for the user is the user's: files, folders, processes, terminals.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), "x").unwrap();
+    admin.upload(&sb.id, "/workspace/up/f", &dir.path().join("f"), None, None).await.unwrap();
+    let (code, out) = sh(&admin, &sb.id, "stat -c %u:%g /workspace/up /workspace/up/f; id -u").await;
+    assert_eq!((code, out.as_str()), (0, "1000:1000\n1000:1000\n1000\n"));
+    // It still signals the user's processes: a timed-out exec is killed.
+    let req =
+        ExecRequest { argv: vec!["sleep 30".into()], shell: true, timeout_seconds: Some(1), ..Default::default() };
+    let started = std::time::Instant::now();
+    let out = admin.exec(&sb.id, &req).await.unwrap();
+    assert!(out.exit_code != 0 && started.elapsed() < Duration::from_secs(20), "{out:?}");
+    // Nobody's sandbox runs as the agent's uid.
+    let req = CreateSandboxRequest { user: Some(format!("1000:{agent}")), ..busybox("agentuid") };
+    let err = admin.create(&req).await.unwrap_err();
+    assert_eq!(err.status(), Some(422), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
