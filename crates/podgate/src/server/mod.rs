@@ -1,7 +1,6 @@
 //! `podgate server`: configuration (flags > `PODGATE_*` env > TOML file > defaults), start-up
 //! (store, instance id, driver, admin bootstrap, crash recovery), the reconciler and the HTTP listener.
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +12,7 @@ use podgate_docker::{DockerConfig, DockerDriver};
 use podgate_store::Store;
 
 mod args;
+mod data_dir;
 mod settings;
 
 pub use args::{LogFormat, ServerArgs};
@@ -65,8 +65,7 @@ fn init_logging(
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let s = resolve(args)?;
     let traces = init_logging(s.log_format, s.otlp_endpoint.as_deref())?;
-    std::fs::create_dir_all(&s.data_dir).with_context(|| format!("creating {}", s.data_dir.display()))?;
-    std::fs::set_permissions(&s.data_dir, std::fs::Permissions::from_mode(0o700))?;
+    data_dir::prepare(&s.data_dir)?;
     let data_dir = s.data_dir.canonicalize()?;
 
     let database_url =
