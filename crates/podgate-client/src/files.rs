@@ -143,7 +143,7 @@ impl Client {
             .query(&[("path", path)])
             .send()
             .await
-            .map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;
+            .map_err(|e| self.unreachable(&e))?;
         let bytes = Self::checked(resp).await?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Transport(e.to_string()))
     }
@@ -157,7 +157,7 @@ impl Client {
             .query(&[("path", path.to_string()), ("depth", depth.to_string())])
             .send()
             .await
-            .map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;
+            .map_err(|e| self.unreachable(&e))?;
         let bytes = Self::checked(resp).await?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Transport(e.to_string()))
     }
@@ -171,7 +171,7 @@ impl Client {
             .query(&[("path", path.to_string()), ("recursive", recursive.to_string())])
             .send()
             .await
-            .map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;
+            .map_err(|e| self.unreachable(&e))?;
         Self::checked(resp).await.map(|_| ())
     }
 

@@ -8,14 +8,15 @@ use podgate_types::process::{ClientMessage, ProcessInfo, ProcessSpec, SignalRequ
 use podgate_types::terminal::{
     OpenTerminalRequest, RecordingList, SUBPROTOCOL, TOKEN_PROTOCOL_PREFIX, TerminalInfo, TerminalSession,
 };
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 mod files;
+mod tls;
+mod ws;
 
 pub use tokio_tungstenite::tungstenite::Message;
 
-/// A terminal WebSocket.
-pub type TerminalSocket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+/// A terminal WebSocket (over TLS for an `https://` server).
+pub type TerminalSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -53,16 +54,43 @@ pub struct Client {
     base: String,
     token: String,
     http: reqwest::Client,
+    /// The TLS configuration of an `https://` server, for its WebSockets too.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Client {
-    /// `base` is the server URL, e.g. `http://127.0.0.1:7070`.
+    /// `base` is the server URL: `http://HOST[:PORT]` or `https://HOST[:PORT]`, with an optional
+    /// path prefix (a server behind a proxy); without a port, the scheme's own (80, 443).
     pub fn new(base: &str, token: &str) -> Result<Client> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("podgate-client/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Transport(e.to_string()))?;
-        Ok(Client { base: base.trim_end_matches('/').to_string(), token: token.to_string(), http })
+        Client::with_ca(base, token, None)
+    }
+
+    /// As [`Client::new`], also trusting the PEM certificates in `ca` for an `https://` server.
+    pub fn with_ca(base: &str, token: &str, ca: Option<&std::path::Path>) -> Result<Client> {
+        let base = base.trim_end_matches('/').to_string();
+        let url = ws::server_url(&base)?;
+        let mut builder = reqwest::Client::builder().user_agent(concat!("podgate-client/", env!("CARGO_PKG_VERSION")));
+        let tls = match url.scheme() {
+            "https" => Some(tls::client_config(ca)?),
+            _ => None,
+        };
+        if let Some(config) = &tls {
+            builder = builder.use_preconfigured_tls((**config).clone());
+        }
+        let http = builder.build().map_err(|e| Error::Transport(e.to_string()))?;
+        Ok(Client { base, token: token.to_string(), http, tls })
+    }
+
+    /// A request that got no answer, with its causes (a refused certificate, a refused
+    /// connection), which the request error alone does not print.
+    fn unreachable(&self, e: &reqwest::Error) -> Error {
+        let mut message = format!("cannot reach podgate at {}: {e}", self.base);
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            message.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        Error::Transport(message)
     }
 
     /// The server URL.
@@ -336,48 +364,6 @@ impl Client {
         self.websocket(&session.url, &protocols, false).await
     }
 
-    /// Opens a WebSocket to `path_and_query` on the server offering `protocols` (none if empty); with `bearer`
-    /// the client's token goes in the `Authorization` header.
-    pub async fn websocket(&self, path_and_query: &str, protocols: &str, bearer: bool) -> Result<TerminalSocket> {
-        let (scheme, rest) = match self.base.split_once("://") {
-            Some(("http", rest)) => ("ws", rest),
-            Some((other, _)) => {
-                return Err(Error::Transport(format!("unsupported URL scheme {other:?} for WebSockets")));
-            }
-            None => return Err(Error::Transport(format!("invalid server URL {:?}", self.base))),
-        };
-        let authority = rest.split('/').next().unwrap_or(rest);
-        let mut req = format!("{scheme}://{authority}{path_and_query}")
-            .into_client_request()
-            .map_err(|e| Error::Transport(e.to_string()))?;
-        let invalid = |_| Error::Transport("token is not a valid header value".into());
-        if !protocols.is_empty() {
-            req.headers_mut().insert("sec-websocket-protocol", protocols.parse().map_err(invalid)?);
-        }
-        if bearer {
-            req.headers_mut().insert("authorization", format!("Bearer {}", self.token).parse().map_err(invalid)?);
-        }
-        let tcp = tokio::net::TcpStream::connect(authority)
-            .await
-            .map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;
-        match tokio_tungstenite::client_async(req, tcp).await {
-            Ok((ws, _)) => Ok(ws),
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-                let status = resp.status().as_u16();
-                let parsed = resp.body().as_deref().and_then(|b| serde_json::from_slice::<ErrorBody>(b).ok());
-                Err(match parsed {
-                    Some(b) => Error::Api { status, code: b.error.code, message: b.error.message },
-                    None => Error::Api {
-                        status,
-                        code: "websocket_refused".into(),
-                        message: format!("WebSocket connection refused (HTTP {status})"),
-                    },
-                })
-            }
-            Err(e) => Err(Error::Transport(format!("WebSocket connection failed: {e}"))),
-        }
-    }
-
     /// Starts a process and streams it (see [`podgate_types::process`] for the frames): the
     /// `start` message is sent before this returns.
     pub async fn start_process(&self, id: &str, spec: &ProcessSpec) -> Result<TerminalSocket> {
@@ -436,7 +422,7 @@ impl Client {
             .bearer_auth(&self.token)
             .send()
             .await
-            .map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;
+            .map_err(|e| self.unreachable(&e))?;
         if resp.status().is_success() {
             Ok(resp)
         } else {
@@ -508,7 +494,7 @@ impl Client {
             req = req.json(b);
         }
         let resp =
-            req.send().await.map_err(|e| Error::Transport(format!("cannot reach podgate at {}: {e}", self.base)))?;
+            req.send().await.map_err(|e| self.unreachable(&e))?;
         Self::checked(resp).await
     }
 }

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub struct Saved {
     pub url: Option<String>,
     pub token: Option<String>,
+    /// A CA file (PEM) trusted for an `https://` server besides the usual roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 fn path() -> Option<PathBuf> {
@@ -42,6 +45,9 @@ pub struct LoginArgs {
     /// API token; read from this file instead when it starts with `@` (e.g. @/var/lib/podgate/admin.token).
     #[arg(long, env = "PODGATE_TOKEN", hide_env_values = true)]
     token: String,
+    /// A CA certificate file (PEM) to trust for an https:// server, besides the usual roots.
+    #[arg(long, env = "PODGATE_CA_CERT")]
+    ca_cert: Option<PathBuf>,
 }
 
 /// Checks the token against the server, then saves URL and token.
@@ -50,12 +56,13 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<()> {
         Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?.trim().to_string(),
         None => a.token,
     };
-    let me = podgate_client::Client::new(&a.url, &token)?.me().await?;
+    let ca_cert = a.ca_cert.map(|p| std::path::absolute(&p).unwrap_or(p));
+    let me = podgate_client::Client::with_ca(&a.url, &token, ca_cert.as_deref())?.me().await?;
     let p = path().context("cannot locate a config directory: set HOME or XDG_CONFIG_HOME")?;
     if let Some(dir) = p.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let text = toml::to_string(&Saved { url: Some(a.url.clone()), token: Some(token) })?;
+    let text = toml::to_string(&Saved { url: Some(a.url.clone()), token: Some(token), ca_cert })?;
     crate::files::write_private(&p, &text)?;
     println!("logged in to {} as {} ({}); saved in {}", a.url, me.name, me.role, p.display());
     Ok(())

@@ -97,10 +97,21 @@ pub async fn enter(a: EnterArgs) -> anyhow::Result<i32> {
         }
     });
     let mut session = first;
+    // Connections in a row that failed to open: the first one failing, or a few after a
+    // re-attach, is an error (a wrong URL or a proxy refusing WebSockets), not a dropped line.
+    let (mut connected_once, mut failed) = (false, 0);
     loop {
         let ended = match client.connect_terminal(&session).await {
-            Ok(ws) => pump(ws, &mut stdin_rx, a.read_only).await?,
+            Ok(ws) => {
+                (connected_once, failed) = (true, 0);
+                pump(ws, &mut stdin_rx, a.read_only).await?
+            }
+            Err(e) if !connected_once => bail!("cannot open terminal {terminal_id}: {e}"),
             Err(e) => {
+                failed += 1;
+                if failed >= 5 {
+                    bail!("cannot re-open terminal {terminal_id} after {failed} tries: {e}");
+                }
                 eprint!("\r\n[podgate: {e}]\r\n");
                 Ended::Dropped
             }

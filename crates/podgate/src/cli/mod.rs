@@ -49,6 +49,10 @@ pub struct Conn {
     /// API token [default: from `podgate login`].
     #[arg(long, env = "PODGATE_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
+    /// A CA certificate file (PEM) to trust for an https:// server, besides the usual roots
+    /// [default: from `podgate login`].
+    #[arg(long, env = "PODGATE_CA_CERT", global = true)]
+    ca_cert: Option<std::path::PathBuf>,
 }
 
 impl Conn {
@@ -58,7 +62,8 @@ impl Conn {
         let Some(token) = self.token.clone().or(saved.token) else {
             bail!("no API token: set PODGATE_TOKEN or run `podgate login --url URL --token TOKEN`");
         };
-        Ok(Client::new(&url, &token)?)
+        let ca_cert = self.ca_cert.clone().or(saved.ca_cert);
+        Ok(Client::with_ca(&url, &token, ca_cert.as_deref())?)
     }
 }
 
