@@ -493,8 +493,7 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp =
-            req.send().await.map_err(|e| self.unreachable(&e))?;
+        let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
         Self::checked(resp).await
     }
 }

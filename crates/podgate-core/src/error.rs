@@ -81,6 +81,10 @@ impl From<podgate_runtime::Error> for Error {
                 Error::Unavailable("the container runtime is unavailable".into())
             }
             R::Unsupported { .. } => Error::Conflict(e.to_string()),
+            // The cluster's own reasons reach the caller: they say what to change or wait for.
+            R::Refused(_) => Error::Invalid(e.to_string()),
+            R::QuotaExhausted(_) => Error::QuotaExceeded(e.to_string()),
+            R::NotStarted(m) => Error::Unavailable(m),
         }
     }
 }

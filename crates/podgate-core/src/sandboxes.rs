@@ -94,10 +94,10 @@ pub fn parse_user(s: &str) -> Result<(u32, u32)> {
     }
     let (uid, gid) = validate::uid_gid(s).map_err(|e| Error::Invalid(format!("{e}, or root")))?;
     let agent = podgate_types::agent::AGENT_UID;
-    if uid == agent || gid == agent {
-        return Err(Error::Invalid(format!("invalid user {s:?}: uid and gid {agent} are the agent's own")));
+    match uid == agent || gid == agent {
+        true => Err(Error::Invalid(format!("invalid user {s:?}: uid and gid {agent} are the agent's own"))),
+        false => Ok((uid, gid)),
     }
-    Ok((uid, gid))
 }
 
 /// The sandbox service. Cheap to clone.
@@ -589,6 +589,10 @@ impl Sandboxes {
             volume: spec.volume,
             idle_timeout_seconds: spec.idle_timeout_seconds.unwrap_or(0),
             last_active_at: r.last_active_at.map(from_ms),
+            progress: ["pending", "starting"]
+                .contains(&r.state.as_str())
+                .then(|| self.driver.progress(&r.id))
+                .flatten(),
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod fake;
 mod forward;
 pub mod objects;
 pub mod status;
+pub mod waiting;
 
 use std::collections::BTreeMap;
 
@@ -44,21 +45,15 @@ pub struct KubeDriver {
     claims: Api<PersistentVolumeClaim>,
     events: Api<KubeEvent>,
     forwards: Option<forward::Forwards>,
+    /// What each starting sandbox's pod waits for.
+    waits: waiting::Waits,
 }
 
 fn is_status(e: &kube::Error, code: u16) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == code)
 }
 
-/// The cluster's answer as a driver error: 422 is a bad specification, anything else means the
-/// cluster could not do it.
-fn cluster_error(what: &str, e: kube::Error) -> Error {
-    match e {
-        kube::Error::Api(s) if s.code == 422 => Error::InvalidSpec(format!("{what}: {}", s.message)),
-        kube::Error::Api(s) => Error::Unavailable(format!("{what}: {} ({})", s.message, s.code)),
-        other => Error::Unavailable(format!("{what}: {other}")),
-    }
-}
+use waiting::cluster_error;
 
 impl KubeDriver {
     /// Connects with the in-cluster configuration, or the kubeconfig (`KUBECONFIG`, its current
@@ -97,6 +92,7 @@ impl KubeDriver {
             pods,
             forwards,
             cfg,
+            waits: waiting::Waits::default(),
         };
         driver.ping().await?;
         if driver.forwards.is_some() {
@@ -146,12 +142,18 @@ impl KubeDriver {
     async fn run_pod(&self, sandbox_id: &str, secret: &Secret, remove_all: bool) -> Result<AgentEndpoint> {
         let name = object_name(sandbox_id)?;
         let pod = objects::stored_pod(secret)?;
+        let claim = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.volumes.iter().flatten())
+            .find_map(|v| v.persistent_volume_claim.as_ref().map(|c| c.claim_name.clone()));
         self.set_state(&name, "started").await?;
         let result = match self.pods.create(&PostParams::default(), &pod).await {
-            Ok(_) => self.wait_running(&name).await,
-            Err(e) if is_status(&e, 409) => self.wait_running(&name).await,
+            Ok(_) => self.wait_running(sandbox_id, &name, claim.as_deref()).await,
+            Err(e) if is_status(&e, 409) => self.wait_running(sandbox_id, &name, claim.as_deref()).await,
             Err(e) => Err(cluster_error("creating the pod", e)),
         };
+        self.waits.clear(sandbox_id);
         match result {
             Ok(ip) => self.endpoint(sandbox_id, &name, &ip),
             Err(e) => {
@@ -164,36 +166,72 @@ impl KubeDriver {
         }
     }
 
-    /// Watches the pod until it runs (its IP) or fails with the cluster's reason.
-    async fn wait_running(&self, name: &str) -> Result<String> {
+    /// Watches the pod until it runs (its IP) or fails with the cluster's reason. A pod no node
+    /// fits yet, or whose claim is not bound yet, is waited for up to the startup timeout (a
+    /// provisioner or an autoscaler may be at work), with its events as progress; the events
+    /// that say waiting will not help end it at once.
+    async fn wait_running(&self, sandbox_id: &str, name: &str, claim: Option<&str>) -> Result<String> {
         let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let stream = watcher(self.pods.clone(), cfg).default_backoff();
-        let watch = async {
-            futures_util::pin_mut!(stream);
-            while let Some(event) = stream.next().await {
-                match event {
-                    Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => match status::progress(&p) {
+        futures_util::pin_mut!(stream);
+        let deadline = tokio::time::sleep(self.cfg.startup_timeout);
+        tokio::pin!(deadline);
+        let mut events = tokio::time::interval(std::time::Duration::from_secs(2));
+        let mut last: Option<String> = None;
+        loop {
+            tokio::select! {
+                event = stream.next() => match event {
+                    Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => match status::progress(&p) {
                         Progress::Running { ip } => return Ok(ip),
                         Progress::Failed(e) => return Err(e),
-                        Progress::Waiting => {}
+                        Progress::Waiting(Some(why)) => {
+                            self.waits.note(sandbox_id, &why);
+                            last = Some(why);
+                        }
+                        Progress::Waiting(None) => {}
                     },
-                    Ok(watcher::Event::Delete(_)) => {
+                    Some(Ok(watcher::Event::Delete(_))) => {
                         return Err(Error::Unavailable("the pod was deleted while it started".into()));
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::debug!(pod = name, error = %e, "watching the pod; retrying"),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => tracing::debug!(pod = name, error = %e, "watching the pod; retrying"),
+                    None => return Err(Error::Unavailable("the watch of the pod ended".into())),
+                },
+                _ = events.tick() => match self.judge_events(name, claim).await {
+                    waiting::Verdict::Permanent(why) => return Err(Error::NotStarted(why)),
+                    waiting::Verdict::Progress(word) => {
+                        self.waits.note(sandbox_id, &word);
+                        if last.as_deref().is_none_or(|l| !l.starts_with("no node fits yet")) {
+                            last = Some(word);
+                        }
+                    }
+                    waiting::Verdict::Silent => {}
+                },
+                _ = &mut deadline => {
+                    let why = match last {
+                        Some(w) => w,
+                        None => self.last_event(name).await,
+                    };
+                    return Err(Error::NotStarted(format!(
+                        "the pod did not run within {:?}: {why}",
+                        self.cfg.startup_timeout
+                    )));
                 }
             }
-            Err(Error::Unavailable("the watch of the pod ended".into()))
-        };
-        match tokio::time::timeout(self.cfg.startup_timeout, watch).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Unavailable(format!(
-                "the pod did not run within {:?}: {}",
-                self.cfg.startup_timeout,
-                self.last_event(name).await
-            ))),
         }
+    }
+
+    /// What the events of the pod and its claim say (nothing when they cannot be read).
+    async fn judge_events(&self, name: &str, claim: Option<&str>) -> waiting::Verdict {
+        let mut all = Vec::new();
+        for object in std::iter::once(name).chain(claim) {
+            let lp = ListParams::default().fields(&format!("involvedObject.name={object}"));
+            match self.events.list(&lp).await {
+                Ok(list) => all.extend(list.items),
+                Err(e) => tracing::debug!(object, error = %e, "reading events"),
+            }
+        }
+        waiting::judge(&all, name, claim)
     }
 
     /// The latest event the cluster recorded for an object (why a pod is stuck).
@@ -265,6 +303,10 @@ impl KubeDriver {
 impl Driver for KubeDriver {
     fn name(&self) -> &'static str {
         DRIVER
+    }
+
+    fn progress(&self, sandbox_id: &str) -> Option<String> {
+        self.waits.get(sandbox_id)
     }
 
     async fn ping(&self) -> Result<()> {

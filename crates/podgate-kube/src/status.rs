@@ -9,8 +9,9 @@ use crate::objects::MAIN_CONTAINER;
 /// Where a starting pod is.
 #[derive(Debug)]
 pub enum Progress {
-    /// Not there yet (scheduling, pulling, initialising).
-    Waiting,
+    /// Not there yet (scheduling, pulling, initialising), with what it waits for when the
+    /// pod says: no node fits yet is waited out (a node or a claim may come), not a failure.
+    Waiting(Option<String>),
     /// The sandbox's container runs; its agent listens at this pod IP.
     Running { ip: String },
     /// It will never run; the error carries the cluster's reason.
@@ -52,7 +53,7 @@ fn container_failure(c: &ContainerStatus, image_hint: &str) -> Option<Error> {
 
 /// The progress of a pod that should come to run.
 pub fn progress(pod: &Pod) -> Progress {
-    let Some(status) = &pod.status else { return Progress::Waiting };
+    let Some(status) = &pod.status else { return Progress::Waiting(None) };
     let image = pod
         .spec
         .as_ref()
@@ -78,9 +79,9 @@ pub fn progress(pod: &Pod) -> Progress {
         && cond.status == "False"
         && cond.reason.as_deref() == Some("Unschedulable")
     {
-        return Progress::Failed(Error::Unavailable(format!(
-            "the pod cannot be scheduled: {}",
-            cond.message.as_deref().unwrap_or("no node fits")
+        return Progress::Waiting(Some(format!(
+            "no node fits yet: {}",
+            cond.message.as_deref().unwrap_or("the scheduler gave no reason")
         )));
     }
     match status.phase.as_deref() {
@@ -96,10 +97,10 @@ pub fn progress(pod: &Pod) -> Progress {
                 .any(|c| c.name == MAIN_CONTAINER && c.state.as_ref().is_some_and(|s| s.running.is_some()));
             match status.pod_ip.as_deref() {
                 Some(ip) if main_running && !ip.is_empty() => Progress::Running { ip: ip.to_string() },
-                _ => Progress::Waiting,
+                _ => Progress::Waiting(None),
             }
         }
-        _ => Progress::Waiting,
+        _ => Progress::Waiting(None),
     }
 }
 
@@ -224,12 +225,12 @@ mod tests {
         }
         assert!(matches!(
             progress(&pod("Pending", vec![], vec![waiting("sandbox", "ContainerCreating")])),
-            Progress::Waiting
+            Progress::Waiting(None)
         ));
     }
 
     #[test]
-    fn unschedulable_pods_fail_with_the_schedulers_message() {
+    fn unschedulable_pods_wait_with_the_schedulers_message() {
         let mut p = pod("Pending", vec![], vec![]);
         p.status.as_mut().unwrap().conditions = Some(vec![PodCondition {
             type_: "PodScheduled".into(),
@@ -239,7 +240,9 @@ mod tests {
             ..Default::default()
         }]);
         match progress(&p) {
-            Progress::Failed(Error::Unavailable(m)) => assert!(m.contains("Insufficient memory"), "{m}"),
+            Progress::Waiting(Some(m)) => {
+                assert_eq!(m, "no node fits yet: 0/1 nodes are available: 1 Insufficient memory.")
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -259,11 +262,11 @@ mod tests {
 
     #[test]
     fn running_needs_the_main_container_and_an_ip() {
-        assert!(matches!(progress(&pod("Running", vec![], vec![running("sidecar-db")])), Progress::Waiting));
+        assert!(matches!(progress(&pod("Running", vec![], vec![running("sidecar-db")])), Progress::Waiting(None)));
         let mut p = pod("Running", vec![], vec![running("sandbox")]);
         p.status.as_mut().unwrap().pod_ip = None;
-        assert!(matches!(progress(&p), Progress::Waiting));
-        assert!(matches!(progress(&Pod::default()), Progress::Waiting));
+        assert!(matches!(progress(&p), Progress::Waiting(None)));
+        assert!(matches!(progress(&Pod::default()), Progress::Waiting(None)));
         assert!(matches!(progress(&pod("Failed", vec![], vec![])), Progress::Failed(_)));
     }
 

@@ -80,7 +80,7 @@ async fn a_pod_that_never_runs_times_out_and_is_removed() {
     let (d, fake) = driver("i1", 1).await;
     d.create(&spec("sb-slow", "slow/app:1")).await.unwrap();
     match d.start("sb-slow").await {
-        Err(Error::Unavailable(m)) => assert!(m.contains("did not run within"), "{m}"),
+        Err(Error::NotStarted(m)) => assert!(m.contains("did not run within"), "{m}"),
         other => panic!("{other:?}"),
     }
     assert!(fake.names("pods").is_empty() && fake.names("secrets").is_empty());

@@ -28,6 +28,17 @@ pub enum Error {
     /// This driver cannot do that.
     #[error("not supported by the {driver} driver: {what}")]
     Unsupported { driver: &'static str, what: String },
+    /// The platform's policy refuses the sandbox as asked (Kubernetes: Pod Security admission,
+    /// an admission webhook, a LimitRange); the request has to change.
+    #[error("refused by the cluster: {0}")]
+    Refused(String),
+    /// A quota of the platform itself is used up (Kubernetes: the namespace's ResourceQuota).
+    #[error("the cluster's quota is used up: {0}")]
+    QuotaExhausted(String),
+    /// The platform found no room for the sandbox, or did not get it running, in the time it
+    /// had; the message says where it stopped (no node fits, a claim not bound, a slow pull).
+    #[error("{0}")]
+    NotStarted(String),
 }
 
 /// Result with the driver [`Error`].
@@ -217,6 +228,12 @@ pub trait Driver: Send + Sync + 'static {
     /// Builds image `image` from the build context `context` (a tar with a `Dockerfile`),
     /// pulling nothing; returns the end of the build's output.
     async fn build_image(&self, context: &std::path::Path, image: &str) -> Result<String>;
+    /// What a sandbox whose [`Driver::start`] is still waiting waits for (e.g. "no node fits
+    /// yet: 0/3 nodes are available: 3 Insufficient cpu"), for the API and the CLI to show.
+    fn progress(&self, sandbox_id: &str) -> Option<String> {
+        let _ = sandbox_id;
+        None
+    }
     /// Which disk limits this driver enforces (the core counts them against quotas either way).
     fn disk_caps(&self) -> DiskCaps {
         DiskCaps::default()

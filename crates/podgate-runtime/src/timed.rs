@@ -59,7 +59,9 @@ impl Driver for Timed {
     }
 
     async fn start(&self, sandbox_id: &str) -> Result<AgentEndpoint> {
-        self.within(self.deadlines.call, "a start", self.inner.start(sandbox_id)).await
+        // Some drivers wait for their instance to run (a pod scheduled, its image pulled) with
+        // their own startup timeout: as long as a create.
+        self.within(self.deadlines.create, "a start", self.inner.start(sandbox_id)).await
     }
 
     async fn inspect(&self, sandbox_id: &str) -> Result<Option<Instance>> {
@@ -85,6 +87,10 @@ impl Driver for Timed {
     async fn resume(&self, sandbox_id: &str) -> Result<Option<AgentEndpoint>> {
         // Some drivers recreate the instance: as long as a create.
         self.within(self.deadlines.create, "a resume", self.inner.resume(sandbox_id)).await
+    }
+
+    fn progress(&self, sandbox_id: &str) -> Option<String> {
+        self.inner.progress(sandbox_id)
     }
 
     fn disk_caps(&self) -> crate::DiskCaps {

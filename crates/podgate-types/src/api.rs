@@ -287,6 +287,9 @@ pub struct Sandbox {
     /// Last user activity the server recorded (written every few seconds at most).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub last_active_at: Option<OffsetDateTime>,
+    /// While it is starting: what it waits for, as the runtime said (e.g. no node fits yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
 }
 
 /// A named sandbox request (admins define them); `template` on create starts from it.

@@ -52,7 +52,13 @@ async fn cluster_with(test: &str, port_forward: bool) -> Cluster {
         "SKIPPED {test} on a real cluster: PODGATE_TEST_KUBECONFIG is not set. Running it on the fake API \
          server with the Docker engine as kubelet instead."
     );
-    let fake = podgate_kube::fake::Fake::with_docker(dir.path().join("kubelet"));
+    fake_cluster(dir, port_forward, podgate_kube::fake::Behaviour::default()).await
+}
+
+/// The fake API server with Docker as kubelet, behaving as `behaviour` says.
+async fn fake_cluster(dir: tempfile::TempDir, port_forward: bool, behaviour: podgate_kube::fake::Behaviour) -> Cluster {
+    let flag = |k: &str, v: &str| [k.to_string(), v.to_string()];
+    let fake = podgate_kube::fake::Fake::with_docker(dir.path().join("kubelet")).behaving(behaviour);
     let url = fake.serve().await;
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
@@ -216,4 +222,36 @@ async fn kubernetes_port_forward_reaches_agents_across_a_restart() {
     assert_eq!(ok(&cli(&srv, &["exec", "pf", "--", "cat", "/proc/1/comm"])), "podgate-agent\n");
     ok(&cli(&srv, &["down", "pf"]));
     assert!(!socket.exists(), "the socket goes with the sandbox");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubernetes_cluster_reasons_reach_the_cli() {
+    // These replay what a real cluster answered; a real cluster cannot be made to answer them.
+    eprintln!("SKIPPED kubernetes_cluster_reasons_reach_the_cli on a real cluster: it needs the fake's behaviours");
+    let dir = tempfile::Builder::new().prefix("pgke").tempdir_in("/tmp").unwrap();
+    let behaviour = podgate_kube::fake::Behaviour {
+        restricted: true,
+        claim_bind_delay: Some(Duration::from_secs(4)),
+        ..Default::default()
+    };
+    let cluster = fake_cluster(dir, false, behaviour).await;
+    let mut extra = cluster.flags.clone();
+    extra.push("--allow-root-sandboxes".into());
+    let srv = tokio::task::block_in_place(|| Server::start_with(Opts { extra, ..Default::default() }));
+    let cli = |args: &[&str]| tokio::task::block_in_place(|| srv.cli(args));
+    let image = image();
+
+    // Pod Security refuses a root sandbox: the admission's words and a 422, not "unavailable".
+    let root = cli(&["up", "--name", "r", "--image", &image, "--user", "root"]);
+    let err = String::from_utf8_lossy(&root.stderr);
+    assert!(!root.status.success(), "{err}");
+    assert!(err.contains("violates PodSecurity \"restricted:latest\"") && err.contains("HTTP 422"), "{err}");
+
+    // A claim bound 4 s later: the create waits it out, saying what it waits for.
+    let late = cli(&["up", "--name", "late", "--image", &image, "--persist"]);
+    let err = String::from_utf8_lossy(&late.stderr);
+    assert!(late.status.success(), "{err}");
+    assert!(err.contains("late: waiting:") && err.contains("PersistentVolumeClaims"), "{err}");
+    assert_eq!(ok(&cli(&["exec", "late", "--", "sh", "-c", "echo fine"])), "fine\n");
+    ok(&cli(&["rm", "late", "--volume"]));
 }

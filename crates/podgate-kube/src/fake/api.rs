@@ -23,21 +23,25 @@ use serde_json::{Value, json};
 use super::kubelet::DockerKubelet;
 
 #[derive(Default)]
-struct Store {
+pub(super) struct Store {
     rv: u64,
     /// (resource, name) → object.
-    objects: BTreeMap<(String, String), Value>,
+    pub(super) objects: BTreeMap<(String, String), Value>,
     /// Every change: (resourceVersion, resource, event type, object).
     log: Vec<(u64, String, &'static str, Value)>,
     next_ip: u8,
+    /// Events made so far (names and timestamps).
+    pub(super) events: u64,
 }
 
 /// The fake API server's state; cloned into handlers.
 #[derive(Clone, Default)]
 pub struct Fake {
-    store: Arc<Mutex<Store>>,
+    pub(super) store: Arc<Mutex<Store>>,
     changed: Arc<tokio::sync::Notify>,
     kubelet: Option<Arc<DockerKubelet>>,
+    /// How the cluster behaves before pods run ([`super::Behaviour`]).
+    pub(super) behaviour: Arc<Mutex<super::Behaviour>>,
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Response {
@@ -118,7 +122,7 @@ impl Fake {
     }
 
     /// Stores a change and tells watchers.
-    fn put(&self, resource: &str, name: &str, mut obj: Option<Value>, event: &'static str) -> Option<Value> {
+    pub(super) fn put(&self, resource: &str, name: &str, mut obj: Option<Value>, event: &'static str) -> Option<Value> {
         let mut s = self.store.lock().unwrap();
         s.rv += 1;
         let rv = s.rv;
@@ -147,7 +151,7 @@ impl Fake {
         String::from_utf8(secret.data?.get(key)?.0.clone()).ok()
     }
 
-    fn get(&self, resource: &str, name: &str) -> Option<Value> {
+    pub(super) fn get(&self, resource: &str, name: &str) -> Option<Value> {
         self.store.lock().unwrap().objects.get(&(resource.to_string(), name.to_string())).cloned()
     }
 
@@ -162,7 +166,7 @@ impl Fake {
     }
 
     /// The fake kubelet: runs (or fails) a new pod after a moment.
-    fn kubelet_start(&self, name: String) {
+    pub(super) fn kubelet_start(&self, name: String) {
         let fake = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -287,11 +291,17 @@ async fn create(
     obj["metadata"]["namespace"] = json!(ns);
     obj["metadata"]["uid"] = json!(format!("uid-{name}-{}", fake.store.lock().unwrap().rv));
     if resource == "pods" {
+        if let Some((code, message)) = fake.admit(&obj, &name) {
+            return status(code, "Forbidden", &message);
+        }
         obj["status"] = json!({"phase": "Pending"});
+    }
+    if resource == "persistentvolumeclaims" {
+        obj["status"] = json!({"phase": if fake.bind_later(&name) { "Pending" } else { "Bound" }});
     }
     let stored = fake.put(&resource, &name, Some(obj), "ADDED").unwrap();
     if resource == "pods" {
-        fake.kubelet_start(name);
+        fake.schedule(name);
     }
     (StatusCode::CREATED, axum::Json(stored)).into_response()
 }
@@ -328,6 +338,8 @@ async fn remove(State(fake): State<Fake>, Path((_ns, resource, name)): Path<(Str
             let _ = tokio::task::spawn_blocking(move || k.remove(&n)).await;
         }
         f.put("pods", &name, None, "DELETED");
+        // Its CPU is free again.
+        f.reschedule();
     });
     axum::Json(stored).into_response()
 }

@@ -5,8 +5,11 @@
 
 mod agent_image;
 mod api;
+mod cluster;
 mod kubelet;
+mod scheduler;
 
 pub use agent_image::AgentImage;
 pub use api::Fake;
+pub use cluster::Behaviour;
 pub use kubelet::{DockerKubelet, Waiting};

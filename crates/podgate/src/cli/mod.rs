@@ -217,7 +217,28 @@ pub async fn up(a: UpArgs) -> anyhow::Result<()> {
             .map(|((name, image), privileged)| Sidecar { name, image, privileged, ..Default::default() })
             .collect(),
     };
-    let sb = client.create(&req).await?;
+    let sb = match req.name.clone() {
+        // While the server waits for the sandbox to start, say what it waits for (on a cluster:
+        // no node fits yet, a claim being bound, an image pulling).
+        Some(name) => {
+            let create = client.create(&req);
+            tokio::pin!(create);
+            let mut shown = None;
+            loop {
+                tokio::select! {
+                    r = &mut create => break r?,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {
+                        let progress = client.get(&name).await.ok().and_then(|s| s.progress);
+                        if progress.is_some() && progress != shown {
+                            eprintln!("{name}: waiting: {}", progress.as_deref().unwrap_or_default());
+                            shown = progress;
+                        }
+                    }
+                }
+            }
+        }
+        None => client.create(&req).await?,
+    };
     match a.output {
         OutputFormat::Json => output::print_json(&sb)?,
         OutputFormat::Text => {
