@@ -23,7 +23,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use podgate_runtime::{AgentEndpoint, Driver, Error, Instance, InstanceStatus, PlacementSpec, Result};
 
-pub use config::{Access, KubeConfig, NfsMount, Toleration};
+pub use config::{Access, KubeConfig, NfsMount, Requests, Toleration};
 use objects::{LABEL_INSTANCE, LABEL_SANDBOX, object_name};
 use status::Progress;
 

@@ -123,17 +123,20 @@ fn quantity_bytes(bytes: u64) -> Quantity {
     Quantity(bytes.to_string())
 }
 
-fn resources(cpu: Option<f64>, memory: Option<u64>) -> ResourceRequirements {
-    let mut limits = BTreeMap::new();
+/// Limits as asked; requests (what the scheduler reserves) the configured fractions of them
+/// ([`KubeConfig::requests`]), so that idle sandboxes do not hold whole CPUs.
+fn resources(cpu: Option<f64>, memory: Option<u64>, requests: crate::config::Requests) -> ResourceRequirements {
+    let (mut limits, mut reserved) = (BTreeMap::new(), BTreeMap::new());
     if let Some(c) = cpu {
         limits.insert("cpu".to_string(), quantity_cpu(c));
+        reserved.insert("cpu".to_string(), quantity_cpu(c * requests.cpu));
     }
     if let Some(m) = memory {
         limits.insert("memory".to_string(), quantity_bytes(m));
+        reserved.insert("memory".to_string(), quantity_bytes(((m as f64) * requests.memory).ceil() as u64));
     }
-    // Requests equal limits: what a sandbox was promised is reserved for it.
     ResourceRequirements {
-        requests: (!limits.is_empty()).then(|| limits.clone()),
+        requests: (!reserved.is_empty()).then_some(reserved),
         limits: (!limits.is_empty()).then_some(limits),
         ..Default::default()
     }
@@ -177,7 +180,7 @@ fn env_vars(env: &BTreeMap<String, String>) -> Vec<EnvVar> {
     env.iter().map(|(k, v)| EnvVar { name: k.clone(), value: Some(v.clone()), ..Default::default() }).collect()
 }
 
-fn sidecar(s: &SidecarPlacement, pull: &str) -> Container {
+fn sidecar(s: &SidecarPlacement, pull: &str, requests: crate::config::Requests) -> Container {
     let security_context = if s.privileged {
         // Only where the admin's sidecar policy allows it (checked by the core).
         SecurityContext { privileged: Some(true), ..Default::default() }
@@ -198,7 +201,7 @@ fn sidecar(s: &SidecarPlacement, pull: &str) -> Container {
         image_pull_policy: Some(pull.into()),
         args: s.cmd.clone(),
         env: Some(env_vars(&s.env)),
-        resources: Some(resources(Some(s.cpu), Some(s.memory))),
+        resources: Some(resources(Some(s.cpu), Some(s.memory), requests)),
         security_context: Some(security_context),
         ..Default::default()
     }
@@ -273,7 +276,7 @@ pub fn pod(cfg: &KubeConfig, spec: &PlacementSpec) -> Result<Pod> {
             protocol: Some("TCP".into()),
             ..Default::default()
         }]),
-        resources: Some(with_disk(resources(spec.cpu, spec.memory), spec.disk)),
+        resources: Some(with_disk(resources(spec.cpu, spec.memory, cfg.requests), spec.disk)),
         security_context: Some(restricted(spec.user, spec.read_only_root)),
         volume_mounts: Some(mounts),
         working_dir: Some("/workspace".into()),
@@ -284,7 +287,7 @@ pub fn pod(cfg: &KubeConfig, spec: &PlacementSpec) -> Result<Pod> {
         image: Some(cfg.agent_image.clone()),
         image_pull_policy: Some(cfg.image_pull_policy.clone()),
         command: Some(vec!["/podgate-agent".into(), "install".into(), format!("{AGENT_DIR}/podgate-agent")]),
-        resources: Some(resources(Some(0.1), Some(64 << 20))),
+        resources: Some(resources(Some(0.1), Some(64 << 20), crate::config::Requests::LIMITS)),
         security_context: Some(restricted(spec.user, true)),
         volume_mounts: Some(vec![mount("podgate-agent", AGENT_DIR, false)]),
         ..Default::default()
@@ -298,7 +301,7 @@ pub fn pod(cfg: &KubeConfig, spec: &PlacementSpec) -> Result<Pod> {
         tolerations.push(crate::config::Toleration::parse(t).map_err(Error::InvalidSpec)?);
     }
     let mut containers = vec![main];
-    containers.extend(spec.sidecars.iter().map(|s| sidecar(s, &cfg.image_pull_policy)));
+    containers.extend(spec.sidecars.iter().map(|s| sidecar(s, &cfg.image_pull_policy, cfg.requests)));
     let user_labels = serde_json::to_string(&spec.labels).map_err(|e| Error::InvalidSpec(e.to_string()))?;
     Ok(Pod {
         metadata: ObjectMeta {

@@ -20,6 +20,8 @@ async fn driver(b: Behaviour, startup_secs: u64) -> (KubeDriver, Fake) {
         instance: "i1".into(),
         access: Access::PodIp,
         startup_timeout: Duration::from_secs(startup_secs),
+        // The scheduler's arithmetic in these tests is on whole limits.
+        requests: podgate_kube::Requests::LIMITS,
         ..Default::default()
     };
     (KubeDriver::with_client(client, cfg).await.expect("driver"), fake)

@@ -63,6 +63,13 @@ pub struct KubeArgs {
     /// Tolerations of sandbox pods, KEY[=VALUE]:EFFECT comma-separated.
     #[arg(long, env = "PODGATE_KUBE_TOLERATIONS", value_delimiter = ',')]
     kube_tolerations: Option<Vec<String>>,
+    /// The CPU a sandbox's pod requests (the scheduler reserves), as a fraction of its CPU
+    /// limit, in (0, 1]; 1 reserves the whole limit [default: 0.1].
+    #[arg(long, env = "PODGATE_KUBE_CPU_REQUEST_FRACTION")]
+    kube_cpu_request_fraction: Option<f64>,
+    /// The memory a sandbox's pod requests, as a fraction of its memory limit, in (0, 1] [default: 0.25].
+    #[arg(long, env = "PODGATE_KUBE_MEMORY_REQUEST_FRACTION")]
+    kube_memory_request_fraction: Option<f64>,
 }
 
 /// The `[kubernetes]` table of the config file: the flags without `kube-`.
@@ -83,6 +90,8 @@ pub struct KubeFile {
     runtime_class: Option<String>,
     node_selector: Option<Vec<String>>,
     tolerations: Option<Vec<String>>,
+    cpu_request_fraction: Option<f64>,
+    memory_request_fraction: Option<f64>,
 }
 
 fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -126,6 +135,11 @@ pub fn resolve(args: KubeArgs, file: KubeFile) -> anyhow::Result<podgate_kube::K
     let nfs = parse_each("--kube-nfs", args.kube_nfs.or(file.nfs), podgate_kube::NfsMount::parse)?;
     let tolerations =
         parse_each("--kube-tolerations", args.kube_tolerations.or(file.tolerations), podgate_kube::Toleration::parse)?;
+    let requests = podgate_kube::Requests {
+        cpu: args.kube_cpu_request_fraction.or(file.cpu_request_fraction).unwrap_or(d.requests.cpu),
+        memory: args.kube_memory_request_fraction.or(file.memory_request_fraction).unwrap_or(d.requests.memory),
+    };
+    requests.check().map_err(|e| anyhow::anyhow!("--kube-cpu-request-fraction/--kube-memory-request-fraction: {e}"))?;
     Ok(podgate_kube::KubeConfig {
         kubeconfig: args.kubeconfig.or(file.kubeconfig),
         context: args.kube_context.or(file.context),
@@ -149,6 +163,7 @@ pub fn resolve(args: KubeArgs, file: KubeFile) -> anyhow::Result<podgate_kube::K
         runtime_class: args.kube_runtime_class.or(file.runtime_class),
         node_selector,
         tolerations,
+        requests,
         ..d
     })
 }
@@ -183,6 +198,15 @@ mod tests {
         assert!(
             bad(KubeArgs { kube_tolerations: Some(vec!["x:Never".into()]), ..Default::default() })
                 .contains("--kube-tolerations")
+        );
+        assert!(bad(KubeArgs { kube_cpu_request_fraction: Some(1.5), ..Default::default() }).contains("not in (0, 1]"));
+        assert!(bad(KubeArgs { kube_memory_request_fraction: Some(0.0), ..Default::default() }).contains("memory"));
+        let file: KubeFile = toml::from_str("cpu_request_fraction = 0.5").unwrap();
+        let c = resolve(KubeArgs { kube_memory_request_fraction: Some(1.0), ..Default::default() }, file).unwrap();
+        assert_eq!(c.requests, podgate_kube::Requests { cpu: 0.5, memory: 1.0 });
+        assert_eq!(
+            resolve(KubeArgs::default(), KubeFile::default()).unwrap().requests,
+            podgate_kube::Requests::default()
         );
         assert!(toml::from_str::<KubeFile>("bogus = 1").is_err());
     }

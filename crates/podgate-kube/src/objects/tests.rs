@@ -83,13 +83,18 @@ fn pod_is_restricted() {
 }
 
 #[test]
-fn pod_limits_equal_requests() {
+fn pod_requests_are_fractions_of_its_limits() {
     let p = pod(&cfg(), &spec()).unwrap();
     let r = main_container(&p).resources.clone().unwrap();
     let limits = r.limits.unwrap();
     assert_eq!(limits["cpu"].0, "500m");
     assert_eq!(limits["memory"].0, (256u64 << 20).to_string());
-    assert_eq!(r.requests.unwrap(), limits);
+    // By default a tenth of the CPU and a quarter of the memory are reserved.
+    let requests = r.requests.unwrap();
+    assert_eq!((requests["cpu"].0.as_str(), requests["memory"].0.clone()), ("50m", (64u64 << 20).to_string()));
+    let whole = KubeConfig { requests: crate::Requests::LIMITS, ..cfg() };
+    let r = main_container(&pod(&whole, &spec()).unwrap()).resources.clone().unwrap();
+    assert_eq!(r.requests.unwrap(), r.limits.unwrap());
     let none = pod(&cfg(), &PlacementSpec { cpu: None, memory: None, ..spec() }).unwrap();
     assert_eq!(main_container(&none).resources.clone().unwrap().limits, None);
 }
