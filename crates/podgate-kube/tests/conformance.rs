@@ -1,28 +1,39 @@
 //! The shared driver conformance suite, plus hibernation, against a real cluster: run when
 //! `PODGATE_TEST_KUBECONFIG` names a kubeconfig, skipped with a message otherwise. Images are
 //! never pulled (`IfNotPresent`): load `PODGATE_TEST_IMAGE` (default `podgate/base:latest`) and
-//! `PODGATE_TEST_AGENT_IMAGE` (default `podgate/agent:latest`) into the cluster first.
+//! `PODGATE_TEST_AGENT_IMAGE` (default `podgate/agent:latest`) into the cluster first. The
+//! namespace (`PODGATE_TEST_NAMESPACE`, default `podgate-test`) may enforce Pod Security
+//! `restricted`: every sandbox here is non-root. What a run made is deleted when it ends, also
+//! when it fails.
 
 use podgate_kube::{Access, KubeConfig, KubeDriver};
 use podgate_runtime::{AgentEndpoint, Driver, InstanceStatus, PlacementSpec};
 
 /// The cluster's driver, or `None` (after saying why) when no cluster is configured.
-async fn cluster(test: &str) -> Option<(KubeDriver, tempfile::TempDir)> {
+/// `tag` tells this test's objects apart from the other's (both run at once).
+async fn cluster(test: &str, tag: &str) -> Option<(KubeDriver, tempfile::TempDir, podgate_kube::fake::ClusterCleanup)> {
     let Ok(kubeconfig) = std::env::var("PODGATE_TEST_KUBECONFIG") else {
         eprintln!("SKIPPED {test}: PODGATE_TEST_KUBECONFIG is not set, so there is no cluster to run it on");
         return None;
     };
     let run = tempfile::Builder::new().prefix("pgk").tempdir_in("/tmp").unwrap();
+    let namespace = std::env::var("PODGATE_TEST_NAMESPACE").unwrap_or_else(|_| "podgate-test".into());
+    let instance = format!("conf-{}-{tag}", std::process::id());
+    let cleanup = podgate_kube::fake::ClusterCleanup {
+        kubeconfig: kubeconfig.clone().into(),
+        namespace: namespace.clone(),
+        instance: instance.clone(),
+    };
     let cfg = KubeConfig {
         kubeconfig: Some(kubeconfig.into()),
-        namespace: std::env::var("PODGATE_TEST_NAMESPACE").unwrap_or_else(|_| "podgate-test".into()),
-        instance: format!("conf-{}", std::process::id()),
+        namespace,
+        instance,
         agent_image: std::env::var("PODGATE_TEST_AGENT_IMAGE").unwrap_or_else(|_| "podgate/agent:latest".into()),
         access: Access::PortForward { run_dir: run.path().to_path_buf() },
         startup_timeout: std::time::Duration::from_secs(90),
         ..Default::default()
     };
-    Some((KubeDriver::connect(cfg).await.expect("the test cluster is reachable"), run))
+    Some((KubeDriver::connect(cfg).await.expect("the test cluster is reachable"), run, cleanup))
 }
 
 fn image() -> String {
@@ -31,13 +42,13 @@ fn image() -> String {
 
 #[tokio::test]
 async fn kubernetes_driver_passes_conformance() {
-    let Some((driver, _run)) = cluster("kubernetes_driver_passes_conformance").await else { return };
+    let Some((driver, _run, _cleanup)) = cluster("kubernetes_driver_passes_conformance", "c").await else { return };
     podgate_runtime::conformance::run(&driver, &image(), &format!("sb-kconf{}", std::process::id())).await;
 }
 
 #[tokio::test]
 async fn kubernetes_hibernation_keeps_the_workspace_claim() {
-    let Some((driver, _run)) = cluster("kubernetes_hibernation_keeps_the_workspace_claim").await else {
+    let Some((driver, _run, _cleanup)) = cluster("kubernetes_hibernation_keeps_the_workspace_claim", "h").await else {
         return;
     };
     let id = format!("sb-khib{}", std::process::id());

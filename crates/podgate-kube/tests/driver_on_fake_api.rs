@@ -9,7 +9,8 @@ use podgate_runtime::{AgentEndpoint, Driver, Error, InstanceStatus, PlacementSpe
 
 async fn driver(instance: &str, startup_secs: u64) -> (KubeDriver, fake_api::Fake) {
     podgate_kube::ensure_crypto_provider();
-    let fake = fake_api::Fake::default();
+    // As the namespaces deploy/ ships (and a real test namespace may be): Pod Security restricted.
+    let fake = fake_api::Fake::default().behaving(fake_api::Behaviour { restricted: true, ..Default::default() });
     let url = fake.serve().await;
     let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
     let cfg = KubeConfig {

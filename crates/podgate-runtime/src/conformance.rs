@@ -20,6 +20,8 @@ fn spec(id: &str, image: &str) -> PlacementSpec {
         sandbox_id: id.to_string(),
         image: image.to_string(),
         agent_secret: "conformance-secret".to_string(),
+        // Non-root: the suite must pass where root pods are refused (Pod Security `restricted`).
+        user: (1000, 1000),
         memory: Some(256 << 20),
         cpu: Some(0.5),
         ..Default::default()

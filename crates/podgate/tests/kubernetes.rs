@@ -6,7 +6,9 @@
 //! default `podgate-test`; images `PODGATE_TEST_IMAGE` and `PODGATE_TEST_AGENT_IMAGE`, loaded
 //! into the cluster beforehand, never pulled), the server reaching agents by port-forward.
 //! Without it, that run is skipped with a message, and the same steps run on the fake API
-//! server (`podgate_kube::fake`) whose kubelet starts the pods on the local Docker engine.
+//! server (`podgate_kube::fake`) whose kubelet starts the pods on the local Docker engine. On a
+//! real cluster every sandbox is non-root (the namespace may enforce Pod Security
+//! `restricted`), and what the server made is deleted when a test ends, passed or failed.
 
 mod common;
 
@@ -27,6 +29,21 @@ struct Cluster {
     fake: Option<podgate_kube::fake::Fake>,
     _agent_image: Option<podgate_kube::fake::AgentImage>,
     _dir: tempfile::TempDir,
+    /// On a real cluster: deletes what the server made when the test ends, passed or failed.
+    cleanup: Option<podgate_kube::fake::ClusterCleanup>,
+}
+
+impl Cluster {
+    /// Starts the server on this cluster; on a real one, what it makes is deleted at the end.
+    fn server(&mut self, extra: &[&str]) -> Server {
+        let mut flags = self.flags.clone();
+        flags.extend(extra.iter().map(|s| s.to_string()));
+        let srv = tokio::task::block_in_place(|| Server::start_with(Opts { extra: flags, ..Default::default() }));
+        if let Some(c) = &mut self.cleanup {
+            c.instance = srv.instance.clone();
+        }
+        srv
+    }
 }
 
 async fn cluster(test: &str) -> Cluster {
@@ -46,7 +63,12 @@ async fn cluster_with(test: &str, port_forward: bool) -> Cluster {
         flags.extend(flag("--kubeconfig", &kubeconfig));
         flags.extend(flag("--kube-namespace", &ns));
         flags.extend(flag("--kube-agent-image", &agent));
-        return Cluster { flags, fake: None, _agent_image: None, _dir: dir };
+        let cleanup = podgate_kube::fake::ClusterCleanup {
+            kubeconfig: kubeconfig.clone().into(),
+            namespace: ns.clone(),
+            instance: String::new(),
+        };
+        return Cluster { flags, fake: None, _agent_image: None, _dir: dir, cleanup: Some(cleanup) };
     }
     eprintln!(
         "SKIPPED {test} on a real cluster: PODGATE_TEST_KUBECONFIG is not set. Running it on the fake API \
@@ -78,7 +100,7 @@ async fn fake_cluster(dir: tempfile::TempDir, port_forward: bool, behaviour: pod
     flags.extend(flag("--kubeconfig", kubeconfig.to_str().unwrap()));
     flags.extend(flag("--kube-namespace", "sandboxes"));
     flags.extend(flag("--kube-agent-image", &agent_image.name));
-    Cluster { flags, fake: Some(fake), _agent_image: Some(agent_image), _dir: dir }
+    Cluster { flags, fake: Some(fake), _agent_image: Some(agent_image), _dir: dir, cleanup: None }
 }
 
 fn image() -> String {
@@ -87,9 +109,8 @@ fn image() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kubernetes_sandboxes_end_to_end() {
-    let cluster = cluster("kubernetes_sandboxes_end_to_end").await;
-    let srv =
-        tokio::task::block_in_place(|| Server::start_with(Opts { extra: cluster.flags.clone(), ..Default::default() }));
+    let mut cluster = cluster("kubernetes_sandboxes_end_to_end").await;
+    let srv = cluster.server(&[]);
     let image = image();
     let cli = |args: &[&str]| tokio::task::block_in_place(|| srv.cli(args));
     let cli_stdin = |args: &[&str], input: &[u8]| tokio::task::block_in_place(|| srv.cli_stdin(args, Some(input)));
@@ -200,9 +221,12 @@ fn sandbox_id(srv: &Server, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kubernetes_port_forward_reaches_agents_across_a_restart() {
-    let cluster = cluster_with("kubernetes_port_forward_reaches_agents_across_a_restart", true).await;
+    let mut cluster = cluster_with("kubernetes_port_forward_reaches_agents_across_a_restart", true).await;
     let opts = Opts { extra: cluster.flags.clone(), ..Default::default() };
     let mut srv = tokio::task::block_in_place(|| Server::start_with(opts.clone()));
+    if let Some(c) = &mut cluster.cleanup {
+        c.instance = srv.instance.clone();
+    }
     let image = image();
     let cli = |srv: &Server, args: &[&str]| tokio::task::block_in_place(|| srv.cli(args));
     ok(&cli(&srv, &["up", "--name", "pf", "--image", &image]));

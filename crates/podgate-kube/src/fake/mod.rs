@@ -5,11 +5,13 @@
 
 mod agent_image;
 mod api;
+mod cleanup;
 mod cluster;
 mod kubelet;
 mod scheduler;
 
 pub use agent_image::AgentImage;
 pub use api::Fake;
+pub use cleanup::ClusterCleanup;
 pub use cluster::Behaviour;
 pub use kubelet::{DockerKubelet, Waiting};
