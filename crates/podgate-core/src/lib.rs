@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
 pub mod oidc;
+mod pools;
 mod quotas;
 pub mod reconciler;
 pub mod recordings;

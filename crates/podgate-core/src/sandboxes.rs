@@ -115,7 +115,7 @@ pub struct Sandboxes {
     /// Whether this replica held the reconciler lease at its last check.
     pub(crate) leading: Arc<std::sync::atomic::AtomicBool>,
     /// Templates whose warm pools are being refilled now.
-    pub(crate) refilling: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    pub(crate) refilling: Arc<crate::pools::Refills>,
     /// Sandboxes whose idle pause the runtime refused (e.g. Kubernetes without a persistent
     /// `/workspace`): not tried again while they live.
     pub(crate) idle_refused: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
@@ -220,7 +220,9 @@ impl Sandboxes {
             Some(s) => format!("snapshot {s}"),
             None => format!("image {}", req.image.as_deref().unwrap_or(&self.cfg.default_image)),
         };
-        let row = match self.limiter.create(caller).await {
+        // A warm pool's refill is the server's own work: it spends no one's create rate.
+        let allowed = if pool.is_some() { Ok(()) } else { self.limiter.create(caller).await };
+        let row = match allowed {
             Ok(()) if req.template.is_some() => match self.create_from_template(caller, req).await {
                 Ok(Ok(claimed)) => return Ok(claimed),
                 Ok(Err((merged, from_template))) => {

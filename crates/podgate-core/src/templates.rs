@@ -49,6 +49,8 @@ impl Sandboxes {
                 Some(s) => Some(serde_json::to_string(s).map_err(|e| Error::Internal(e.to_string()))?),
                 None => None,
             },
+            pool_error: None,
+            pool_error_at: None,
         };
         self.store.put_template(&row).await?;
         let detail = format!("{name} (pool {})", t.pool_size);
@@ -245,19 +247,30 @@ impl Sandboxes {
 
     /// Starts the sandboxes templates' pools are missing (the reconciler's leader, each pass).
     /// Each template refills in its own task, one at a time.
+    /// A failed refill is retried after a backoff ([`crate::pools`]) and its error kept on the
+    /// template for `template ls` until one succeeds.
     pub(crate) async fn refill_pools(&self) -> Result<()> {
         for t in self.store.templates().await?.into_iter().filter(|t| t.pool_size > 0) {
             let filling = self.pool_rows(&t).await?.iter().filter(|r| HELD.contains(&r.state.as_str())).count();
             let missing = usize::try_from(t.pool_size).unwrap_or(0).saturating_sub(filling);
-            if missing == 0 || !self.refilling.lock().unwrap_or_else(|e| e.into_inner()).insert(t.name.clone()) {
+            if missing == 0 || !self.refilling.begin(&t.name, std::time::Instant::now()) {
                 continue;
             }
             let this = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = this.refill(&t, missing).await {
-                    tracing::warn!(template = %t.name, error = %e, "refilling a warm pool failed");
+                let result = this.refill(&t, missing).await;
+                let wait = this.refilling.end(&t.name, result.is_ok(), std::time::Instant::now());
+                let recorded = match &result {
+                    Err(e) => {
+                        tracing::warn!(template = %t.name, error = %e, retry_in = ?wait, "refilling a warm pool failed");
+                        this.store.set_pool_error(&t.name, Some(&e.to_string()), now_ms()).await
+                    }
+                    Ok(()) if t.pool_error.is_some() => this.store.set_pool_error(&t.name, None, now_ms()).await,
+                    Ok(()) => Ok(()),
+                };
+                if let Err(e) = recorded {
+                    tracing::warn!(template = %t.name, error = %e, "recording a pool refill's outcome failed");
                 }
-                this.refilling.lock().unwrap_or_else(|e| e.into_inner()).remove(&t.name);
             });
         }
         Ok(())
@@ -289,6 +302,8 @@ impl Sandboxes {
             pool_ready: u32::try_from(ready).unwrap_or(u32::MAX),
             created_at: from_ms(t.created_at),
             scheduling: scheduling_of(&t)?,
+            pool_error: t.pool_error.clone(),
+            pool_error_at: t.pool_error_at.map(from_ms),
             name: t.name,
         })
     }

@@ -14,6 +14,11 @@ pub struct TemplateRow {
     pub created_at: i64,
     /// Where its sandboxes are scheduled on Kubernetes (JSON), if the admin said.
     pub scheduling: Option<String>,
+    /// Why its warm pool's last refill failed, and when (ms), until one succeeds.
+    #[sqlx(default)]
+    pub pool_error: Option<String>,
+    #[sqlx(default)]
+    pub pool_error_at: Option<i64>,
 }
 
 impl Store {
@@ -23,7 +28,7 @@ impl Store {
             "INSERT INTO templates (name, request, pool_size, owner_id, created_at, scheduling) \
              VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (name) DO UPDATE SET request = excluded.request, pool_size = excluded.pool_size, \
-             owner_id = excluded.owner_id, scheduling = excluded.scheduling",
+             owner_id = excluded.owner_id, scheduling = excluded.scheduling, pool_error = NULL, pool_error_at = NULL",
         )
         .bind(&t.name)
         .bind(&t.request)
@@ -48,6 +53,18 @@ impl Store {
     /// Every template, by name.
     pub async fn templates(&self) -> Result<Vec<TemplateRow>> {
         Ok(on_db!(self, p => sqlx::query_as("SELECT * FROM templates ORDER BY name").fetch_all(p).await?))
+    }
+
+    /// Records why template `name`'s pool refill failed (`None`: it succeeded).
+    pub async fn set_pool_error(&self, name: &str, error: Option<&str>, at: i64) -> Result<()> {
+        on_db!(self, p => sqlx::query("UPDATE templates SET pool_error = $1, pool_error_at = $2 WHERE name = $3")
+            .bind(error)
+            .bind(error.map(|_| at))
+            .bind(name)
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(())
     }
 
     /// Deletes template `name`; false when there was none.

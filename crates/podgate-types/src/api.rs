@@ -306,6 +306,12 @@ pub struct Template {
     pub created_at: OffsetDateTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduling: Option<Scheduling>,
+    /// Why the pool's last refill failed, and when, until one succeeds (refills back off from
+    /// 5 s to 5 min meanwhile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_error: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub pool_error_at: Option<OffsetDateTime>,
 }
 
 /// Where a template's sandboxes run on Kubernetes (set by admins on a template; the Docker driver

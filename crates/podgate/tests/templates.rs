@@ -125,3 +125,47 @@ async fn template_images_build_from_a_dockerfile() {
         .unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("admin"), "{o:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pool_that_cannot_fill_backs_off_shows_why_and_spends_no_rate() {
+    let extra = ["--create-rate-limit", "2"].map(String::from).to_vec();
+    let srv = Server::start_with(common::Opts { extra, ..Default::default() });
+    let admin = srv.client();
+    let me = admin.me().await.unwrap().id;
+    // The template's owner may hold two sandboxes: the pool's third never fits.
+    let two = QuotaOverrides { sandboxes: Some(2), ..Default::default() };
+    admin.set_quota(&me, &two).await.unwrap();
+    let request = CreateSandboxRequest { image: Some(BUSYBOX.into()), ..Default::default() };
+    admin.put_template("tight", &TemplateRequest { request, pool_size: 3, scheduling: None }).await.unwrap();
+    eventually(30, "the refill's failure is on the template", async || {
+        admin.list_templates().await.unwrap()[0].pool_error.is_some()
+    })
+    .await;
+    let listed = admin.list_templates().await.unwrap().remove(0);
+    assert_eq!(listed.pool_ready, 2);
+    assert!(listed.pool_error.as_deref().unwrap().contains("quota"), "{listed:?}");
+    assert!(listed.pool_error_at.is_some());
+    // The CLI shows it.
+    let ls = tokio::task::block_in_place(|| srv.cli(&["template", "ls"]));
+    assert!(String::from_utf8_lossy(&ls.stdout).contains("LAST POOL ERROR"), "{ls:?}");
+    // Over 12 s of 300 ms reconciler passes, the backoff (5 s, then 10 s) allows a few tries.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let log = std::fs::read_to_string(srv.dir.path().join("server.log")).unwrap();
+    let tries = log.matches("refilling a warm pool failed").count();
+    assert!((1..=4).contains(&tries), "{tries} failed refills in about 12 s");
+
+    // Room again: the pool fills at its next try and the error is gone.
+    admin.set_quota(&me, &QuotaOverrides { sandboxes: Some(10), ..Default::default() }).await.unwrap();
+    eventually(40, "the pool fills and its error clears", async || {
+        let t = admin.list_templates().await.unwrap().remove(0);
+        t.pool_ready == 3 && t.pool_error.is_none()
+    })
+    .await;
+    // Five pool creates in all, and the owner's own rate of two a minute is untouched.
+    for name in ["own1", "own2"] {
+        let req = CreateSandboxRequest { name: Some(name.into()), image: Some(BUSYBOX.into()), ..Default::default() };
+        admin.create(&req).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let req = CreateSandboxRequest { name: Some("own3".into()), image: Some(BUSYBOX.into()), ..Default::default() };
+    assert_eq!(admin.create(&req).await.unwrap_err().status(), Some(429), "the limiter itself still works");
+}

@@ -100,10 +100,11 @@ pub async fn template(a: TemplateArgs) -> anyhow::Result<()> {
                         .iter()
                         .map(|t| {
                             let image = t.request.image.clone().unwrap_or_else(|| "-".into());
-                            vec![t.name.clone(), image, format!("{}/{}", t.pool_ready, t.pool_size)]
+                            let error = t.pool_error.clone().unwrap_or_else(|| "-".into());
+                            vec![t.name.clone(), image, format!("{}/{}", t.pool_ready, t.pool_size), error]
                         })
                         .collect();
-                    print_rows(&["NAME", "IMAGE", "POOL"], &rows);
+                    print_rows(&["NAME", "IMAGE", "POOL", "LAST POOL ERROR"], &rows);
                 }
             }
         }
