@@ -35,7 +35,7 @@ pub struct Args {
     pub user: Option<(u32, u32)>,
 }
 
-pub const USAGE: &str = "usage: podgate-agent serve (--socket PATH | --listen ADDR:PORT) (--secret-file PATH | --secret-env NAME) [--terminal-idle-seconds N] [--user UID:GID] [-- CMD ARGS...]\n       podgate-agent install DEST\n       podgate-agent --version";
+pub const USAGE: &str = "usage: podgate-agent serve (--socket PATH | --listen ADDR:PORT) (--secret-file PATH | --secret-env NAME) [--terminal-idle-seconds N] [--user UID:GID] [-- CMD ARGS...]\n       podgate-agent install DEST\n       podgate-agent own DIR UID:GID\n       podgate-agent --version";
 
 /// Parses `serve --socket P --secret-file F [-- cmd…]`.
 pub fn parse(argv: &[String]) -> Result<Args, String> {

@@ -11,6 +11,13 @@ fn main() {
         println!("podgate-agent {} (protocol {})", env!("CARGO_PKG_VERSION"), podgate_types::AGENT_PROTOCOL_VERSION);
         return;
     }
+    if argv.first().map(String::as_str) == Some("own") {
+        if let Err(e) = privileges::own(argv.get(1).map(String::as_str), argv.get(2).map(String::as_str)) {
+            eprintln!("podgate-agent: own: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if argv.first().map(String::as_str) == Some("install") {
         // Kubernetes: the agent image's init container copies the agent into the pod's shared folder.
         if let Err(e) = install(argv.get(1).map(String::as_str)) {

@@ -53,7 +53,8 @@ pub fn become_user(uid: u32, gid: u32) -> Result<(), String> {
     nix::sys::prctl::set_no_new_privs().map_err(|e| format!("setting no-new-privileges: {e}"))?;
     let me = Uid::current();
     if me.as_raw() == uid {
-        return Ok(());
+        // Started as the user (Kubernetes): the volume's ownership is the cluster's doing.
+        return check_workspace(Path::new(WORKSPACE), uid);
     }
     if !me.is_root() {
         return Err(format!("the agent runs as uid {me} and cannot become uid {uid}"));
@@ -121,6 +122,43 @@ fn become_agent(uid: u32, gid: u32) -> Result<(), String> {
     // Also reset by the kernel on the uid change, but only if the host's suid_dumpable says so:
     // nobody in the sandbox may trace the agent or read its memory, environment or descriptors.
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("making the agent non-dumpable: {e}"))
+}
+
+/// Fails when `dir` is a mounted volume the user cannot write: a sandbox whose `/workspace` is
+/// unusable must not be reported as started (volumes such as hostPath or local ignore `fsGroup`).
+fn check_workspace(dir: &Path, uid: u32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let (Ok(md), Ok(root)) = (std::fs::metadata(dir), std::fs::metadata("/")) else { return Ok(()) };
+    let writable = nix::unistd::faccessat(
+        nix::fcntl::AT_FDCWD,
+        dir,
+        nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+        nix::fcntl::AtFlags::AT_EACCESS,
+    )
+    .is_ok();
+    if md.dev() == root.dev() || writable {
+        return Ok(());
+    }
+    Err(format!(
+        "{} is a volume uid {uid} cannot write (owner {}:{}, mode {:04o}): its volume type ignores the pod's \
+         fsGroup (hostPath, local, some NFS); an admin can enable the server's --kube-workspace-owner-init \
+         where the namespace's Pod Security allows it (baseline)",
+        dir.display(),
+        md.uid(),
+        md.gid(),
+        md.mode() & 0o7777
+    ))
+}
+
+/// `podgate-agent own DIR UID:GID`, the admin-enabled init step on Kubernetes: gives the mount
+/// point `DIR` to the user (what is inside stays whose it is).
+pub fn own(dir: Option<&str>, user: Option<&str>) -> Result<(), String> {
+    let (Some(dir), Some(user)) = (dir, user) else { return Err("usage: podgate-agent own DIR UID:GID".into()) };
+    let (uid, gid) = parse_user(user)?;
+    nix::unistd::chown(dir, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+        .map_err(|e| format!("chown {dir} to {uid}:{gid}: {e}"))?;
+    println!("podgate-agent: {dir} is now {uid}:{gid}'s");
+    Ok(())
 }
 
 /// Creates `dir` for the user when it is missing, and gives the user an empty root-owned one

@@ -130,6 +130,9 @@ pub struct KubeConfig {
     pub startup_timeout: std::time::Duration,
     /// What pods request of their limits.
     pub requests: Requests,
+    /// Give `/workspace` to the sandbox user in an init container running as root with CHOWN
+    /// (for volumes that ignore `fsGroup`); needs Pod Security `baseline` in the namespace.
+    pub workspace_owner_init: bool,
 }
 
 impl Default for KubeConfig {
@@ -154,6 +157,7 @@ impl Default for KubeConfig {
             tolerations: Vec::new(),
             startup_timeout: std::time::Duration::from_secs(120),
             requests: Requests::default(),
+            workspace_owner_init: false,
         }
     }
 }

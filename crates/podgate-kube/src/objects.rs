@@ -278,6 +278,8 @@ pub fn pod(cfg: &KubeConfig, spec: &PlacementSpec) -> Result<Pod> {
         }]),
         resources: Some(with_disk(resources(spec.cpu, spec.memory, cfg.requests), spec.disk)),
         security_context: Some(restricted(spec.user, spec.read_only_root)),
+        // A sandbox that stops at once says why (the agent's error) in its status.
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
         volume_mounts: Some(mounts),
         working_dir: Some("/workspace".into()),
         ..Default::default()
@@ -336,7 +338,7 @@ pub fn pod(cfg: &KubeConfig, spec: &PlacementSpec) -> Result<Pod> {
                 seccomp_profile: runtime_default_seccomp(),
                 ..Default::default()
             }),
-            init_containers: Some(vec![install]),
+            init_containers: Some(workspace_owner(cfg, spec).into_iter().chain([install]).collect()),
             containers,
             volumes: Some(volumes),
             ..Default::default()
@@ -511,3 +513,34 @@ pub fn workspace_claim(cfg: &KubeConfig, name: &str, size: Option<u64>) -> Resul
 
 #[cfg(test)]
 mod tests;
+
+/// With [`KubeConfig::workspace_owner_init`], an init container giving `/workspace` to the
+/// sandbox user, for volumes that ignore `fsGroup` (hostPath, local, some NFS): the agent's
+/// `own` as root with CHOWN alone. Pod Security `restricted` refuses it (baseline admits it),
+/// so an admin enables it for a namespace whose policy allows it.
+fn workspace_owner(cfg: &KubeConfig, spec: &PlacementSpec) -> Option<Container> {
+    if !cfg.workspace_owner_init || spec.user.0 == 0 {
+        return None;
+    }
+    let (uid, gid) = spec.user;
+    Some(Container {
+        name: "podgate-workspace".into(),
+        image: Some(cfg.agent_image.clone()),
+        image_pull_policy: Some(cfg.image_pull_policy.clone()),
+        command: Some(vec!["/podgate-agent".into(), "own".into(), "/workspace".into(), format!("{uid}:{gid}")]),
+        resources: Some(resources(Some(0.1), Some(64 << 20), crate::config::Requests::LIMITS)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: Some(vec!["CHOWN".into()]) }),
+            privileged: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_user: Some(0),
+            run_as_group: Some(0),
+            run_as_non_root: Some(false),
+            seccomp_profile: runtime_default_seccomp(),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![mount("workspace", "/workspace", false)]),
+        ..Default::default()
+    })
+}

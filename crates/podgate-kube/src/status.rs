@@ -36,11 +36,12 @@ fn container_failure(c: &ContainerStatus, image_hint: &str) -> Option<Error> {
             return Some(Error::InvalidSpec(format!("InvalidImageName: {message}")));
         }
         if FATAL_REASONS.contains(&reason) {
-            return Some(Error::Unavailable(format!("container {}: {reason}: {message}", c.name)));
+            return Some(Error::NotStarted(format!("container {}: {reason}: {message}", c.name)));
         }
     }
     if let Some(t) = &state.terminated {
-        return Some(Error::Unavailable(format!(
+        // With FallbackToLogsOnError, the message ends the container's output (the agent's error).
+        return Some(Error::NotStarted(format!(
             "container {} exited with code {} ({}){}",
             c.name,
             t.exit_code,
@@ -85,7 +86,7 @@ pub fn progress(pod: &Pod) -> Progress {
         )));
     }
     match status.phase.as_deref() {
-        Some("Failed") | Some("Succeeded") => Progress::Failed(Error::Unavailable(format!(
+        Some("Failed") | Some("Succeeded") => Progress::Failed(Error::NotStarted(format!(
             "the pod ended: {}",
             status.message.as_deref().or(status.reason.as_deref()).unwrap_or("no reason given")
         ))),
@@ -219,7 +220,7 @@ mod tests {
         ));
         for reason in ["CreateContainerConfigError", "CrashLoopBackOff", "RunContainerError"] {
             match progress(&pod("Pending", vec![], vec![waiting("sandbox", reason)])) {
-                Progress::Failed(Error::Unavailable(m)) => assert!(m.contains(reason), "{m}"),
+                Progress::Failed(Error::NotStarted(m)) => assert!(m.contains(reason), "{m}"),
                 other => panic!("{reason}: {other:?}"),
             }
         }
@@ -250,7 +251,7 @@ mod tests {
     #[test]
     fn crashed_containers_fail_and_a_finished_installer_does_not() {
         match progress(&pod("Running", vec![terminated("podgate-agent", 0)], vec![terminated("sandbox", 2)])) {
-            Progress::Failed(Error::Unavailable(m)) => assert!(m.contains("exited with code 2"), "{m}"),
+            Progress::Failed(Error::NotStarted(m)) => assert!(m.contains("exited with code 2"), "{m}"),
             other => panic!("{other:?}"),
         }
         assert!(matches!(progress(&pod("Pending", vec![terminated("podgate-agent", 1)], vec![])), Progress::Failed(_)));

@@ -147,3 +147,24 @@ async fn pod_has_unbound_immediate_persistent_volume_claims() {
     assert!(started.elapsed() >= Duration::from_secs(4), "{:?}", started.elapsed());
     assert!(seen.iter().any(|p| p.contains("pod has unbound immediate PersistentVolumeClaims")), "{seen:?}");
 }
+
+#[tokio::test]
+async fn the_workspace_owner_step_violates_pod_security_restricted() {
+    podgate_kube::ensure_crypto_provider();
+    let fake = Fake::default().behaving(Behaviour { restricted: true, ..Default::default() });
+    let url = fake.serve().await;
+    let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    let cfg = KubeConfig {
+        namespace: "sandboxes".into(),
+        instance: "i1".into(),
+        workspace_owner_init: true,
+        ..Default::default()
+    };
+    let d = KubeDriver::with_client(client, cfg).await.unwrap();
+    d.create(&spec("sb-own")).await.unwrap();
+    // The admin enabled a root init step where the namespace refuses root: the cluster says so.
+    match d.start("sb-own").await {
+        Err(Error::Refused(m)) => assert!(m.contains("container \"podgate-workspace\""), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}

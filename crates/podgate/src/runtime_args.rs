@@ -70,6 +70,11 @@ pub struct KubeArgs {
     /// The memory a sandbox's pod requests, as a fraction of its memory limit, in (0, 1] [default: 0.25].
     #[arg(long, env = "PODGATE_KUBE_MEMORY_REQUEST_FRACTION")]
     kube_memory_request_fraction: Option<f64>,
+    /// Give /workspace to the sandbox user in an init container running as root with CHOWN,
+    /// for volumes that ignore fsGroup (hostPath, local, some NFS); the sandbox namespace's Pod
+    /// Security must allow it (baseline).
+    #[arg(long, env = "PODGATE_KUBE_WORKSPACE_OWNER_INIT")]
+    kube_workspace_owner_init: bool,
 }
 
 /// The `[kubernetes]` table of the config file: the flags without `kube-`.
@@ -92,6 +97,7 @@ pub struct KubeFile {
     tolerations: Option<Vec<String>>,
     cpu_request_fraction: Option<f64>,
     memory_request_fraction: Option<f64>,
+    workspace_owner_init: Option<bool>,
 }
 
 fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -164,6 +170,7 @@ pub fn resolve(args: KubeArgs, file: KubeFile) -> anyhow::Result<podgate_kube::K
         node_selector,
         tolerations,
         requests,
+        workspace_owner_init: args.kube_workspace_owner_init || file.workspace_owner_init.unwrap_or(false),
         ..d
     })
 }

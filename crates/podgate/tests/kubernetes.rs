@@ -279,3 +279,37 @@ async fn kubernetes_cluster_reasons_reach_the_cli() {
     assert_eq!(ok(&cli(&["exec", "late", "--", "sh", "-c", "echo fine"])), "fine\n");
     ok(&cli(&["rm", "late", "--volume"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubernetes_workspace_on_a_volume_that_ignores_fs_group() {
+    eprintln!(
+        "SKIPPED kubernetes_workspace_on_a_volume_that_ignores_fs_group on a real cluster: it needs the fake's volumes"
+    );
+    let dir = tempfile::Builder::new().prefix("pgke").tempdir_in("/tmp").unwrap();
+    let behaviour = podgate_kube::fake::Behaviour { claims_ignore_fs_group: true, ..Default::default() };
+    let mut cluster = fake_cluster(dir, false, behaviour).await;
+    let image = image();
+
+    // The claim stays root's: the create fails and says why, instead of a read-only /workspace.
+    let mut srv = cluster.server(&[]);
+    let cli = |srv: &Server, args: &[&str]| tokio::task::block_in_place(|| srv.cli(args));
+    let o = cli(&srv, &["up", "--name", "w1", "--image", &image, "--persist"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("/workspace is a volume uid 1000 cannot write") && err.contains("--kube-workspace-owner-init"),
+        "{err}"
+    );
+
+    // The admin's init step gives the volume to the user.
+    tokio::task::block_in_place(|| {
+        srv.kill9();
+        let mut flags = cluster.flags.clone();
+        flags.push("--kube-workspace-owner-init".into());
+        srv.spawn(Opts { extra: flags, ..Default::default() });
+    });
+    ok(&cli(&srv, &["up", "--name", "w2", "--image", &image, "--persist"]));
+    let out = ok(&cli(&srv, &["exec", "w2", "--", "sh", "-c", "touch /workspace/mine && stat -c %u /workspace/mine"]));
+    assert_eq!(out, "1000\n");
+    ok(&cli(&srv, &["rm", "w2", "--volume"]));
+}

@@ -39,7 +39,7 @@ pub(super) struct Store {
 pub struct Fake {
     pub(super) store: Arc<Mutex<Store>>,
     changed: Arc<tokio::sync::Notify>,
-    kubelet: Option<Arc<DockerKubelet>>,
+    pub(super) kubelet: Option<Arc<DockerKubelet>>,
     /// How the cluster behaves before pods run ([`super::Behaviour`]).
     pub(super) behaviour: Arc<Mutex<super::Behaviour>>,
 }
@@ -195,7 +195,11 @@ impl Fake {
                     fake.kubelet.as_ref().unwrap().remove(&name);
                     return;
                 }
+                let running = pod["status"]["phase"] == json!("Running");
                 fake.put("pods", &name, Some(pod), "MODIFIED");
+                if running {
+                    fake.watch_container(name);
+                }
                 return;
             }
             let image = pod["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_string();
@@ -227,6 +231,29 @@ impl Fake {
                     "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}],
                 "containerStatuses": [main],
             });
+            fake.put("pods", &name, Some(pod), "MODIFIED");
+        });
+    }
+}
+
+impl Fake {
+    /// Reports the sandbox container's end as a kubelet does (phase Failed, the container
+    /// terminated with its exit code and, as `FallbackToLogsOnError`, its last output).
+    fn watch_container(&self, name: String) {
+        let fake = self.clone();
+        tokio::spawn(async move {
+            let Some(kubelet) = fake.kubelet.clone() else { return };
+            let n = name.clone();
+            let Ok(Some((code, output))) = tokio::task::spawn_blocking(move || kubelet.wait(&n)).await else { return };
+            let Some(mut pod) = fake.get("pods", &name) else { return };
+            if pod["metadata"]["deletionTimestamp"].is_string() {
+                return;
+            }
+            let image = pod["spec"]["containers"][0]["image"].clone();
+            let reason = if code == 0 { "Completed" } else { "Error" };
+            pod["status"] = json!({"phase": if code == 0 { "Succeeded" } else { "Failed" }, "containerStatuses": [
+                {"name": "sandbox", "image": image, "ready": false, "restartCount": 0, "imageID": "",
+                 "state": {"terminated": {"exitCode": code, "reason": reason, "message": output}}}]});
             fake.put("pods", &name, Some(pod), "MODIFIED");
         });
     }

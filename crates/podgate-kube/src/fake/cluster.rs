@@ -21,6 +21,9 @@ pub struct Behaviour {
     pub claim_bind_delay: Option<Duration>,
     /// The cluster autoscaler reports it will not add a node for an unschedulable pod.
     pub autoscaler_gives_up: bool,
+    /// Claims ignore the pod's `fsGroup` (hostPath, local, some NFS): with the Docker kubelet
+    /// their folders stay root's, mode 0755.
+    pub claims_ignore_fs_group: bool,
 }
 
 /// The scheduler's message for a pod whose claims are not bound yet.

@@ -21,6 +21,9 @@ pub struct Waiting {
 /// Runs pods on the Docker engine; their folders live under `root`.
 pub struct DockerKubelet {
     root: PathBuf,
+    /// Claims are folders owned by root, mode 0755, whatever the pod's `fsGroup` (as hostPath,
+    /// local and some NFS volumes are); otherwise they are open to all (as `fsGroup` gives them).
+    pub ignore_fs_group: std::sync::atomic::AtomicBool,
 }
 
 fn docker(args: &[String]) -> Result<String, String> {
@@ -50,7 +53,7 @@ fn folder(path: &std::path::Path) -> Result<(), Waiting> {
 
 impl DockerKubelet {
     pub fn new(root: PathBuf) -> DockerKubelet {
-        DockerKubelet { root }
+        DockerKubelet { root, ignore_fs_group: Default::default() }
     }
 
     /// The `docker run` flags for one container of `pod`, up to the image.
@@ -96,7 +99,12 @@ impl DockerKubelet {
                 f.extend(["-v".into(), format!("{}:{}{ro}", dir.display(), m.mount_path)]);
             } else if let Some(claim) = &v.persistent_volume_claim {
                 let dir = self.root.join("claims").join(&claim.claim_name);
-                folder(&dir)?;
+                if self.ignore_fs_group.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| Waiting { reason: "CreateContainerConfigError".into(), message: e.to_string() })?;
+                } else {
+                    folder(&dir)?;
+                }
                 f.extend(["-v".into(), format!("{}:{}{ro}", dir.display(), m.mount_path)]);
             }
         }
@@ -170,6 +178,15 @@ impl DockerKubelet {
         let out = Command::new("docker").args(["logs", "--tail", &tail.to_string(), &self.container(pod)]).output();
         out.map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
             .unwrap_or_default()
+    }
+
+    /// Waits (blocking) until the pod's sandbox container ends; its exit code and the end of
+    /// its output (what `FallbackToLogsOnError` puts in the termination message). `None` when
+    /// the container was removed (the pod deleted).
+    pub fn wait(&self, pod: &str) -> Option<(i32, String)> {
+        let code = docker(&["wait".into(), self.container(pod)]).ok()?.parse().ok()?;
+        docker(&["inspect".into(), self.container(pod)]).ok()?;
+        Some((code, self.logs(pod, 20)))
     }
 
     /// Removes a claim's folder.

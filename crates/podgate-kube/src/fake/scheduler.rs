@@ -11,6 +11,9 @@ use super::cluster::{self, Behaviour};
 impl Fake {
     /// A fake that behaves as `b` says.
     pub fn behaving(self, b: Behaviour) -> Fake {
+        if let Some(k) = &self.kubelet {
+            k.ignore_fs_group.store(b.claims_ignore_fs_group, std::sync::atomic::Ordering::Relaxed);
+        }
         *self.behaviour.lock().unwrap() = b;
         self
     }

@@ -325,3 +325,20 @@ fn workspace_claims() {
     assert_eq!(s.resources.unwrap().requests.unwrap()["storage"].0, "5Gi");
     assert!(workspace_claim(&c, "podgate-Bad_Name", None).is_err());
 }
+
+#[test]
+fn the_workspace_owner_step_is_an_admins_choice_with_chown_alone() {
+    assert_eq!(pod(&cfg(), &spec()).unwrap().spec.unwrap().init_containers.unwrap().len(), 1, "off by default");
+    let on = KubeConfig { workspace_owner_init: true, ..cfg() };
+    let inits = pod(&on, &spec()).unwrap().spec.unwrap().init_containers.unwrap();
+    assert_eq!(inits.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["podgate-workspace", "podgate-agent"]);
+    let own = &inits[0];
+    assert_eq!(own.command.clone().unwrap(), ["/podgate-agent", "own", "/workspace", "1000:1000"]);
+    let sc = own.security_context.clone().unwrap();
+    assert_eq!((sc.run_as_user, sc.allow_privilege_escalation), (Some(0), Some(false)));
+    let caps = sc.capabilities.unwrap();
+    assert_eq!((caps.drop.unwrap(), caps.add.unwrap()), (vec!["ALL".to_string()], vec!["CHOWN".to_string()]));
+    assert_eq!(own.volume_mounts.clone().unwrap()[0].mount_path, "/workspace");
+    let root = pod(&on, &PlacementSpec { user: (0, 0), ..spec() }).unwrap();
+    assert_eq!(root.spec.unwrap().init_containers.unwrap().len(), 1, "root needs no ownership step");
+}
