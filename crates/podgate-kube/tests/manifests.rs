@@ -28,15 +28,24 @@ fn objects() -> Vec<Value> {
 }
 
 /// Every object of the kustomization in `dir`, in order: files, and folders as kustomizations.
+/// As kustomize's loader does, it refuses a file outside `dir` and a folder that contains `dir`
+/// ("cycle detected: candidate root … contains visited root …").
 fn kustomization(dir: &Path) -> Vec<Value> {
+    let dir = dir.canonicalize().unwrap();
     let k = yaml_docs(&dir.join("kustomization.yaml")).remove(0);
     let resources = k["resources"].as_array().expect("resources").clone();
     assert!(!resources.is_empty());
     resources
         .iter()
         .flat_map(|r| {
-            let path = dir.join(r.as_str().unwrap());
-            if path.is_dir() { kustomization(&path) } else { yaml_docs(&path) }
+            let path = dir.join(r.as_str().unwrap()).canonicalize().unwrap();
+            if path.is_dir() {
+                assert!(!dir.starts_with(&path), "{} is inside the base it uses, {}", dir.display(), path.display());
+                kustomization(&path)
+            } else {
+                assert!(path.starts_with(&dir), "{} is not in or below {}", path.display(), dir.display());
+                yaml_docs(&path)
+            }
         })
         .collect()
 }
@@ -202,7 +211,7 @@ fn services_ingress_and_monitoring_reach_the_server() {
     assert_eq!(backend.name, "podgate-http");
 
     // Monitoring is its own overlay: the base plus the ServiceMonitor.
-    let monitored = kustomization(&deploy_dir().join("monitoring"));
+    let monitored = kustomization(&deploy_dir().join("../kubernetes-monitoring"));
     assert_eq!(monitored.len(), objs.len() + 1);
     let sm = of_kind(&monitored, "ServiceMonitor").remove(0);
     assert_eq!(sm["apiVersion"], "monitoring.coreos.com/v1");
