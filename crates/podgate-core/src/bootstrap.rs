@@ -2,6 +2,8 @@
 //! runs, follows its progress into the sandbox row, fails the sandbox when the bootstrap fails
 //! (with the reason), and keeps the end of the log for `podgate logs` after the container is gone.
 
+use podgate_types::state::SandboxState;
+
 use std::time::Duration;
 
 use podgate_store::SandboxRow;
@@ -52,7 +54,7 @@ impl Sandboxes {
         loop {
             tokio::time::sleep(POLL).await;
             let row = match self.store.sandbox(&id).await {
-                Ok(Some(r)) if r.state == "running" => r,
+                Ok(Some(r)) if r.state == SandboxState::Running => r,
                 _ => return,
             };
             let Ok(agent) = self.agent(&row) else { return };
@@ -105,7 +107,11 @@ impl Sandboxes {
         if status.phase == BootstrapPhase::Failed {
             let reason = format!("bootstrap failed: {}", status.error.as_deref().unwrap_or("unknown error"));
             tracing::warn!(sandbox_id = %id, reason, "sandbox failed");
-            if self.store.transition(id, &["running"], "failed", Some(&reason), now_ms()).await? {
+            if self
+                .store
+                .transition(id, &[SandboxState::Running], SandboxState::Failed, Some(&reason), now_ms())
+                .await?
+            {
                 let event = crate::audit::Event::system("sandbox.fail").sandbox(id).result("failed").detail(&reason);
                 self.audit.record(event).await;
             }
@@ -117,7 +123,7 @@ impl Sandboxes {
 
     /// Whether the sandbox runs with a bootstrap that has not ended.
     pub(crate) fn bootstrap_under_way(&self, row: &SandboxRow) -> bool {
-        row.state == "running"
+        row.state == SandboxState::Running
             && row
                 .bootstrap
                 .as_deref()

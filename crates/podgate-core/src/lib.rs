@@ -24,6 +24,7 @@ pub mod sessions;
 pub mod sidecars;
 pub mod signer;
 pub mod snapshots;
+mod spec;
 pub mod ssh_keys;
 mod startup;
 pub mod templates;

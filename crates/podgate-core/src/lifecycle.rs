@@ -2,11 +2,12 @@
 //! any use of it (exec, terminals, processes, files, ports, SSH) resumes it first. Idle
 //! sandboxes are paused by the reconciler; TTL and idle timeout can be extended.
 
+use podgate_types::state::SandboxState;
+
 use podgate_types::api::{ExtendRequest, Sandbox};
 
 use crate::audit::Event;
 use crate::clock::now_ms;
-use crate::sandboxes::StoredSpec;
 use crate::{Caller, Error, Result, Sandboxes};
 use podgate_store::SandboxRow;
 
@@ -33,7 +34,7 @@ impl Sandboxes {
     /// `row` as it is once usable: a paused sandbox is resumed first (audited as a resume on use).
     pub(crate) async fn awake(&self, row: SandboxRow) -> Result<SandboxRow> {
         self.activity.touch(&row.id);
-        if row.state != "paused" {
+        if row.state != SandboxState::Paused {
             return Ok(row);
         }
         let r = self.resume_row(&row).await;
@@ -52,29 +53,40 @@ impl Sandboxes {
         self.view(&self.load(&row.id).await?)
     }
 
+    /// Applies an extend as a compare-and-set on the sandbox's spec revision: a concurrent
+    /// change (another extend, a claim) makes it read the row again and retry, so neither is lost.
     async fn extend_row(&self, caller: &Caller, row: &SandboxRow, req: &ExtendRequest) -> Result<()> {
-        let mut spec: StoredSpec = serde_json::from_str(&row.spec).map_err(|e| Error::Internal(e.to_string()))?;
         let max_ttl = self.cfg.max_ttl.as_secs();
-        let now = now_ms();
-        if let Some(asked) = req.ttl_seconds {
-            let ttl = self.ttl_within(Some(asked), &self.limits_of(&caller.user_id).await?)?;
-            let expires = now.saturating_add((ttl as i64).saturating_mul(1000));
-            spec.ttl_seconds = Some(crate::sandboxes::ttl_from_creation(row.created_at, expires).unwrap_or(ttl));
-            if !self.store.set_expiry(&row.id, expires, now).await? {
+        if let Some(idle) = req.idle_timeout_seconds
+            && idle > max_ttl
+        {
+            return Err(Error::Invalid(format!(
+                "idle_timeout_seconds {idle} is out of range: use 0 (never) to {max_ttl}"
+            )));
+        }
+        let ttl = match req.ttl_seconds {
+            Some(asked) => Some(self.ttl_within(Some(asked), &self.limits_of(&caller.user_id).await?)?),
+            None => None,
+        };
+        let mut row = row.clone();
+        for _ in 0..16 {
+            let now = now_ms();
+            let expires = ttl.map(|ttl| now.saturating_add((ttl as i64).saturating_mul(1000)));
+            if let (Some(ttl), Some(expires)) = (ttl, expires) {
+                row.spec.ttl_seconds = Some(crate::spec::ttl_from_creation(row.created_at, expires).unwrap_or(ttl));
+            }
+            if let Some(idle) = req.idle_timeout_seconds {
+                row.spec.idle_timeout_seconds = Some(idle);
+            }
+            if self.store.update_spec(&row, expires, now).await? {
+                return Ok(());
+            }
+            row = self.load(&row.id).await?;
+            if !row.state.is_live() || row.state == SandboxState::Stopping {
                 return Err(Error::Conflict(format!("sandbox {} is being deleted", row.id)));
             }
         }
-        if let Some(idle) = req.idle_timeout_seconds {
-            if idle > max_ttl {
-                return Err(Error::Invalid(format!(
-                    "idle_timeout_seconds {idle} is out of range: use 0 (never) to {max_ttl}"
-                )));
-            }
-            spec.idle_timeout_seconds = Some(idle);
-        }
-        let json = serde_json::to_string(&spec).map_err(|e| Error::Internal(e.to_string()))?;
-        self.store.set_spec(&row.id, &json, now).await?;
-        Ok(())
+        Err(Error::Conflict(format!("sandbox {} keeps changing; try again", row.id)))
     }
 
     /// Pauses the running sandboxes among `rows` that saw no user activity for their idle
@@ -82,14 +94,13 @@ impl Sandboxes {
     pub(crate) async fn pause_idle(&self, rows: &[SandboxRow], now: i64) {
         let refused = self.idle_refused.clone();
         refused.lock().unwrap_or_else(|e| e.into_inner()).retain(|id| rows.iter().any(|r| &r.id == id));
-        for row in rows.iter().filter(|r| r.state == "running") {
+        for row in rows.iter().filter(|r| r.state == SandboxState::Running) {
             if refused.lock().unwrap_or_else(|e| e.into_inner()).contains(&row.id) {
                 continue;
             }
-            let Ok(spec) = serde_json::from_str::<StoredSpec>(&row.spec) else { continue };
-            let timeout = spec.idle_timeout_seconds.unwrap_or(0);
+            let timeout = row.spec.idle_timeout();
             // A warm pool's sandboxes wait unused by design.
-            if timeout == 0 || spec.pool.is_some() {
+            if timeout == 0 || row.pool.is_some() {
                 continue;
             }
             let marks =
@@ -114,11 +125,11 @@ impl Sandboxes {
     }
 
     async fn pause_row(&self, row: &SandboxRow) -> Result<()> {
-        match row.state.as_str() {
-            "paused" => Ok(()),
-            "running" => {
+        match row.state {
+            SandboxState::Paused => Ok(()),
+            SandboxState::Running => {
                 self.driver.pause(&row.id).await?;
-                self.settle(&row.id, "running", "paused").await
+                self.settle(&row.id, SandboxState::Running, SandboxState::Paused).await
             }
             other => Err(Error::Conflict(format!("sandbox {} is {other}, not running", row.id))),
         }
@@ -134,9 +145,9 @@ impl Sandboxes {
         };
         let _flight = lock.lock().await;
         let row = &self.load(&row.id).await?;
-        match row.state.as_str() {
-            "running" => Ok(()),
-            "paused" => {
+        match row.state {
+            SandboxState::Running => Ok(()),
+            SandboxState::Paused => {
                 if let Some(endpoint) = self.driver.resume(&row.id).await? {
                     // Recreated (Kubernetes' hibernation): a new address, and an agent to wait for.
                     self.store.set_agent_url(&row.id, &endpoint.to_url(), now_ms()).await?;
@@ -146,7 +157,7 @@ impl Sandboxes {
                     )
                     .await?;
                 }
-                self.settle(&row.id, "paused", "running").await
+                self.settle(&row.id, SandboxState::Paused, SandboxState::Running).await
             }
             other => Err(Error::Conflict(format!("sandbox {} is {other}, not paused", row.id))),
         }
@@ -154,12 +165,12 @@ impl Sandboxes {
 
     /// Records the move `from` → `to` the runtime made; a concurrent call that got there first is
     /// fine, anything else (deleted meanwhile) is a conflict.
-    async fn settle(&self, id: &str, from: &str, to: &str) -> Result<()> {
+    async fn settle(&self, id: &str, from: SandboxState, to: SandboxState) -> Result<()> {
         if self.store.transition(id, &[from], to, None, now_ms()).await? {
-            tracing::info!(sandbox_id = %id, state = to, "sandbox {to}");
+            tracing::info!(sandbox_id = %id, state = %to, "sandbox {to}");
             return Ok(());
         }
-        match self.load(id).await?.state.as_str() {
+        match self.load(id).await?.state {
             s if s == to => Ok(()),
             s => Err(Error::Conflict(format!("sandbox {id} is {s}"))),
         }

@@ -6,7 +6,7 @@ use podgate_types::users::{Quota, QuotaLimits, QuotaOverrides};
 
 use crate::audit::Event;
 use crate::config::SandboxPolicy;
-use crate::sandboxes::{MAX_DISK, MIN_DISK};
+use crate::spec::{MAX_DISK, MIN_DISK};
 use crate::{Caller, Error, Result, Sandboxes};
 
 /// The disk cap and the size of a new volume a create asks for (else the policy's), checked.

@@ -3,6 +3,8 @@
 //! from the database, finishes interrupted deletes, and removes instances the database does not
 //! know as live (leftovers of a crash mid-create).
 
+use podgate_types::state::SandboxState;
+
 use std::collections::HashMap;
 
 use podgate_runtime::InstanceStatus;
@@ -38,14 +40,14 @@ impl Sandboxes {
             if self.bootstrap_under_way(&row) {
                 tokio::spawn(self.clone().follow_bootstrap(row.id.clone()));
             }
-            if row.state == "pending" || row.state == "starting" {
+            if row.state == SandboxState::Pending || row.state == SandboxState::Starting {
                 tracing::warn!(sandbox_id = %row.id, "create was interrupted by a server stop; marking failed");
                 self.driver.delete(&row.id).await?;
                 self.store
                     .transition(
                         &row.id,
-                        &["pending", "starting"],
-                        "failed",
+                        &[SandboxState::Pending, SandboxState::Starting],
+                        SandboxState::Failed,
                         Some("the server stopped while creating this sandbox"),
                         now_ms(),
                     )
@@ -79,8 +81,8 @@ impl Sandboxes {
         let mut live = std::collections::HashSet::new();
         for row in &rows {
             live.insert(row.id.clone());
-            match (row.state.as_str(), instances.get(&row.id)) {
-                ("running" | "paused", None) => {
+            match (row.state, instances.get(&row.id)) {
+                (SandboxState::Running | SandboxState::Paused, None) => {
                     self.fail(&row.id, "the sandbox's container vanished").await?;
                     // What the runtime keeps beside the instance (the run directory) goes too.
                     self.driver.delete(&row.id).await?;
@@ -89,28 +91,42 @@ impl Sandboxes {
                 // the two): the runtime is right.
                 // The listing is a moment old: a pause or resume made since would be undone, so
                 // the instance is asked again first.
-                ("running", Some(InstanceStatus::Paused)) if self.still(&row.id, InstanceStatus::Paused).await? => {
-                    self.store.transition(&row.id, &["running"], "paused", None, now).await?;
+                (SandboxState::Running, Some(InstanceStatus::Paused))
+                    if self.still(&row.id, InstanceStatus::Paused).await? =>
+                {
+                    self.store.transition(&row.id, &[SandboxState::Running], SandboxState::Paused, None, now).await?;
                 }
-                ("paused", Some(InstanceStatus::Running)) if self.still(&row.id, InstanceStatus::Running).await? => {
-                    self.store.transition(&row.id, &["paused"], "running", None, now).await?;
+                (SandboxState::Paused, Some(InstanceStatus::Running))
+                    if self.still(&row.id, InstanceStatus::Running).await? =>
+                {
+                    self.store.transition(&row.id, &[SandboxState::Paused], SandboxState::Running, None, now).await?;
                 }
-                ("running" | "paused", Some(InstanceStatus::Exited { reason })) => {
+                (SandboxState::Running | SandboxState::Paused, Some(InstanceStatus::Exited { reason })) => {
                     let reason = format!("the sandbox's container stopped: {reason}");
                     self.fail(&row.id, &reason).await?;
                     self.driver.delete(&row.id).await?;
                 }
-                ("stopping", _) => {
+                (SandboxState::Stopping, _) => {
                     if let Err(e) = self.remove(&row.id, "deleted").await {
                         tracing::warn!(sandbox_id = %row.id, error = %e, "retrying an interrupted delete failed");
                     }
                 }
-                ("failed", Some(_)) => self.driver.delete(&row.id).await?,
-                ("pending" | "starting", _) if now.saturating_sub(row.updated_at) > ABANDONED_CREATE_MS => {
+                (SandboxState::Failed, Some(_)) => self.driver.delete(&row.id).await?,
+                (SandboxState::Pending | SandboxState::Starting, _)
+                    if now.saturating_sub(row.updated_at) > ABANDONED_CREATE_MS =>
+                {
                     tracing::warn!(sandbox_id = %row.id, "a create abandoned by a replica that stopped; marking failed");
                     self.driver.delete(&row.id).await?;
                     let why = Some("the server creating this sandbox stopped");
-                    self.store.transition(&row.id, &["pending", "starting"], "failed", why, now).await?;
+                    self.store
+                        .transition(
+                            &row.id,
+                            &[SandboxState::Pending, SandboxState::Starting],
+                            SandboxState::Failed,
+                            why,
+                            now,
+                        )
+                        .await?;
                 }
                 _ => {}
             }
@@ -128,7 +144,17 @@ impl Sandboxes {
 
     async fn fail(&self, id: &str, reason: &str) -> Result<()> {
         tracing::warn!(sandbox_id = %id, reason, "sandbox failed");
-        if self.store.transition(id, &["running", "paused"], "failed", Some(reason), now_ms()).await? {
+        if self
+            .store
+            .transition(
+                id,
+                &[SandboxState::Running, SandboxState::Paused],
+                SandboxState::Failed,
+                Some(reason),
+                now_ms(),
+            )
+            .await?
+        {
             self.audit.record(Event::system("sandbox.fail").sandbox(id).result("failed").detail(reason)).await;
         }
         Ok(())

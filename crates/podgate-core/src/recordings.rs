@@ -107,7 +107,7 @@ impl Recordings {
 impl Sandboxes {
     /// Whether the sandbox's terminals are recorded.
     pub(crate) fn records_terminals(&self, row: &podgate_store::SandboxRow) -> bool {
-        serde_json::from_str::<crate::sandboxes::StoredSpec>(&row.spec).is_ok_and(|s| s.record_terminals)
+        row.spec.record_terminals
     }
 
     /// Removes recordings older than `retention`; returns how many.

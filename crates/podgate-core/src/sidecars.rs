@@ -51,7 +51,7 @@ pub(crate) fn prepare(
                 return Err(invalid(format!("cpu {cpu}: give cores between 0 and 64")));
             }
             let memory = s.memory.map_or(DEFAULT_MEMORY, |m| m.0);
-            if !(min_memory..=crate::sandboxes::MAX_MEMORY).contains(&memory) {
+            if !(min_memory..=crate::spec::MAX_MEMORY).contains(&memory) {
                 return Err(invalid(format!("memory {memory} bytes is out of range: give 6Mi to 16Ti")));
             }
             if s.privileged && policy != SidecarPolicy::Privileged {

@@ -2,13 +2,14 @@
 //! sandbox's owner, who can start sandboxes from it (`snapshot` on create) or fork a running
 //! sandbox in one step. Nobody else can use or name the image.
 
+use podgate_types::state::SandboxState;
+
 use podgate_store::SnapshotRow;
 use podgate_types::api::{CreateSandboxRequest, NameRequest, Sandbox, Snapshot};
 use podgate_types::validate;
 
 use crate::audit::Event;
 use crate::clock::{from_ms, now_ms};
-use crate::sandboxes::StoredSpec;
 use crate::{Caller, Error, Result, Sandboxes, ids};
 
 /// Repository of snapshot images; a snapshot's image is `podgate-snapshot:<id>`.
@@ -25,7 +26,7 @@ impl Sandboxes {
     }
 
     async fn snapshot_row(&self, row: &podgate_store::SandboxRow, name: Option<String>) -> Result<SnapshotRow> {
-        if row.state != "running" && row.state != "paused" {
+        if row.state != SandboxState::Running && row.state != SandboxState::Paused {
             return Err(Error::Conflict(format!("sandbox {} is {}, not running", row.id, row.state)));
         }
         let name = match name {
@@ -80,7 +81,7 @@ impl Sandboxes {
         let detail = snap.as_ref().map(|s| format!("{} ({})", s.name, s.id)).unwrap_or_default();
         self.audit.record(Event::by(caller, "snapshot.create").sandbox(&row.id).detail(detail).outcome(&snap)).await;
         let snap = snap?;
-        let spec: StoredSpec = serde_json::from_str(&row.spec).map_err(|e| Error::Internal(e.to_string()))?;
+        let spec = row.spec.clone();
         let create = CreateSandboxRequest {
             name: req.name,
             snapshot: Some(snap.id.clone()),

@@ -1,6 +1,8 @@
 //! Bringing a sandbox up: placing it with the runtime, waiting for its agent, and cleaning up
 //! after a create that failed or was overtaken by a delete.
 
+use podgate_types::state::SandboxState;
+
 use std::time::{Duration, Instant};
 
 use podgate_runtime::{InstanceStatus, PlacementSpec};
@@ -10,7 +12,6 @@ use podgate_types::api::{NetworkMode, Sandbox};
 
 use crate::agent_client::AgentClient;
 use crate::clock::now_ms;
-use crate::sandboxes::StoredSpec;
 use crate::{Error, Result, Sandboxes};
 
 impl Sandboxes {
@@ -19,14 +20,14 @@ impl Sandboxes {
         let id = row.id.clone();
         match self.place_and_wait(&row, key).await {
             Ok(()) => {
-                if !self.store.transition(&id, &["starting"], "running", None, now_ms()).await? {
+                if !self.store.transition(&id, &[SandboxState::Starting], SandboxState::Running, None, now_ms()).await?
+                {
                     // Deleted while it was starting: the delete cleans up.
                     return Err(self.removed_while_starting(&id).await);
                 }
                 tracing::info!(sandbox_id = %id, "sandbox running");
                 let row = self.load(&id).await?;
-                let spec: StoredSpec = serde_json::from_str(&row.spec).map_err(|e| Error::Internal(e.to_string()))?;
-                if let Some(b) = &spec.bootstrap {
+                if let Some(b) = &row.spec.bootstrap {
                     self.begin_bootstrap(&row, b).await?;
                 }
                 self.view(&self.load(&id).await?)
@@ -37,7 +38,17 @@ impl Sandboxes {
                     tracing::error!(sandbox_id = %id, error = %de, "cleanup after failed create failed; the reconciler retries");
                 }
                 let msg = e.to_string();
-                if !self.store.transition(&id, &["pending", "starting"], "deleted", Some(&msg), now_ms()).await? {
+                if !self
+                    .store
+                    .transition(
+                        &id,
+                        &[SandboxState::Pending, SandboxState::Starting],
+                        SandboxState::Deleted,
+                        Some(&msg),
+                        now_ms(),
+                    )
+                    .await?
+                {
                     // Removed meanwhile (its TTL, its owner): that, not the failure it caused, is the answer.
                     return Err(self.removed_while_starting(&id).await);
                 }
@@ -57,8 +68,8 @@ impl Sandboxes {
     }
 
     pub(crate) async fn place_and_wait(&self, row: &SandboxRow, key: Option<podgate_runtime::VolumeKey>) -> Result<()> {
-        let spec: StoredSpec = serde_json::from_str(&row.spec).map_err(|e| Error::Internal(e.to_string()))?;
-        if !self.store.transition(&row.id, &["pending"], "starting", None, now_ms()).await? {
+        let spec = row.spec.clone();
+        if !self.store.transition(&row.id, &[SandboxState::Pending], SandboxState::Starting, None, now_ms()).await? {
             return Err(Error::Conflict(format!("sandbox {} changed state during create", row.id)));
         }
         let workspace_size = match spec.volume.as_deref() {

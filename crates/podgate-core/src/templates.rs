@@ -5,6 +5,8 @@
 //! handed to the caller within the caller's quota, its TTL starts then, and its env applies to
 //! every process started afterwards.
 
+use podgate_types::state::SandboxState;
+
 use std::collections::BTreeMap;
 
 use podgate_store::{SandboxRow, TemplateRow};
@@ -13,7 +15,6 @@ use podgate_types::validate;
 
 use crate::audit::Event;
 use crate::clock::{from_ms, now_ms};
-use crate::sandboxes::StoredSpec;
 use crate::{Caller, Error, Result, Role, Sandboxes, ids};
 
 /// Largest warm pool of one template.
@@ -95,7 +96,7 @@ impl Sandboxes {
             return Err(Error::Invalid(format!("invalid cpu {cpu}: give cores between 0 and 1024")));
         }
         if let Some(m) = r.memory
-            && !((6 << 20)..=crate::sandboxes::MAX_MEMORY).contains(&m.0)
+            && !((6 << 20)..=crate::spec::MAX_MEMORY).contains(&m.0)
         {
             return Err(Error::Invalid(format!("memory {} bytes is out of range: give 6Mi to 16Ti", m.0)));
         }
@@ -189,32 +190,28 @@ impl Sandboxes {
         validate::labels(&req.labels).map_err(Error::Invalid)?;
         let quota = self.limits_of(&caller.user_id).await?;
         let ttl = self.ttl_within(req.ttl_seconds.or(base.ttl_seconds), &quota)?;
-        for cand in self.pool_rows(t).await?.into_iter().filter(|r| r.state == "running") {
-            let mut spec: StoredSpec = serde_json::from_str(&cand.spec).map_err(|e| Error::Internal(e.to_string()))?;
+        for cand in self.pool_rows(t).await?.into_iter().filter(|r| r.state == SandboxState::Running) {
+            let mut spec = cand.spec.clone();
             spec.env.extend(req.env.clone());
             spec.labels.extend(req.labels.clone());
-            spec.pool = None;
             let now = now_ms();
             let expires = now.saturating_add((ttl as i64).saturating_mul(1000));
-            spec.ttl_seconds = Some(crate::sandboxes::ttl_from_creation(cand.created_at, expires).unwrap_or(ttl));
-            let (cpu, memory, disk) = (
-                spec.charged_cpu.or(spec.cpu).unwrap_or(0.0),
-                i64::try_from(spec.charged_memory.or(spec.memory).unwrap_or(0)).unwrap_or(i64::MAX),
-                i64::try_from(spec.charged_disk.or(spec.disk).unwrap_or(0)).unwrap_or(i64::MAX),
-            );
+            spec.ttl_seconds = Some(crate::spec::ttl_from_creation(cand.created_at, expires).unwrap_or(ttl));
+            let (cpu, memory, disk) = (cand.charged_cpu, cand.charged_memory, cand.charged_disk);
             let to = SandboxRow {
                 owner_id: caller.user_id.clone(),
                 name: name.clone(),
-                spec: serde_json::to_string(&spec).map_err(|e| Error::Internal(e.to_string()))?,
+                spec,
+                pool: None,
                 expires_at: Some(expires),
                 updated_at: now,
                 ..cand.clone()
             };
             let ceiling = crate::limits::ceiling(&quota);
-            if !self.store.transfer_sandbox_within(&to, &t.owner_id, cpu, memory, disk, ceiling).await? {
+            if !self.store.transfer_sandbox_within(&to, &t.owner_id, ceiling).await? {
                 match self.load(&cand.id).await? {
                     // Still in the pool: it does not fit the caller's quota.
-                    r if r.owner_id == t.owner_id && r.state == "running" => {
+                    r if r.owner_id == t.owner_id && r.state == SandboxState::Running => {
                         return Err(self.over_quota(&caller.user_id, &quota, cpu, memory, disk).await);
                     }
                     // Claimed by someone else a moment ago: try the next.
@@ -238,11 +235,7 @@ impl Sandboxes {
 
     /// The live sandboxes of `t`'s pool (not claimed yet).
     async fn pool_rows(&self, t: &TemplateRow) -> Result<Vec<SandboxRow>> {
-        let rows = self.store.list_sandboxes(Some(&t.owner_id)).await?;
-        Ok(rows
-            .into_iter()
-            .filter(|r| serde_json::from_str::<StoredSpec>(&r.spec).is_ok_and(|s| s.pool.as_deref() == Some(&t.name)))
-            .collect())
+        Ok(self.store.pool_sandboxes(&t.owner_id, &t.name).await?)
     }
 
     /// Starts the sandboxes templates' pools are missing (the reconciler's leader, each pass).
@@ -295,7 +288,7 @@ impl Sandboxes {
     }
 
     async fn template_view(&self, t: TemplateRow) -> Result<Template> {
-        let ready = self.pool_rows(&t).await?.iter().filter(|r| r.state == "running").count();
+        let ready = self.pool_rows(&t).await?.iter().filter(|r| r.state == SandboxState::Running).count();
         Ok(Template {
             request: serde_json::from_str(&t.request).map_err(|e| Error::Internal(e.to_string()))?,
             pool_size: u32::try_from(t.pool_size).unwrap_or(0),

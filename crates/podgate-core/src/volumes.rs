@@ -10,7 +10,6 @@ use podgate_types::users::QuotaLimits;
 
 use crate::audit::Event;
 use crate::clock::{from_ms, now_ms};
-use crate::sandboxes::StoredSpec;
 use crate::workspace_keys::Encryption;
 use crate::{Caller, Error, Result, Sandboxes, ids};
 
@@ -241,7 +240,7 @@ impl Sandboxes {
     /// The live sandbox that mounts `v`, if any (only a sandbox of its name can).
     async fn attached(&self, v: &VolumeRow) -> Result<Option<SandboxRow>> {
         let Some(row) = self.store.sandbox_by_name(&v.owner_id, &v.name).await? else { return Ok(None) };
-        let spec: StoredSpec = serde_json::from_str(&row.spec).map_err(|e| Error::Internal(e.to_string()))?;
+        let spec = &row.spec;
         Ok((spec.volume.as_deref() == Some(v.id.as_str())).then_some(row))
     }
 }

@@ -6,6 +6,9 @@ pub enum Error {
     /// A uniqueness constraint was violated (e.g. a sandbox name already in use).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A state change that the lifecycle table does not allow (a bug in the caller).
+    #[error("illegal state change: {0}")]
+    Illegal(String),
     /// A stored value could not be decoded.
     #[error("corrupt row: {0}")]
     Corrupt(String),

@@ -30,27 +30,12 @@ impl Ceiling {
 }
 
 /// States whose sandboxes count against a quota (they hold, or may soon hold, a container).
-pub(crate) const HOLDING: &str = "state IN ('pending', 'starting', 'running', 'paused', 'stopping', 'stopped')";
+pub(crate) const HOLDING: &str = "state IN ('pending', 'starting', 'running', 'paused', 'stopping')";
 
 /// The columns `n`, `cpu`, `memory` and `disk` summed over a set of sandbox rows (what each is
-/// charged: `charged_*` with its sidecars, else its own `cpu`, `memory` and `disk`; `disk` is
-/// absent before disk limits), in each dialect's JSON syntax.
-pub(crate) fn held_columns(db: &Db) -> &'static str {
-    match db {
-        Db::Sqlite(_) => {
-            "count(*) AS n, \
-             coalesce(sum(coalesce(json_extract(spec, '$.charged_cpu'), json_extract(spec, '$.cpu'))), 0.0) AS cpu, \
-             coalesce(sum(coalesce(json_extract(spec, '$.charged_memory'), json_extract(spec, '$.memory'))), 0) AS memory, \
-             coalesce(sum(coalesce(json_extract(spec, '$.charged_disk'), json_extract(spec, '$.disk'))), 0) AS disk"
-        }
-        Db::Postgres(_) => {
-            "count(*) AS n, \
-             coalesce(sum(coalesce((spec::jsonb->>'charged_cpu')::float8, (spec::jsonb->>'cpu')::float8)), 0)::float8 AS cpu, \
-             coalesce(sum(coalesce((spec::jsonb->>'charged_memory')::bigint, (spec::jsonb->>'memory')::bigint)), 0)::bigint AS memory, \
-             coalesce(sum(coalesce((spec::jsonb->>'charged_disk')::bigint, (spec::jsonb->>'disk')::bigint)), 0)::bigint AS disk"
-        }
-    }
-}
+/// charged, with its sidecars).
+pub(crate) const HELD_COLUMNS: &str = "count(*) AS n, CAST(coalesce(sum(charged_cpu), 0.0) AS DOUBLE PRECISION) AS cpu, \
+     CAST(coalesce(sum(charged_memory), 0) AS BIGINT) AS memory, CAST(coalesce(sum(charged_disk), 0) AS BIGINT) AS disk";
 
 /// Bytes the owner bound to `param` holds outside sandboxes: its live volumes' sizes and its
 /// live snapshots' bytes (the same SQL in both dialects).
@@ -62,16 +47,10 @@ pub(crate) fn stored_disk(param: &str) -> String {
 }
 
 /// Bytes the owner bound to `param` holds in live sandboxes' own filesystems.
-pub(crate) fn sandbox_disk(db: &Db, param: &str) -> String {
-    let sum = match db {
-        Db::Sqlite(_) => {
-            "coalesce(sum(coalesce(json_extract(spec, '$.charged_disk'), json_extract(spec, '$.disk'))), 0)"
-        }
-        Db::Postgres(_) => {
-            "coalesce(sum(coalesce((spec::jsonb->>'charged_disk')::bigint, (spec::jsonb->>'disk')::bigint)), 0)::bigint"
-        }
-    };
-    format!("(SELECT {sum} FROM sandboxes WHERE owner_id = {param} AND {HOLDING})")
+pub(crate) fn sandbox_disk(param: &str) -> String {
+    format!(
+        "(SELECT CAST(coalesce(sum(charged_disk), 0) AS BIGINT) FROM sandboxes WHERE owner_id = {param} AND {HOLDING})"
+    )
 }
 
 /// A statement that holds a per-owner lock until the transaction ends (PostgreSQL reads committed
@@ -113,7 +92,7 @@ impl Store {
         let sql = format!(
             "SELECT held.*, {} AS stored FROM (SELECT {} FROM sandboxes WHERE owner_id = $1 AND {HOLDING}) AS held",
             stored_disk("$1"),
-            held_columns(&self.db)
+            HELD_COLUMNS
         );
         let (sandboxes, cpu, memory, disk, stored): (i64, f64, i64, i64, i64) =
             on_db!(self, p => sqlx::query_as(&sql).bind(owner_id).fetch_one(p).await?);
@@ -122,25 +101,18 @@ impl Store {
     }
 
     /// Inserts a new sandbox only if its owner's sandboxes, with it, stay within `ceiling`, in one
-    /// transaction under the owner's lock so that concurrent creates cannot both pass. `cpu`,
-    /// `memory` and `disk` are the new sandbox's (its disk is summed with the owner's volumes and
-    /// snapshots). Returns false (nothing inserted) when it would not fit.
-    pub async fn insert_sandbox_within(
-        &self,
-        s: &SandboxRow,
-        cpu: f64,
-        memory: i64,
-        disk: i64,
-        ceiling: Ceiling,
-    ) -> Result<bool> {
+    /// transaction under the owner's lock so that concurrent creates cannot both pass. Its
+    /// `charged_*` are what it adds (its disk is summed with the owner's volumes and snapshots).
+    /// Returns false (nothing inserted) when it would not fit.
+    pub async fn insert_sandbox_within(&self, s: &SandboxRow, ceiling: Ceiling) -> Result<bool> {
         let sql = format!(
             "INSERT INTO sandboxes (id, owner_id, name, state, image, spec, error, agent_secret, agent_url, \
-             created_at, updated_at, expires_at, deleted_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM \
+             created_at, updated_at, expires_at, deleted_at, charged_cpu, charged_memory, charged_disk, pool) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $15, $17, $19, $21 FROM \
              (SELECT {} FROM sandboxes WHERE owner_id = $2 AND {HOLDING}) AS held \
              WHERE held.n + 1 <= $14 AND held.cpu + $15 <= $16 + 1e-9 AND held.memory + $17 <= $18 \
              AND held.disk + {} + $19 <= $20",
-            held_columns(&self.db),
+            HELD_COLUMNS,
             stored_disk("$2")
         );
         let lock = owner_lock(&self.db);
@@ -154,9 +126,9 @@ impl Store {
                 .bind(&s.id)
                 .bind(&s.owner_id)
                 .bind(&s.name)
-                .bind(&s.state)
+                .bind(s.state.as_str())
                 .bind(&s.image)
-                .bind(&s.spec)
+                .bind(s.spec.to_string())
                 .bind(&s.error)
                 .bind(&s.agent_secret)
                 .bind(&s.agent_url)
@@ -165,12 +137,13 @@ impl Store {
                 .bind(s.expires_at)
                 .bind(s.deleted_at)
                 .bind(ceiling.sandboxes)
-                .bind(cpu)
+                .bind(s.charged_cpu)
                 .bind(ceiling.cpu)
-                .bind(memory)
+                .bind(s.charged_memory)
                 .bind(ceiling.memory)
-                .bind(disk)
+                .bind(s.charged_disk)
                 .bind(ceiling.disk)
+                .bind(&s.pool)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| crate::error::conflict_on_unique(e, taken))?
@@ -204,9 +177,9 @@ mod tests {
             id: id.into(),
             owner_id: owner.into(),
             name: id.into(),
-            state: "pending".into(),
+            state: podgate_types::state::SandboxState::Pending,
             image: "i".into(),
-            spec: serde_json::json!({ "cpu": cpu, "memory": memory }).to_string(),
+            spec: Default::default(),
             error: None,
             agent_secret: "s".into(),
             agent_url: None,
@@ -217,6 +190,11 @@ mod tests {
             bootstrap: None,
             bootstrap_log: None,
             last_active_at: None,
+            charged_cpu: cpu,
+            charged_memory: memory,
+            charged_disk: 0,
+            pool: None,
+            revision: 0,
         }
     }
 
@@ -234,10 +212,10 @@ mod tests {
         let u = crate::UserRow { id: "u1".into(), name: "u".into(), role: "user".into(), created_at: 0, quota: None };
         s.insert_user(&u).await.unwrap();
         let ceiling = Ceiling { sandboxes: 2, cpu: 1.5, memory: 3 << 30, disk: i64::MAX };
-        assert!(s.insert_sandbox_within(&row("a", &u.id, 1.0, 1 << 30), 1.0, 1 << 30, 0, ceiling).await.unwrap());
-        assert!(!s.insert_sandbox_within(&row("b", &u.id, 1.0, 1 << 30), 1.0, 1 << 30, 0, ceiling).await.unwrap());
-        assert!(s.insert_sandbox_within(&row("c", &u.id, 0.5, 2 << 30), 0.5, 2 << 30, 0, ceiling).await.unwrap());
-        assert!(!s.insert_sandbox_within(&row("d", &u.id, 0.0, 0), 0.0, 0, 0, ceiling).await.unwrap(), "count");
+        assert!(s.insert_sandbox_within(&row("a", &u.id, 1.0, 1 << 30), ceiling).await.unwrap());
+        assert!(!s.insert_sandbox_within(&row("b", &u.id, 1.0, 1 << 30), ceiling).await.unwrap());
+        assert!(s.insert_sandbox_within(&row("c", &u.id, 0.5, 2 << 30), ceiling).await.unwrap());
+        assert!(!s.insert_sandbox_within(&row("d", &u.id, 0.0, 0), ceiling).await.unwrap(), "count");
         assert!(s.sandbox("b").await.unwrap().is_none());
         let usage = Usage { sandboxes: 2, cpu: 1.5, memory: 3 << 30, volumes: 0, disk: 0 };
         assert_eq!(s.usage(&u.id).await.unwrap(), usage);
@@ -248,11 +226,8 @@ mod tests {
         let u = crate::UserRow { id: "u1".into(), name: "u".into(), role: "user".into(), created_at: 0, quota: None };
         s.insert_user(&u).await.unwrap();
         let ceiling = Ceiling { disk: 10, ..Ceiling::UNLIMITED };
-        let with_disk = |id: &str, disk: i64| SandboxRow {
-            spec: serde_json::json!({ "cpu": 0.0, "memory": 0, "disk": disk }).to_string(),
-            ..row(id, "u1", 0.0, 0)
-        };
-        assert!(s.insert_sandbox_within(&with_disk("a", 4), 0.0, 0, 4, ceiling).await.unwrap());
+        let with_disk = |id: &str, disk: i64| SandboxRow { charged_disk: disk, ..row(id, "u1", 0.0, 0) };
+        assert!(s.insert_sandbox_within(&with_disk("a", 4), ceiling).await.unwrap());
         let v = crate::VolumeRow {
             id: "v1".into(),
             owner_id: "u1".into(),
@@ -277,8 +252,8 @@ mod tests {
         assert!(!s.insert_snapshot_within(&snap("s1", 4), ceiling.disk).await.unwrap());
         assert!(s.insert_snapshot_within(&snap("s2", 2), ceiling.disk).await.unwrap());
         assert_eq!(s.usage("u1").await.unwrap().disk, 9);
-        assert!(!s.insert_sandbox_within(&with_disk("b", 2), 0.0, 0, 2, ceiling).await.unwrap());
-        assert!(s.insert_sandbox_within(&with_disk("c", 1), 0.0, 0, 1, ceiling).await.unwrap());
+        assert!(!s.insert_sandbox_within(&with_disk("b", 2), ceiling).await.unwrap());
+        assert!(s.insert_sandbox_within(&with_disk("c", 1), ceiling).await.unwrap());
         s.mark_snapshot_deleted("s2", 1).await.unwrap();
         assert_eq!(s.usage("u1").await.unwrap().disk, 8);
     }
@@ -292,7 +267,7 @@ mod tests {
             .map(|i| {
                 let s = s.clone();
                 tokio::spawn(async move {
-                    s.insert_sandbox_within(&row(&format!("s{i}"), "u1", 1.0, 1), 1.0, 1, 0, ceiling).await.unwrap()
+                    s.insert_sandbox_within(&row(&format!("s{i}"), "u1", 1.0, 1), ceiling).await.unwrap()
                 })
             })
             .collect();

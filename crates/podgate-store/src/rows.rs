@@ -1,5 +1,8 @@
 //! Row types as stored. Times are unix milliseconds.
 
+use podgate_types::spec::SandboxSpec;
+use podgate_types::state::SandboxState;
+
 /// A user.
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct UserRow {
@@ -25,15 +28,18 @@ pub struct TokenRow {
     pub revoked_at: Option<i64>,
 }
 
-/// A sandbox. `spec` is the JSON of the validated create request; `state` its snake_case state.
+/// A sandbox: its typed state and spec, and beside the spec what queries need (the quota charge,
+/// the warm pool) and its revision (bumped by every spec update, for compare-and-set).
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct SandboxRow {
     pub id: String,
     pub owner_id: String,
     pub name: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: SandboxState,
     pub image: String,
-    pub spec: String,
+    #[sqlx(try_from = "String")]
+    pub spec: SandboxSpec,
     pub error: Option<String>,
     pub agent_secret: String,
     pub agent_url: Option<String>,
@@ -50,4 +56,13 @@ pub struct SandboxRow {
     /// Last user activity seen (written at most every few seconds).
     #[sqlx(default)]
     pub last_active_at: Option<i64>,
+    /// What it counts against its owner's quota: its own limits plus its sidecars'.
+    pub charged_cpu: f64,
+    pub charged_memory: i64,
+    /// Bytes of disk: its own cap and each sidecar's.
+    pub charged_disk: i64,
+    /// The template whose warm pool holds it, until a user claims it.
+    pub pool: Option<String>,
+    /// Bumped by every update of `spec`.
+    pub revision: i64,
 }

@@ -27,7 +27,7 @@ impl Store {
         let sql = format!(
             "INSERT INTO snapshots (id, owner_id, name, sandbox_id, image, bytes, created_at, deleted_at) \
              SELECT $1, $2, $3, $4, $5, $6, $7, NULL WHERE {} + {} + $6 <= $8",
-            sandbox_disk(&self.db, "$2"),
+            sandbox_disk("$2"),
             stored_disk("$2")
         );
         let lock = owner_lock(&self.db);

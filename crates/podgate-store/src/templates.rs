@@ -1,7 +1,7 @@
 //! Templates: named sandbox requests, and the transfer of a warm pool's sandbox to the user
 //! who claims it.
 
-use crate::limits::{Ceiling, held_columns, owner_lock};
+use crate::limits::{Ceiling, HELD_COLUMNS, owner_lock};
 use crate::{Result, SandboxRow, Store};
 
 /// A template; `request` is the JSON of its sandbox request.
@@ -78,25 +78,19 @@ impl Store {
     }
 
     /// Hands the running sandbox `to.id`, owned by `from_owner`, to `to.owner_id` with `to`'s
-    /// name, spec and expiry, if the new owner's sandboxes stay within `ceiling` with it (in one
-    /// statement under the new owner's lock, like a create). False when it was claimed already,
-    /// stopped, or would not fit; a name the new owner uses already is a conflict.
-    pub async fn transfer_sandbox_within(
-        &self,
-        to: &SandboxRow,
-        from_owner: &str,
-        cpu: f64,
-        memory: i64,
-        disk: i64,
-        ceiling: Ceiling,
-    ) -> Result<bool> {
+    /// name, spec, expiry and pool (none once claimed), if the new owner's sandboxes stay within
+    /// `ceiling` with its charge (in one statement under the new owner's lock, like a create).
+    /// False when it was claimed already, stopped, or would not fit; a name the new owner uses
+    /// already is a conflict.
+    pub async fn transfer_sandbox_within(&self, to: &SandboxRow, from_owner: &str, ceiling: Ceiling) -> Result<bool> {
         let sql = format!(
-            "UPDATE sandboxes SET owner_id = $1, name = $2, spec = $3, expires_at = $4, updated_at = $5 \
+            "UPDATE sandboxes SET owner_id = $1, name = $2, spec = $3, expires_at = $4, updated_at = $5, \
+             pool = $15, revision = revision + 1 \
              WHERE id = $6 AND owner_id = $7 AND state = 'running' AND EXISTS (SELECT 1 FROM \
              (SELECT {} FROM sandboxes WHERE owner_id = $1 AND {}) AS held \
              WHERE held.n + 1 <= $8 AND held.cpu + $9 <= $10 + 1e-9 AND held.memory + $11 <= $12 \
              AND held.disk + {} + $13 <= $14)",
-            held_columns(&self.db),
+            HELD_COLUMNS,
             crate::limits::HOLDING,
             crate::limits::stored_disk("$1")
         );
@@ -110,18 +104,19 @@ impl Store {
             let n = sqlx::query(&sql)
                 .bind(&to.owner_id)
                 .bind(&to.name)
-                .bind(&to.spec)
+                .bind(to.spec.to_string())
                 .bind(to.expires_at)
                 .bind(to.updated_at)
                 .bind(&to.id)
                 .bind(from_owner)
                 .bind(ceiling.sandboxes)
-                .bind(cpu)
+                .bind(to.charged_cpu)
                 .bind(ceiling.cpu)
-                .bind(memory)
+                .bind(to.charged_memory)
                 .bind(ceiling.memory)
-                .bind(disk)
+                .bind(to.charged_disk)
                 .bind(ceiling.disk)
+                .bind(&to.pool)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| crate::error::conflict_on_unique(e, taken))?

@@ -28,7 +28,7 @@ impl Store {
              SELECT $1, $2, $3, $6, $4, NULL, $8 FROM \
              (SELECT count(*) AS n FROM volumes WHERE owner_id = $2 AND deleted_at IS NULL) AS held \
              WHERE held.n + 1 <= $5 AND {} + {} + $6 <= $7",
-            sandbox_disk(&self.db, "$2"),
+            sandbox_disk("$2"),
             stored_disk("$2")
         );
         let lock = owner_lock(&self.db);

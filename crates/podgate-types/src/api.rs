@@ -180,62 +180,7 @@ impl NetworkMode {
     }
 }
 
-/// Lifecycle state of a sandbox.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum SandboxState {
-    Pending,
-    Starting,
-    Running,
-    Paused,
-    Stopping,
-    Stopped,
-    Failed,
-    Deleted,
-}
-
-impl SandboxState {
-    /// Every state, in lifecycle order.
-    pub const ALL: [SandboxState; 8] = [
-        Self::Pending,
-        Self::Starting,
-        Self::Running,
-        Self::Paused,
-        Self::Stopping,
-        Self::Stopped,
-        Self::Failed,
-        Self::Deleted,
-    ];
-
-    /// The snake_case name used in JSON and in the store.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Starting => "starting",
-            Self::Running => "running",
-            Self::Paused => "paused",
-            Self::Stopping => "stopping",
-            Self::Stopped => "stopped",
-            Self::Failed => "failed",
-            Self::Deleted => "deleted",
-        }
-    }
-}
-
-impl std::str::FromStr for SandboxState {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| format!("unknown sandbox state {s:?}"))
-    }
-}
-
-impl std::fmt::Display for SandboxState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::state::SandboxState;
 
 /// A sandbox as the API shows it.
 #[derive(Clone, Debug, Serialize, Deserialize)]

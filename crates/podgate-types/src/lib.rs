@@ -11,6 +11,8 @@ pub mod passphrase;
 pub mod ports;
 pub mod process;
 pub mod sftp;
+pub mod spec;
+pub mod state;
 pub mod terminal;
 pub mod users;
 pub mod validate;

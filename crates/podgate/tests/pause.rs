@@ -186,4 +186,26 @@ async fn idle_sandboxes_pause_and_activity_keeps_them_running() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("idle timeout 600 s"), "{o:?}");
     let bad = c.extend("idle", &podgate_types::api::ExtendRequest { ttl_seconds: Some(0), ..Default::default() }).await;
     assert!(bad.unwrap_err().to_string().contains("out of range"));
+
+    // Concurrent extends of the TTL and of the idle timeout both land: each is a
+    // compare-and-set on the spec, so neither writes back a stale copy of the other's field.
+    for round in 0..8u64 {
+        let (ttl, idle) = (3600 + round * 60, 300 + round);
+        let ext = |req| {
+            let c = c.clone();
+            async move { c.extend("idle", &req).await.unwrap() }
+        };
+        let asks = (0..3).flat_map(|_| {
+            [
+                ext(podgate_types::api::ExtendRequest { ttl_seconds: Some(ttl), ..Default::default() }),
+                ext(podgate_types::api::ExtendRequest { idle_timeout_seconds: Some(idle), ..Default::default() }),
+            ]
+        });
+        futures_util::future::join_all(asks).await;
+        let now = c.get(&sb.id).await.unwrap();
+        assert_eq!(now.idle_timeout_seconds, idle, "round {round}: the idle timeout was lost");
+        let left = (now.expires_at.unwrap() - time::OffsetDateTime::now_utc()).whole_seconds();
+        assert!((ttl as i64 - 30..=ttl as i64).contains(&left), "round {round}: expiry {left} s, asked {ttl}");
+        assert!(now.ttl_seconds.unwrap() >= ttl, "round {round}: the TTL was lost: {:?}", now.ttl_seconds);
+    }
 }
