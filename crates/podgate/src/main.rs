@@ -5,10 +5,10 @@ mod files;
 mod runtime_args;
 mod server;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Subcommand};
 
 /// Self-hosted sandboxes: isolated Linux containers on demand.
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "podgate", version, about)]
 struct Cli {
     #[command(subcommand)]
@@ -76,8 +76,30 @@ enum Command {
     PortForward(cli::PortForwardArgs),
 }
 
+/// The command line, with `podgate server`'s config file (`--config`) as its flags' defaults.
+fn parse() -> Cli {
+    let exit = |e: clap::Error| -> ! { e.exit() };
+    let cli = Cli::from_arg_matches(&Cli::command().get_matches()).unwrap_or_else(|e| exit(e));
+    let Command::Server(args) = &cli.command else { return cli };
+    let Some(path) = &args.config else { return cli };
+    let server = Cli::command().find_subcommand("server").cloned().expect("the server subcommand");
+    let file = match server::ConfigFile::read(path, &server) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("podgate: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    let cmd = Cli::command().mut_subcommand("server", |s| file.apply(s));
+    let mut cli = Cli::from_arg_matches(&cmd.get_matches()).unwrap_or_else(|e| exit(e));
+    if let Command::Server(args) = &mut cli.command {
+        args.oidc_file = file.oidc;
+    }
+    cli
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = parse();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

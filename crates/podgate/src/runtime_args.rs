@@ -1,5 +1,5 @@
 //! `podgate server`'s choice of runtime (`--runtime docker|kubernetes`) and the Kubernetes
-//! driver's flags, also read from the `[kubernetes]` table of the config file.
+//! driver's flags (in the config file: the `[kubernetes]` table, keys without `kube_`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,82 +22,59 @@ pub enum Runtime {
 pub struct KubeArgs {
     /// A kubeconfig file [default: in-cluster, else $KUBECONFIG or ~/.kube/config].
     #[arg(long, env = "PODGATE_KUBECONFIG")]
-    kubeconfig: Option<PathBuf>,
+    pub(crate) kubeconfig: Option<PathBuf>,
     /// The kubeconfig context [default: its current context].
     #[arg(long, env = "PODGATE_KUBE_CONTEXT")]
-    kube_context: Option<String>,
+    pub(crate) kube_context: Option<String>,
     /// The namespace sandboxes run in [default: podgate-sandboxes].
     #[arg(long, env = "PODGATE_KUBE_NAMESPACE")]
-    kube_namespace: Option<String>,
+    pub(crate) kube_namespace: Option<String>,
     /// The image holding the agent (deploy/agent.Dockerfile) [default: podgate/agent:VERSION].
     #[arg(long, env = "PODGATE_KUBE_AGENT_IMAGE")]
-    kube_agent_image: Option<String>,
+    pub(crate) kube_agent_image: Option<String>,
     /// Pull policy of every sandbox image: IfNotPresent, Always or Never [default: IfNotPresent].
     #[arg(long, env = "PODGATE_KUBE_IMAGE_PULL_POLICY")]
-    kube_image_pull_policy: Option<String>,
+    pub(crate) kube_image_pull_policy: Option<String>,
     /// Reach agents through the API server's port-forward (a server outside the cluster)
     /// instead of at their pod IPs.
-    #[arg(long, env = "PODGATE_KUBE_PORT_FORWARD")]
-    kube_port_forward: bool,
+    #[arg(long, env = "PODGATE_KUBE_PORT_FORWARD", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) kube_port_forward: Option<bool>,
     /// The server's own namespace, the only one the sandbox network policy admits to agents [default: podgate].
     #[arg(long, env = "PODGATE_KUBE_SERVER_NAMESPACE")]
-    kube_server_namespace: Option<String>,
+    pub(crate) kube_server_namespace: Option<String>,
     /// Labels of the server's pods, KEY=VALUE comma-separated [default: app.kubernetes.io/name=podgate-server].
     #[arg(long, env = "PODGATE_KUBE_SERVER_LABELS", value_delimiter = ',')]
-    kube_server_labels: Option<Vec<String>>,
+    pub(crate) kube_server_labels: Option<Vec<String>>,
     /// Size of a persistent /workspace claim [default: 10Gi].
     #[arg(long, env = "PODGATE_KUBE_WORKSPACE_SIZE")]
-    kube_workspace_size: Option<String>,
+    pub(crate) kube_workspace_size: Option<String>,
     /// Storage class of /workspace claims [default: the cluster's default].
     #[arg(long, env = "PODGATE_KUBE_STORAGE_CLASS")]
-    kube_storage_class: Option<String>,
+    pub(crate) kube_storage_class: Option<String>,
     /// NFS exports mounted in every sandbox, SERVER:/EXPORT:/MOUNT[:ro], comma-separated.
     #[arg(long, env = "PODGATE_KUBE_NFS", value_delimiter = ',')]
-    kube_nfs: Option<Vec<String>>,
+    pub(crate) kube_nfs: Option<Vec<String>>,
     /// Runtime class of sandbox pods (e.g. gvisor, kata) [default: the cluster's default].
     #[arg(long, env = "PODGATE_KUBE_RUNTIME_CLASS")]
-    kube_runtime_class: Option<String>,
+    pub(crate) kube_runtime_class: Option<String>,
     /// Node labels sandbox pods must be placed on, KEY=VALUE comma-separated.
     #[arg(long, env = "PODGATE_KUBE_NODE_SELECTOR", value_delimiter = ',')]
-    kube_node_selector: Option<Vec<String>>,
+    pub(crate) kube_node_selector: Option<Vec<String>>,
     /// Tolerations of sandbox pods, KEY[=VALUE]:EFFECT comma-separated.
     #[arg(long, env = "PODGATE_KUBE_TOLERATIONS", value_delimiter = ',')]
-    kube_tolerations: Option<Vec<String>>,
+    pub(crate) kube_tolerations: Option<Vec<String>>,
     /// The CPU a sandbox's pod requests (the scheduler reserves), as a fraction of its CPU
     /// limit, in (0, 1]; 1 reserves the whole limit [default: 0.1].
     #[arg(long, env = "PODGATE_KUBE_CPU_REQUEST_FRACTION")]
-    kube_cpu_request_fraction: Option<f64>,
+    pub(crate) kube_cpu_request_fraction: Option<f64>,
     /// The memory a sandbox's pod requests, as a fraction of its memory limit, in (0, 1] [default: 0.25].
     #[arg(long, env = "PODGATE_KUBE_MEMORY_REQUEST_FRACTION")]
-    kube_memory_request_fraction: Option<f64>,
+    pub(crate) kube_memory_request_fraction: Option<f64>,
     /// Give /workspace to the sandbox user in an init container running as root with CHOWN,
     /// for volumes that ignore fsGroup (hostPath, local, some NFS); the sandbox namespace's Pod
     /// Security must allow it (baseline).
-    #[arg(long, env = "PODGATE_KUBE_WORKSPACE_OWNER_INIT")]
-    kube_workspace_owner_init: bool,
-}
-
-/// The `[kubernetes]` table of the config file: the flags without `kube-`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KubeFile {
-    kubeconfig: Option<PathBuf>,
-    context: Option<String>,
-    namespace: Option<String>,
-    agent_image: Option<String>,
-    image_pull_policy: Option<String>,
-    port_forward: Option<bool>,
-    server_namespace: Option<String>,
-    server_labels: Option<Vec<String>>,
-    workspace_size: Option<String>,
-    storage_class: Option<String>,
-    nfs: Option<Vec<String>>,
-    runtime_class: Option<String>,
-    node_selector: Option<Vec<String>>,
-    tolerations: Option<Vec<String>>,
-    cpu_request_fraction: Option<f64>,
-    memory_request_fraction: Option<f64>,
-    workspace_owner_init: Option<bool>,
+    #[arg(long, env = "PODGATE_KUBE_WORKSPACE_OWNER_INIT", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) kube_workspace_owner_init: Option<bool>,
 }
 
 fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -126,51 +103,46 @@ fn parse_each<T>(
 
 /// The driver's configuration, save what the server fills in at start (instance, run dir,
 /// agent flags, startup timeout).
-pub fn resolve(args: KubeArgs, file: KubeFile) -> anyhow::Result<podgate_kube::KubeConfig> {
+pub fn resolve(args: KubeArgs) -> anyhow::Result<podgate_kube::KubeConfig> {
     let d = podgate_kube::KubeConfig::default();
-    let pull = args.kube_image_pull_policy.or(file.image_pull_policy).unwrap_or(d.image_pull_policy);
+    let pull = args.kube_image_pull_policy.unwrap_or(d.image_pull_policy);
     if !["IfNotPresent", "Always", "Never"].contains(&pull.as_str()) {
         bail!("--kube-image-pull-policy {pull:?}: use IfNotPresent, Always or Never");
     }
-    let server_labels = match args.kube_server_labels.or(file.server_labels) {
+    let server_labels = match args.kube_server_labels {
         Some(l) => key_values("--kube-server-labels", &l)?,
         None => d.server_labels,
     };
-    let node_selector =
-        key_values("--kube-node-selector", &args.kube_node_selector.or(file.node_selector).unwrap_or_default())?;
-    let nfs = parse_each("--kube-nfs", args.kube_nfs.or(file.nfs), podgate_kube::NfsMount::parse)?;
-    let tolerations =
-        parse_each("--kube-tolerations", args.kube_tolerations.or(file.tolerations), podgate_kube::Toleration::parse)?;
+    let node_selector = key_values("--kube-node-selector", &args.kube_node_selector.unwrap_or_default())?;
+    let nfs = parse_each("--kube-nfs", args.kube_nfs, podgate_kube::NfsMount::parse)?;
+    let tolerations = parse_each("--kube-tolerations", args.kube_tolerations, podgate_kube::Toleration::parse)?;
     let requests = podgate_kube::Requests {
-        cpu: args.kube_cpu_request_fraction.or(file.cpu_request_fraction).unwrap_or(d.requests.cpu),
-        memory: args.kube_memory_request_fraction.or(file.memory_request_fraction).unwrap_or(d.requests.memory),
+        cpu: args.kube_cpu_request_fraction.unwrap_or(d.requests.cpu),
+        memory: args.kube_memory_request_fraction.unwrap_or(d.requests.memory),
     };
     requests.check().map_err(|e| anyhow::anyhow!("--kube-cpu-request-fraction/--kube-memory-request-fraction: {e}"))?;
     Ok(podgate_kube::KubeConfig {
-        kubeconfig: args.kubeconfig.or(file.kubeconfig),
-        context: args.kube_context.or(file.context),
-        namespace: args.kube_namespace.or(file.namespace).unwrap_or(d.namespace),
-        agent_image: args
-            .kube_agent_image
-            .or(file.agent_image)
-            .unwrap_or_else(|| format!("podgate/agent:{}", env!("CARGO_PKG_VERSION"))),
+        kubeconfig: args.kubeconfig,
+        context: args.kube_context,
+        namespace: args.kube_namespace.unwrap_or(d.namespace),
+        agent_image: args.kube_agent_image.unwrap_or_else(|| format!("podgate/agent:{}", env!("CARGO_PKG_VERSION"))),
         image_pull_policy: pull,
-        access: if args.kube_port_forward || file.port_forward.unwrap_or(false) {
+        access: if args.kube_port_forward.unwrap_or(false) {
             // The run directory is the server's to fill in.
             podgate_kube::Access::PortForward { run_dir: PathBuf::new() }
         } else {
             podgate_kube::Access::PodIp
         },
-        server_namespace: args.kube_server_namespace.or(file.server_namespace).unwrap_or(d.server_namespace),
+        server_namespace: args.kube_server_namespace.unwrap_or(d.server_namespace),
         server_labels,
-        workspace_size: args.kube_workspace_size.or(file.workspace_size).unwrap_or(d.workspace_size),
-        storage_class: args.kube_storage_class.or(file.storage_class),
+        workspace_size: args.kube_workspace_size.unwrap_or(d.workspace_size),
+        storage_class: args.kube_storage_class,
         nfs,
-        runtime_class: args.kube_runtime_class.or(file.runtime_class),
+        runtime_class: args.kube_runtime_class,
         node_selector,
         tolerations,
         requests,
-        workspace_owner_init: args.kube_workspace_owner_init || file.workspace_owner_init.unwrap_or(false),
+        workspace_owner_init: args.kube_workspace_owner_init.unwrap_or(false),
         ..d
     })
 }
@@ -180,20 +152,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flags_override_the_file_and_bad_values_are_refused() {
-        let file: KubeFile = toml::from_str(
-            "namespace = \"from-file\"\nruntime_class = \"gvisor\"\nnode_selector = [\"pool=sb\"]\nport_forward = true",
-        )
-        .unwrap();
-        let args = KubeArgs { kube_namespace: Some("from-flag".into()), ..Default::default() };
-        let c = resolve(args, file).unwrap();
-        assert_eq!(c.namespace, "from-flag");
+    fn values_are_checked_and_defaults_apply() {
+        let args = KubeArgs {
+            kube_namespace: Some("ns".into()),
+            kube_runtime_class: Some("gvisor".into()),
+            kube_node_selector: Some(vec!["pool=sb".into()]),
+            kube_port_forward: Some(true),
+            ..Default::default()
+        };
+        let c = resolve(args).unwrap();
+        assert_eq!(c.namespace, "ns");
         assert_eq!(c.runtime_class.as_deref(), Some("gvisor"));
         assert_eq!(c.node_selector["pool"], "sb");
         assert!(matches!(c.access, podgate_kube::Access::PortForward { .. }));
         assert!(c.agent_image.starts_with("podgate/agent:"));
+        let c = resolve(KubeArgs { kube_port_forward: Some(false), ..Default::default() }).unwrap();
+        assert!(matches!(c.access, podgate_kube::Access::PodIp));
 
-        let bad = |a: KubeArgs| resolve(a, KubeFile::default()).unwrap_err().to_string();
+        let bad = |a: KubeArgs| resolve(a).unwrap_err().to_string();
         assert!(
             bad(KubeArgs { kube_image_pull_policy: Some("Sometimes".into()), ..Default::default() })
                 .contains("IfNotPresent")
@@ -208,13 +184,13 @@ mod tests {
         );
         assert!(bad(KubeArgs { kube_cpu_request_fraction: Some(1.5), ..Default::default() }).contains("not in (0, 1]"));
         assert!(bad(KubeArgs { kube_memory_request_fraction: Some(0.0), ..Default::default() }).contains("memory"));
-        let file: KubeFile = toml::from_str("cpu_request_fraction = 0.5").unwrap();
-        let c = resolve(KubeArgs { kube_memory_request_fraction: Some(1.0), ..Default::default() }, file).unwrap();
+        let c = resolve(KubeArgs {
+            kube_cpu_request_fraction: Some(0.5),
+            kube_memory_request_fraction: Some(1.0),
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(c.requests, podgate_kube::Requests { cpu: 0.5, memory: 1.0 });
-        assert_eq!(
-            resolve(KubeArgs::default(), KubeFile::default()).unwrap().requests,
-            podgate_kube::Requests::default()
-        );
-        assert!(toml::from_str::<KubeFile>("bogus = 1").is_err());
+        assert_eq!(resolve(KubeArgs::default()).unwrap().requests, podgate_kube::Requests::default());
     }
 }

@@ -322,3 +322,26 @@ async fn cors_only_for_listed_origins() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
 }
+
+/// The config file is the lowest layer: a switch it turns on is turned off again by a flag
+/// (`--flag=false`), as the README says.
+#[tokio::test]
+async fn a_flag_turns_off_what_the_config_file_turned_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("podgate.toml");
+    std::fs::write(&config, "allow_root_sandboxes = true\n").unwrap();
+    let root = || CreateSandboxRequest { user: Some("root".into()), ..Default::default() };
+    let flags = |extra: &[&str]| {
+        let mut v = vec!["--config".to_string(), config.display().to_string()];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        common::Opts { extra: v, ..Default::default() }
+    };
+    let srv = Server::start_with(flags(&[]));
+    let sb = srv.client().create(&root()).await.expect("the file allows root sandboxes");
+    assert_eq!(sb.user, "0:0");
+    srv.client().delete(&sb.id).await.unwrap();
+    drop(srv);
+    let srv = Server::start_with(flags(&["--allow-root-sandboxes=false"]));
+    let err = srv.client().create(&root()).await.unwrap_err();
+    assert_eq!(err.status(), Some(403), "{err}");
+}

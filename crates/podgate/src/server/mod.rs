@@ -10,12 +10,17 @@ use podgate_core::sessions::SessionTokens;
 use podgate_core::{Auth, Metrics, Sandboxes, Terminals, ids};
 use podgate_docker::{DockerConfig, DockerDriver};
 use podgate_store::Store;
+use secrecy::ExposeSecret as _;
 
 mod args;
+mod config_file;
 mod data_dir;
+#[cfg(test)]
+mod options_doc;
 mod settings;
 
 pub use args::{LogFormat, ServerArgs};
+pub use config_file::ConfigFile;
 use settings::resolve;
 
 /// Log lines on stderr (text or JSON), and with an OTLP endpoint the same spans exported as
@@ -68,8 +73,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     data_dir::prepare(&s.data_dir)?;
     let data_dir = s.data_dir.canonicalize()?;
 
-    let database_url =
-        s.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", data_dir.join("podgate.db").display()));
+    let database_url = s
+        .database_url
+        .as_ref()
+        .map(|u| u.expose_secret().to_string())
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("podgate.db").display()));
     let store = open_store(&database_url).await?;
     let instance = store.meta_get_or_init("instance_id", &ids::random_base32(12)).await?;
     let agent_args = vec!["--terminal-idle-seconds".into(), s.terminal_idle_seconds.to_string()];
@@ -263,7 +271,7 @@ fn replica_id(data_dir: &Path) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser as _;
+    use clap::{CommandFactory as _, FromArgMatches as _};
 
     #[derive(clap::Parser)]
     struct Flags {
@@ -274,7 +282,9 @@ mod tests {
     #[test]
     fn the_kubernetes_deployments_config_file_is_valid() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes/podgate.toml");
-        let flags = Flags::try_parse_from(["server", "--config", path.to_str().unwrap()]).unwrap();
+        let cmd = Flags::command();
+        let file = ConfigFile::read(&path, &cmd).unwrap();
+        let flags = Flags::from_arg_matches(&file.apply(cmd).try_get_matches_from(["server"]).unwrap()).unwrap();
         let s = resolve(flags.args).unwrap();
         assert_eq!(s.runtime, crate::runtime_args::Runtime::Kubernetes);
         assert_eq!(s.listen, "0.0.0.0:7070");

@@ -6,91 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use podgate_core::CoreConfig;
-use serde::Deserialize;
 
 use super::args::{LogFormat, ServerArgs};
-
-/// One `[[oidc]]` table of the config file.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct OidcFileEntry {
-    issuer: String,
-    jwks_url: Option<String>,
-    jwks_file: Option<PathBuf>,
-    audience: Vec<String>,
-    algorithms: Option<Vec<String>>,
-    leeway_seconds: Option<u64>,
-    user_claim: Option<String>,
-    auto_provision: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct FileConfig {
-    listen: Option<String>,
-    ssh_listen: Option<String>,
-    ssh_env_allow: Option<Vec<String>>,
-    ssh_no_forwarding: Option<bool>,
-    ssh_no_local_forwarding: Option<bool>,
-    ssh_no_remote_forwarding: Option<bool>,
-    ssh_no_agent_forwarding: Option<bool>,
-    ssh_max_sessions_per_user: Option<usize>,
-    ssh_new_template: Option<PathBuf>,
-    ssh_new_lease_seconds: Option<u64>,
-    ssh_password_auth: Option<bool>,
-    ssh_idle_timeout_seconds: Option<u64>,
-    ssh_connection_rate: Option<u32>,
-    data_dir: Option<PathBuf>,
-    database_url: Option<String>,
-    agent_bin: Option<PathBuf>,
-    default_image: Option<String>,
-    default_ttl_seconds: Option<u64>,
-    max_ttl_seconds: Option<u64>,
-    default_idle_timeout_seconds: Option<u64>,
-    startup_timeout_seconds: Option<u64>,
-    reconcile_interval_ms: Option<u64>,
-    log_format: Option<LogFormat>,
-    allowed_origins: Option<Vec<String>>,
-    trusted_proxies: Option<Vec<String>>,
-    web_dir: Option<PathBuf>,
-    terminal_idle_seconds: Option<u64>,
-    code_allow_http: Option<bool>,
-    code_allow_private_hosts: Option<bool>,
-    code_hosts: Option<Vec<String>>,
-    code_ca_file: Option<PathBuf>,
-    sandbox_user: Option<String>,
-    allow_root_sandboxes: Option<bool>,
-    allow_encrypted_workspaces: Option<bool>,
-    sandbox_network: Option<String>,
-    default_network: Option<String>,
-    egress_allow: Option<Vec<String>>,
-    default_cpu: Option<f64>,
-    default_memory: Option<String>,
-    default_disk: Option<String>,
-    default_volume_size: Option<String>,
-    pids_limit: Option<i64>,
-    nofile_limit: Option<i64>,
-    image_registries: Option<Vec<String>>,
-    terminal_recording: Option<String>,
-    recording_max_size: Option<String>,
-    sidecars: Option<String>,
-    audit_retention_days: Option<u64>,
-    recording_retention_days: Option<u64>,
-    rate_limit_per_address: Option<u32>,
-    rate_limit_per_user: Option<u32>,
-    create_rate_limit: Option<u32>,
-    quota_sandboxes: Option<u32>,
-    quota_cpu: Option<f64>,
-    quota_memory: Option<String>,
-    quota_max_ttl_seconds: Option<u64>,
-    quota_volumes: Option<u32>,
-    quota_disk: Option<String>,
-    max_import_bytes: Option<String>,
-    oidc: Option<Vec<OidcFileEntry>>,
-    otlp_endpoint: Option<String>,
-    runtime: Option<crate::runtime_args::Runtime>,
-    kubernetes: Option<crate::runtime_args::KubeFile>,
-}
+use super::config_file::OidcFileEntry;
 
 /// The resolved server settings.
 #[derive(Debug)]
@@ -100,7 +18,7 @@ pub(super) struct Settings {
     pub(super) ssh_listen: Option<String>,
     pub(super) ssh: podgate_ssh::SshConfig,
     pub(super) data_dir: PathBuf,
-    pub(super) database_url: Option<String>,
+    pub(super) database_url: Option<secrecy::SecretString>,
     pub(super) agent_bin: PathBuf,
     pub(super) log_format: LogFormat,
     pub(super) core: CoreConfig,
@@ -122,58 +40,50 @@ pub(super) struct Settings {
 }
 
 pub(super) fn resolve(mut args: ServerArgs) -> anyhow::Result<Settings> {
-    let mut file: FileConfig = match &args.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
-            toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))?
-        }
-        None => FileConfig::default(),
-    };
     let defaults = CoreConfig::default();
-    let sandbox = sandbox_policy(&args, &file)?;
-    let oidc = oidc_issuers(&args, file.oidc.take().unwrap_or_default())?;
-    let runtime = args.runtime.or(file.runtime).unwrap_or(crate::runtime_args::Runtime::Docker);
-    let kube =
-        crate::runtime_args::resolve(std::mem::take(&mut args.kube), file.kubernetes.take().unwrap_or_default())?;
-    let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir);
-    let agent_bin = match args.agent_bin.or(file.agent_bin) {
+    let sandbox = sandbox_policy(&args)?;
+    let file_issuers = std::mem::take(&mut args.oidc_file);
+    let oidc = oidc_issuers(&args, file_issuers)?;
+    let runtime = args.runtime.unwrap_or(crate::runtime_args::Runtime::Docker);
+    let kube = crate::runtime_args::resolve(std::mem::take(&mut args.kube))?;
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let agent_bin = match args.agent_bin {
         Some(p) => p,
         None => std::env::current_exe().context("locating this binary")?.with_file_name("podgate-agent"),
     };
     let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
     let rd = podgate_core::limits::RateLimits::default();
     let rates = podgate_core::limits::RateLimits {
-        per_address: args.rate_limit_per_address.or(file.rate_limit_per_address).unwrap_or(rd.per_address),
-        per_user: args.rate_limit_per_user.or(file.rate_limit_per_user).unwrap_or(rd.per_user),
-        creates_per_user: args.create_rate_limit.or(file.create_rate_limit).unwrap_or(rd.creates_per_user),
+        per_address: args.rate_limit_per_address.unwrap_or(rd.per_address),
+        per_user: args.rate_limit_per_user.unwrap_or(rd.per_user),
+        creates_per_user: args.create_rate_limit.unwrap_or(rd.creates_per_user),
     };
     let qd = podgate_core::limits::QuotaDefaults::default();
     let quota = podgate_core::limits::QuotaDefaults {
-        sandboxes: args.quota_sandboxes.or(file.quota_sandboxes).unwrap_or(qd.sandboxes),
-        cpu: match args.quota_cpu.or(file.quota_cpu).unwrap_or(qd.cpu) {
+        sandboxes: args.quota_sandboxes.unwrap_or(qd.sandboxes),
+        cpu: match args.quota_cpu.unwrap_or(qd.cpu) {
             c if c.is_finite() && c >= 0.0 => c,
             c => bail!("--quota-cpu {c} must be a number of cores"),
         },
-        memory: match args.quota_memory.as_deref().or(file.quota_memory.as_deref()) {
+        memory: match args.quota_memory.as_deref() {
             None => qd.memory,
             Some(m) => m.parse::<podgate_types::MemorySize>().map_err(anyhow::Error::msg).context("--quota-memory")?.0,
         },
-        max_ttl_seconds: args.quota_max_ttl_seconds.or(file.quota_max_ttl_seconds).filter(|s| *s > 0),
-        sidecars: match args.sidecars.as_deref().or(file.sidecars.as_deref()) {
+        max_ttl_seconds: args.quota_max_ttl_seconds.filter(|s| *s > 0),
+        sidecars: match args.sidecars.as_deref() {
             None => qd.sidecars,
             Some(p) => p.parse().map_err(anyhow::Error::msg).context("--sidecars")?,
         },
-        volumes: args.quota_volumes.or(file.quota_volumes).unwrap_or(qd.volumes),
-        disk: size_setting(args.quota_disk.as_deref().or(file.quota_disk.as_deref()), "--quota-disk")?
-            .unwrap_or(qd.disk),
+        volumes: args.quota_volumes.unwrap_or(qd.volumes),
+        disk: size_setting(args.quota_disk.as_deref(), "--quota-disk")?.unwrap_or(qd.disk),
     };
     let recording = podgate_core::config::RecordingConfig {
-        policy: match args.terminal_recording.as_deref().or(file.terminal_recording.as_deref()) {
+        policy: match args.terminal_recording.as_deref() {
             None => Default::default(),
             Some(p) => p.parse().map_err(anyhow::Error::msg).context("--terminal-recording")?,
         },
         dir: data_dir.join("recordings"),
-        max_bytes: match args.recording_max_size.as_deref().or(file.recording_max_size.as_deref()) {
+        max_bytes: match args.recording_max_size.as_deref() {
             None => podgate_core::config::RecordingConfig::default().max_bytes,
             Some(m) => {
                 m.parse::<podgate_types::MemorySize>().map_err(anyhow::Error::msg).context("--recording-max-size")?.0
@@ -183,7 +93,7 @@ pub(super) fn resolve(mut args: ServerArgs) -> anyhow::Result<Settings> {
     let core = CoreConfig {
         replica_id: defaults.replica_id.clone(),
         scratch_dir: defaults.scratch_dir.clone(),
-        max_import_bytes: match args.max_import_bytes.as_deref().or(file.max_import_bytes.as_deref()) {
+        max_import_bytes: match args.max_import_bytes.as_deref() {
             None => defaults.max_import_bytes,
             Some(m) => {
                 m.parse::<podgate_types::MemorySize>().map_err(anyhow::Error::msg).context("--max-import-bytes")?.0
@@ -194,22 +104,17 @@ pub(super) fn resolve(mut args: ServerArgs) -> anyhow::Result<Settings> {
         rates,
         quota,
         driver_deadlines: Default::default(),
-        default_image: args.default_image.or(file.default_image).unwrap_or(defaults.default_image),
-        default_ttl: secs(args.default_ttl_seconds.or(file.default_ttl_seconds), defaults.default_ttl),
-        max_ttl: secs(args.max_ttl_seconds.or(file.max_ttl_seconds), defaults.max_ttl),
-        default_idle_timeout: Duration::from_secs(
-            args.default_idle_timeout_seconds.or(file.default_idle_timeout_seconds).unwrap_or(0),
-        ),
-        startup_timeout: secs(args.startup_timeout_seconds.or(file.startup_timeout_seconds), defaults.startup_timeout),
-        reconcile_interval: args
-            .reconcile_interval_ms
-            .or(file.reconcile_interval_ms)
-            .map_or(defaults.reconcile_interval, Duration::from_millis),
+        default_image: args.default_image.unwrap_or(defaults.default_image),
+        default_ttl: secs(args.default_ttl_seconds, defaults.default_ttl),
+        max_ttl: secs(args.max_ttl_seconds, defaults.max_ttl),
+        default_idle_timeout: Duration::from_secs(args.default_idle_timeout_seconds.unwrap_or(0)),
+        startup_timeout: secs(args.startup_timeout_seconds, defaults.startup_timeout),
+        reconcile_interval: args.reconcile_interval_ms.map_or(defaults.reconcile_interval, Duration::from_millis),
         code: podgate_core::code_source::CodePolicy {
-            allow_http: args.code_allow_http || file.code_allow_http.unwrap_or(false),
-            allow_private: args.code_allow_private_hosts || file.code_allow_private_hosts.unwrap_or(false),
-            hosts: args.code_hosts.or(file.code_hosts).unwrap_or_default(),
-            extra_ca_pem: match args.code_ca_file.or(file.code_ca_file) {
+            allow_http: args.code_allow_http.unwrap_or(false),
+            allow_private: args.code_allow_private_hosts.unwrap_or(false),
+            hosts: args.code_hosts.unwrap_or_default(),
+            extra_ca_pem: match args.code_ca_file {
                 None => None,
                 Some(p) => {
                     let pem = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
@@ -227,8 +132,8 @@ pub(super) fn resolve(mut args: ServerArgs) -> anyhow::Result<Settings> {
     if core.default_ttl > core.max_ttl {
         bail!("default TTL ({:?}) exceeds the maximum TTL ({:?})", core.default_ttl, core.max_ttl);
     }
-    let no_forwarding = args.ssh_no_forwarding || file.ssh_no_forwarding.unwrap_or(false);
-    let new_template = match args.ssh_new_template.or(file.ssh_new_template) {
+    let no_forwarding = args.ssh_no_forwarding.unwrap_or(false);
+    let new_template = match args.ssh_new_template {
         Some(p) => {
             let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
             let req: podgate_types::api::CreateSandboxRequest = serde_json::from_str(&text).with_context(|| {
@@ -238,56 +143,43 @@ pub(super) fn resolve(mut args: ServerArgs) -> anyhow::Result<Settings> {
         }
         None => None,
     };
-    let ssh_idle = args.ssh_idle_timeout_seconds.or(file.ssh_idle_timeout_seconds).unwrap_or(3600);
+    let ssh_idle = args.ssh_idle_timeout_seconds.unwrap_or(3600);
     if ssh_idle == 0 {
         bail!("--ssh-idle-timeout-seconds must be at least 1");
     }
-    let new_lease = args.ssh_new_lease_seconds.or(file.ssh_new_lease_seconds).unwrap_or(120);
+    let new_lease = args.ssh_new_lease_seconds.unwrap_or(120);
     if !(3..=86400).contains(&new_lease) {
         bail!("--ssh-new-lease-seconds {new_lease} is out of range: use 3 to 86400");
     }
     Ok(Settings {
-        listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:7070".into()),
-        ssh_listen: Some(args.ssh_listen.or(file.ssh_listen).unwrap_or_else(|| "127.0.0.1:2222".into()))
-            .filter(|l| l != "off"),
+        listen: args.listen.unwrap_or_else(|| "127.0.0.1:7070".into()),
+        ssh_listen: Some(args.ssh_listen.unwrap_or_else(|| "127.0.0.1:2222".into())).filter(|l| l != "off"),
         ssh: podgate_ssh::SshConfig {
-            env_allow: args
-                .ssh_env_allow
-                .or(file.ssh_env_allow)
-                .unwrap_or_else(|| podgate_ssh::SshConfig::default().env_allow),
-            allow_local_forwarding: !(no_forwarding
-                || args.ssh_no_local_forwarding
-                || file.ssh_no_local_forwarding.unwrap_or(false)),
-            allow_remote_forwarding: !(no_forwarding
-                || args.ssh_no_remote_forwarding
-                || file.ssh_no_remote_forwarding.unwrap_or(false)),
-            allow_agent_forwarding: !(no_forwarding
-                || args.ssh_no_agent_forwarding
-                || file.ssh_no_agent_forwarding.unwrap_or(false)),
+            env_allow: args.ssh_env_allow.unwrap_or_else(|| podgate_ssh::SshConfig::default().env_allow),
+            allow_local_forwarding: !(no_forwarding || args.ssh_no_local_forwarding.unwrap_or(false)),
+            allow_remote_forwarding: !(no_forwarding || args.ssh_no_remote_forwarding.unwrap_or(false)),
+            allow_agent_forwarding: !(no_forwarding || args.ssh_no_agent_forwarding.unwrap_or(false)),
             max_sessions_per_user: args
                 .ssh_max_sessions_per_user
-                .or(file.ssh_max_sessions_per_user)
                 .unwrap_or(podgate_ssh::SshConfig::default().max_sessions_per_user),
             new_template,
             new_lease: Duration::from_secs(new_lease),
-            allow_password: args.ssh_password_auth || file.ssh_password_auth.unwrap_or(false),
+            allow_password: args.ssh_password_auth.unwrap_or(false),
             idle_timeout: Duration::from_secs(ssh_idle),
             connections_per_minute: args
                 .ssh_connection_rate
-                .or(file.ssh_connection_rate)
                 .unwrap_or(podgate_ssh::SshConfig::default().connections_per_minute),
         },
         data_dir,
-        database_url: args.database_url.or(file.database_url),
+        database_url: args.database_url,
         agent_bin,
-        log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+        log_format: args.log_format.unwrap_or(LogFormat::Text),
         core,
-        allowed_origins: args.allowed_origins.or(file.allowed_origins).unwrap_or_default(),
-        audit_retention: days(args.audit_retention_days.or(file.audit_retention_days)),
-        recording_retention: days(args.recording_retention_days.or(file.recording_retention_days)),
+        allowed_origins: args.allowed_origins.unwrap_or_default(),
+        audit_retention: days(args.audit_retention_days),
+        recording_retention: days(args.recording_retention_days),
         trusted_proxies: args
             .trusted_proxies
-            .or(file.trusted_proxies)
             .unwrap_or_default()
             .iter()
             .map(|p| {
@@ -297,32 +189,31 @@ pub(super) fn resolve(mut args: ServerArgs) -> anyhow::Result<Settings> {
                     .map_err(|_| anyhow::anyhow!("--trusted-proxies: {p:?} is not an address or CIDR"))
             })
             .collect::<anyhow::Result<_>>()?,
-        web_dir: match args.web_dir.or(file.web_dir) {
+        web_dir: match args.web_dir {
             Some(d) => Some(d),
             None => std::env::current_exe()
                 .ok()
                 .and_then(|e| e.parent()?.parent().map(|p| p.join("share/podgate/web")))
                 .filter(|d| d.join("index.html").is_file()),
         },
-        terminal_idle_seconds: args.terminal_idle_seconds.or(file.terminal_idle_seconds).unwrap_or(3600).max(1),
-        sandbox_network: args.sandbox_network.or(file.sandbox_network).unwrap_or_else(|| "podgate".into()),
+        terminal_idle_seconds: args.terminal_idle_seconds.unwrap_or(3600).max(1),
+        sandbox_network: args.sandbox_network.unwrap_or_else(|| "podgate".into()),
         egress_allow: args
             .egress_allow
-            .or(file.egress_allow)
             .unwrap_or_default()
             .iter()
             .map(|c| podgate_docker::firewall::parse_cidr(c).map_err(anyhow::Error::msg))
             .collect::<anyhow::Result<_>>()
             .context("--egress-allow")?,
         oidc,
-        otlp_endpoint: args.otlp_endpoint.or(file.otlp_endpoint),
+        otlp_endpoint: args.otlp_endpoint,
         runtime,
         kube,
-        pids_limit: match args.pids_limit.or(file.pids_limit).unwrap_or(512) {
+        pids_limit: match args.pids_limit.unwrap_or(512) {
             n if n >= 16 => n,
             n => bail!("--pids-limit {n} is too low: give at least 16"),
         },
-        nofile_limit: match args.nofile_limit.or(file.nofile_limit).unwrap_or(4096) {
+        nofile_limit: match args.nofile_limit.unwrap_or(4096) {
             n if (64..=1 << 20).contains(&n) => n,
             n => bail!("--nofile-limit {n} is out of range: give 64 to 1048576"),
         },
@@ -342,7 +233,7 @@ fn oidc_issuers(args: &ServerArgs, file: Vec<OidcFileEntry>) -> anyhow::Result<V
             algorithms: args.oidc_algorithms.clone(),
             leeway_seconds: args.oidc_leeway_seconds,
             user_claim: args.oidc_user_claim.clone(),
-            auto_provision: Some(args.oidc_auto_provision),
+            auto_provision: args.oidc_auto_provision,
         });
     }
     entries
@@ -377,49 +268,44 @@ fn oidc_issuers(args: &ServerArgs, file: Vec<OidcFileEntry>) -> anyhow::Result<V
         .collect()
 }
 
-fn sandbox_policy(args: &ServerArgs, file: &FileConfig) -> anyhow::Result<podgate_core::SandboxPolicy> {
+fn sandbox_policy(args: &ServerArgs) -> anyhow::Result<podgate_core::SandboxPolicy> {
     let d = podgate_core::SandboxPolicy::default();
-    let user = match args.sandbox_user.clone().or(file.sandbox_user.clone()) {
+    let user = match args.sandbox_user.clone() {
         None => d.user,
         Some(u) => podgate_core::sandboxes::parse_user(&u).map_err(|e| anyhow::anyhow!("--sandbox-user: {e}"))?,
     };
     if user.0 == 0 {
         bail!("--sandbox-user must not be root; use --allow-root-sandboxes and ask for root per sandbox");
     }
-    let network = match args.default_network.as_deref().or(file.default_network.as_deref()) {
+    let network = match args.default_network.as_deref() {
         None => d.network,
         Some("egress") => podgate_types::api::NetworkMode::Egress,
         Some("none") => podgate_types::api::NetworkMode::None,
         Some(other) => bail!("--default-network {other:?}: give egress or none"),
     };
-    let default_cpu = args.default_cpu.or(file.default_cpu).unwrap_or(d.default_cpu);
+    let default_cpu = args.default_cpu.unwrap_or(d.default_cpu);
     if !(default_cpu.is_finite() && default_cpu > 0.0) {
         bail!("--default-cpu must be a positive number of cores");
     }
-    let default_memory = match args.default_memory.as_deref().or(file.default_memory.as_deref()) {
+    let default_memory = match args.default_memory.as_deref() {
         None => d.default_memory,
         Some(m) => m.parse::<podgate_types::MemorySize>().map_err(anyhow::Error::msg).context("--default-memory")?.0,
     };
     let disk_range = podgate_core::sandboxes::MIN_DISK..=podgate_core::sandboxes::MAX_DISK;
-    let default_disk = size_setting(args.default_disk.as_deref().or(file.default_disk.as_deref()), "--default-disk")?
-        .unwrap_or(d.default_disk);
-    let default_volume_size = size_setting(
-        args.default_volume_size.as_deref().or(file.default_volume_size.as_deref()),
-        "--default-volume-size",
-    )?
-    .unwrap_or(d.default_volume_size);
+    let default_disk = size_setting(args.default_disk.as_deref(), "--default-disk")?.unwrap_or(d.default_disk);
+    let default_volume_size =
+        size_setting(args.default_volume_size.as_deref(), "--default-volume-size")?.unwrap_or(d.default_volume_size);
     if !disk_range.contains(&default_disk) || !disk_range.contains(&default_volume_size) {
         bail!("--default-disk and --default-volume-size must be from 16Mi to 16Ti");
     }
-    let image_registries =
-        args.image_registries.clone().or(file.image_registries.clone()).unwrap_or(d.image_registries);
+    let image_registries = args.image_registries.clone().unwrap_or(d.image_registries);
     if image_registries.iter().any(|r| r.is_empty() || r.contains('/')) {
         bail!("--image-registries: give registry hosts (host or host:port), or *");
     }
     Ok(podgate_core::SandboxPolicy {
         user,
-        allow_root: args.allow_root_sandboxes || file.allow_root_sandboxes.unwrap_or(false),
-        allow_encrypted_workspaces: args.allow_encrypted_workspaces || file.allow_encrypted_workspaces.unwrap_or(false),
+        allow_root: args.allow_root_sandboxes.unwrap_or(false),
+        allow_encrypted_workspaces: args.allow_encrypted_workspaces.unwrap_or(false),
         network,
         default_cpu,
         default_memory,
