@@ -12,6 +12,7 @@ use podgate_runtime::InstanceStatus;
 use crate::audit::Event;
 use crate::clock::now_ms;
 use crate::{Result, Sandboxes};
+use podgate_store::SandboxRow;
 
 /// The reconciler's lease.
 const LEASE: &str = "reconciler";
@@ -40,18 +41,15 @@ impl Sandboxes {
             if self.bootstrap_under_way(&row) {
                 tokio::spawn(self.clone().follow_bootstrap(row.id.clone()));
             }
-            if row.state == SandboxState::Pending || row.state == SandboxState::Starting {
+            if SandboxState::CREATING.contains(&row.state) {
                 tracing::warn!(sandbox_id = %row.id, "create was interrupted by a server stop; marking failed");
-                self.driver.delete(&row.id).await?;
-                self.store
-                    .transition(
-                        &row.id,
-                        &[SandboxState::Pending, SandboxState::Starting],
-                        SandboxState::Failed,
-                        Some("the server stopped while creating this sandbox"),
-                        now_ms(),
-                    )
-                    .await?;
+                let why = Some("the server stopped while creating this sandbox");
+                self.store.transition(&row.id, &SandboxState::CREATING, SandboxState::Failed, why, now_ms()).await?;
+                // A runtime that refuses now leaves the instance to the reconciler (failed
+                // sandboxes' instances go), and never stops the server from starting.
+                if let Err(e) = self.driver.delete(&row.id).await {
+                    tracing::warn!(sandbox_id = %row.id, error = %e, "removing an interrupted create's instance failed; the reconciler retries");
+                }
             }
         }
         self.reconcile().await
@@ -81,54 +79,10 @@ impl Sandboxes {
         let mut live = std::collections::HashSet::new();
         for row in &rows {
             live.insert(row.id.clone());
-            match (row.state, instances.get(&row.id)) {
-                (SandboxState::Running | SandboxState::Paused, None) => {
-                    self.fail(&row.id, "the sandbox's container vanished").await?;
-                    // What the runtime keeps beside the instance (the run directory) goes too.
-                    self.driver.delete(&row.id).await?;
-                }
-                // A pause or resume the runtime made but the database missed (a crash between
-                // the two): the runtime is right.
-                // The listing is a moment old: a pause or resume made since would be undone, so
-                // the instance is asked again first.
-                (SandboxState::Running, Some(InstanceStatus::Paused))
-                    if self.still(&row.id, InstanceStatus::Paused).await? =>
-                {
-                    self.store.transition(&row.id, &[SandboxState::Running], SandboxState::Paused, None, now).await?;
-                }
-                (SandboxState::Paused, Some(InstanceStatus::Running))
-                    if self.still(&row.id, InstanceStatus::Running).await? =>
-                {
-                    self.store.transition(&row.id, &[SandboxState::Paused], SandboxState::Running, None, now).await?;
-                }
-                (SandboxState::Running | SandboxState::Paused, Some(InstanceStatus::Exited { reason })) => {
-                    let reason = format!("the sandbox's container stopped: {reason}");
-                    self.fail(&row.id, &reason).await?;
-                    self.driver.delete(&row.id).await?;
-                }
-                (SandboxState::Stopping, _) => {
-                    if let Err(e) = self.remove(&row.id, "deleted").await {
-                        tracing::warn!(sandbox_id = %row.id, error = %e, "retrying an interrupted delete failed");
-                    }
-                }
-                (SandboxState::Failed, Some(_)) => self.driver.delete(&row.id).await?,
-                (SandboxState::Pending | SandboxState::Starting, _)
-                    if now.saturating_sub(row.updated_at) > ABANDONED_CREATE_MS =>
-                {
-                    tracing::warn!(sandbox_id = %row.id, "a create abandoned by a replica that stopped; marking failed");
-                    self.driver.delete(&row.id).await?;
-                    let why = Some("the server creating this sandbox stopped");
-                    self.store
-                        .transition(
-                            &row.id,
-                            &[SandboxState::Pending, SandboxState::Starting],
-                            SandboxState::Failed,
-                            why,
-                            now,
-                        )
-                        .await?;
-                }
-                _ => {}
+            // One sandbox that cannot be put right (its runtime refuses, a row is odd) is
+            // logged and retried next pass; it never stops the others'.
+            if let Err(e) = self.reconcile_row(row, instances.get(&row.id), now).await {
+                tracing::warn!(sandbox_id = %row.id, state = %row.state, error = %e, "reconciling a sandbox failed; retrying next pass");
             }
         }
         self.pause_idle(&rows, now).await;
@@ -137,7 +91,63 @@ impl Sandboxes {
         }
         for id in instances.keys().filter(|id| !live.contains(*id)) {
             tracing::warn!(sandbox_id = %id, "removing an instance the database does not know as live");
-            self.driver.delete(id).await?;
+            if let Err(e) = self.driver.delete(id).await {
+                tracing::warn!(sandbox_id = %id, error = %e, "removing an unknown instance failed; retrying next pass");
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts one sandbox's row and its instance (`instance`, as listed) in agreement.
+    async fn reconcile_row(&self, row: &SandboxRow, instance: Option<&InstanceStatus>, now: i64) -> Result<()> {
+        match (row.state, instance) {
+            (SandboxState::Running | SandboxState::Paused, None) => {
+                self.fail(&row.id, "the sandbox's container vanished").await?;
+                // What the runtime keeps beside the instance (the run directory) goes too.
+                self.driver.delete(&row.id).await?;
+            }
+            // A pause or resume the runtime made but the database missed (a crash between
+            // the two): the runtime is right.
+            // The listing is a moment old: a pause or resume made since would be undone, so
+            // the instance is asked again first.
+            (SandboxState::Running, Some(InstanceStatus::Paused))
+                if self.still(&row.id, InstanceStatus::Paused).await? =>
+            {
+                self.store.transition(&row.id, &[SandboxState::Running], SandboxState::Paused, None, now).await?;
+            }
+            (SandboxState::Paused, Some(InstanceStatus::Running))
+                if self.still(&row.id, InstanceStatus::Running).await? =>
+            {
+                self.store.transition(&row.id, &[SandboxState::Paused], SandboxState::Running, None, now).await?;
+            }
+            (SandboxState::Running | SandboxState::Paused, Some(InstanceStatus::Exited { reason })) => {
+                let reason = format!("the sandbox's container stopped: {reason}");
+                self.fail(&row.id, &reason).await?;
+                self.driver.delete(&row.id).await?;
+            }
+            (SandboxState::Stopping, _) => {
+                if let Err(e) = self.remove(&row.id, "deleted").await {
+                    tracing::warn!(sandbox_id = %row.id, error = %e, "retrying an interrupted delete failed");
+                }
+            }
+            (SandboxState::Failed, Some(_)) => self.driver.delete(&row.id).await?,
+            (SandboxState::Pending | SandboxState::Starting, _)
+                if now.saturating_sub(row.updated_at) > ABANDONED_CREATE_MS =>
+            {
+                tracing::warn!(sandbox_id = %row.id, "a create abandoned by a replica that stopped; marking failed");
+                self.driver.delete(&row.id).await?;
+                let why = Some("the server creating this sandbox stopped");
+                self.store
+                    .transition(
+                        &row.id,
+                        &[SandboxState::Pending, SandboxState::Starting],
+                        SandboxState::Failed,
+                        why,
+                        now,
+                    )
+                    .await?;
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -15,11 +15,22 @@ struct FakeDriver {
     deleted: Mutex<Vec<String>>,
     started: Mutex<Vec<String>>,
     pauses: Mutex<u32>,
+    /// Instances that are gone from the runtime's listing.
+    vanished: Mutex<Vec<String>>,
+    /// Instances whose delete the runtime refuses.
+    undeletable: Mutex<Vec<String>>,
 }
 
 impl FakeDriver {
     fn new(socket: PathBuf) -> FakeDriver {
-        FakeDriver { socket, deleted: Mutex::default(), started: Mutex::default(), pauses: Mutex::default() }
+        FakeDriver {
+            socket,
+            deleted: Mutex::default(),
+            started: Mutex::default(),
+            pauses: Mutex::default(),
+            vanished: Mutex::default(),
+            undeletable: Mutex::default(),
+        }
     }
 }
 
@@ -42,12 +53,16 @@ impl Driver for FakeDriver {
         Ok(Some(Instance { sandbox_id: id.into(), status: InstanceStatus::Running }))
     }
     async fn list(&self) -> Result<Vec<Instance>> {
-        let deleted = self.deleted.lock().unwrap().clone();
+        let mut deleted = self.deleted.lock().unwrap().clone();
+        deleted.extend(self.vanished.lock().unwrap().iter().cloned());
         let started = self.started.lock().unwrap().clone();
         let live = started.into_iter().filter(|id| !deleted.contains(id));
         Ok(live.map(|id| Instance { sandbox_id: id, status: InstanceStatus::Running }).collect())
     }
     async fn delete(&self, id: &str) -> Result<()> {
+        if self.undeletable.lock().unwrap().iter().any(|u| u == id) {
+            return Err(podgate_runtime::Error::Unavailable("the runtime refuses".into()));
+        }
         self.deleted.lock().unwrap().push(id.into());
         Ok(())
     }
@@ -208,4 +223,44 @@ async fn an_idle_pause_the_runtime_refuses_is_tried_once() {
     }
     assert_eq!(*driver.pauses.lock().unwrap(), 1, "a refusal is not retried every pass");
     assert_eq!(sandboxes.get(&alice, &sb.id).await.unwrap().state, podgate_types::api::SandboxState::Running);
+}
+
+/// A sandbox whose instance cannot be removed does not stop the reconciler from putting the
+/// others right, nor a server from starting.
+#[tokio::test]
+async fn one_sandbox_the_runtime_refuses_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("agent.sock");
+    fake_agent(socket.clone(), podgate_types::AGENT_PROTOCOL_VERSION).await;
+    let store = Store::open_sqlite(&dir.path().join("db")).await.unwrap();
+    let (user, _) = Auth::new(store.clone()).create_user("alice", Role::User, "t").await.unwrap();
+    let alice = Caller { user_id: user.id, user_name: user.name, role: Role::User, source: None, credential: None };
+    let driver = Arc::new(FakeDriver::new(socket));
+    let sandboxes = Sandboxes::new(store.clone(), driver.clone(), CoreConfig::default(), Metrics::default());
+    let req = |name: &str| CreateSandboxRequest { name: Some(name.into()), ..Default::default() };
+    let (a, b) = (sandboxes.create(&alice, req("a")).await.unwrap(), sandboxes.create(&alice, req("b")).await.unwrap());
+    // Both vanish from the runtime; removing what is left of the first one fails.
+    driver.vanished.lock().unwrap().extend([a.id.clone(), b.id.clone()]);
+    driver.undeletable.lock().unwrap().push(a.id.clone());
+    sandboxes.reconcile().await.unwrap();
+    let state = |id: String| {
+        let store = store.clone();
+        async move { store.sandbox(&id).await.unwrap().unwrap().state }
+    };
+    assert_eq!(state(a.id.clone()).await, podgate_types::api::SandboxState::Failed);
+    assert_eq!(state(b.id.clone()).await, podgate_types::api::SandboxState::Failed, "the second one is reached too");
+    assert!(driver.deleted.lock().unwrap().contains(&b.id));
+
+    // A create interrupted by a stop, whose instance the runtime will not remove: the server
+    // still starts (recover), and the create is marked failed.
+    let c = podgate_store::SandboxRow {
+        id: "sb-interrupted".into(),
+        name: "c".into(),
+        state: podgate_types::api::SandboxState::Starting,
+        ..store.sandbox(&b.id).await.unwrap().unwrap()
+    };
+    store.insert_sandbox(&c).await.unwrap();
+    driver.undeletable.lock().unwrap().push(c.id.clone());
+    sandboxes.recover().await.unwrap();
+    assert_eq!(state(c.id.clone()).await, podgate_types::api::SandboxState::Failed);
 }
