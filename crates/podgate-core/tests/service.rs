@@ -50,14 +50,14 @@ impl Driver for FakeDriver {
         Ok(AgentEndpoint::Unix(self.socket.clone()))
     }
     async fn inspect(&self, id: &str) -> Result<Option<Instance>> {
-        Ok(Some(Instance { sandbox_id: id.into(), status: InstanceStatus::Running }))
+        Ok(Some(Instance::new(id, InstanceStatus::Running)))
     }
     async fn list(&self) -> Result<Vec<Instance>> {
         let mut deleted = self.deleted.lock().unwrap().clone();
         deleted.extend(self.vanished.lock().unwrap().iter().cloned());
         let started = self.started.lock().unwrap().clone();
         let live = started.into_iter().filter(|id| !deleted.contains(id));
-        Ok(live.map(|id| Instance { sandbox_id: id, status: InstanceStatus::Running }).collect())
+        Ok(live.map(|id| Instance::new(id, InstanceStatus::Running)).collect())
     }
     async fn delete(&self, id: &str) -> Result<()> {
         if self.undeletable.lock().unwrap().iter().any(|u| u == id) {

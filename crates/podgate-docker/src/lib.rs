@@ -39,6 +39,8 @@ pub const LABEL_INSTANCE: &str = "io.podgate.instance";
 pub const LABEL_SIDECAR: &str = "io.podgate.sidecar";
 /// Label on podgate's persistent volumes (value: the volume's name).
 pub const LABEL_VOLUME: &str = "io.podgate.volume";
+/// Prefix of the user's labels on a sandbox's container (`io.podgate.label.KEY=VALUE`).
+pub const LABEL_USER_PREFIX: &str = "io.podgate.label.";
 
 /// Where the agent binary and its run directory appear inside the container.
 const AGENT_PATH: &str = "/.podgate/bin/podgate-agent";
@@ -294,10 +296,11 @@ impl DockerDriver {
             // A new volume starts as a copy of the image's /workspace (owner included).
             binds.push(format!("{volume}:/workspace:rw"));
         }
-        let labels = HashMap::from([
+        let mut labels = HashMap::from([
             (LABEL_SANDBOX.to_string(), spec.sandbox_id.clone()),
             (LABEL_INSTANCE.to_string(), self.cfg.instance.clone()),
         ]);
+        labels.extend(spec.labels.iter().map(|(k, v)| (format!("{LABEL_USER_PREFIX}{k}"), v.clone())));
         ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: Some(entrypoint),
@@ -425,9 +428,14 @@ impl Driver for DockerDriver {
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(Error::Unavailable(engine_error(&e))),
         };
-        if self.instance_of(c.config.as_ref().and_then(|c| c.labels.as_ref())).as_deref() != Some(sandbox_id) {
+        let container_labels = c.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+        if self.instance_of(Some(&container_labels)).as_deref() != Some(sandbox_id) {
             return Ok(None);
         }
+        let labels = container_labels
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(LABEL_USER_PREFIX)?.to_string(), v)))
+            .collect();
         let st = c.state.unwrap_or_default();
         let status = match st.status {
             Some(ContainerStateStatusEnum::CREATED) => InstanceStatus::Created,
@@ -445,7 +453,7 @@ impl Driver for DockerDriver {
             }
             other => InstanceStatus::Other(format!("{other:?}").to_lowercase()),
         };
-        Ok(Some(Instance { sandbox_id: sandbox_id.to_string(), status }))
+        Ok(Some(Instance { sandbox_id: sandbox_id.to_string(), status, labels }))
     }
 
     async fn list(&self) -> Result<Vec<Instance>> {
@@ -465,7 +473,7 @@ impl Driver for DockerDriver {
                     }
                     other => InstanceStatus::Other(format!("{other:?}").to_lowercase()),
                 };
-                Some(Instance { sandbox_id: id, status })
+                Some(Instance::new(id, status))
             })
             .collect())
     }

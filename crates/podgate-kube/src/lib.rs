@@ -349,14 +349,18 @@ impl Driver for KubeDriver {
 
     async fn inspect(&self, sandbox_id: &str) -> Result<Option<Instance>> {
         let Ok(name) = object_name(sandbox_id) else { return Ok(None) };
-        let status = match self.pod(&name).await? {
-            Some(p) => status::instance_status(&p),
+        let (status, pod) = match self.pod(&name).await? {
+            Some(p) => (status::instance_status(&p), Some(p)),
             None => match self.secret(&name).await? {
-                Some(s) => Self::without_pod(&s),
+                Some(s) => (Self::without_pod(&s), objects::stored_pod(&s).ok()),
                 None => return Ok(None),
             },
         };
-        Ok(Some(Instance { sandbox_id: sandbox_id.to_string(), status }))
+        let labels = pod
+            .and_then(|p| p.metadata.annotations?.remove(objects::ANNOTATION_LABELS))
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default();
+        Ok(Some(Instance { sandbox_id: sandbox_id.to_string(), status, labels }))
     }
 
     async fn list(&self) -> Result<Vec<Instance>> {
@@ -379,7 +383,7 @@ impl Driver for KubeDriver {
             }
             found.insert(id, status);
         }
-        Ok(found.into_iter().map(|(sandbox_id, status)| Instance { sandbox_id, status }).collect())
+        Ok(found.into_iter().map(|(sandbox_id, status)| Instance::new(sandbox_id, status)).collect())
     }
 
     async fn delete(&self, sandbox_id: &str) -> Result<()> {

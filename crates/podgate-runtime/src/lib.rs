@@ -186,6 +186,15 @@ pub enum InstanceStatus {
 pub struct Instance {
     pub sandbox_id: String,
     pub status: InstanceStatus,
+    /// The user's labels kept on the instance (`inspect` reports them; `list` may not).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Instance {
+    /// An instance in `status`, without its labels.
+    pub fn new(sandbox_id: impl Into<String>, status: InstanceStatus) -> Instance {
+        Instance { sandbox_id: sandbox_id.into(), status, labels: BTreeMap::new() }
+    }
 }
 
 /// A runtime that places sandboxes and hands back how to reach their agents. Implementations
