@@ -48,7 +48,14 @@ fn refuse(st: &AppState, reason: &str, status: StatusCode, message: &str) -> Res
         .into_response()
 }
 
-/// `GET /v1/sandboxes/{id}/terminals/{tid}/connect`.
+/// `GET /v1/sandboxes/{id}/terminals/{tid}/connect`: the terminal's WebSocket, subprotocol
+/// `podgate.terminal.v1`. The session token (from `POST /v1/sandboxes/{id}/terminals` or a
+/// share link) comes as a `token.<TOKEN>` subprotocol or the `token` query parameter.
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/terminals/{tid}/connect", tag = "terminals",
+    params(("id" = String, Path, description = "sandbox id"), ("tid" = String, Path, description = "terminal id"),
+        ("token" = Option<String>, Query, description = "session token (single use)")),
+    responses((status = 101, description = "the terminal (WebSocket)"),
+        (status = 401, body = podgate_types::api::ErrorBody), (status = 403, body = podgate_types::api::ErrorBody)))]
 pub async fn connect(
     State(st): State<Arc<AppState>>,
     Path((sandbox, terminal)): Path<(String, String)>,

@@ -37,6 +37,11 @@ pub async fn list(
 }
 
 /// WebSocket: a text frame with the full list now and each time it changes (no polling needed).
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/ports/watch", tag = "ports",
+    params(("id" = String, Path, description = "sandbox id or name")),
+    responses((status = 101, description = "the listening ports, a JSON list per text frame (WebSocket)",
+        body = Vec<podgate_types::ports::ListeningPort>), (status = 404, body = podgate_types::api::ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn watch(
     State(st): State<Arc<AppState>>,
     Authed(caller): Authed,

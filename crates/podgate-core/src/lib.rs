@@ -1,4 +1,4 @@
-//! podgate's core: the `Sandboxes` service every way in (REST, gRPC, WebSocket, SSH) translates
+//! podgate's core: the `Sandboxes` service every way in (REST, WebSocket, SSH; E2B and gRPC to come) translates
 //! into, authentication, the agent client, the reconciler and metrics.
 
 pub mod activity;

@@ -1,4 +1,4 @@
-//! The `Sandboxes` service: create, list, get, delete and exec, with authorization. REST, gRPC,
+//! The `Sandboxes` service: create, list, get, delete and exec, with authorization. REST,
 //! WebSocket and SSH all translate into these calls; none of them touches a driver or the store.
 
 use std::sync::Arc;
