@@ -137,12 +137,14 @@ mod tests {
             (Some(false), Some(false), Some(true))
         );
         assert_eq!(a.listen.as_deref(), Some("127.0.0.1:2"));
+        // SAFETY: as in `parse`: this test's own variable.
         unsafe { std::env::remove_var("PODGATE_CODE_ALLOW_HTTP") };
         // A bare flag is true; a variable loses to a flag.
         let a = parse("", &["--code-allow-private-hosts"], &[("PODGATE_SSH_NO_FORWARDING", "true")]).unwrap();
         assert_eq!((a.code_allow_private_hosts, a.ssh_no_forwarding), (Some(true), Some(true)));
         let a = parse("", &["--ssh-no-forwarding=no"], &[]).unwrap();
         assert_eq!(a.ssh_no_forwarding, Some(false));
+        // SAFETY: as in `parse`: this test's own variable.
         unsafe { std::env::remove_var("PODGATE_SSH_NO_FORWARDING") };
         assert_eq!(parse("", &[], &[]).unwrap().allow_root_sandboxes, None);
     }
