@@ -24,11 +24,16 @@ pub struct Activity {
     store: Store,
     /// Per sandbox: when activity was last seen, and when it was last written.
     seen: Arc<Mutex<HashMap<String, (i64, i64)>>>,
+    /// Sandboxes a user sent input to after a quiet second: each may have been paused for
+    /// idleness meanwhile, and is resumed if so ([`crate::Sandboxes::run_waker`]).
+    wake: tokio::sync::mpsc::UnboundedSender<Arc<str>>,
+    wakes: Arc<Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Arc<str>>>>>,
 }
 
 impl Activity {
     pub fn new(store: Store) -> Activity {
-        Activity { store, seen: Default::default() }
+        let (wake, wakes) = tokio::sync::mpsc::unbounded_channel();
+        Activity { store, seen: Default::default(), wake, wakes: Arc::new(Mutex::new(Some(wakes))) }
     }
 
     /// Marks sandbox `id` active now.
@@ -64,6 +69,11 @@ impl Activity {
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
 
+    /// The sandboxes to wake, for the one task that resumes them (the first caller gets them).
+    pub(crate) fn wakes(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Arc<str>>> {
+        self.wakes.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
     /// A cheap handle that marks `id` active, at most once a second.
     pub fn marker(&self, id: &str) -> Marker {
         Marker { activity: self.clone(), id: id.into(), last: Arc::new(AtomicI64::new(i64::MIN)) }
@@ -79,12 +89,28 @@ pub struct Marker {
 }
 
 impl Marker {
+    /// Marks output from the sandbox (or any traffic) as activity.
     pub fn mark(&self) {
-        let now = now_ms();
-        if now.saturating_sub(self.last.load(Ordering::Relaxed)) >= MARK_EVERY_MS {
-            self.last.store(now, Ordering::Relaxed);
-            self.activity.touch(&self.id);
+        self.mark_at(now_ms());
+    }
+
+    /// Marks input to the sandbox; the first input after a quiet second also asks for the
+    /// sandbox to be resumed if it was paused for idleness meanwhile (its agent is frozen, so
+    /// the input would wait in the socket, unanswered, until something resumed it).
+    pub fn mark_input(&self) {
+        if self.mark_at(now_ms()) {
+            let _ = self.activity.wake.send(self.id.clone());
         }
+    }
+
+    /// Marks at `now` unless marked within the last second; returns whether it marked.
+    fn mark_at(&self, now: i64) -> bool {
+        if now.saturating_sub(self.last.load(Ordering::Relaxed)) < MARK_EVERY_MS {
+            return false;
+        }
+        self.last.store(now, Ordering::Relaxed);
+        self.activity.touch(&self.id);
+        true
     }
 }
 

@@ -281,7 +281,7 @@ impl AsyncWrite for ActiveIo {
     ) -> std::task::Poll<std::io::Result<usize>> {
         let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
-            self.marker.mark();
+            self.marker.mark_input();
         }
         r
     }

@@ -43,6 +43,29 @@ impl Sandboxes {
         self.load(&row.id).await
     }
 
+    /// Resumes the sandboxes users send input to while they are paused (an open terminal or SSH
+    /// session to a sandbox paused for idleness), for as long as the server runs.
+    pub async fn run_waker(self) {
+        let Some(mut wakes) = self.activity.wakes() else { return };
+        while let Some(id) = wakes.recv().await {
+            let this = self.clone();
+            tokio::spawn(async move {
+                match this.store.sandbox(&id).await {
+                    Ok(Some(row)) if row.state == SandboxState::Paused => {
+                        let r = this.resume_row(&row).await;
+                        let event = Event::system("sandbox.resume").sandbox(&row.id).detail("on input");
+                        this.audit.record(event.outcome(&r)).await;
+                        if let Err(e) = r {
+                            tracing::warn!(sandbox_id = %id, error = %e, "resuming a sandbox on input failed");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(sandbox_id = %id, error = %e, "checking a sandbox for input failed"),
+                }
+            });
+        }
+    }
+
     /// Moves a sandbox's expiry to `ttl_seconds` from now and/or sets its idle timeout.
     pub async fn extend(&self, caller: &Caller, id_or_name: &str, req: ExtendRequest) -> Result<Sandbox> {
         let row = self.resolve(caller, id_or_name).await?;

@@ -209,3 +209,36 @@ async fn idle_sandboxes_pause_and_activity_keeps_them_running() {
         assert!(now.ttl_seconds.unwrap() >= ttl, "round {round}: the TTL was lost: {:?}", now.ttl_seconds);
     }
 }
+
+/// A terminal left open past the idle timeout: the sandbox is paused under it, and typing into
+/// it again resumes the sandbox and gets the answer (instead of waiting in a frozen socket).
+#[tokio::test(flavor = "multi_thread")]
+async fn typing_into_a_terminal_of_an_idle_paused_sandbox_resumes_it() {
+    use common::term::{Term, open};
+
+    let srv = Server::start();
+    let c = srv.client();
+    let req = CreateSandboxRequest {
+        name: Some("dozy".into()),
+        image: Some(BUSYBOX.into()),
+        idle_timeout_seconds: Some(2),
+        ..Default::default()
+    };
+    let sb = c.create(&req).await.unwrap();
+    let session = open(&srv, &sb.id, serde_json::json!({ "cmd": ["sh"] })).await;
+    let mut term = Term::connect(&srv, &session, 80, 24).await;
+    term.send("echo first-$((6*7))\r").await;
+    term.until(10, "the first answer", |t| t.screen().contains("first-42")).await;
+
+    common::eventually(30, "the idle sandbox is paused", async || {
+        c.get(&sb.id).await.unwrap().state == SandboxState::Paused
+    })
+    .await;
+    assert_eq!(engine_state(&sb.id), "paused");
+
+    term.send("echo again-$((7*6))\r").await;
+    term.until(20, "the answer after the pause", |t| t.screen().contains("again-42")).await;
+    assert_eq!(c.get(&sb.id).await.unwrap().state, SandboxState::Running);
+    let events: serde_json::Value = srv.get_json("/v1/audit?action=sandbox.resume").await;
+    assert!(events["events"].as_array().unwrap().iter().any(|e| e["detail"] == "on input"), "{events}");
+}

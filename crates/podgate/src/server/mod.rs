@@ -136,6 +136,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let sandboxes = Sandboxes::new(store.clone(), driver, core, metrics.clone());
     sandboxes.recover().await.context("recovering sandboxes after the last run")?;
     tokio::spawn(sandboxes.clone().run_reconciler());
+    tokio::spawn(sandboxes.clone().run_waker());
     if s.audit_retention.is_some() || s.recording_retention.is_some() {
         tokio::spawn(enforce_retention(sandboxes.clone(), s.audit_retention, s.recording_retention));
     }
