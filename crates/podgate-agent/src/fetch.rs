@@ -1,6 +1,6 @@
 //! Downloading a code archive over HTTP(S) to a file while hashing it. The agent connects only
 //! to the addresses the server checked (no DNS lookup, no proxy, no redirects), verifies TLS
-//! against the Mozilla roots and any CA the server's admin added (rustls with aws-lc-rs), and stops at a size limit. hyper is used
+//! against the Mozilla roots and any CA the server's admin added (rustls with ring), and stops at a size limit. hyper is used
 //! directly, so the workspace's reqwest stays without TLS.
 
 use std::net::SocketAddr;
@@ -37,7 +37,7 @@ fn tls_config(extra_ca_pem: Option<&str>) -> Result<rustls::ClientConfig, String
             roots.add(cert).map_err(|e| format!("the server's extra CA certificates: {e}"))?;
         }
     }
-    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("tls setup: {e}"))?
         .with_root_certificates(roots)

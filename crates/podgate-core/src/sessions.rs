@@ -297,7 +297,7 @@ mod tests {
     /// A signer outside the store, as a KMS would be: one in-memory key, and a switch that makes
     /// it unreachable.
     struct RemoteSigner {
-        pair: aws_lc_rs::signature::Ed25519KeyPair,
+        pair: ring::signature::Ed25519KeyPair,
         down: std::sync::atomic::AtomicBool,
         signed: std::sync::atomic::AtomicUsize,
     }
@@ -316,7 +316,7 @@ mod tests {
             Ok(self.pair.sign(input).as_ref().to_vec())
         }
         async fn public_keys(&self, _fresh: bool) -> Result<Vec<Jwk>> {
-            use aws_lc_rs::signature::KeyPair as _;
+            use ring::signature::KeyPair as _;
             Ok(vec![Jwk::ed25519("kms-1", &URL_SAFE_NO_PAD.encode(self.pair.public_key().as_ref()))])
         }
         async fn rotate(&self, _overlap: Duration) -> Result<String> {
@@ -328,10 +328,10 @@ mod tests {
     async fn another_signer_holds_the_keys() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite(&dir.path().join("db")).await.unwrap();
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
         let signer = Arc::new(RemoteSigner {
-            pair: aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap(),
+            pair: ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap(),
             down: Default::default(),
             signed: Default::default(),
         });

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use podgate_store::{SigningKeyRow, Store};
+use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
@@ -75,7 +75,7 @@ pub struct StoreSigner {
 }
 
 fn generate_key() -> Result<SigningKeyRow> {
-    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let rng = ring::rand::SystemRandom::new();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| Error::Internal(format!("key generation: {e}")))?;
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| Error::Internal(format!("key parsing: {e}")))?;
     Ok(SigningKeyRow {

@@ -48,9 +48,10 @@ impl Encryption {
         let salt = B64.decode(&self.salt).map_err(corrupt)?;
         let want = B64.decode(&self.verifier).map_err(corrupt)?;
         let (key, got) = derive(passphrase, salt, self.memory_kib, self.passes).await?;
-        match aws_lc_rs::constant_time::verify_slices_are_equal(&got[..], &want) {
-            Ok(()) => Ok(key),
-            Err(_) => Err(Error::Forbidden("wrong passphrase".into())),
+        use subtle::ConstantTimeEq as _;
+        match bool::from(got[..].ct_eq(&want[..])) {
+            true => Ok(key),
+            false => Err(Error::Forbidden("wrong passphrase".into())),
         }
     }
 

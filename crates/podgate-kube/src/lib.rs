@@ -29,9 +29,8 @@ use status::Progress;
 
 const DRIVER: &str = "kubernetes";
 
-/// Makes ring the process's TLS provider unless one is set. In a binary where other crates also
-/// enable rustls's aws-lc-rs provider, rustls cannot pick one by itself and the kube client
-/// would panic when it is built; call this before building a `kube::Client`.
+/// Makes ring (podgate's only TLS crypto provider) the process's provider unless one is set, so
+/// that the kube client never has to guess; call this before building a `kube::Client`.
 pub fn ensure_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -9,8 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::encoding::AsDer as _;
-use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Opts, Server};
@@ -27,56 +25,28 @@ struct Key {
     jwk: Value,
 }
 
+/// A key with its public JWK as the issuer publishes it.
+fn key(kid: &str, alg: Algorithm, encoding: EncodingKey) -> Key {
+    let mut jwk = serde_json::to_value(jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, alg).unwrap()).unwrap();
+    jwk["kid"] = kid.into();
+    jwk["use"] = "sig".into();
+    Key { kid: kid.into(), alg, encoding, jwk }
+}
+
 fn es256(kid: &str) -> Key {
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let alg = &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
-    let pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
-    let pair = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref()).unwrap();
-    let point = pair.public_key().as_ref();
-    let (x, y) = (&point[1..33], &point[33..65]);
-    Key {
-        kid: kid.into(),
-        alg: Algorithm::ES256,
-        encoding: EncodingKey::from_ec_der(pkcs8.as_ref()),
-        jwk: json!({"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
-            "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y)}),
-    }
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 =
+        ring::signature::EcdsaKeyPair::generate_pkcs8(&ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    key(kid, Algorithm::ES256, EncodingKey::from_ec_der(pkcs8.as_ref()))
 }
 
+/// An RSA key made by the `openssl` tool (ring signs with RSA but does not make keys).
 fn rs256(kid: &str) -> Key {
-    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let der = pair.as_der().unwrap();
-    let public = pair.public_key();
-    Key {
-        kid: kid.into(),
-        alg: Algorithm::RS256,
-        encoding: EncodingKey::from_rsa_der(pkcs1_of(der.as_ref())),
-        jwk: json!({"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
-            "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
-            "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero())}),
-    }
-}
-
-/// One DER element: its tag, its contents and what follows.
-fn tlv(b: &[u8]) -> (u8, &[u8], &[u8]) {
-    let (len, head) = match b[1] {
-        n if n < 0x80 => (n as usize, 2),
-        n => {
-            let k = (n & 0x7f) as usize;
-            (b[2..2 + k].iter().fold(0usize, |a, x| a << 8 | *x as usize), 2 + k)
-        }
-    };
-    (b[0], &b[head..head + len], &b[head + len..])
-}
-
-/// The PKCS#1 RSAPrivateKey inside a PKCS#8 PrivateKeyInfo (version, algorithm, key octets).
-fn pkcs1_of(pkcs8: &[u8]) -> &[u8] {
-    let (_, info, _) = tlv(pkcs8);
-    let (_, _, rest) = tlv(info);
-    let (_, _, rest) = tlv(rest);
-    let (tag, key, _) = tlv(rest);
-    assert_eq!(tag, 0x04, "an OCTET STRING");
-    key
+    // PKCS#1 DER, the form `EncodingKey::from_rsa_der` reads.
+    let script = "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 | openssl rsa -traditional -outform DER";
+    let out = std::process::Command::new("sh").args(["-c", script]).output().expect("running openssl");
+    assert!(out.status.success() && !out.stdout.is_empty(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    key(kid, Algorithm::RS256, EncodingKey::from_rsa_der(&out.stdout))
 }
 
 fn now() -> i64 {
