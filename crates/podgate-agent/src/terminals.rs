@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU16;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -266,9 +265,19 @@ impl Terminals {
             }
             None => (vec![crate::launch::default_shell()], true),
         };
-        let cwd = spec.cwd.as_deref().map_or_else(|| self.dirs.home.clone(), |c| self.dirs.resolve(c));
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..]).env("TERM", &term_name).envs(&spec.env).current_dir(&cwd);
+        // Built like every other process (`launch::prepare`: checks, the environment a warm-pool
+        // claim added, the request's), starting at home unless asked otherwise.
+        let home = self.dirs.home.to_string_lossy().into_owned();
+        let request = crate::launch::Request {
+            argv: &argv,
+            shell: false,
+            env: &spec.env,
+            cwd: Some(spec.cwd.as_deref().unwrap_or(&home)),
+            user: None,
+        };
+        let crate::launch::Prepared { command: mut cmd, cwd, .. } =
+            crate::launch::prepare(&self.dirs, &request).map_err(TermError::Invalid)?;
+        cmd.env("TERM", &term_name);
         if login {
             // A login shell, by the convention of a leading '-' in argv[0].
             let base = argv[0].rsplit('/').next().unwrap_or("sh");

@@ -55,6 +55,11 @@ async fn warm_pools_hand_out_ready_sandboxes_and_refill() {
     let left = (sb.expires_at.unwrap() - time::OffsetDateTime::now_utc()).whole_seconds();
     assert!((590..=600).contains(&left), "the TTL starts at the claim: {left}");
     assert_eq!(sh(&kim, "mine", "echo $FROM_TEMPLATE $MINE").await, "yes 1\n");
+    // Terminals get the claim's env too: they start like every other process.
+    let session = common::term::open(&srv, &sb.id, serde_json::json!({ "cmd": ["sh"] })).await;
+    let mut term = common::term::Term::connect(&srv, &session, 80, 24).await;
+    term.send("echo claim-$MINE-$FROM_TEMPLATE\r").await;
+    term.until(10, "the claim's env in a terminal", |t| t.screen().contains("claim-1-yes")).await;
     assert_eq!(kim.list().await.unwrap().len(), 1);
     // The pool refills.
     eventually(30, "the pool refills", async || kim.list_templates().await.unwrap()[0].pool_ready == 2).await;
