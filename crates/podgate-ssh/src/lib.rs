@@ -130,6 +130,7 @@ pub async fn serve(
     auth: Auth,
     sandboxes: Sandboxes,
     cfg: SshConfig,
+    stop: impl std::future::Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     use russh::server::Server as _;
     let config = Arc::new(russh::server::Config {
@@ -152,8 +153,16 @@ pub async fn serve(
     let throttle = throttle::Throttle::new(cfg.connections_per_minute);
     let shared = Arc::new(Shared { auth, sandboxes, cfg, sessions: Default::default() });
     let mut server = Listener { shared };
+    let mut sessions = tokio::task::JoinSet::new();
+    tokio::pin!(stop);
     loop {
-        let (socket, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            () = &mut stop => break,
+            a = listener.accept() => a,
+            // Ended sessions are collected as they end.
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
+        };
+        let (socket, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 // Out of file descriptors and the like: wait instead of spinning.
@@ -170,7 +179,7 @@ pub async fn serve(
         let _ = socket.set_nodelay(true);
         let handler = server.new_client(Some(peer));
         let config = config.clone();
-        tokio::spawn(async move {
+        sessions.spawn(async move {
             match russh::server::run_stream(config, socket, handler).await {
                 Ok(session) => {
                     if let Err(e) = session.await {
@@ -181,7 +190,19 @@ pub async fn serve(
             }
         });
     }
+    // Stopping: no new connections; open ones get a moment to finish, then are closed.
+    drop(listener);
+    let open = sessions.len();
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async { while sessions.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::info!(open, "closing SSH connections at shutdown");
+        sessions.shutdown().await;
+    }
+    Ok(())
 }
+
+/// How long open SSH connections may go on after the server was told to stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 struct Listener {
     shared: Arc<Shared>,

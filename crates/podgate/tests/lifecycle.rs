@@ -203,3 +203,34 @@ async fn a_sandbox_cannot_redirect_the_server_to_another_host_socket() {
         "the server never connected to the host socket"
     );
 }
+
+/// SIGTERM stops every part of the server together, SSH included, with an open SSH connection
+/// and an open terminal: the process exits 0, both ports close, and the sandbox keeps running
+/// for the next start.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_http_ssh_and_the_background_parts_together() {
+    let mut srv = Server::start();
+    let c = srv.client();
+    let sb = c.create(&CreateSandboxRequest { name: Some("stays".into()), ..Default::default() }).await.unwrap();
+    let ssh = std::net::TcpStream::connect(&srv.ssh_addr).expect("the SSH port is open");
+    let session = common::term::open(&srv, &sb.id, serde_json::json!({ "cmd": ["sh"] })).await;
+    let _term = common::term::Term::connect(&srv, &session, 80, 24).await;
+    let http_addr = srv.url.trim_start_matches("http://").to_string();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = srv.terminate(20);
+        (status, srv)
+    });
+    let (status, srv) = status.await.unwrap();
+    drop(ssh);
+    assert!(status.success(), "exit status {status:?}; log:\n{}", srv.log());
+    let log = srv.log();
+    assert!(log.contains("stopping: HTTP, SSH, the reconciler and the purgers"), "{log}");
+    assert!(log.contains("podgate stopped"), "{log}");
+    assert!(std::net::TcpStream::connect(&srv.ssh_addr).is_err(), "the SSH port is closed");
+    assert!(std::net::TcpStream::connect(&http_addr).is_err(), "the HTTP port is closed");
+    let state = Command::new("docker")
+        .args(["ps", "-q", "--filter", &format!("label=io.podgate.sandbox={}", sb.id)])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&state.stdout).trim().is_empty(), "the sandbox keeps running");
+}

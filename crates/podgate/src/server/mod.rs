@@ -18,6 +18,7 @@ mod data_dir;
 #[cfg(test)]
 mod options_doc;
 mod settings;
+mod supervisor;
 
 pub use args::{LogFormat, ServerArgs};
 pub use config_file::ConfigFile;
@@ -135,13 +136,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let core = podgate_core::CoreConfig { replica_id: replica_id(&data_dir)?, scratch_dir, ..s.core };
     let sandboxes = Sandboxes::new(store.clone(), driver, core, metrics.clone());
     sandboxes.recover().await.context("recovering sandboxes after the last run")?;
-    tokio::spawn(sandboxes.clone().run_reconciler());
-    tokio::spawn(sandboxes.clone().run_waker());
+    let parts = supervisor::Supervisor::default();
+    parts.spawn_loop("reconciler", sandboxes.clone().run_reconciler());
+    parts.spawn_loop("waker", sandboxes.clone().run_waker());
     if s.audit_retention.is_some() || s.recording_retention.is_some() {
-        tokio::spawn(enforce_retention(sandboxes.clone(), s.audit_retention, s.recording_retention));
+        parts.spawn_loop("retention", enforce_retention(sandboxes.clone(), s.audit_retention, s.recording_retention));
     }
     let limiter = sandboxes.limiter().clone();
-    tokio::spawn(async move {
+    parts.spawn_loop("rate-limit purge", async move {
         loop {
             tokio::time::sleep(Duration::from_secs(60)).await;
             if let Err(e) = limiter.purge().await {
@@ -151,7 +153,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     });
     let tokens = SessionTokens::load(store.clone()).await.context("loading signing keys")?;
     let terminals = Terminals::new(sandboxes.clone(), tokens.clone());
-    tokio::spawn(async move {
+    parts.spawn_loop("session-token purge", async move {
         loop {
             tokio::time::sleep(Duration::from_secs(60)).await;
             if let Err(e) = tokens.purge().await {
@@ -170,10 +172,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let host_key =
             podgate_ssh::load_or_create(&data_dir.join("ssh_host_ed25519_key")).context("the SSH host key")?;
         let (auth, sandboxes, cfg) = (auth.clone(), sandboxes.clone(), s.ssh.clone());
-        tokio::spawn(async move {
-            if let Err(e) = podgate_ssh::serve(ssh, host_key, auth, sandboxes, cfg).await {
-                tracing::error!(error = %e, "the SSH server stopped");
-            }
+        parts.spawn("ssh", move |stop| async move {
+            podgate_ssh::serve(ssh, host_key, auth, sandboxes, cfg, stop.cancelled_owned())
+                .await
+                .context("the SSH server")
         });
     }
     let listener =
@@ -195,14 +197,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         web_dir: s.web_dir,
     });
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+    parts.spawn("http", move |stop| async move {
+        axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await.context("the HTTP server")
+    });
+    tokio::select! {
+        () = shutdown() => tracing::info!("stopping: HTTP, SSH, the reconciler and the purgers"),
+        () = parts.failure() => {}
+    }
+    let stopped = parts.stop(Duration::from_secs(10)).await;
     tracing::info!("podgate stopped; sandboxes keep running and are picked up at the next start");
     if let Some(p) = traces
         && let Err(e) = p.shutdown()
     {
         eprintln!("podgate: flushing traces failed: {e}");
     }
-    Ok(())
+    stopped
 }
 
 /// Every hour, forgets audit events and recordings past their retention.

@@ -187,6 +187,24 @@ impl Server {
         self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
     }
 
+    /// Stops the server with SIGTERM and waits (at most `secs`) for it to exit; its status.
+    pub fn terminate(&mut self, secs: u64) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("a running server");
+        let term = Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+        assert!(term.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                c.kill().unwrap();
+                panic!("the server did not stop within {secs} s of SIGTERM");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Kills the server with SIGKILL (no cleanup of any kind).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
