@@ -47,10 +47,7 @@ pub async fn get_recording(
     Authed(caller): Authed,
     Path((id, tid)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let path = st.sandboxes.recording(&caller, &id, &tid).await?;
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| ApiError::from(podgate_core::Error::Internal(format!("opening {}: {e}", path.display()))))?;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    let bytes = st.sandboxes.recording(&caller, &id, &tid).await?;
+    let body = Body::from_stream(bytes);
     Ok(([(header::CONTENT_TYPE, "application/x-asciicast")], body).into_response())
 }

@@ -62,23 +62,17 @@ pub struct SandboxPolicy {
     pub image_registries: Vec<String>,
 }
 
-/// Terminal recording: which terminals, where, and how much of each.
+/// Terminal recording: which terminals, and how much of each.
 #[derive(Clone, Debug)]
 pub struct RecordingConfig {
     pub policy: RecordingPolicy,
-    /// Recordings go to `DIR/<sandbox-id>/<terminal-id>.cast`.
-    pub dir: std::path::PathBuf,
     /// A recording stops (with a marker saying so) before it grows past this many bytes.
     pub max_bytes: u64,
 }
 
 impl Default for RecordingConfig {
     fn default() -> Self {
-        RecordingConfig {
-            policy: RecordingPolicy::Off,
-            dir: std::env::temp_dir().join("podgate-recordings"),
-            max_bytes: 64 << 20,
-        }
+        RecordingConfig { policy: RecordingPolicy::Off, max_bytes: 64 << 20 }
     }
 }
 

@@ -1,32 +1,42 @@
 //! Terminal recordings: for each terminal of a recorded sandbox the server attaches its own
 //! read-only viewer (one the agent does not count as a client, so idle terminals still end) and
-//! writes what it shows as asciicast v2 to `DIR/<sandbox-id>/<terminal-id>.cast`. The recording
-//! is made outside the sandbox, so nothing inside it can alter or remove it.
+//! writes what it shows as asciicast v2 into the database, in chunks flushed at least every half
+//! second. The recording is made outside the sandbox, so nothing inside it can alter or remove
+//! it, and every replica serves it, whichever replica recorded it.
 
-use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::StreamExt as _;
+use futures_util::{Stream, StreamExt as _};
 use hyper_util::rt::TokioIo;
+use podgate_store::Store;
+use podgate_types::agent::paths;
 use podgate_types::terminal::{Control, RecordingInfo, SUBPROTOCOL, TerminalInfo};
-use tokio::io::AsyncWriteExt as _;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::agent_client::{AgentClient, path_segment};
+use crate::clock::now_ms;
 use crate::{Caller, Error, Result, Sandboxes};
+
+/// The most bytes one stored chunk of a recording holds.
+const CHUNK: usize = 64 << 10;
+/// The longest written output waits before it is stored (and readable).
+const FLUSH_AFTER: Duration = Duration::from_millis(500);
+/// How many chunks a reader fetches at a time.
+const READ_PAGE: i64 = 16;
 
 /// Where recordings go and how large one may grow.
 #[derive(Clone, Debug)]
 pub struct Recordings {
-    dir: PathBuf,
+    store: Store,
     max_bytes: u64,
 }
 
 impl Recordings {
-    pub fn new(dir: PathBuf, max_bytes: u64) -> Recordings {
-        Recordings { dir, max_bytes }
+    pub fn new(store: Store, max_bytes: u64) -> Recordings {
+        Recordings { store, max_bytes }
     }
 
     /// Starts recording terminal `info` of sandbox `sandbox_id` in the background.
@@ -35,10 +45,10 @@ impl Recordings {
             tracing::warn!(sandbox_id, terminal_id = %info.id, "not recording a terminal with an unusable id");
             return;
         };
-        let path = self.dir.join(sandbox_id).join(format!("{}.cast", info.id));
+        let cast = Cast::new(self.store.clone(), sandbox_id, &info.id);
         let (info, max, sandbox_id) = (info.clone(), self.max_bytes, sandbox_id.to_string());
         tokio::spawn(async move {
-            match record(&agent, &path, &info, max).await {
+            match record(&agent, cast, &info, max).await {
                 Ok(bytes) => tracing::info!(%sandbox_id, terminal_id = %info.id, bytes, "terminal recording ended"),
                 Err(e) => tracing::warn!(%sandbox_id, terminal_id = %info.id, error = %e, "terminal recording failed"),
             }
@@ -46,61 +56,78 @@ impl Recordings {
     }
 
     /// The recordings of a sandbox, oldest first.
-    pub async fn list(&self, sandbox_id: &str) -> std::io::Result<Vec<RecordingInfo>> {
-        let mut out = Vec::new();
-        let mut dir = match tokio::fs::read_dir(self.dir.join(sandbox_id)).await {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e),
-        };
-        while let Some(entry) = dir.next_entry().await? {
-            let name = entry.file_name();
-            let Some(terminal_id) = name.to_str().and_then(|n| n.strip_suffix(".cast")) else { continue };
-            let meta = entry.metadata().await?;
-            let modified_at = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_millis() as i64);
-            out.push(RecordingInfo { terminal_id: terminal_id.to_string(), size: meta.len(), modified_at });
-        }
-        out.sort_by(|a, b| (a.modified_at, &a.terminal_id).cmp(&(b.modified_at, &b.terminal_id)));
-        Ok(out)
+    pub async fn list(&self, sandbox_id: &str) -> Result<Vec<RecordingInfo>> {
+        let rows = self.store.recordings(sandbox_id).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RecordingInfo { terminal_id: r.terminal_id, size: r.size as u64, modified_at: r.modified_at })
+            .collect())
     }
 
-    /// Removes recordings last written before `before`, and sandbox directories left empty;
-    /// returns how many recordings went.
-    pub async fn purge(&self, before: SystemTime) -> std::io::Result<u64> {
-        let mut removed = 0;
-        let mut sandboxes = match tokio::fs::read_dir(&self.dir).await {
+    /// Removes recordings last written before `before`; returns how many went.
+    pub async fn purge(&self, before: SystemTime) -> Result<u64> {
+        let ms = before.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        Ok(self.store.purge_recordings(ms).await?)
+    }
+
+    /// The bytes of one recording, page by page, if it exists; a reader sees what is stored
+    /// when it gets there, so it may read a recording while it grows.
+    pub async fn read(
+        &self,
+        sandbox_id: &str,
+        terminal_id: &str,
+    ) -> Result<Option<impl Stream<Item = Result<Vec<u8>>> + Send + use<>>> {
+        if self.store.recording(sandbox_id, terminal_id).await?.is_none() {
+            return Ok(None);
+        }
+        let (store, sb, t) = (self.store.clone(), sandbox_id.to_string(), terminal_id.to_string());
+        let pages = futures_util::stream::try_unfold(Some(-1), move |after| {
+            let (store, sb, t) = (store.clone(), sb.clone(), t.clone());
+            async move {
+                let Some(after) = after else { return Ok(None) };
+                let page = store.recording_chunks(&sb, &t, after, READ_PAGE).await?;
+                let next = match page.last() {
+                    Some((seq, _)) if page.len() as i64 == READ_PAGE => Some(*seq),
+                    _ => None,
+                };
+                let bytes: Vec<u8> = page.into_iter().flat_map(|(_, d)| d).collect();
+                Ok::<_, Error>(Some((bytes, next)))
+            }
+        });
+        Ok(Some(pages))
+    }
+
+    /// Moves recordings that older servers wrote to `DIR/<sandbox-id>/<terminal-id>.cast` into
+    /// the database, removing each file once it is stored; returns how many moved.
+    pub async fn import_dir(&self, dir: &Path) -> Result<u64> {
+        let io = |e: std::io::Error| Error::Internal(format!("importing recordings from {}: {e}", dir.display()));
+        let mut moved = 0;
+        let mut sandboxes = match tokio::fs::read_dir(dir).await {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(e),
+            Err(e) => return Err(io(e)),
         };
-        while let Some(sb) = sandboxes.next_entry().await? {
-            let mut files = tokio::fs::read_dir(sb.path()).await?;
-            let mut kept = 0;
-            while let Some(f) = files.next_entry().await? {
-                if f.metadata().await?.modified()? < before {
-                    tokio::fs::remove_file(f.path()).await?;
-                    removed += 1;
-                } else {
-                    kept += 1;
+        while let Some(sb) = sandboxes.next_entry().await.map_err(io)? {
+            let Some(sandbox_id) = sb.file_name().to_str().map(str::to_string) else { continue };
+            let Ok(mut files) = tokio::fs::read_dir(sb.path()).await else { continue };
+            while let Some(f) = files.next_entry().await.map_err(io)? {
+                let name = f.file_name();
+                let Some(terminal_id) = name.to_str().and_then(|n| n.strip_suffix(".cast")) else { continue };
+                let modified = f.metadata().await.map_err(io)?.modified().map_err(io)?;
+                let at = modified.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+                let bytes = tokio::fs::read(f.path()).await.map_err(io)?;
+                if self.store.start_recording(&sandbox_id, terminal_id, at).await? {
+                    for (seq, chunk) in bytes.chunks(CHUNK).enumerate() {
+                        self.store.append_recording(&sandbox_id, terminal_id, seq as i64, chunk, at).await?;
+                    }
                 }
+                tokio::fs::remove_file(f.path()).await.map_err(io)?;
+                moved += 1;
             }
-            if kept == 0 {
-                let _ = tokio::fs::remove_dir(sb.path()).await;
-            }
+            let _ = tokio::fs::remove_dir(sb.path()).await;
         }
-        Ok(removed)
-    }
-
-    /// The file of one recording, if it exists.
-    pub fn path(&self, sandbox_id: &str, terminal_id: &str) -> Option<PathBuf> {
-        path_segment(sandbox_id).ok()?;
-        path_segment(terminal_id).ok()?;
-        let p = self.dir.join(sandbox_id).join(format!("{terminal_id}.cast"));
-        p.is_file().then_some(p)
+        let _ = tokio::fs::remove_dir(dir).await;
+        Ok(moved)
     }
 }
 
@@ -112,42 +139,47 @@ impl Sandboxes {
 
     /// Removes recordings older than `retention`; returns how many.
     pub async fn purge_recordings(&self, retention: std::time::Duration) -> Result<u64> {
-        let before = SystemTime::now() - retention;
-        self.recordings.purge(before).await.map_err(|e| Error::Internal(format!("purging recordings: {e}")))
+        self.recordings.purge(SystemTime::now() - retention).await
+    }
+
+    /// Moves recordings an older server left on its disk into the database (see
+    /// [`Recordings::import_dir`]).
+    pub async fn import_recordings(&self, dir: &Path) -> Result<u64> {
+        self.recordings.import_dir(dir).await
     }
 
     /// The terminal recordings of the caller's sandbox (live by id or name, or deleted by id).
     pub async fn recordings(&self, caller: &Caller, id_or_name: &str) -> Result<Vec<RecordingInfo>> {
         let row = self.resolve_any(caller, id_or_name).await?;
-        self.recordings.list(&row.id).await.map_err(|e| Error::Internal(format!("listing recordings: {e}")))
+        self.recordings.list(&row.id).await
     }
 
-    /// The file of one terminal recording of the caller's sandbox.
-    pub async fn recording(&self, caller: &Caller, id_or_name: &str, terminal: &str) -> Result<PathBuf> {
+    /// The bytes of one terminal recording of the caller's sandbox.
+    pub async fn recording(
+        &self,
+        caller: &Caller,
+        id_or_name: &str,
+        terminal: &str,
+    ) -> Result<impl Stream<Item = Result<Vec<u8>>> + Send + use<>> {
         let row = self.resolve_any(caller, id_or_name).await?;
         self.recordings
-            .path(&row.id, terminal)
+            .read(&row.id, terminal)
+            .await?
             .ok_or_else(|| Error::NotFound(format!("no recording of terminal {terminal:?} in sandbox {}", row.id)))
     }
 }
 
 /// Attaches to the terminal and writes the recording until the terminal ends or the size limit
 /// is reached; returns the bytes written.
-async fn record(agent: &AgentClient, path: &Path, info: &TerminalInfo, max_bytes: u64) -> Result<u64, String> {
+async fn record(agent: &AgentClient, mut cast: Cast, info: &TerminalInfo, max_bytes: u64) -> Result<u64, String> {
     let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
-    let attach = format!("/v1/terminals/{}/attach?read_only=true&recorder=true", info.id);
+    let attach = format!("{}?read_only=true&recorder=true", paths::with_id(paths::TERMINAL_ATTACH, &info.id));
     let (_, io) = agent.upgrade(&attach, &key, Some(SUBPROTOCOL)).await.map_err(|e| e.to_string())?;
     let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Client, None).await;
 
-    let dir = path.parent().ok_or("recording path has no directory")?;
-    tokio::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).await.map_err(|e| e.to_string())?;
-    let file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .await
-        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+    if !cast.store.start_recording(&cast.sandbox, &cast.terminal, now_ms()).await.map_err(|e| e.to_string())? {
+        return Err("this terminal is already recorded".into());
+    }
     let started = Instant::now();
     let header = serde_json::json!({
         "version": 2,
@@ -157,54 +189,104 @@ async fn record(agent: &AgentClient, path: &Path, info: &TerminalInfo, max_bytes
         "title": format!("terminal {}", info.id),
         "env": { "TERM": "xterm-256color" },
     });
-    let mut cast = CastFile { file, written: 0 };
-    cast.line(header.to_string()).await?;
+    cast.line(header.to_string());
+    cast.flush().await?;
     let event = |kind: &str, data: &str| {
         let at = started.elapsed().as_micros() as f64 / 1e6;
         serde_json::json!([at, kind, data]).to_string()
     };
     let mut text = Utf8Stream::default();
-    while let Some(msg) = ws.next().await {
-        match msg {
-            Ok(Message::Binary(b)) => {
+    loop {
+        // Output waits at most FLUSH_AFTER in memory before it is stored.
+        let next = match cast.pending_since {
+            Some(since) => match tokio::time::timeout_at((since + FLUSH_AFTER).into(), ws.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    cast.flush().await?;
+                    continue;
+                }
+            },
+            None => ws.next().await,
+        };
+        match next {
+            Some(Ok(Message::Binary(b))) => {
                 let out = text.push(&b);
                 if out.is_empty() {
                     continue;
                 }
                 let line = event("o", &out);
-                // Room is kept for the closing marker, so the file never passes the limit.
+                // Room is kept for the closing marker, so the recording never passes the limit.
                 let marker = event("m", "recording stopped: size limit reached");
                 if cast.written + line.len() as u64 + marker.len() as u64 + 2 > max_bytes {
-                    cast.line(marker).await?;
+                    cast.line(marker);
                     break;
                 }
-                cast.line(line).await?;
+                cast.line(line);
             }
-            Ok(Message::Text(t)) => {
+            Some(Ok(Message::Text(t))) => {
                 if let Ok(Control::Exit { code }) = serde_json::from_str(&t) {
-                    cast.line(event("m", &format!("exit {code}"))).await?;
+                    cast.line(event("m", &format!("exit {code}")));
                 }
             }
-            Ok(Message::Close(_)) | Err(_) => break,
-            Ok(_) => {}
+            Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+            Some(Ok(_)) => {}
+        }
+        if cast.buf.len() >= CHUNK {
+            cast.flush().await?;
         }
     }
+    cast.flush().await?;
     Ok(cast.written)
 }
 
-/// An asciicast file being written, one flushed line at a time (readable while it grows).
-struct CastFile {
-    file: tokio::fs::File,
+/// A recording being written: lines gather in memory and are stored as one chunk when the
+/// chunk is full or has waited long enough.
+struct Cast {
+    store: Store,
+    sandbox: String,
+    terminal: String,
+    seq: i64,
+    buf: Vec<u8>,
+    /// When the oldest unstored line was written.
+    pending_since: Option<Instant>,
     written: u64,
 }
 
-impl CastFile {
-    async fn line(&mut self, line: String) -> Result<(), String> {
-        let mut bytes = line.into_bytes();
-        bytes.push(b'\n');
-        self.file.write_all(&bytes).await.map_err(|e| e.to_string())?;
-        self.file.flush().await.map_err(|e| e.to_string())?;
-        self.written += bytes.len() as u64;
+impl Cast {
+    fn new(store: Store, sandbox: &str, terminal: &str) -> Cast {
+        Cast {
+            store,
+            sandbox: sandbox.to_string(),
+            terminal: terminal.to_string(),
+            seq: 0,
+            buf: Vec::new(),
+            pending_since: None,
+            written: 0,
+        }
+    }
+
+    fn line(&mut self, line: String) {
+        self.buf.extend_from_slice(line.as_bytes());
+        self.buf.push(b'\n');
+        self.written += line.len() as u64 + 1;
+        self.pending_since.get_or_insert_with(Instant::now);
+    }
+
+    async fn flush(&mut self) -> Result<(), String> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let stored = self
+            .store
+            .append_recording(&self.sandbox, &self.terminal, self.seq, &self.buf, now_ms())
+            .await
+            .map_err(|e| e.to_string())?;
+        if !stored {
+            return Err("the recording was removed while it was written".into());
+        }
+        self.seq += 1;
+        self.buf.clear();
+        self.pending_since = None;
         Ok(())
     }
 }
@@ -253,21 +335,42 @@ impl Utf8Stream {
 #[cfg(test)]
 mod tests {
     use super::{Recordings, Utf8Stream};
+    use futures_util::TryStreamExt as _;
     use std::time::{Duration, SystemTime};
 
     #[tokio::test]
-    async fn purge_removes_old_recordings_only() {
+    async fn recordings_left_on_disk_move_into_the_database() {
+        let db = tempfile::tempdir().unwrap();
+        let store = podgate_store::Store::open_sqlite(&db.path().join("t.db")).await.unwrap();
+        let r = Recordings::new(store, 1 << 20);
         let dir = tempfile::tempdir().unwrap();
-        let r = Recordings::new(dir.path().to_path_buf(), 1 << 20);
-        for (sb, t, age_days) in [("sb-a", "t-old", 40), ("sb-a", "t-new", 1), ("sb-b", "t-old", 40)] {
+        let big: String = (0..100_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        for (sb, t, text) in [("sb-a", "t1", "small\n"), ("sb-a", "t2", big.as_str()), ("sb-b", "t1", "b\n")] {
             std::fs::create_dir_all(dir.path().join(sb)).unwrap();
-            let f = std::fs::File::create(dir.path().join(sb).join(format!("{t}.cast"))).unwrap();
-            f.set_modified(SystemTime::now() - Duration::from_secs(age_days * 86400)).unwrap();
+            let path = dir.path().join(sb).join(format!("{t}.cast"));
+            std::fs::write(&path, text).unwrap();
+            let f = std::fs::File::options().write(true).open(&path).unwrap();
+            f.set_modified(SystemTime::now() - Duration::from_secs(86400)).unwrap();
         }
-        let month_ago = SystemTime::now() - Duration::from_secs(30 * 86400);
-        assert_eq!(r.purge(month_ago).await.unwrap(), 2);
-        assert_eq!(r.list("sb-a").await.unwrap().iter().map(|x| x.terminal_id.as_str()).collect::<Vec<_>>(), ["t-new"]);
-        assert!(!dir.path().join("sb-b").exists(), "an emptied sandbox directory goes too");
+        std::fs::write(dir.path().join("sb-a").join("notes.txt"), "not a recording").unwrap();
+        assert_eq!(r.import_dir(dir.path()).await.unwrap(), 3);
+        let read = async |sb: &str, t: &str| -> Vec<u8> {
+            let s = r.read(sb, t).await.unwrap().expect("imported");
+            s.try_concat().await.unwrap()
+        };
+        assert_eq!(read("sb-a", "t1").await, b"small\n");
+        assert_eq!(read("sb-a", "t2").await, big.as_bytes(), "a file larger than a chunk, whole and in order");
+        assert_eq!(read("sb-b", "t1").await, b"b\n");
+        let listed = r.list("sb-a").await.unwrap();
+        assert_eq!(
+            listed.iter().map(|x| (x.terminal_id.as_str(), x.size)).collect::<Vec<_>>(),
+            [("t1", 6), ("t2", 100_000)]
+        );
+        assert!(!dir.path().join("sb-b").exists(), "imported files and emptied directories go");
+        assert!(dir.path().join("sb-a").join("notes.txt").exists(), "other files stay");
+        assert!(r.read("sb-a", "t3").await.unwrap().is_none());
+        // The file times were kept: a day-old recording goes with a purge of what is older than an hour.
+        assert_eq!(r.purge(SystemTime::now() - Duration::from_secs(3600)).await.unwrap(), 3);
     }
 
     #[test]

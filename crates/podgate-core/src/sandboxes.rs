@@ -47,7 +47,7 @@ impl Sandboxes {
         let driver: Arc<dyn Driver> = Arc::new(podgate_runtime::Timed::new(driver, cfg.driver_deadlines));
         let limiter = RateLimiter::new(store.clone(), cfg.rates);
         let audit = Audit::new(store.clone());
-        let recordings = Recordings::new(cfg.recording.dir.clone(), cfg.recording.max_bytes);
+        let recordings = Recordings::new(store.clone(), cfg.recording.max_bytes);
         let activity = crate::activity::Activity::new(store.clone());
         Sandboxes {
             store,

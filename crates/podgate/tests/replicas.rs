@@ -6,14 +6,15 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::term::{Term, open};
 use common::{KillOnDrop, Opts, Server, eventually};
 use podgate_client::Client;
 use podgate_types::api::{CreateSandboxRequest, ExecRequest};
 
 const BUSYBOX: &str = "podgate/busybox:test";
 
-/// Another replica: its own data dir, the same database. Returns its URL.
-fn second_replica(srv: &Server, dir: &std::path::Path) -> (String, KillOnDrop) {
+/// Another replica: its own data dir, the same database, and `extra` flags. Returns its URL.
+fn second_replica(srv: &Server, dir: &std::path::Path, extra: &[&str]) -> (String, KillOnDrop) {
     let child = Command::new(env!("CARGO_BIN_EXE_podgate"))
         .args(["server", "--listen", "127.0.0.1:0", "--ssh-listen", "off", "--reconcile-interval-ms", "300"])
         .args(["--create-rate-limit", "1000", "--data-dir"])
@@ -21,6 +22,7 @@ fn second_replica(srv: &Server, dir: &std::path::Path) -> (String, KillOnDrop) {
         .arg("--agent-bin")
         .arg(common::agent_bin())
         .args(["--database-url", srv.database_url.as_deref().unwrap()])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
@@ -51,7 +53,7 @@ async fn leads(url: &str, token: &str) -> Option<bool> {
 async fn one_replica_leads_the_reconciler_and_another_takes_over_when_it_dies() {
     let mut a = Server::start_with(Opts { postgres: Some(true), ..Default::default() });
     let b_dir = tempfile::Builder::new().prefix("pgb").tempdir_in("/tmp").unwrap();
-    let (b_url, _b) = second_replica(&a, b_dir.path());
+    let (b_url, _b) = second_replica(&a, b_dir.path(), &[]);
     let token = a.token.clone();
     let (a_url, ca, cb) = (a.url.clone(), a.client(), Client::new(&b_url, &token).unwrap());
 
@@ -87,4 +89,43 @@ async fn one_replica_leads_the_reconciler_and_another_takes_over_when_it_dies() 
     eventually(20, "the new leader deletes the expired sandbox", async || cb.get(&short.id).await.is_err()).await;
     assert_eq!(cb.exec("shared", &echo).await.unwrap().stdout.0, b"hi\n");
     cb.delete("shared").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recording_made_by_one_replica_is_served_by_the_other() {
+    let rec = ["--terminal-recording", "always"];
+    let a = Server::start_with(Opts {
+        postgres: Some(true),
+        extra: rec.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    });
+    let b_dir = tempfile::Builder::new().prefix("pgb").tempdir_in("/tmp").unwrap();
+    let (b_url, _b) = second_replica(&a, b_dir.path(), &rec);
+    let sb = a.client().create(&CreateSandboxRequest::default()).await.unwrap();
+
+    // A terminal opened through replica A: A's recorder writes it.
+    let session = open(&a, &sb.id, serde_json::json!({"cols": 80, "rows": 24})).await;
+    let mut t = Term::connect(&a, &session, 80, 24).await;
+    t.until(10, "the prompt", |t| t.screen().contains('$')).await;
+    t.send("echo rec-$((6*7))\r").await;
+    t.until(10, "the output", |t| t.screen().contains("rec-42")).await;
+
+    // Replica B lists it and serves its bytes as they are written.
+    let http = reqwest::Client::new();
+    let get = |path: String| http.get(format!("{b_url}{path}")).bearer_auth(&a.token).send();
+    let tid = session.terminal_id.clone();
+    eventually(10, "replica B serves the recording with the output", async || {
+        let Ok(r) = get(format!("/v1/sandboxes/{}/recordings/{tid}", sb.id)).await else { return false };
+        r.status() == 200 && r.text().await.is_ok_and(|text| text.contains("rec-42"))
+    })
+    .await;
+    let listed: serde_json::Value =
+        get(format!("/v1/sandboxes/{}/recordings", sb.id)).await.unwrap().json().await.unwrap();
+    assert_eq!(listed["recordings"][0]["terminal_id"], tid.as_str(), "{listed}");
+    assert!(listed["recordings"][0]["size"].as_u64().unwrap() > 0, "{listed}");
+    let cast = get(format!("/v1/sandboxes/{}/recordings/{tid}", sb.id)).await.unwrap().text().await.unwrap();
+    let header: serde_json::Value = serde_json::from_str(cast.lines().next().unwrap()).unwrap();
+    assert_eq!((header["version"].as_u64(), header["width"].as_u64()), (Some(2), Some(80)), "{cast}");
+    let missing = get(format!("/v1/sandboxes/{}/recordings/nope", sb.id)).await.unwrap();
+    assert_eq!(missing.status(), 404);
 }

@@ -173,7 +173,7 @@ pub struct ServerArgs {
     /// image from another registry is refused before the engine is asked [default: docker.io].
     #[arg(long, env = "PODGATE_IMAGE_REGISTRIES", value_delimiter = ',')]
     pub(crate) image_registries: Option<Vec<String>>,
-    /// Which terminals are recorded (asciicast v2, in DATA_DIR/recordings): off (a sandbox
+    /// Which terminals are recorded (asciicast v2, kept in the database): off (a sandbox
     /// asking is refused), requested (sandboxes created with record_terminals) or always [default: off].
     #[arg(long, env = "PODGATE_TERMINAL_RECORDING")]
     pub(crate) terminal_recording: Option<String>,

@@ -136,6 +136,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let core = podgate_core::CoreConfig { replica_id: replica_id(&data_dir)?, scratch_dir, ..s.core };
     let sandboxes = Sandboxes::new(store.clone(), driver, core, metrics.clone());
     sandboxes.recover().await.context("recovering sandboxes after the last run")?;
+    // Recordings now live in the database; move any an older server left on this disk.
+    match sandboxes.import_recordings(&data_dir.join("recordings")).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(moved = n, "moved terminal recordings from the data dir into the database"),
+        Err(e) => tracing::warn!(error = %e, "moving old terminal recordings into the database failed"),
+    }
     let parts = supervisor::Supervisor::default();
     parts.spawn_loop("reconciler", sandboxes.clone().run_reconciler());
     parts.spawn_loop("waker", sandboxes.clone().run_waker());

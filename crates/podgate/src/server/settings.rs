@@ -82,7 +82,6 @@ pub(super) fn resolve(mut args: ServerArgs) -> anyhow::Result<Settings> {
             None => Default::default(),
             Some(p) => p.parse().map_err(anyhow::Error::msg).context("--terminal-recording")?,
         },
-        dir: data_dir.join("recordings"),
         max_bytes: match args.recording_max_size.as_deref() {
             None => podgate_core::config::RecordingConfig::default().max_bytes,
             Some(m) => {
