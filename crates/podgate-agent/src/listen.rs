@@ -3,6 +3,8 @@
 //! WebSocket holds a listener open; each accept WebSocket waits for one connection and then
 //! carries its bytes. Everything is done as the sandbox user, so it can bind what they can.
 
+use podgate_types::agent::paths;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -84,7 +86,7 @@ impl Entry {
 
 /// Listener routes.
 pub fn routes() -> Router<Arc<AgentState>> {
-    Router::new().route("/v1/listen", get(listen)).route("/v1/listen/{id}/accept", get(accept))
+    Router::new().route(paths::LISTEN, get(listen)).route(paths::LISTENER_ACCEPT, get(accept))
 }
 
 #[derive(Deserialize)]

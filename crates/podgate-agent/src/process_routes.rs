@@ -1,6 +1,8 @@
 //! The agent's process API: start, list, signal and kill processes, and stream a process over a
 //! WebSocket (stdout and stderr as separate binary channels, stdin, signals, resize, exit).
 
+use podgate_types::agent::paths;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,11 +30,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Process routes.
 pub fn routes() -> Router<Arc<AgentState>> {
     Router::new()
-        .route("/v1/processes", post(start).get(list))
-        .route("/v1/processes/stream", get(stream))
-        .route("/v1/processes/{id}", get(info).delete(kill))
-        .route("/v1/processes/{id}/signal", post(signal))
-        .route("/v1/processes/{id}/attach", get(attach))
+        .route(paths::PROCESSES, post(start).get(list))
+        .route(paths::PROCESSES_STREAM, get(stream))
+        .route(paths::PROCESS, get(info).delete(kill))
+        .route(paths::PROCESS_SIGNAL, post(signal))
+        .route(paths::PROCESS_ATTACH, get(attach))
 }
 
 fn proc_error(e: ProcError) -> Response {

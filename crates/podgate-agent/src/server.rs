@@ -1,5 +1,7 @@
 //! The agent's HTTP API (axum), guarded by the per-sandbox secret.
 
+use podgate_types::agent::paths;
+
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -48,25 +50,25 @@ pub struct AgentState {
 /// The `/v1` router.
 pub fn router(state: Arc<AgentState>) -> Router {
     Router::new()
-        .route("/v1/health", get(health))
-        .route("/v1/env", axum::routing::put(set_env))
-        .route("/v1/exec", post(exec_handler))
-        .route("/v1/files", get(read_file).put(write_file).delete(remove_file))
-        .route("/v1/files/tar", get(download_tar).put(upload_tar))
-        .route("/v1/files/watch", get(watch_dir))
-        .route("/v1/files/stat", get(stat_file))
-        .route("/v1/files/list", get(list_files))
-        .route("/v1/files/mkdir", post(make_dir))
-        .route("/v1/files/move", post(move_file))
-        .route("/v1/ports", get(list_ports))
-        .route("/v1/ports/watch", get(watch_ports))
-        .route("/v1/tunnel", get(open_tunnel))
-        .route("/v1/sftp", get(open_sftp))
-        .route("/v1/bootstrap", post(start_bootstrap).get(bootstrap_status))
-        .route("/v1/bootstrap/log", get(bootstrap_log))
-        .route("/v1/terminals", post(create_terminal).get(list_terminals))
-        .route("/v1/terminals/{id}", delete(delete_terminal))
-        .route("/v1/terminals/{id}/attach", get(attach_terminal))
+        .route(paths::HEALTH, get(health))
+        .route(paths::ENV, axum::routing::put(set_env))
+        .route(paths::EXEC, post(exec_handler))
+        .route(paths::FILES, get(read_file).put(write_file).delete(remove_file))
+        .route(paths::FILES_TAR, get(download_tar).put(upload_tar))
+        .route(paths::FILES_WATCH, get(watch_dir))
+        .route(paths::FILES_STAT, get(stat_file))
+        .route(paths::FILES_LIST, get(list_files))
+        .route(paths::FILES_MKDIR, post(make_dir))
+        .route(paths::FILES_MOVE, post(move_file))
+        .route(paths::PORTS, get(list_ports))
+        .route(paths::PORTS_WATCH, get(watch_ports))
+        .route(paths::TUNNEL, get(open_tunnel))
+        .route(paths::SFTP, get(open_sftp))
+        .route(paths::BOOTSTRAP, post(start_bootstrap).get(bootstrap_status))
+        .route(paths::BOOTSTRAP_LOG, get(bootstrap_log))
+        .route(paths::TERMINALS, post(create_terminal).get(list_terminals))
+        .route(paths::TERMINAL, delete(delete_terminal))
+        .route(paths::TERMINAL_ATTACH, get(attach_terminal))
         .merge(crate::process_routes::routes())
         .merge(crate::listen::routes())
         .layer(middleware::from_fn_with_state(state.clone(), check_secret))

@@ -1,6 +1,8 @@
 //! File routes: each forwards to the sandbox agent's file API with the body and the answer
 //! streamed through, so a file of any size passes without being held in memory.
 
+use podgate_types::agent::paths;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -40,7 +42,7 @@ pub async fn content(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    forward(&st, &caller, &id, "/v1/files", req).await
+    forward(&st, &caller, &id, paths::FILES, req).await
 }
 
 /// Directories as tar streams: `GET` downloads the tree at `path` (symlinks kept as links),
@@ -59,7 +61,7 @@ pub async fn tar(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    forward(&st, &caller, &id, "/v1/files/tar", req).await
+    forward(&st, &caller, &id, paths::FILES_TAR, req).await
 }
 
 /// WebSocket: a text frame per change under a directory (`recursive=true` for the whole tree):
@@ -78,7 +80,7 @@ pub async fn watch(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    splice_to_agent(&st, &caller, &id, "/v1/files/watch", None, req).await
+    splice_to_agent(&st, &caller, &id, paths::FILES_WATCH, None, req).await
 }
 
 /// Metadata of a path.
@@ -92,7 +94,7 @@ pub async fn stat(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    forward(&st, &caller, &id, "/v1/files/stat", req).await
+    forward(&st, &caller, &id, paths::FILES_STAT, req).await
 }
 
 /// A directory's entries, `depth` levels deep (default 1, at most 10).
@@ -107,7 +109,7 @@ pub async fn list(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    forward(&st, &caller, &id, "/v1/files/list", req).await
+    forward(&st, &caller, &id, paths::FILES_LIST, req).await
 }
 
 /// `mkdir -p`.
@@ -120,7 +122,7 @@ pub async fn mkdir(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    forward(&st, &caller, &id, "/v1/files/mkdir", req).await
+    forward(&st, &caller, &id, paths::FILES_MKDIR, req).await
 }
 
 /// Move or rename.
@@ -134,5 +136,5 @@ pub async fn move_(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    forward(&st, &caller, &id, "/v1/files/move", req).await
+    forward(&st, &caller, &id, paths::FILES_MOVE, req).await
 }

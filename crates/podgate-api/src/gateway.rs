@@ -2,6 +2,8 @@
 //! client's handshake to the sandbox's agent and splices the two upgraded byte streams. Frames are
 //! never decoded or re-encoded on the way.
 
+use podgate_types::agent::paths;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -92,7 +94,7 @@ pub async fn connect(
         Err(ConnectError::Unavailable(e)) => return ApiError::from(e).into_response(),
     };
     let protocol = offered.iter().any(|p| p == SUBPROTOCOL).then_some(SUBPROTOCOL);
-    let path = format!("/v1/terminals/{terminal}/attach?read_only={}", claims.read_only);
+    let path = format!("{}?read_only={}", paths::with_id(paths::TERMINAL_ATTACH, &terminal), claims.read_only);
     st.metrics.gateway_connected();
     tracing::info!(sandbox_id = %sandbox, terminal_id = %terminal, user_id = %claims.sub, read_only = claims.read_only, "terminal connected");
     splice(req, &agent, &path, &key, protocol, &format!("terminal {terminal:?}")).await
@@ -164,9 +166,9 @@ pub async fn splice_to_agent(
     };
     let resp = splice(req, &agent, &path, &key, protocol, &format!("{agent_path} of sandbox {}", row.id)).await;
     // Recorded beside the connection, not before its 101: the client is not kept waiting.
-    let (st, caller, status, agent_path) = (st.clone(), caller.clone(), resp.status().as_u16(), agent_path.to_string());
+    let (sandboxes, caller, status) = (st.sandboxes.clone(), caller.clone(), resp.status().as_u16());
     tokio::spawn(async move {
-        crate::audit::record_forwarded(&st, &caller, &row.id, &Method::GET, &agent_path, &path, status).await;
+        sandboxes.record_agent_request(&caller, &row.id, &Method::GET, &path, status).await;
     });
     Ok(resp)
 }

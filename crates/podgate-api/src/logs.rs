@@ -1,6 +1,8 @@
 //! `GET /v1/sandboxes/{id}/logs`: the bootstrap log, streamed from the agent while the sandbox
 //! runs (followed with `follow=true`), or the end of it kept by the server once it ended.
 
+use podgate_types::agent::paths;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -46,7 +48,7 @@ pub async fn logs(
     match st.sandboxes.bootstrap_log(&caller, &id).await? {
         BootstrapLog::Kept(bytes) => Ok(text(Body::from(bytes))),
         BootstrapLog::Live(agent) => {
-            let path = format!("/v1/bootstrap/log?follow={}", q.follow);
+            let path = format!("{}?follow={}", paths::BOOTSTRAP_LOG, q.follow);
             match agent.forward(Method::GET, &path, None, Body::empty()).await {
                 Ok(resp) if resp.status().is_success() => Ok(text(Body::new(resp.into_body()))),
                 _ => Err(podgate_core::Error::Unavailable(format!("the agent of sandbox {id} is unreachable")).into()),

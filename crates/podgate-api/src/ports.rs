@@ -1,6 +1,8 @@
 //! Port routes: the sandbox's listening TCP ports, as a list or pushed over a WebSocket, and
 //! tunnels to ports inside the sandbox.
 
+use podgate_types::agent::paths;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -33,7 +35,7 @@ pub async fn list(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    forward(&st, &caller, &id, "/v1/ports", req).await
+    forward(&st, &caller, &id, paths::PORTS, req).await
 }
 
 /// WebSocket: a text frame with the full list now and each time it changes (no polling needed).
@@ -48,7 +50,7 @@ pub async fn watch(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    splice_to_agent(&st, &caller, &id, "/v1/ports/watch", None, req).await
+    splice_to_agent(&st, &caller, &id, paths::PORTS_WATCH, None, req).await
 }
 
 /// WebSocket: a TCP connection to `host:port` opened from inside the sandbox (default host
@@ -67,5 +69,5 @@ pub async fn tunnel(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    splice_to_agent(&st, &caller, &id, "/v1/tunnel", Some(TUNNEL_SUBPROTOCOL), req).await
+    splice_to_agent(&st, &caller, &id, paths::TUNNEL, Some(TUNNEL_SUBPROTOCOL), req).await
 }

@@ -1,6 +1,8 @@
 //! Process routes: start, list, signal and kill processes in a sandbox, and stream one over a
 //! WebSocket (spliced through to the agent, frames untouched).
 
+use podgate_types::agent::paths;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -55,9 +57,9 @@ pub async fn list_or_stream(
     req: Request,
 ) -> Result<Response, ApiError> {
     if is_upgrade(&req) {
-        splice_to_agent(&st, &caller, &id, "/v1/processes/stream", Some(SUBPROTOCOL), req).await
+        splice_to_agent(&st, &caller, &id, paths::PROCESSES_STREAM, Some(SUBPROTOCOL), req).await
     } else {
-        forward(&st, &caller, &id, "/v1/processes", req).await
+        forward(&st, &caller, &id, paths::PROCESSES, req).await
     }
 }
 
@@ -75,7 +77,7 @@ pub async fn start(
     Path(id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    forward(&st, &caller, &id, "/v1/processes", req).await
+    forward(&st, &caller, &id, paths::PROCESSES, req).await
 }
 
 /// One process, with its exit status once it ended.
@@ -89,7 +91,7 @@ pub async fn info(
     Path((id, pid)): Path<(String, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    forward(&st, &caller, &id, &format!("/v1/processes/{}", process_id(&pid)?), req).await
+    forward(&st, &caller, &id, &paths::with_id(paths::PROCESS, process_id(&pid)?), req).await
 }
 
 /// Kills the process group (SIGKILL).
@@ -104,7 +106,7 @@ pub async fn kill(
     Path((id, pid)): Path<(String, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    forward(&st, &caller, &id, &format!("/v1/processes/{}", process_id(&pid)?), req).await
+    forward(&st, &caller, &id, &paths::with_id(paths::PROCESS, process_id(&pid)?), req).await
 }
 
 /// Sends a signal (`TERM`, `INT`, `HUP`, `KILL`, `USR1`, … or a number) to the process group.
@@ -121,7 +123,7 @@ pub async fn signal(
     Path((id, pid)): Path<(String, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    forward(&st, &caller, &id, &format!("/v1/processes/{}/signal", process_id(&pid)?), req).await
+    forward(&st, &caller, &id, &paths::with_id(paths::PROCESS_SIGNAL, process_id(&pid)?), req).await
 }
 
 /// WebSocket: re-attach to a process. Output still buffered is sent from `stdout_from` /
@@ -138,6 +140,6 @@ pub async fn attach(
     Path((id, pid)): Path<(String, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let path = format!("/v1/processes/{}/attach", process_id(&pid)?);
+    let path = paths::with_id(paths::PROCESS_ATTACH, process_id(&pid)?);
     splice_to_agent(&st, &caller, &id, &path, Some(SUBPROTOCOL), req).await
 }

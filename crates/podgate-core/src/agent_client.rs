@@ -1,5 +1,7 @@
 //! HTTP client for a sandbox's agent, over its unix socket (Docker) or TCP (Kubernetes).
 
+use podgate_types::agent::paths;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -52,46 +54,46 @@ impl AgentClient {
 
     /// `GET /v1/health`.
     pub async fn health(&self) -> Result<AgentHealth, AgentError> {
-        self.call(Method::GET, "/v1/health", None, Some(Duration::from_secs(5))).await
+        self.call(Method::GET, paths::HEALTH, None, Some(Duration::from_secs(5))).await
     }
 
     /// `POST /v1/exec`: runs a process to completion.
     pub async fn exec(&self, req: &ExecRequest) -> Result<ExecResponse, AgentError> {
         let body = serde_json::to_vec(req).map_err(|e| AgentError::Protocol(e.to_string()))?;
-        self.call(Method::POST, "/v1/exec", Some(body), None).await
+        self.call(Method::POST, paths::EXEC, Some(body), None).await
     }
 
     /// `POST /v1/terminals`.
     pub async fn create_terminal(&self, spec: &TerminalSpec) -> Result<TerminalInfo, AgentError> {
         let body = serde_json::to_vec(spec).map_err(|e| AgentError::Protocol(e.to_string()))?;
-        self.call(Method::POST, "/v1/terminals", Some(body), Some(Duration::from_secs(30))).await
+        self.call(Method::POST, paths::TERMINALS, Some(body), Some(Duration::from_secs(30))).await
     }
 
     /// `GET /v1/terminals`.
     pub async fn list_terminals(&self) -> Result<Vec<TerminalInfo>, AgentError> {
-        self.call(Method::GET, "/v1/terminals", None, Some(Duration::from_secs(10))).await
+        self.call(Method::GET, paths::TERMINALS, None, Some(Duration::from_secs(10))).await
     }
 
     /// `DELETE /v1/terminals/{id}`.
     pub async fn delete_terminal(&self, id: &str) -> Result<(), AgentError> {
-        let path = format!("/v1/terminals/{}", path_segment(id)?);
+        let path = paths::with_id(paths::TERMINAL, path_segment(id)?);
         self.call(Method::DELETE, &path, None, Some(Duration::from_secs(10))).await
     }
 
     /// `POST /v1/bootstrap`: starts the code bootstrap.
     pub async fn start_bootstrap(&self, spec: &BootstrapSpec) -> Result<BootstrapStatus, AgentError> {
         let body = serde_json::to_vec(spec).map_err(|e| AgentError::Protocol(e.to_string()))?;
-        self.call(Method::POST, "/v1/bootstrap", Some(body), Some(Duration::from_secs(30))).await
+        self.call(Method::POST, paths::BOOTSTRAP, Some(body), Some(Duration::from_secs(30))).await
     }
 
     /// `GET /v1/bootstrap`.
     pub async fn bootstrap_status(&self) -> Result<BootstrapStatus, AgentError> {
-        self.call(Method::GET, "/v1/bootstrap", None, Some(Duration::from_secs(10))).await
+        self.call(Method::GET, paths::BOOTSTRAP, None, Some(Duration::from_secs(10))).await
     }
 
     /// The bootstrap log from byte `from` on (what is still held), read whole.
     pub async fn bootstrap_log(&self, from: u64) -> Result<Bytes, AgentError> {
-        let path = format!("/v1/bootstrap/log?from={from}");
+        let path = format!("{}?from={from}", paths::BOOTSTRAP_LOG);
         let fut = self.send(Method::GET, &path, None);
         let (status, bytes) = tokio::time::timeout(Duration::from_secs(10), fut)
             .await
@@ -105,7 +107,7 @@ impl AgentClient {
     /// Sets the environment of every process the agent starts from now on.
     pub async fn set_env(&self, env: &std::collections::BTreeMap<String, String>) -> Result<(), AgentError> {
         let body = serde_json::to_vec(env).map_err(|e| AgentError::Protocol(e.to_string()))?;
-        let (status, bytes) = self.send(Method::PUT, "/v1/env", Some(body)).await?;
+        let (status, bytes) = self.send(Method::PUT, paths::ENV, Some(body)).await?;
         if status.is_success() {
             return Ok(());
         }

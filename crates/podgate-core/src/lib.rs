@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod agent_client;
+pub mod agent_requests;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;

@@ -2,99 +2,13 @@
 //! refusal and owner-only access. The real path is covered by the end-to-end suite.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use podgate_core::{Auth, Caller, CoreConfig, Error, Metrics, Role, Sandboxes};
-use podgate_runtime::{AgentEndpoint, Driver, Instance, InstanceStatus, PlacementSpec, Result};
+use podgate_runtime::fake::FakeDriver;
 use podgate_store::Store;
 use podgate_types::api::CreateSandboxRequest;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-struct FakeDriver {
-    socket: PathBuf,
-    deleted: Mutex<Vec<String>>,
-    started: Mutex<Vec<String>>,
-    pauses: Mutex<u32>,
-    /// Instances that are gone from the runtime's listing.
-    vanished: Mutex<Vec<String>>,
-    /// Instances whose delete the runtime refuses.
-    undeletable: Mutex<Vec<String>>,
-}
-
-impl FakeDriver {
-    fn new(socket: PathBuf) -> FakeDriver {
-        FakeDriver {
-            socket,
-            deleted: Mutex::default(),
-            started: Mutex::default(),
-            pauses: Mutex::default(),
-            vanished: Mutex::default(),
-            undeletable: Mutex::default(),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Driver for FakeDriver {
-    fn name(&self) -> &'static str {
-        "fake"
-    }
-    async fn ping(&self) -> Result<()> {
-        Ok(())
-    }
-    async fn create(&self, _spec: &PlacementSpec) -> Result<()> {
-        Ok(())
-    }
-    async fn start(&self, id: &str) -> Result<AgentEndpoint> {
-        self.started.lock().unwrap().push(id.into());
-        Ok(AgentEndpoint::Unix(self.socket.clone()))
-    }
-    async fn inspect(&self, id: &str) -> Result<Option<Instance>> {
-        Ok(Some(Instance::new(id, InstanceStatus::Running)))
-    }
-    async fn list(&self) -> Result<Vec<Instance>> {
-        let mut deleted = self.deleted.lock().unwrap().clone();
-        deleted.extend(self.vanished.lock().unwrap().iter().cloned());
-        let started = self.started.lock().unwrap().clone();
-        let live = started.into_iter().filter(|id| !deleted.contains(id));
-        Ok(live.map(|id| Instance::new(id, InstanceStatus::Running)).collect())
-    }
-    async fn delete(&self, id: &str) -> Result<()> {
-        if self.undeletable.lock().unwrap().iter().any(|u| u == id) {
-            return Err(podgate_runtime::Error::Unavailable("the runtime refuses".into()));
-        }
-        self.deleted.lock().unwrap().push(id.into());
-        Ok(())
-    }
-    async fn logs(&self, _id: &str, _lines: usize) -> Result<String> {
-        Ok(String::new())
-    }
-    async fn pause(&self, _id: &str) -> Result<()> {
-        *self.pauses.lock().unwrap() += 1;
-        Err(podgate_runtime::Error::Unsupported { driver: "fake", what: "pause".into() })
-    }
-    async fn resume(&self, _id: &str) -> Result<Option<podgate_runtime::AgentEndpoint>> {
-        Err(podgate_runtime::Error::Unsupported { driver: "fake", what: "resume".into() })
-    }
-    async fn delete_volume(&self, _name: &str) -> Result<()> {
-        Ok(())
-    }
-    async fn snapshot(&self, _id: &str, _image: &str) -> Result<u64> {
-        Err(podgate_runtime::Error::Unsupported { driver: "fake", what: "snapshot".into() })
-    }
-    async fn delete_image(&self, _image: &str) -> Result<()> {
-        Ok(())
-    }
-    async fn save_image(&self, _image: &str, _dest: &std::path::Path) -> Result<()> {
-        Ok(())
-    }
-    async fn load_image(&self, _src: &std::path::Path, _image: &str) -> Result<u64> {
-        Ok(0)
-    }
-    async fn build_image(&self, _context: &std::path::Path, _image: &str) -> Result<String> {
-        Ok(String::new())
-    }
-}
 
 /// Answers every request with a health body claiming `version`.
 async fn fake_agent(socket: PathBuf, version: u32) {

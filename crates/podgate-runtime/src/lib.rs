@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 #[cfg(feature = "test-util")]
 pub mod conformance;
+#[cfg(feature = "test-util")]
+pub mod fake;
 mod timed;
 
 pub use timed::{Deadlines, Timed};

@@ -3,6 +3,8 @@
 //! it forwards its agent) or the agent's SFTP server. Output is flushed before the exit status,
 //! which comes before EOF and close.
 
+use podgate_types::agent::paths;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -178,7 +180,7 @@ pub(crate) async fn session(channel: Channel<Msg>, login: Arc<Login>, shared: Ar
             Some(ChannelMsg::RequestSubsystem { name, .. }) if name == "sftp" => {
                 let event = Event::by(&login.caller, "ssh.sftp").sandbox(&login.sandbox_id);
                 shared.sandboxes.audit().record(event).await;
-                let code = match connect(&login.agent, "/v1/sftp", podgate_types::sftp::SUBPROTOCOL).await {
+                let code = match connect(&login.agent, paths::SFTP, podgate_types::sftp::SUBPROTOCOL).await {
                     Ok(ws) => {
                         splice(rx, &tx, ws).await;
                         0
@@ -218,7 +220,7 @@ pub(crate) async fn session(channel: Channel<Msg>, login: Arc<Login>, shared: Ar
         stdin: true,
         ..Default::default()
     };
-    let mut ws = match connect(&login.agent, "/v1/processes/stream", process::SUBPROTOCOL).await {
+    let mut ws = match connect(&login.agent, paths::PROCESSES_STREAM, process::SUBPROTOCOL).await {
         Ok(ws) => ws,
         Err(e) => {
             let _ = tx.extended_data_bytes(1, format!("podgate: the sandbox cannot be reached: {e}\r\n")).await;

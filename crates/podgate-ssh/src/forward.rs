@@ -4,6 +4,8 @@
 //! agent listens on a private Unix socket, `SSH_AUTH_SOCK`, and each connection becomes an
 //! `auth-agent@openssh.com` channel to the client's ssh-agent).
 
+use podgate_types::agent::paths;
+
 use futures_util::StreamExt as _;
 use podgate_core::agent_client::AgentClient;
 use podgate_types::ports::{LISTEN_SUBPROTOCOL, ListenMessage, TUNNEL_SUBPROTOCOL};
@@ -31,7 +33,7 @@ fn query_value(value: &str) -> String {
 pub(crate) async fn open_tunnel(login: &Login, host: &str, port: u32) -> Result<Ws, String> {
     let port = u16::try_from(port).ok().filter(|p| *p > 0).ok_or("invalid port")?;
     // The agent takes IP literals and `localhost` only; anything else is refused there.
-    let path = format!("/v1/tunnel?host={}&port={port}", query_value(host));
+    let path = format!("{}?host={}&port={port}", paths::TUNNEL, query_value(host));
     connect(&login.agent, &path, TUNNEL_SUBPROTOCOL).await
 }
 
@@ -64,12 +66,12 @@ pub(crate) enum Destination {
 
 /// Opens a TCP listener on `host:port` (port 0: the kernel chooses) inside the sandbox.
 pub(crate) async fn listen_tcp(agent: &AgentClient, host: &str, port: u16) -> Result<Listener, String> {
-    listen(agent, &format!("/v1/listen?host={}&port={port}", query_value(host))).await
+    listen(agent, &format!("{}?host={}&port={port}", paths::LISTEN, query_value(host))).await
 }
 
 /// Opens a private Unix socket inside the sandbox.
 pub(crate) async fn listen_unix(agent: &AgentClient) -> Result<Listener, String> {
-    listen(agent, "/v1/listen?unix=true").await
+    listen(agent, &format!("{}?unix=true", paths::LISTEN)).await
 }
 
 async fn listen(agent: &AgentClient, path: &str) -> Result<Listener, String> {
@@ -93,7 +95,7 @@ async fn first_message(ws: &mut Ws) -> Result<ListenMessage, String> {
 /// Serves a listener's connections until it or the SSH connection goes: each one is carried by
 /// a new channel to the client. Aborting the task closes the listener.
 pub(crate) async fn serve(mut listener: Listener, agent: AgentClient, handle: Handle, to: Destination) {
-    let accept_path = format!("/v1/listen/{}/accept", listener.id);
+    let accept_path = paths::with_id(paths::LISTENER_ACCEPT, &listener.id);
     loop {
         let next = async {
             let mut ws = connect(&agent, &accept_path, LISTEN_SUBPROTOCOL).await?;

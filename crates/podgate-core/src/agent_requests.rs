@@ -1,0 +1,103 @@
+//! Requests relayed to a sandbox's agent on a caller's behalf: authorized, sent and audited here,
+//! so that the REST API and the WebSocket gateway only translate their requests into these calls.
+
+use bytes::Bytes;
+use hyper::Method;
+use podgate_types::agent::paths;
+
+use crate::agent_client::AgentError;
+use crate::audit::Event;
+use crate::{Caller, Error, Result, Sandboxes};
+
+impl Sandboxes {
+    /// Sends `method path_and_query` (with `body`) to the agent of the caller's sandbox, resumed
+    /// first when paused, and returns the agent's answer as it streams. A request that changes
+    /// something is audited with the agent's status.
+    pub async fn forward_to_agent<B>(
+        &self,
+        caller: &Caller,
+        id_or_name: &str,
+        method: Method,
+        path_and_query: &str,
+        content_type: Option<&str>,
+        body: B,
+    ) -> Result<hyper::Response<hyper::body::Incoming>>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (row, agent) = self.running_agent(caller, id_or_name).await?;
+        match agent.forward(method.clone(), path_and_query, content_type, body).await {
+            Ok(resp) => {
+                self.record_agent_request(caller, &row.id, &method, path_and_query, resp.status().as_u16()).await;
+                Ok(resp)
+            }
+            Err(AgentError::Unreachable(m)) => {
+                tracing::warn!(sandbox_id = %row.id, error = %m, "agent unreachable");
+                Err(Error::Unavailable(format!("the agent of sandbox {} is unreachable", row.id)))
+            }
+            Err(e) => {
+                tracing::error!(sandbox_id = %row.id, error = %e, "agent request failed");
+                Err(Error::Unavailable(format!("the agent of sandbox {} failed", row.id)))
+            }
+        }
+    }
+
+    /// Audits a request relayed to sandbox `sandbox_id`'s agent (also a WebSocket upgrade,
+    /// `GET`) that changed something, with the agent's `status`; reads are not audited.
+    pub async fn record_agent_request(
+        &self,
+        caller: &Caller,
+        sandbox_id: &str,
+        method: &Method,
+        path_and_query: &str,
+        status: u16,
+    ) {
+        let agent_path = path_and_query.split_once('?').map_or(path_and_query, |(p, _)| p);
+        let Some(action) = agent_action(method, agent_path) else { return };
+        // The query decoded, so that paths read as they are (`path=/tmp/x`, not `%2Ftmp%2Fx`).
+        let detail = match path_and_query.split_once('?') {
+            Some((path, query)) => {
+                let pairs: Vec<String> =
+                    url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| format!("{k}={v}")).collect();
+                format!("{method} {path} {}", pairs.join(" "))
+            }
+            None => format!("{method} {path_and_query}"),
+        };
+        let result = if status < 400 { "ok".to_string() } else { format!("http_{status}") };
+        self.audit.record(Event::by(caller, action).sandbox(sandbox_id).result(&result).detail(detail)).await;
+    }
+}
+
+/// The audit action of a request to an agent; reads are not audited.
+pub fn agent_action(method: &Method, agent_path: &str) -> Option<&'static str> {
+    let p = agent_path;
+    match *method {
+        Method::GET if p == paths::PROCESSES_STREAM => Some("process.start"),
+        Method::GET if p.ends_with("/attach") => Some("process.attach"),
+        Method::GET if p == paths::TUNNEL => Some("tunnel.open"),
+        Method::GET => None,
+        _ if p.starts_with(paths::FILES) => Some("file.write"),
+        Method::POST if p == paths::PROCESSES => Some("process.start"),
+        Method::POST if p.ends_with("/signal") => Some("process.signal"),
+        Method::DELETE if p.starts_with(paths::PROCESSES) && p != paths::PROCESSES => Some("process.kill"),
+        _ => Some("sandbox.request"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::agent_action;
+    use hyper::Method;
+
+    #[test]
+    fn reads_are_not_audited() {
+        assert_eq!(agent_action(&Method::GET, "/v1/files"), None);
+        assert_eq!(agent_action(&Method::GET, "/v1/files/watch"), None);
+        assert_eq!(agent_action(&Method::PUT, "/v1/files"), Some("file.write"));
+        assert_eq!(agent_action(&Method::POST, "/v1/files/move"), Some("file.write"));
+        assert_eq!(agent_action(&Method::GET, "/v1/processes/stream"), Some("process.start"));
+        assert_eq!(agent_action(&Method::DELETE, "/v1/processes/p-1"), Some("process.kill"));
+        assert_eq!(agent_action(&Method::GET, "/v1/tunnel"), Some("tunnel.open"));
+    }
+}
