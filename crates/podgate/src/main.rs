@@ -1,8 +1,11 @@
-//! `podgate`: the control-plane server and the command-line client in one binary.
+//! `podgate`: the command-line client and, with the `server` feature (on by default), the
+//! control-plane server in one binary.
 
 mod cli;
 mod files;
+#[cfg(feature = "server")]
 mod runtime_args;
+#[cfg(feature = "server")]
 mod server;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Subcommand};
@@ -18,6 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the podgate server (REST API, reconciler) on this machine.
+    #[cfg(feature = "server")]
     Server(Box<server::ServerArgs>),
     /// Save the server URL and token for later commands.
     Login(cli::LoginArgs),
@@ -79,7 +83,20 @@ enum Command {
 /// The command line, with `podgate server`'s config file (`--config`) as its flags' defaults.
 fn parse() -> Cli {
     let exit = |e: clap::Error| -> ! { e.exit() };
-    let cli = Cli::from_arg_matches(&Cli::command().get_matches()).unwrap_or_else(|e| exit(e));
+    with_config_file(Cli::from_arg_matches(&Cli::command().get_matches()).unwrap_or_else(|e| exit(e)))
+}
+
+/// Without the server there is no config file to read.
+#[cfg(not(feature = "server"))]
+fn with_config_file(cli: Cli) -> Cli {
+    cli
+}
+
+/// `podgate server --config FILE`: the command line parsed again with the file's values as the
+/// flags' defaults.
+#[cfg(feature = "server")]
+fn with_config_file(cli: Cli) -> Cli {
+    let exit = |e: clap::Error| -> ! { e.exit() };
     let Command::Server(args) = &cli.command else { return cli };
     let Some(path) = &args.config else { return cli };
     let server = Cli::command().find_subcommand("server").cloned().expect("the server subcommand");
@@ -109,6 +126,7 @@ fn main() {
     };
     let result = rt.block_on(async {
         match cli.command {
+            #[cfg(feature = "server")]
             Command::Server(a) => server::run(*a).await.map(|()| 0),
             Command::Login(a) => cli::login(a).await.map(|()| 0),
             Command::Up(a) => cli::up(*a).await.map(|()| 0),
