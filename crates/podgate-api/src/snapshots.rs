@@ -36,7 +36,7 @@ pub async fn export_snapshot(
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (name, file) = st.sandboxes.export_snapshot(&caller, &id).await?;
+    let (name, file) = st.sandboxes.snapshots().export(&caller, &id).await?;
     let open = tokio::fs::File::open(file.path()).await;
     // Unlinked now; the open file stays readable until the stream ends.
     drop(file);
@@ -76,7 +76,7 @@ pub async fn import_snapshot(
     req: Request,
 ) -> Result<(StatusCode, Json<Snapshot>), ApiError> {
     let upload = crate::upload::spool(&st, req).await?;
-    let snap = st.sandboxes.import_snapshot(&caller, &q.name, upload.path()).await?;
+    let snap = st.sandboxes.snapshots().import(&caller, &q.name, upload.path()).await?;
     Ok((StatusCode::CREATED, Json(snap)))
 }
 
@@ -95,7 +95,7 @@ pub async fn create_snapshot(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NameRequest>,
 ) -> Result<(StatusCode, Json<Snapshot>), ApiError> {
-    Ok((StatusCode::CREATED, Json(st.sandboxes.snapshot(&caller, &id, req).await?)))
+    Ok((StatusCode::CREATED, Json(st.sandboxes.snapshots().create(&caller, &id, req).await?)))
 }
 
 /// Snapshots the sandbox and starts a new one from it with the same settings.
@@ -112,7 +112,7 @@ pub async fn fork_sandbox(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NameRequest>,
 ) -> Result<(StatusCode, Json<Sandbox>), ApiError> {
-    Ok((StatusCode::CREATED, Json(st.sandboxes.fork(&caller, &id, req).await?)))
+    Ok((StatusCode::CREATED, Json(st.sandboxes.snapshots().fork(&caller, &id, req).await?)))
 }
 
 /// The caller's snapshots (everyone's for an admin).
@@ -123,7 +123,7 @@ pub async fn list_snapshots(
     State(st): State<Arc<AppState>>,
     Authed(caller): Authed,
 ) -> Result<Json<SnapshotList>, ApiError> {
-    Ok(Json(SnapshotList { snapshots: st.sandboxes.list_snapshots(&caller).await? }))
+    Ok(Json(SnapshotList { snapshots: st.sandboxes.snapshots().list(&caller).await? }))
 }
 
 /// Deletes a snapshot and its image, by id or name.
@@ -139,6 +139,6 @@ pub async fn delete_snapshot(
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    st.sandboxes.delete_snapshot(&caller, &id).await?;
+    st.sandboxes.snapshots().delete(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

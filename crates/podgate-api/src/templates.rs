@@ -39,7 +39,7 @@ pub async fn build_template(
 ) -> Result<Json<Template>, ApiError> {
     caller.require_admin()?;
     let context = crate::upload::spool(&st, req).await?;
-    Ok(Json(st.sandboxes.build_template(&caller, &name, context.path()).await?))
+    Ok(Json(st.sandboxes.templates().build(&caller, &name, context.path()).await?))
 }
 
 /// Every template, with its warm pool's size and ready sandboxes.
@@ -50,7 +50,7 @@ pub async fn list_templates(
     State(st): State<Arc<AppState>>,
     Authed(caller): Authed,
 ) -> Result<Json<TemplateList>, ApiError> {
-    Ok(Json(TemplateList { templates: st.sandboxes.list_templates(&caller).await? }))
+    Ok(Json(TemplateList { templates: st.sandboxes.templates().list(&caller).await? }))
 }
 
 /// Defines or replaces a template (admins); `template` on create starts from it.
@@ -67,7 +67,7 @@ pub async fn put_template(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<TemplateRequest>,
 ) -> Result<Json<Template>, ApiError> {
-    Ok(Json(st.sandboxes.put_template(&caller, &name, req).await?))
+    Ok(Json(st.sandboxes.templates().put(&caller, &name, req).await?))
 }
 
 /// Deletes a template and its pool's unclaimed sandboxes (admins).
@@ -80,6 +80,6 @@ pub async fn delete_template(
     Authed(caller): Authed,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    st.sandboxes.delete_template(&caller, &name).await?;
+    st.sandboxes.templates().delete(&caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,8 +13,8 @@ use crate::{ApiError, AppState};
 pub async fn spool(st: &AppState, req: Request) -> Result<tempfile::NamedTempFile, ApiError> {
     let internal =
         |e: std::io::Error| ApiError::from(podgate_core::Error::Internal(format!("spooling the upload: {e}")));
-    let file = st.sandboxes.scratch_file()?;
-    let max = st.sandboxes.max_import_bytes();
+    let file = st.sandboxes.snapshots().scratch_file()?;
+    let max = st.sandboxes.snapshots().max_import_bytes();
     let mut out = tokio::fs::File::create(file.path()).await.map_err(internal)?;
     let mut body = req.into_body().into_data_stream();
     let mut total = 0u64;

@@ -35,7 +35,7 @@ pub async fn get_quota(
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<Quota>, ApiError> {
-    Ok(Json(st.sandboxes.quota(&caller, &id).await?))
+    Ok(Json(st.sandboxes.quotas().get(&caller, &id).await?))
 }
 
 /// Sets a user's quota overrides (admins); fields left out use the server's defaults, `{}` resets.
@@ -50,7 +50,7 @@ pub async fn set_quota(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<QuotaOverrides>,
 ) -> Result<Json<Quota>, ApiError> {
-    Ok(Json(st.sandboxes.set_quota(&caller, &id, req).await?))
+    Ok(Json(st.sandboxes.quotas().set(&caller, &id, req).await?))
 }
 
 /// Every user (admins; 403 for others).

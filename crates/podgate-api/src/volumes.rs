@@ -30,7 +30,7 @@ pub async fn list_volumes(
     State(st): State<Arc<AppState>>,
     Authed(caller): Authed,
 ) -> Result<Json<VolumeList>, ApiError> {
-    Ok(Json(VolumeList { volumes: st.sandboxes.list_volumes(&caller).await? }))
+    Ok(Json(VolumeList { volumes: st.sandboxes.volumes().list(&caller).await? }))
 }
 
 /// Deletes a persistent volume, by id or name, with its data.
@@ -46,7 +46,7 @@ pub async fn delete_volume(
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    st.sandboxes.delete_volume(&caller, &id).await?;
+    st.sandboxes.volumes().delete(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -67,7 +67,7 @@ pub async fn unlock_volume(
     Path(id): Path<String>,
     Json(req): Json<UnlockRequest>,
 ) -> Result<Json<Volume>, ApiError> {
-    Ok(Json(st.sandboxes.unlock_volume(&caller, &id, &req.passphrase).await?))
+    Ok(Json(st.sandboxes.volumes().unlock(&caller, &id, &req.passphrase).await?))
 }
 
 /// Locks an encrypted volume: its files are unreadable (open ones once closed) until unlocked.
@@ -83,5 +83,5 @@ pub async fn lock_volume(
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<Volume>, ApiError> {
-    Ok(Json(st.sandboxes.lock_volume(&caller, &id).await?))
+    Ok(Json(st.sandboxes.volumes().lock(&caller, &id).await?))
 }

@@ -65,7 +65,7 @@ impl Sandboxes {
             None => format!("{method} {path_and_query}"),
         };
         let result = if status < 400 { "ok".to_string() } else { format!("http_{status}") };
-        self.audit.record(Event::by(caller, action).sandbox(sandbox_id).result(&result).detail(detail)).await;
+        self.k.audit.record(Event::by(caller, action).sandbox(sandbox_id).result(&result).detail(detail)).await;
     }
 }
 

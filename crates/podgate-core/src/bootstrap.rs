@@ -36,7 +36,7 @@ impl Sandboxes {
         let agent = self.agent(row)?;
         match agent.start_bootstrap(spec).await {
             Ok(status) => {
-                self.store.set_bootstrap(&row.id, &status_json(&status), None, now_ms()).await?;
+                self.k.store.set_bootstrap(&row.id, &status_json(&status), None, now_ms()).await?;
                 tokio::spawn(self.clone().follow_bootstrap(row.id.clone()));
                 Ok(())
             }
@@ -53,7 +53,7 @@ impl Sandboxes {
         let mut last: Option<BootstrapStatus> = None;
         loop {
             tokio::time::sleep(POLL).await;
-            let row = match self.store.sandbox(&id).await {
+            let row = match self.k.store.sandbox(&id).await {
                 Ok(Some(r)) if r.state == SandboxState::Running => r,
                 _ => return,
             };
@@ -76,7 +76,7 @@ impl Sandboxes {
                 return;
             }
             if last.as_ref() != Some(&status) {
-                if let Err(e) = self.store.set_bootstrap(&id, &status_json(&status), None, now_ms()).await {
+                if let Err(e) = self.k.store.set_bootstrap(&id, &status_json(&status), None, now_ms()).await {
                     tracing::warn!(sandbox_id = %id, error = %e, "recording bootstrap progress failed");
                 }
                 last = Some(status);
@@ -93,7 +93,7 @@ impl Sandboxes {
         }
         match agent.list_terminals().await {
             Ok(list) => match list.iter().find(|t| &t.id == tid) {
-                Some(info) => self.recordings.start(agent.clone(), &row.id, info),
+                Some(info) => self.k.recordings.start(agent.clone(), &row.id, info),
                 None => {
                     tracing::warn!(sandbox_id = %row.id, terminal_id = %tid, "bootstrap terminal gone before recording")
                 }
@@ -103,17 +103,18 @@ impl Sandboxes {
     }
 
     async fn end_bootstrap(&self, id: &str, status: &BootstrapStatus, log: Option<Vec<u8>>) -> Result<()> {
-        self.store.set_bootstrap(id, &status_json(status), log.as_deref(), now_ms()).await?;
+        self.k.store.set_bootstrap(id, &status_json(status), log.as_deref(), now_ms()).await?;
         if status.phase == BootstrapPhase::Failed {
             let reason = format!("bootstrap failed: {}", status.error.as_deref().unwrap_or("unknown error"));
             tracing::warn!(sandbox_id = %id, reason, "sandbox failed");
             if self
+                .k
                 .store
                 .transition(id, &[SandboxState::Running], SandboxState::Failed, Some(&reason), now_ms())
                 .await?
             {
                 let event = crate::audit::Event::system("sandbox.fail").sandbox(id).result("failed").detail(&reason);
-                self.audit.record(event).await;
+                self.k.audit.record(event).await;
             }
         } else {
             tracing::info!(sandbox_id = %id, "bootstrap done; command running");

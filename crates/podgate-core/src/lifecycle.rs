@@ -8,6 +8,7 @@ use podgate_types::api::{ExtendRequest, Sandbox};
 
 use crate::audit::Event;
 use crate::clock::now_ms;
+use crate::kernel::Services as _;
 use crate::{Caller, Error, Result, Sandboxes};
 use podgate_store::SandboxRow;
 
@@ -16,7 +17,7 @@ impl Sandboxes {
     pub async fn pause(&self, caller: &Caller, id_or_name: &str) -> Result<Sandbox> {
         let row = self.resolve(caller, id_or_name).await?;
         let r = self.pause_row(&row).await;
-        self.audit.record(Event::by(caller, "sandbox.pause").sandbox(&row.id).outcome(&r)).await;
+        self.k.audit.record(Event::by(caller, "sandbox.pause").sandbox(&row.id).outcome(&r)).await;
         r?;
         self.view(&self.load(&row.id).await?)
     }
@@ -25,20 +26,20 @@ impl Sandboxes {
     pub async fn resume(&self, caller: &Caller, id_or_name: &str) -> Result<Sandbox> {
         let row = self.resolve(caller, id_or_name).await?;
         let r = self.resume_row(&row).await;
-        self.audit.record(Event::by(caller, "sandbox.resume").sandbox(&row.id).outcome(&r)).await;
+        self.k.audit.record(Event::by(caller, "sandbox.resume").sandbox(&row.id).outcome(&r)).await;
         r?;
-        self.activity.touch(&row.id);
+        self.k.activity.touch(&row.id);
         self.view(&self.load(&row.id).await?)
     }
 
     /// `row` as it is once usable: a paused sandbox is resumed first (audited as a resume on use).
     pub(crate) async fn awake(&self, row: SandboxRow) -> Result<SandboxRow> {
-        self.activity.touch(&row.id);
+        self.k.activity.touch(&row.id);
         if row.state != SandboxState::Paused {
             return Ok(row);
         }
         let r = self.resume_row(&row).await;
-        self.audit.record(Event::system("sandbox.resume").sandbox(&row.id).detail("on use").outcome(&r)).await;
+        self.k.audit.record(Event::system("sandbox.resume").sandbox(&row.id).detail("on use").outcome(&r)).await;
         r?;
         self.load(&row.id).await
     }
@@ -46,15 +47,15 @@ impl Sandboxes {
     /// Resumes the sandboxes users send input to while they are paused (an open terminal or SSH
     /// session to a sandbox paused for idleness), for as long as the server runs.
     pub async fn run_waker(self) {
-        let Some(mut wakes) = self.activity.wakes() else { return };
+        let Some(mut wakes) = self.k.activity.wakes() else { return };
         while let Some(id) = wakes.recv().await {
             let this = self.clone();
             tokio::spawn(async move {
-                match this.store.sandbox(&id).await {
+                match this.k.store.sandbox(&id).await {
                     Ok(Some(row)) if row.state == SandboxState::Paused => {
                         let r = this.resume_row(&row).await;
                         let event = Event::system("sandbox.resume").sandbox(&row.id).detail("on input");
-                        this.audit.record(event.outcome(&r)).await;
+                        this.k.audit.record(event.outcome(&r)).await;
                         if let Err(e) = r {
                             tracing::warn!(sandbox_id = %id, error = %e, "resuming a sandbox on input failed");
                         }
@@ -71,7 +72,7 @@ impl Sandboxes {
         let row = self.resolve(caller, id_or_name).await?;
         let r = self.extend_row(caller, &row, &req).await;
         let detail = format!("ttl {:?} idle {:?}", req.ttl_seconds, req.idle_timeout_seconds);
-        self.audit.record(Event::by(caller, "sandbox.extend").sandbox(&row.id).detail(detail).outcome(&r)).await;
+        self.k.audit.record(Event::by(caller, "sandbox.extend").sandbox(&row.id).detail(detail).outcome(&r)).await;
         r?;
         self.view(&self.load(&row.id).await?)
     }
@@ -79,7 +80,7 @@ impl Sandboxes {
     /// Applies an extend as a compare-and-set on the sandbox's spec revision: a concurrent
     /// change (another extend, a claim) makes it read the row again and retry, so neither is lost.
     async fn extend_row(&self, caller: &Caller, row: &SandboxRow, req: &ExtendRequest) -> Result<()> {
-        let max_ttl = self.cfg.max_ttl.as_secs();
+        let max_ttl = self.k.cfg.max_ttl.as_secs();
         if let Some(idle) = req.idle_timeout_seconds
             && idle > max_ttl
         {
@@ -88,7 +89,9 @@ impl Sandboxes {
             )));
         }
         let ttl = match req.ttl_seconds {
-            Some(asked) => Some(self.ttl_within(Some(asked), &self.limits_of(&caller.user_id).await?)?),
+            Some(asked) => {
+                Some(self.k.quotas().ttl_within(Some(asked), &self.k.quotas().limits_of(&caller.user_id).await?)?)
+            }
             None => None,
         };
         let mut row = row.clone();
@@ -101,7 +104,7 @@ impl Sandboxes {
             if let Some(idle) = req.idle_timeout_seconds {
                 row.spec.idle_timeout_seconds = Some(idle);
             }
-            if self.store.update_spec(&row, expires, now).await? {
+            if self.k.store.update_spec(&row, expires, now).await? {
                 return Ok(());
             }
             row = self.load(&row.id).await?;
@@ -115,7 +118,7 @@ impl Sandboxes {
     /// Pauses the running sandboxes among `rows` that saw no user activity for their idle
     /// timeout (on any replica: the database's mark, or this replica's fresher one).
     pub(crate) async fn pause_idle(&self, rows: &[SandboxRow], now: i64) {
-        let refused = self.idle_refused.clone();
+        let refused = &self.k.idle_refused;
         refused.lock().unwrap_or_else(|e| e.into_inner()).retain(|id| rows.iter().any(|r| &r.id == id));
         for row in rows.iter().filter(|r| r.state == SandboxState::Running) {
             if refused.lock().unwrap_or_else(|e| e.into_inner()).contains(&row.id) {
@@ -127,14 +130,14 @@ impl Sandboxes {
                 continue;
             }
             let marks =
-                [Some(row.created_at), Some(row.updated_at), row.last_active_at, self.activity.last_seen(&row.id)];
+                [Some(row.created_at), Some(row.updated_at), row.last_active_at, self.k.activity.last_seen(&row.id)];
             let last = marks.into_iter().flatten().max().unwrap_or(row.created_at);
             if now.saturating_sub(last) < (timeout as i64).saturating_mul(1000) {
                 continue;
             }
             let r = self.pause_row(row).await;
             let detail = format!("no user activity for {timeout} s");
-            self.audit.record(Event::system("sandbox.idle_pause").sandbox(&row.id).detail(detail).outcome(&r)).await;
+            self.k.audit.record(Event::system("sandbox.idle_pause").sandbox(&row.id).detail(detail).outcome(&r)).await;
             match r {
                 Ok(()) => tracing::info!(sandbox_id = %row.id, timeout, "paused an idle sandbox"),
                 Err(Error::Conflict(e)) => {
@@ -151,7 +154,7 @@ impl Sandboxes {
         match row.state {
             SandboxState::Paused => Ok(()),
             SandboxState::Running => {
-                self.driver.pause(&row.id).await?;
+                self.k.driver.pause(&row.id).await?;
                 self.settle(&row.id, SandboxState::Running, SandboxState::Paused).await
             }
             other => Err(Error::Conflict(format!("sandbox {} is {other}, not running", row.id))),
@@ -162,7 +165,7 @@ impl Sandboxes {
     /// one resume and then all find it running (the runtime is asked once).
     async fn resume_row(&self, row: &SandboxRow) -> Result<()> {
         let lock = {
-            let mut map = self.resuming.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map = self.k.resuming.lock().unwrap_or_else(|e| e.into_inner());
             map.retain(|_, l| std::sync::Arc::strong_count(l) > 1);
             map.entry(row.id.clone()).or_default().clone()
         };
@@ -171,9 +174,9 @@ impl Sandboxes {
         match row.state {
             SandboxState::Running => Ok(()),
             SandboxState::Paused => {
-                if let Some(endpoint) = self.driver.resume(&row.id).await? {
+                if let Some(endpoint) = self.k.driver.resume(&row.id).await? {
                     // Recreated (Kubernetes' hibernation): a new address, and an agent to wait for.
-                    self.store.set_agent_url(&row.id, &endpoint.to_url(), now_ms()).await?;
+                    self.k.store.set_agent_url(&row.id, &endpoint.to_url(), now_ms()).await?;
                     self.wait_for_agent(
                         &row.id,
                         crate::agent_client::AgentClient::new(endpoint, row.agent_secret.clone()),
@@ -189,7 +192,7 @@ impl Sandboxes {
     /// Records the move `from` → `to` the runtime made; a concurrent call that got there first is
     /// fine, anything else (deleted meanwhile) is a conflict.
     async fn settle(&self, id: &str, from: SandboxState, to: SandboxState) -> Result<()> {
-        if self.store.transition(id, &[from], to, None, now_ms()).await? {
+        if self.k.store.transition(id, &[from], to, None, now_ms()).await? {
             tracing::info!(sandbox_id = %id, state = %to, "sandbox {to}");
             return Ok(());
         }

@@ -1,13 +1,16 @@
-//! Quotas of the `Sandboxes` service: a user's limits (server defaults under an admin's
+//! The `Quotas` service: a user's limits (server defaults under an admin's
 //! overrides), the TTL a quota allows, what an over-quota refusal says, and the quota API.
+
+use std::sync::Arc;
 
 use podgate_types::api::CreateSandboxRequest;
 use podgate_types::users::{Quota, QuotaLimits, QuotaOverrides};
 
 use crate::audit::Event;
 use crate::config::SandboxPolicy;
+use crate::kernel::Kernel;
 use crate::spec::{MAX_DISK, MIN_DISK};
-use crate::{Caller, Error, Result, Sandboxes};
+use crate::{Caller, Error, Result};
 
 /// The disk cap and the size of a new volume a create asks for (else the policy's), checked.
 pub(crate) fn disk_sizes(req: &CreateSandboxRequest, policy: &SandboxPolicy) -> Result<(u64, u64)> {
@@ -38,12 +41,19 @@ fn disk_over_quota(u: &podgate_store::Usage, q: &QuotaLimits, what: &str, bytes:
     ))
 }
 
-impl Sandboxes {
+/// The quota service: each user's limits (server defaults under an admin's overrides), the TTL
+/// a quota allows, what an over-quota refusal says, and the quota API.
+#[derive(Clone)]
+pub struct Quotas {
+    pub(crate) k: Arc<Kernel>,
+}
+
+impl Quotas {
     /// The TTL asked for (else the default, within the quota), checked against the server's
     /// maximum and the quota's.
     pub(crate) fn ttl_within(&self, asked: Option<u64>, quota: &QuotaLimits) -> Result<u64> {
-        let max_ttl = self.cfg.max_ttl.as_secs();
-        let ttl = asked.unwrap_or(self.cfg.default_ttl.as_secs().min(quota.max_ttl_seconds));
+        let max_ttl = self.k.cfg.max_ttl.as_secs();
+        let ttl = asked.unwrap_or(self.k.cfg.default_ttl.as_secs().min(quota.max_ttl_seconds));
         if ttl == 0 || ttl > max_ttl {
             return Err(Error::Invalid(format!("ttl_seconds {ttl} is out of range: use 1 to {max_ttl}")));
         }
@@ -58,14 +68,14 @@ impl Sandboxes {
 
     /// The quota that applies to `user_id`.
     pub(crate) async fn limits_of(&self, user_id: &str) -> Result<QuotaLimits> {
-        let user = self.store.user(user_id).await?;
+        let user = self.k.store.user(user_id).await?;
         let overrides = crate::limits::overrides_of(user.as_ref().and_then(|u| u.quota.as_deref()))?;
-        Ok(self.cfg.quota.apply(&overrides, self.cfg.max_ttl.as_secs()))
+        Ok(self.k.cfg.quota.apply(&overrides, self.k.cfg.max_ttl.as_secs()))
     }
 
     /// Says which limit a refused create would have passed.
     pub(crate) async fn over_quota(&self, user_id: &str, q: &QuotaLimits, cpu: f64, memory: i64, disk: i64) -> Error {
-        let u = match self.store.usage(user_id).await {
+        let u = match self.k.store.usage(user_id).await {
             Ok(u) => u,
             Err(e) => return e.into(),
         };
@@ -90,32 +100,32 @@ impl Sandboxes {
 
     /// The refusal of something that would take `user_id` over its disk quota.
     pub(crate) async fn over_disk_quota(&self, user_id: &str, q: &QuotaLimits, what: &str, bytes: i64) -> Error {
-        match self.store.usage(user_id).await {
+        match self.k.store.usage(user_id).await {
             Ok(u) => disk_over_quota(&u, q, what, bytes),
             Err(e) => e.into(),
         }
     }
 
     /// A user's quota and usage (`me` for the caller; admins may see anyone's).
-    pub async fn quota(&self, caller: &Caller, id_or_me: &str) -> Result<Quota> {
-        let user = crate::users::managed_user(&self.store, caller, id_or_me).await?;
+    pub async fn get(&self, caller: &Caller, id_or_me: &str) -> Result<Quota> {
+        let user = crate::users::managed_user(&self.k.store, caller, id_or_me).await?;
         let overrides = crate::limits::overrides_of(user.quota.as_deref())?;
-        let limits = self.cfg.quota.apply(&overrides, self.cfg.max_ttl.as_secs());
-        Ok(crate::limits::view(&user.id, limits, overrides, self.store.usage(&user.id).await?))
+        let limits = self.k.cfg.quota.apply(&overrides, self.k.cfg.max_ttl.as_secs());
+        Ok(crate::limits::view(&user.id, limits, overrides, self.k.store.usage(&user.id).await?))
     }
 
     /// Sets a user's quota overrides (admins); fields left out use the server's defaults.
-    pub async fn set_quota(&self, caller: &Caller, id: &str, overrides: QuotaOverrides) -> Result<Quota> {
+    pub async fn set(&self, caller: &Caller, id: &str, overrides: QuotaOverrides) -> Result<Quota> {
         caller.require_admin()?;
         crate::limits::validate_overrides(&overrides)?;
-        let user = crate::users::managed_user(&self.store, caller, id).await?;
+        let user = crate::users::managed_user(&self.k.store, caller, id).await?;
         let json = (overrides != QuotaOverrides::default())
             .then(|| serde_json::to_string(&overrides))
             .transpose()
             .map_err(|e| Error::Internal(e.to_string()))?;
-        self.store.set_user_quota(&user.id, json.as_deref()).await?;
+        self.k.store.set_user_quota(&user.id, json.as_deref()).await?;
         let detail = format!("user {} ({}): {}", user.name, user.id, json.as_deref().unwrap_or("defaults"));
-        self.audit.record(Event::by(caller, "quota.set").detail(detail)).await;
-        self.quota(caller, &user.id).await
+        self.k.audit.record(Event::by(caller, "quota.set").detail(detail)).await;
+        self.get(caller, &user.id).await
     }
 }

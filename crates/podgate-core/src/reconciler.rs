@@ -11,6 +11,7 @@ use podgate_runtime::InstanceStatus;
 
 use crate::audit::Event;
 use crate::clock::now_ms;
+use crate::kernel::Services as _;
 use crate::{Result, Sandboxes};
 use podgate_store::SandboxRow;
 
@@ -36,7 +37,7 @@ impl Sandboxes {
             tracing::info!("another replica leads the reconciler; not recovering");
             return Ok(());
         }
-        for row in self.store.list_sandboxes(None).await? {
+        for row in self.k.store.list_sandboxes(None).await? {
             // Bootstraps under way when the server stopped are followed again.
             if self.bootstrap_under_way(&row) {
                 tokio::spawn(self.clone().follow_bootstrap(row.id.clone()));
@@ -44,10 +45,10 @@ impl Sandboxes {
             if SandboxState::CREATING.contains(&row.state) {
                 tracing::warn!(sandbox_id = %row.id, "create was interrupted by a server stop; marking failed");
                 let why = Some("the server stopped while creating this sandbox");
-                self.store.transition(&row.id, &SandboxState::CREATING, SandboxState::Failed, why, now_ms()).await?;
+                self.k.store.transition(&row.id, &SandboxState::CREATING, SandboxState::Failed, why, now_ms()).await?;
                 // A runtime that refuses now leaves the instance to the reconciler (failed
                 // sandboxes' instances go), and never stops the server from starting.
-                if let Err(e) = self.driver.delete(&row.id).await {
+                if let Err(e) = self.k.driver.delete(&row.id).await {
                     tracing::warn!(sandbox_id = %row.id, error = %e, "removing an interrupted create's instance failed; the reconciler retries");
                 }
             }
@@ -57,16 +58,16 @@ impl Sandboxes {
 
     /// Whether sandbox `id`'s instance is (still) in `status`, asked now.
     async fn still(&self, id: &str, status: InstanceStatus) -> Result<bool> {
-        Ok(self.driver.inspect(id).await?.is_some_and(|i| i.status == status))
+        Ok(self.k.driver.inspect(id).await?.is_some_and(|i| i.status == status))
     }
 
     /// One reconciliation pass.
     pub async fn reconcile(&self) -> Result<()> {
         let now = now_ms();
-        for row in self.store.expired_sandboxes(now).await? {
+        for row in self.k.store.expired_sandboxes(now).await? {
             tracing::info!(sandbox_id = %row.id, "ttl expired; deleting");
             let r = self.remove(&row.id, "ttl expired").await;
-            self.audit.record(Event::system("sandbox.expire").sandbox(&row.id).outcome(&r)).await;
+            self.k.audit.record(Event::system("sandbox.expire").sandbox(&row.id).outcome(&r)).await;
             if let Err(e) = r {
                 tracing::warn!(sandbox_id = %row.id, error = %e, "deleting an expired sandbox failed; will retry");
             }
@@ -74,8 +75,8 @@ impl Sandboxes {
         // Instances first, rows second: a row is always written before its instance, so every
         // instance listed here has its row visible below.
         let instances: HashMap<String, InstanceStatus> =
-            self.driver.list().await?.into_iter().map(|i| (i.sandbox_id, i.status)).collect();
-        let rows = self.store.list_sandboxes(None).await?;
+            self.k.driver.list().await?.into_iter().map(|i| (i.sandbox_id, i.status)).collect();
+        let rows = self.k.store.list_sandboxes(None).await?;
         let mut live = std::collections::HashSet::new();
         for row in &rows {
             live.insert(row.id.clone());
@@ -86,12 +87,12 @@ impl Sandboxes {
             }
         }
         self.pause_idle(&rows, now).await;
-        if let Err(e) = self.refill_pools().await {
+        if let Err(e) = self.k.templates().refill_pools().await {
             tracing::warn!(error = %e, "checking warm pools failed");
         }
         for id in instances.keys().filter(|id| !live.contains(*id)) {
             tracing::warn!(sandbox_id = %id, "removing an instance the database does not know as live");
-            if let Err(e) = self.driver.delete(id).await {
+            if let Err(e) = self.k.driver.delete(id).await {
                 tracing::warn!(sandbox_id = %id, error = %e, "removing an unknown instance failed; retrying next pass");
             }
         }
@@ -104,7 +105,7 @@ impl Sandboxes {
             (SandboxState::Running | SandboxState::Paused, None) => {
                 self.fail(&row.id, "the sandbox's container vanished").await?;
                 // What the runtime keeps beside the instance (the run directory) goes too.
-                self.driver.delete(&row.id).await?;
+                self.k.driver.delete(&row.id).await?;
             }
             // A pause or resume the runtime made but the database missed (a crash between
             // the two): the runtime is right.
@@ -113,31 +114,32 @@ impl Sandboxes {
             (SandboxState::Running, Some(InstanceStatus::Paused))
                 if self.still(&row.id, InstanceStatus::Paused).await? =>
             {
-                self.store.transition(&row.id, &[SandboxState::Running], SandboxState::Paused, None, now).await?;
+                self.k.store.transition(&row.id, &[SandboxState::Running], SandboxState::Paused, None, now).await?;
             }
             (SandboxState::Paused, Some(InstanceStatus::Running))
                 if self.still(&row.id, InstanceStatus::Running).await? =>
             {
-                self.store.transition(&row.id, &[SandboxState::Paused], SandboxState::Running, None, now).await?;
+                self.k.store.transition(&row.id, &[SandboxState::Paused], SandboxState::Running, None, now).await?;
             }
             (SandboxState::Running | SandboxState::Paused, Some(InstanceStatus::Exited { reason })) => {
                 let reason = format!("the sandbox's container stopped: {reason}");
                 self.fail(&row.id, &reason).await?;
-                self.driver.delete(&row.id).await?;
+                self.k.driver.delete(&row.id).await?;
             }
             (SandboxState::Stopping, _) => {
                 if let Err(e) = self.remove(&row.id, "deleted").await {
                     tracing::warn!(sandbox_id = %row.id, error = %e, "retrying an interrupted delete failed");
                 }
             }
-            (SandboxState::Failed, Some(_)) => self.driver.delete(&row.id).await?,
+            (SandboxState::Failed, Some(_)) => self.k.driver.delete(&row.id).await?,
             (SandboxState::Pending | SandboxState::Starting, _)
                 if now.saturating_sub(row.updated_at) > ABANDONED_CREATE_MS =>
             {
                 tracing::warn!(sandbox_id = %row.id, "a create abandoned by a replica that stopped; marking failed");
-                self.driver.delete(&row.id).await?;
+                self.k.driver.delete(&row.id).await?;
                 let why = Some("the server creating this sandbox stopped");
-                self.store
+                self.k
+                    .store
                     .transition(
                         &row.id,
                         &[SandboxState::Pending, SandboxState::Starting],
@@ -155,6 +157,7 @@ impl Sandboxes {
     async fn fail(&self, id: &str, reason: &str) -> Result<()> {
         tracing::warn!(sandbox_id = %id, reason, "sandbox failed");
         if self
+            .k
             .store
             .transition(
                 id,
@@ -165,7 +168,7 @@ impl Sandboxes {
             )
             .await?
         {
-            self.audit.record(Event::system("sandbox.fail").sandbox(id).result("failed").detail(reason)).await;
+            self.k.audit.record(Event::system("sandbox.fail").sandbox(id).result("failed").detail(reason)).await;
         }
         Ok(())
     }
@@ -173,7 +176,7 @@ impl Sandboxes {
     /// Runs [`Sandboxes::reconcile`] every `reconcile_interval` while this replica holds the
     /// reconciler lease, forever.
     pub async fn run_reconciler(self) {
-        let mut tick = tokio::time::interval(self.cfg.reconcile_interval);
+        let mut tick = tokio::time::interval(self.k.cfg.reconcile_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
@@ -188,18 +191,18 @@ impl Sandboxes {
 
     /// Takes or renews the reconciler lease; whether this replica leads now.
     async fn lead(&self) -> bool {
-        let ttl = lease_ttl(self.cfg.reconcile_interval);
-        let leading = match self.store.try_lease(LEASE, &self.cfg.replica_id, now_ms(), ttl).await {
+        let ttl = lease_ttl(self.k.cfg.reconcile_interval);
+        let leading = match self.k.store.try_lease(LEASE, &self.k.cfg.replica_id, now_ms(), ttl).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(error = %e, "the reconciler lease could not be checked");
                 false
             }
         };
-        if self.leading.swap(leading, std::sync::atomic::Ordering::Relaxed) != leading {
-            tracing::info!(replica = %self.cfg.replica_id, leading, "reconciler leadership changed");
+        if self.k.leading.swap(leading, std::sync::atomic::Ordering::Relaxed) != leading {
+            tracing::info!(replica = %self.k.cfg.replica_id, leading, "reconciler leadership changed");
         }
-        self.metrics.set_leader(leading);
+        self.k.metrics.set_leader(leading);
         leading
     }
 }

@@ -139,19 +139,19 @@ impl Sandboxes {
 
     /// Removes recordings older than `retention`; returns how many.
     pub async fn purge_recordings(&self, retention: std::time::Duration) -> Result<u64> {
-        self.recordings.purge(SystemTime::now() - retention).await
+        self.k.recordings.purge(SystemTime::now() - retention).await
     }
 
     /// Moves recordings an older server left on its disk into the database (see
     /// [`Recordings::import_dir`]).
     pub async fn import_recordings(&self, dir: &Path) -> Result<u64> {
-        self.recordings.import_dir(dir).await
+        self.k.recordings.import_dir(dir).await
     }
 
     /// The terminal recordings of the caller's sandbox (live by id or name, or deleted by id).
     pub async fn recordings(&self, caller: &Caller, id_or_name: &str) -> Result<Vec<RecordingInfo>> {
         let row = self.resolve_any(caller, id_or_name).await?;
-        self.recordings.list(&row.id).await
+        self.k.recordings.list(&row.id).await
     }
 
     /// The bytes of one terminal recording of the caller's sandbox.
@@ -162,7 +162,8 @@ impl Sandboxes {
         terminal: &str,
     ) -> Result<impl Stream<Item = Result<Vec<u8>>> + Send + use<>> {
         let row = self.resolve_any(caller, id_or_name).await?;
-        self.recordings
+        self.k
+            .recordings
             .read(&row.id, terminal)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no recording of terminal {terminal:?} in sandbox {}", row.id)))

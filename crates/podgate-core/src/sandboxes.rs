@@ -12,78 +12,65 @@ use podgate_types::{MemorySize, validate};
 use crate::agent_client::{AgentClient, agent_error};
 use crate::audit::{Audit, Event};
 use crate::clock::{from_ms, now_ms};
+use crate::kernel::{Kernel, Services as _};
 use crate::limits::RateLimiter;
-use crate::recordings::Recordings;
 use crate::{Caller, CoreConfig, Error, Metrics, Result, ids};
 
 pub use crate::spec::{MAX_DISK, MIN_DISK, parse_user};
 
-/// The sandbox service. Cheap to clone.
+/// The sandbox service: create, list, get, delete, exec and the lifecycle (`lifecycle.rs`,
+/// `startup.rs`, `reconciler.rs`, `bootstrap.rs`). Cheap to clone. The other services
+/// ([`Sandboxes::volumes`], [`Sandboxes::snapshots`], [`Sandboxes::templates`],
+/// [`Sandboxes::quotas`]) share its kernel.
 #[derive(Clone)]
 pub struct Sandboxes {
-    pub(crate) store: Store,
-    /// User activity seen by this server, for idle shutdown.
-    pub(crate) activity: crate::activity::Activity,
-    pub(crate) driver: Arc<dyn Driver>,
-    pub(crate) cfg: Arc<CoreConfig>,
-    pub(crate) metrics: Metrics,
-    pub(crate) limiter: RateLimiter,
-    pub(crate) recordings: Recordings,
-    pub(crate) audit: Audit,
-    /// Whether this replica held the reconciler lease at its last check.
-    pub(crate) leading: Arc<std::sync::atomic::AtomicBool>,
-    /// Templates whose warm pools are being refilled now.
-    pub(crate) refilling: Arc<crate::pools::Refills>,
-    /// Sandboxes whose idle pause the runtime refused (e.g. Kubernetes without a persistent
-    /// `/workspace`): not tried again while they live.
-    pub(crate) idle_refused: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
-    /// One lock per sandbox being resumed, so that concurrent uses resume it once.
-    pub(crate) resuming: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    pub(crate) k: Arc<Kernel>,
 }
 
 impl Sandboxes {
     pub fn new(store: Store, driver: Arc<dyn Driver>, cfg: CoreConfig, metrics: Metrics) -> Sandboxes {
-        // A runtime that stops answering fails requests instead of hanging them.
-        let driver: Arc<dyn Driver> = Arc::new(podgate_runtime::Timed::new(driver, cfg.driver_deadlines));
-        let limiter = RateLimiter::new(store.clone(), cfg.rates);
-        let audit = Audit::new(store.clone());
-        let recordings = Recordings::new(store.clone(), cfg.recording.max_bytes);
-        let activity = crate::activity::Activity::new(store.clone());
-        Sandboxes {
-            store,
-            driver,
-            cfg: Arc::new(cfg),
-            metrics,
-            limiter,
-            audit,
-            recordings,
-            activity,
-            leading: Default::default(),
-            refilling: Default::default(),
-            idle_refused: Default::default(),
-            resuming: Default::default(),
-        }
+        Sandboxes { k: Arc::new(Kernel::new(store, driver, cfg, metrics)) }
+    }
+
+    /// Persistent volumes.
+    pub fn volumes(&self) -> crate::volumes::Volumes {
+        self.k.volumes()
+    }
+
+    /// Snapshots, forks, export and import.
+    pub fn snapshots(&self) -> crate::snapshots::Snapshots {
+        self.k.snapshots()
+    }
+
+    /// Templates and their warm pools.
+    pub fn templates(&self) -> crate::templates::Templates {
+        self.k.templates()
+    }
+
+    /// Quotas: the limits of each user and what they use.
+    pub fn quotas(&self) -> crate::quotas::Quotas {
+        self.k.quotas()
     }
 
     /// The audit trail.
     pub fn audit(&self) -> &Audit {
-        &self.audit
+        &self.k.audit
     }
 
     /// The rate limiter, shared with the API layer.
     pub fn limiter(&self) -> &RateLimiter {
-        &self.limiter
+        &self.k.limiter
     }
 
     /// The store, for readiness checks and metrics.
     pub fn store(&self) -> &Store {
-        &self.store
+        &self.k.store
     }
 
     /// Checks that the database and the runtime answer.
     pub async fn ready(&self) -> Result<()> {
-        self.store.ping().await?;
-        self.driver.ping().await?;
+        self.k.store.ping().await?;
+        self.k.driver.ping().await?;
         Ok(())
     }
 
@@ -115,11 +102,11 @@ impl Sandboxes {
 
     /// Moves a leased sandbox's expiry to `lease` from now, never past its TTL.
     pub async fn renew_lease(&self, id: &str, lease: Duration) -> Result<()> {
-        let row = self.store.sandbox(id).await?.ok_or_else(|| Error::NotFound(format!("sandbox {id}")))?;
+        let row = self.k.store.sandbox(id).await?.ok_or_else(|| Error::NotFound(format!("sandbox {id}")))?;
         let now = now_ms();
         let ttl_ms = row.spec.ttl_seconds.map_or(i64::MAX, |t| (t as i64).saturating_mul(1000));
         let until = now.saturating_add(lease.as_millis() as i64).min(row.created_at.saturating_add(ttl_ms));
-        if !self.store.set_expiry(id, until, now).await? {
+        if !self.k.store.set_expiry(id, until, now).await? {
             return Err(Error::NotFound(format!("sandbox {id} is being deleted")));
         }
         Ok(())
@@ -135,12 +122,12 @@ impl Sandboxes {
     ) -> Result<Sandbox> {
         let what = match &req.snapshot {
             Some(s) => format!("snapshot {s}"),
-            None => format!("image {}", req.image.as_deref().unwrap_or(&self.cfg.default_image)),
+            None => format!("image {}", req.image.as_deref().unwrap_or(&self.k.cfg.default_image)),
         };
         // A warm pool's refill is the server's own work: it spends no one's create rate.
-        let allowed = if pool.is_some() { Ok(()) } else { self.limiter.create(caller).await };
+        let allowed = if pool.is_some() { Ok(()) } else { self.k.limiter.create(caller).await };
         let row = match allowed {
-            Ok(()) if req.template.is_some() => match self.create_from_template(caller, req).await {
+            Ok(()) if req.template.is_some() => match self.k.templates().create_from_template(caller, req).await {
                 Ok(Ok(claimed)) => return Ok(claimed),
                 Ok(Err((merged, from_template))) => {
                     self.validate_and_insert(caller, merged, lease, pool, from_template).await
@@ -154,7 +141,7 @@ impl Sandboxes {
             Ok(inserted) => inserted,
             Err(e) => {
                 let r = Err(e);
-                self.audit.record(Event::by(caller, "sandbox.create").detail(what).outcome(&r)).await;
+                self.k.audit.record(Event::by(caller, "sandbox.create").detail(what).outcome(&r)).await;
                 return r;
             }
         };
@@ -167,8 +154,8 @@ impl Sandboxes {
             Ok(r) => r,
             Err(e) => Err(Error::Internal(format!("create task for {id} failed: {e}"))),
         };
-        self.metrics.observe_create(started.elapsed().as_secs_f64(), result.is_ok());
-        self.audit.record(event.outcome(&result)).await;
+        self.k.metrics.observe_create(started.elapsed().as_secs_f64(), result.is_ok());
+        self.k.audit.record(event.outcome(&result)).await;
         result
     }
 
@@ -212,22 +199,24 @@ impl Sandboxes {
         };
         let quota = new.quota;
         let claimed = match new.persist {
-            Some((size, encryption)) => Some(self.claim_volume(caller, &row.name, size, encryption, &quota).await?),
+            Some((size, encryption)) => {
+                Some(self.volumes().claim_volume(caller, &row.name, size, encryption, &quota).await?)
+            }
             None => None,
         };
         if let Some(c) = &claimed {
             row.spec.volume = Some(c.id.clone());
         }
         let ceiling = crate::limits::ceiling(&quota);
-        let inserted = self.store.insert_sandbox_within(&row, ceiling).await;
+        let inserted = self.k.store.insert_sandbox_within(&row, ceiling).await;
         if !matches!(inserted, Ok(true))
             && let Some(c) = claimed.as_ref().filter(|c| c.fresh)
         {
-            self.store.forget_volume(&c.id).await?;
+            self.k.store.forget_volume(&c.id).await?;
         }
         if !inserted? {
             let c = new.charge;
-            return Err(self.over_quota(&caller.user_id, &quota, c.cpu, c.memory, c.disk).await);
+            return Err(self.k.quotas().over_quota(&caller.user_id, &quota, c.cpu, c.memory, c.disk).await);
         }
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, image = %row.image, "creating sandbox");
         Ok((row, claimed.and_then(|c| c.key)))
@@ -241,7 +230,7 @@ impl Sandboxes {
         if crate::snapshots::is_snapshot_image(image) {
             return Err(Error::Forbidden("snapshot images are used through `snapshot`, by their owner".into()));
         }
-        if !podgate_types::image_ref::registry_allowed(&self.cfg.sandbox.image_registries, &reference.registry) {
+        if !podgate_types::image_ref::registry_allowed(&self.k.cfg.sandbox.image_registries, &reference.registry) {
             return Err(Error::Forbidden(format!(
                 "image {image:?} is from registry {}, which this server does not allow (admins: --image-registries)",
                 reference.registry
@@ -253,7 +242,7 @@ impl Sandboxes {
     /// The caller's live sandboxes (every live sandbox for an admin).
     pub async fn list(&self, caller: &Caller) -> Result<Vec<Sandbox>> {
         let owner = (caller.role != crate::Role::Admin).then_some(caller.user_id.as_str());
-        self.store.list_sandboxes(owner).await?.iter().map(|r| self.view(r)).collect()
+        self.k.store.list_sandboxes(owner).await?.iter().map(|r| self.view(r)).collect()
     }
 
     /// One sandbox by id or by the caller's name for it.
@@ -273,17 +262,17 @@ impl Sandboxes {
             Ok(row) => row,
             Err(e) => {
                 let r = Err(e);
-                self.audit.record(Event::by(caller, "sandbox.delete").detail(id_or_name).outcome(&r)).await;
+                self.k.audit.record(Event::by(caller, "sandbox.delete").detail(id_or_name).outcome(&r)).await;
                 return r;
             }
         };
         let r = self.remove(&row.id, "deleted by its owner").await;
-        self.audit.record(Event::by(caller, "sandbox.delete").sandbox(&row.id).outcome(&r)).await;
+        self.k.audit.record(Event::by(caller, "sandbox.delete").sandbox(&row.id).outcome(&r)).await;
         r?;
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, "sandbox deleted");
         if let (true, Some(id)) = (volume, row.spec.volume) {
-            let r = self.remove_volume(&id).await;
-            self.audit.record(Event::by(caller, "volume.delete").sandbox(&row.id).detail(&id).outcome(&r)).await;
+            let r = self.volumes().remove_volume(&id).await;
+            self.k.audit.record(Event::by(caller, "volume.delete").sandbox(&row.id).detail(&id).outcome(&r)).await;
             r?;
         }
         Ok(())
@@ -292,16 +281,16 @@ impl Sandboxes {
     /// Removes the instance of sandbox `id` and records it as deleted with `reason`.
     pub(crate) async fn remove(&self, id: &str, reason: &str) -> Result<()> {
         // The reason is there from the start, for a create this removal interrupts.
-        self.store.transition(id, &SandboxState::LIVE, SandboxState::Stopping, Some(reason), now_ms()).await?;
-        self.driver.delete(id).await?;
+        self.k.store.transition(id, &SandboxState::LIVE, SandboxState::Stopping, Some(reason), now_ms()).await?;
+        self.k.driver.delete(id).await?;
         // An encrypted workspace is locked at rest once its sandbox is gone.
-        if let Ok(Some(row)) = self.store.sandbox(id).await
+        if let Ok(Some(row)) = self.k.store.sandbox(id).await
             && let Some(volume) = row.spec.volume
         {
-            self.lock_if_encrypted(&volume).await;
+            self.volumes().lock_if_encrypted(&volume).await;
         }
-        self.store.transition(id, &[SandboxState::Stopping], SandboxState::Deleted, Some(reason), now_ms()).await?;
-        self.activity.forget(id);
+        self.k.store.transition(id, &[SandboxState::Stopping], SandboxState::Deleted, Some(reason), now_ms()).await?;
+        self.k.activity.forget(id);
         Ok(())
     }
 
@@ -320,7 +309,7 @@ impl Sandboxes {
             Ok(out) => event.result(if out.exit_code == 0 { "ok" } else { "nonzero_exit" }),
             Err(_) => event.outcome(&r),
         };
-        self.audit.record(event).await;
+        self.k.audit.record(event).await;
         r
     }
 
@@ -334,7 +323,7 @@ impl Sandboxes {
             .as_deref()
             .and_then(AgentEndpoint::from_url)
             .ok_or_else(|| Error::Internal(format!("sandbox {} has no agent address", row.id)))?;
-        Ok(AgentClient::new(endpoint, row.agent_secret.clone()).with_activity(self.activity.marker(&row.id)))
+        Ok(AgentClient::new(endpoint, row.agent_secret.clone()).with_activity(self.k.activity.marker(&row.id)))
     }
 
     /// The caller's running sandbox (resumed first when paused) and its agent.
@@ -347,7 +336,7 @@ impl Sandboxes {
     /// The agent of the running sandbox with this id, for a connection already authorized by a
     /// session token.
     pub(crate) async fn agent_by_id(&self, id: &str) -> Result<AgentClient> {
-        let row = self.store.sandbox(id).await?.filter(|r| r.state.is_live());
+        let row = self.k.store.sandbox(id).await?.filter(|r| r.state.is_live());
         let row = row.ok_or_else(|| Error::NotFound(format!("sandbox {id:?} not found")))?;
         self.agent(&self.awake(row).await?)
     }
@@ -360,10 +349,10 @@ impl Sandboxes {
             return Err(missing());
         }
         let by_id =
-            self.store.sandbox(id_or_name).await?.filter(|r| r.state.is_live() && caller.may_access(&r.owner_id));
+            self.k.store.sandbox(id_or_name).await?.filter(|r| r.state.is_live() && caller.may_access(&r.owner_id));
         match by_id {
             Some(r) => Ok(r),
-            None => self.store.sandbox_by_name(&caller.user_id, id_or_name).await?.ok_or_else(missing),
+            None => self.k.store.sandbox_by_name(&caller.user_id, id_or_name).await?.ok_or_else(missing),
         }
     }
 
@@ -371,7 +360,7 @@ impl Sandboxes {
     /// recordings).
     pub(crate) async fn resolve_any(&self, caller: &Caller, id_or_name: &str) -> Result<SandboxRow> {
         match self.resolve(caller, id_or_name).await {
-            Err(Error::NotFound(m)) => match self.store.sandbox(id_or_name).await? {
+            Err(Error::NotFound(m)) => match self.k.store.sandbox(id_or_name).await? {
                 Some(r) if caller.may_access(&r.owner_id) => Ok(r),
                 _ => Err(Error::NotFound(m)),
             },
@@ -380,7 +369,7 @@ impl Sandboxes {
     }
 
     pub(crate) async fn load(&self, id: &str) -> Result<SandboxRow> {
-        self.store.sandbox(id).await?.ok_or_else(|| Error::NotFound(format!("sandbox {id:?} not found")))
+        self.k.store.sandbox(id).await?.ok_or_else(|| Error::NotFound(format!("sandbox {id:?} not found")))
     }
 
     pub(crate) fn view(&self, r: &SandboxRow) -> Result<Sandbox> {
@@ -410,7 +399,7 @@ impl Sandboxes {
             volume: spec.volume,
             idle_timeout_seconds: spec.idle_timeout_seconds.unwrap_or(0),
             last_active_at: r.last_active_at.map(from_ms),
-            progress: SandboxState::CREATING.contains(&r.state).then(|| self.driver.progress(&r.id)).flatten(),
+            progress: SandboxState::CREATING.contains(&r.state).then(|| self.k.driver.progress(&r.id)).flatten(),
         })
     }
 }

@@ -2,6 +2,8 @@
 //! sandbox's owner, who can start sandboxes from it (`snapshot` on create) or fork a running
 //! sandbox in one step. Nobody else can use or name the image.
 
+use std::sync::Arc;
+
 use podgate_types::state::SandboxState;
 
 use podgate_store::SnapshotRow;
@@ -10,18 +12,25 @@ use podgate_types::validate;
 
 use crate::audit::Event;
 use crate::clock::{from_ms, now_ms};
-use crate::{Caller, Error, Result, Sandboxes, ids};
+use crate::kernel::{Kernel, Services as _};
+use crate::{Caller, Error, Result, ids};
 
 /// Repository of snapshot images; a snapshot's image is `podgate-snapshot:<id>`.
 pub const IMAGE_REPO: &str = "podgate-snapshot";
 
-impl Sandboxes {
+/// The snapshot service: snapshots, forks, export and import.
+#[derive(Clone)]
+pub struct Snapshots {
+    pub(crate) k: Arc<Kernel>,
+}
+
+impl Snapshots {
     /// Saves a sandbox's filesystem as a snapshot of its owner's.
-    pub async fn snapshot(&self, caller: &Caller, id_or_name: &str, req: NameRequest) -> Result<Snapshot> {
-        let row = self.resolve(caller, id_or_name).await?;
+    pub async fn create(&self, caller: &Caller, id_or_name: &str, req: NameRequest) -> Result<Snapshot> {
+        let row = self.k.sandboxes().resolve(caller, id_or_name).await?;
         let r = self.snapshot_row(&row, req.name).await;
         let detail = r.as_ref().map(|s| format!("{} ({})", s.name, s.id)).unwrap_or_default();
-        self.audit.record(Event::by(caller, "snapshot.create").sandbox(&row.id).detail(detail).outcome(&r)).await;
+        self.k.audit.record(Event::by(caller, "snapshot.create").sandbox(&row.id).detail(detail).outcome(&r)).await;
         r.map(view)
     }
 
@@ -36,7 +45,7 @@ impl Sandboxes {
             }
             None => format!("{}-{}", row.name, ids::random_base32(6)),
         };
-        if self.store.live_snapshot_by_name(&row.owner_id, &name).await?.is_some() {
+        if self.k.store.live_snapshot_by_name(&row.owner_id, &name).await?.is_some() {
             return Err(Error::Conflict(format!("snapshot name {name:?} is already in use")));
         }
         let id = ids::snapshot_id();
@@ -50,7 +59,7 @@ impl Sandboxes {
             created_at: now_ms(),
             deleted_at: None,
         };
-        let bytes = self.driver.snapshot(&row.id, &snap.image).await?;
+        let bytes = self.k.driver.snapshot(&row.id, &snap.image).await?;
         let snap = SnapshotRow { bytes: i64::try_from(bytes).unwrap_or(i64::MAX), ..snap };
         self.keep_snapshot(&snap, "the snapshot's").await?;
         tracing::info!(sandbox_id = %row.id, snapshot_id = %snap.id, "snapshot taken");
@@ -60,15 +69,15 @@ impl Sandboxes {
     /// Records a snapshot whose image the runtime just made, within its owner's disk quota;
     /// refused or failed, the image goes.
     async fn keep_snapshot(&self, snap: &SnapshotRow, what: &str) -> Result<()> {
-        let quota = self.limits_of(&snap.owner_id).await?;
+        let quota = self.k.quotas().limits_of(&snap.owner_id).await?;
         let max_disk = i64::try_from(quota.disk.0).unwrap_or(i64::MAX);
-        let refusal = match self.store.insert_snapshot_within(snap, max_disk).await {
+        let refusal = match self.k.store.insert_snapshot_within(snap, max_disk).await {
             Ok(true) => return Ok(()),
-            Ok(false) => self.over_disk_quota(&snap.owner_id, &quota, what, snap.bytes).await,
+            Ok(false) => self.k.quotas().over_disk_quota(&snap.owner_id, &quota, what, snap.bytes).await,
             // Taken meanwhile, or the database failed.
             Err(e) => e.into(),
         };
-        if let Err(e) = self.driver.delete_image(&snap.image).await {
+        if let Err(e) = self.k.driver.delete_image(&snap.image).await {
             tracing::warn!(snapshot_id = %snap.id, error = %e, "removing the image of a refused snapshot failed");
         }
         Err(refusal)
@@ -76,10 +85,10 @@ impl Sandboxes {
 
     /// Snapshots a sandbox and starts a new sandbox from it with the same settings.
     pub async fn fork(&self, caller: &Caller, id_or_name: &str, req: NameRequest) -> Result<Sandbox> {
-        let row = self.resolve(caller, id_or_name).await?;
+        let row = self.k.sandboxes().resolve(caller, id_or_name).await?;
         let snap = self.snapshot_row(&row, None).await;
         let detail = snap.as_ref().map(|s| format!("{} ({})", s.name, s.id)).unwrap_or_default();
-        self.audit.record(Event::by(caller, "snapshot.create").sandbox(&row.id).detail(detail).outcome(&snap)).await;
+        self.k.audit.record(Event::by(caller, "snapshot.create").sandbox(&row.id).detail(detail).outcome(&snap)).await;
         let snap = snap?;
         let spec = row.spec.clone();
         let create = CreateSandboxRequest {
@@ -97,13 +106,13 @@ impl Sandboxes {
             idle_timeout_seconds: spec.idle_timeout_seconds,
             ..Default::default()
         };
-        let created = self.create(caller, create).await;
+        let created = self.k.sandboxes().create(caller, create).await;
         if created.is_err() {
             // Refused (quota, rate) or failed: the snapshot made for it goes too.
-            if let Err(e) = self.driver.delete_image(&snap.image).await {
+            if let Err(e) = self.k.driver.delete_image(&snap.image).await {
                 tracing::warn!(snapshot_id = %snap.id, error = %e, "removing the image of a failed fork failed");
             }
-            self.store.mark_snapshot_deleted(&snap.id, now_ms()).await?;
+            self.k.store.mark_snapshot_deleted(&snap.id, now_ms()).await?;
         }
         created
     }
@@ -115,23 +124,23 @@ impl Sandboxes {
 
     async fn find_snapshot(&self, caller: &Caller, id_or_name: &str) -> Result<SnapshotRow> {
         let missing = || Error::NotFound(format!("snapshot {id_or_name:?} not found"));
-        if let Some(s) = self.store.live_snapshot(id_or_name).await?.filter(|s| caller.may_access(&s.owner_id)) {
+        if let Some(s) = self.k.store.live_snapshot(id_or_name).await?.filter(|s| caller.may_access(&s.owner_id)) {
             return Ok(s);
         }
-        self.store.live_snapshot_by_name(&caller.user_id, id_or_name).await?.ok_or_else(missing)
+        self.k.store.live_snapshot_by_name(&caller.user_id, id_or_name).await?.ok_or_else(missing)
     }
 
     /// The caller's snapshots (everyone's for an admin).
-    pub async fn list_snapshots(&self, caller: &Caller) -> Result<Vec<Snapshot>> {
+    pub async fn list(&self, caller: &Caller) -> Result<Vec<Snapshot>> {
         let owner = (caller.role != crate::Role::Admin).then_some(caller.user_id.as_str());
-        Ok(self.store.live_snapshots(owner).await?.into_iter().map(view).collect())
+        Ok(self.k.store.live_snapshots(owner).await?.into_iter().map(view).collect())
     }
 
     /// Deletes a snapshot and its image; one a live sandbox runs from is a conflict.
-    pub async fn delete_snapshot(&self, caller: &Caller, id_or_name: &str) -> Result<()> {
+    pub async fn delete(&self, caller: &Caller, id_or_name: &str) -> Result<()> {
         let r = async {
             let s = self.find_snapshot(caller, id_or_name).await?;
-            match self.driver.delete_image(&s.image).await {
+            match self.k.driver.delete_image(&s.image).await {
                 Ok(()) => {}
                 Err(podgate_runtime::Error::InvalidSpec(_)) => {
                     return Err(Error::Conflict(format!(
@@ -141,55 +150,51 @@ impl Sandboxes {
                 }
                 Err(e) => return Err(e.into()),
             }
-            self.store.mark_snapshot_deleted(&s.id, now_ms()).await?;
+            self.k.store.mark_snapshot_deleted(&s.id, now_ms()).await?;
             Ok(s.id)
         }
         .await;
-        self.audit.record(Event::by(caller, "snapshot.delete").detail(id_or_name).outcome(&r)).await;
+        self.k.audit.record(Event::by(caller, "snapshot.delete").detail(id_or_name).outcome(&r)).await;
         r.map(|_| ())
     }
 }
 
-impl Sandboxes {
+impl Snapshots {
     /// Writes the caller's snapshot as an image archive (`docker save` format) into a new file
     /// under the scratch folder; returns the snapshot's name and the file (removed when dropped).
-    pub async fn export_snapshot(
-        &self,
-        caller: &Caller,
-        id_or_name: &str,
-    ) -> Result<(String, tempfile::NamedTempFile)> {
+    pub async fn export(&self, caller: &Caller, id_or_name: &str) -> Result<(String, tempfile::NamedTempFile)> {
         let s = self.find_snapshot(caller, id_or_name).await?;
-        let file = tempfile::NamedTempFile::new_in(&self.cfg.scratch_dir)
+        let file = tempfile::NamedTempFile::new_in(&self.k.cfg.scratch_dir)
             .map_err(|e| Error::Internal(format!("a scratch file: {e}")))?;
-        let r: Result<()> = self.driver.save_image(&s.image, file.path()).await.map_err(Into::into);
-        self.audit.record(Event::by(caller, "snapshot.export").detail(&s.name).outcome(&r)).await;
+        let r: Result<()> = self.k.driver.save_image(&s.image, file.path()).await.map_err(Into::into);
+        self.k.audit.record(Event::by(caller, "snapshot.export").detail(&s.name).outcome(&r)).await;
         r?;
         Ok((s.name, file))
     }
 
-    /// A new scratch file for an upload to [`Sandboxes::import_snapshot`].
+    /// A new scratch file for an upload to [`Snapshots::import`].
     pub fn scratch_file(&self) -> Result<tempfile::NamedTempFile> {
-        tempfile::NamedTempFile::new_in(&self.cfg.scratch_dir)
+        tempfile::NamedTempFile::new_in(&self.k.cfg.scratch_dir)
             .map_err(|e| Error::Internal(format!("a scratch file: {e}")))
     }
 
     /// The largest archive an import takes.
     pub fn max_import_bytes(&self) -> u64 {
-        self.cfg.max_import_bytes
+        self.k.cfg.max_import_bytes
     }
 
     /// Imports the image archive `upload` as the caller's snapshot `name`: the archive is checked
     /// and its tags dropped (`podgate_tar::image`), then the runtime loads it under the
     /// snapshot's own name. A refused or failed import leaves nothing.
-    pub async fn import_snapshot(&self, caller: &Caller, name: &str, upload: &std::path::Path) -> Result<Snapshot> {
+    pub async fn import(&self, caller: &Caller, name: &str, upload: &std::path::Path) -> Result<Snapshot> {
         let r = self.import_inner(caller, name, upload).await;
-        self.audit.record(Event::by(caller, "snapshot.import").detail(name).outcome(&r)).await;
+        self.k.audit.record(Event::by(caller, "snapshot.import").detail(name).outcome(&r)).await;
         r.map(view)
     }
 
     async fn import_inner(&self, caller: &Caller, name: &str, upload: &std::path::Path) -> Result<SnapshotRow> {
         validate::sandbox_name(name).map_err(|e| Error::Invalid(e.replace("sandbox name", "snapshot name")))?;
-        if self.store.live_snapshot_by_name(&caller.user_id, name).await?.is_some() {
+        if self.k.store.live_snapshot_by_name(&caller.user_id, name).await?.is_some() {
             return Err(Error::Conflict(format!("snapshot name {name:?} is already in use")));
         }
         let clean = self.scratch_file()?;
@@ -216,7 +221,7 @@ impl Sandboxes {
             created_at: now_ms(),
             deleted_at: None,
         };
-        let bytes = self.driver.load_image(clean.path(), &snap.image).await.map_err(|e| match e {
+        let bytes = self.k.driver.load_image(clean.path(), &snap.image).await.map_err(|e| match e {
             podgate_runtime::Error::InvalidSpec(m) => Error::Invalid(m),
             other => other.into(),
         })?;

@@ -6,6 +6,7 @@ use podgate_types::spec::SandboxSpec;
 use podgate_types::{MemorySize, validate};
 
 use crate::config::RecordingPolicy;
+use crate::kernel::Services as _;
 use crate::volumes::EncryptionAsk;
 use crate::{Caller, Error, Result, Sandboxes, ids};
 use podgate_types::users::QuotaLimits;
@@ -82,13 +83,13 @@ impl Sandboxes {
         req: CreateSandboxRequest,
         scheduling: Option<Scheduling>,
     ) -> Result<NewSandbox> {
-        let encryption = self.check_encryption(&req)?;
-        let (disk, volume_size) = crate::quotas::disk_sizes(&req, &self.cfg.sandbox)?;
+        let encryption = self.volumes().check_encryption(&req)?;
+        let (disk, volume_size) = crate::quotas::disk_sizes(&req, &self.k.cfg.sandbox)?;
         let image = match (&req.snapshot, req.image) {
             (Some(_), Some(_)) => return Err(Error::Invalid("give `image` or `snapshot`, not both".into())),
-            (Some(s), None) => self.snapshot_image(caller, s).await?,
+            (Some(s), None) => self.k.snapshots().snapshot_image(caller, s).await?,
             (None, image) => {
-                let image = image.unwrap_or_else(|| self.cfg.default_image.clone());
+                let image = image.unwrap_or_else(|| self.k.cfg.default_image.clone());
                 self.check_image(&image)?;
                 image
             }
@@ -115,7 +116,7 @@ impl Sandboxes {
         {
             return Err(Error::Invalid(format!("memory {m} bytes is out of range: give 6Mi to 16Ti")));
         }
-        let policy = &self.cfg.sandbox;
+        let policy = &self.k.cfg.sandbox;
         let user = match req.user.as_deref() {
             None => policy.user,
             Some(u) => parse_user(u)?,
@@ -125,7 +126,7 @@ impl Sandboxes {
                 "this server does not allow root sandboxes: leave out `user` to run as uid 1000".into(),
             ));
         }
-        let record_terminals = match self.cfg.recording.policy {
+        let record_terminals = match self.k.cfg.recording.policy {
             RecordingPolicy::Always => true,
             RecordingPolicy::Requested => req.record_terminals,
             RecordingPolicy::Off if req.record_terminals => {
@@ -133,10 +134,10 @@ impl Sandboxes {
             }
             RecordingPolicy::Off => false,
         };
-        let max_ttl = self.cfg.max_ttl.as_secs();
-        let quota = self.limits_of(&caller.user_id).await?;
-        let ttl = self.ttl_within(req.ttl_seconds, &quota)?;
-        let idle_timeout = req.idle_timeout_seconds.unwrap_or(self.cfg.default_idle_timeout.as_secs());
+        let max_ttl = self.k.cfg.max_ttl.as_secs();
+        let quota = self.k.quotas().limits_of(&caller.user_id).await?;
+        let ttl = self.k.quotas().ttl_within(req.ttl_seconds, &quota)?;
+        let idle_timeout = req.idle_timeout_seconds.unwrap_or(self.k.cfg.default_idle_timeout.as_secs());
         if idle_timeout > max_ttl {
             return Err(Error::Invalid(format!(
                 "idle_timeout_seconds {idle_timeout} is out of range: use 0 (never) to {max_ttl}"
@@ -148,7 +149,7 @@ impl Sandboxes {
             req.install.as_ref(),
             req.command.as_ref(),
             req.shell,
-            &self.cfg.code,
+            &self.k.cfg.code,
         )
         .await?;
         let spec = SandboxSpec {

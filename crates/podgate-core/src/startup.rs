@@ -20,7 +20,11 @@ impl Sandboxes {
         let id = row.id.clone();
         match self.place_and_wait(&row, key).await {
             Ok(()) => {
-                if !self.store.transition(&id, &[SandboxState::Starting], SandboxState::Running, None, now_ms()).await?
+                if !self
+                    .k
+                    .store
+                    .transition(&id, &[SandboxState::Starting], SandboxState::Running, None, now_ms())
+                    .await?
                 {
                     // Deleted while it was starting: the delete cleans up.
                     return Err(self.removed_while_starting(&id).await);
@@ -34,11 +38,12 @@ impl Sandboxes {
             }
             Err(e) => {
                 tracing::warn!(sandbox_id = %id, error = %e, "create failed; removing the sandbox");
-                if let Err(de) = self.driver.delete(&id).await {
+                if let Err(de) = self.k.driver.delete(&id).await {
                     tracing::error!(sandbox_id = %id, error = %de, "cleanup after failed create failed; the reconciler retries");
                 }
                 let msg = e.to_string();
                 if !self
+                    .k
                     .store
                     .transition(
                         &id,
@@ -59,7 +64,7 @@ impl Sandboxes {
 
     /// Why a sandbox that was still starting is gone: a delete or its TTL got there first.
     pub(crate) async fn removed_while_starting(&self, id: &str) -> Error {
-        let reason = match self.store.sandbox(id).await {
+        let reason = match self.k.store.sandbox(id).await {
             Ok(Some(row)) => row.error.unwrap_or_else(|| "deleted".into()),
             Ok(None) => "deleted".into(),
             Err(e) => return e.into(),
@@ -69,14 +74,15 @@ impl Sandboxes {
 
     pub(crate) async fn place_and_wait(&self, row: &SandboxRow, key: Option<podgate_runtime::VolumeKey>) -> Result<()> {
         let spec = row.spec.clone();
-        if !self.store.transition(&row.id, &[SandboxState::Pending], SandboxState::Starting, None, now_ms()).await? {
+        if !self.k.store.transition(&row.id, &[SandboxState::Pending], SandboxState::Starting, None, now_ms()).await? {
             return Err(Error::Conflict(format!("sandbox {} changed state during create", row.id)));
         }
         let workspace_size = match spec.volume.as_deref() {
-            Some(id) => self.store.volume(id).await?.and_then(|v| u64::try_from(v.size).ok()),
+            Some(id) => self.k.store.volume(id).await?.and_then(|v| u64::try_from(v.size).ok()),
             None => None,
         };
-        self.driver
+        self.k
+            .driver
             .create(&PlacementSpec {
                 sandbox_id: row.id.clone(),
                 image: row.image.clone(),
@@ -104,14 +110,14 @@ impl Sandboxes {
                     .unwrap_or_default(),
             })
             .await?;
-        let endpoint = self.driver.start(&row.id).await?;
-        self.store.set_agent_url(&row.id, &endpoint.to_url(), now_ms()).await?;
+        let endpoint = self.k.driver.start(&row.id).await?;
+        self.k.store.set_agent_url(&row.id, &endpoint.to_url(), now_ms()).await?;
         self.wait_for_agent(&row.id, AgentClient::new(endpoint, row.agent_secret.clone())).await
     }
 
     /// Polls the agent's health until it answers with our protocol, the instance dies, or time runs out.
     pub(crate) async fn wait_for_agent(&self, id: &str, agent: AgentClient) -> Result<()> {
-        let deadline = Instant::now() + self.cfg.startup_timeout;
+        let deadline = Instant::now() + self.k.cfg.startup_timeout;
         let mut last_check = Instant::now();
         loop {
             let last_error = match agent.health().await {
@@ -126,10 +132,10 @@ impl Sandboxes {
             };
             if last_check.elapsed() > Duration::from_millis(500) {
                 last_check = Instant::now();
-                match self.driver.inspect(id).await? {
+                match self.k.driver.inspect(id).await? {
                     Some(i) if matches!(i.status, InstanceStatus::Running | InstanceStatus::Created) => {}
                     other => {
-                        let logs = self.driver.logs(id, 20).await.unwrap_or_default();
+                        let logs = self.k.driver.logs(id, 20).await.unwrap_or_default();
                         let state = other.map_or("gone".to_string(), |i| format!("{:?}", i.status));
                         return Err(Error::Unavailable(format!(
                             "sandbox {id} stopped before its agent answered ({state}); last output: {}",
@@ -141,7 +147,7 @@ impl Sandboxes {
             if Instant::now() > deadline {
                 return Err(Error::Unavailable(format!(
                     "the agent in sandbox {id} did not answer within {:?}: {last_error}",
-                    self.cfg.startup_timeout
+                    self.k.cfg.startup_timeout
                 )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -8,6 +8,7 @@
 use podgate_types::state::SandboxState;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use podgate_store::{SandboxRow, TemplateRow};
 use podgate_types::api::{CreateSandboxRequest, Sandbox, Scheduling, Template, TemplateRequest};
@@ -15,16 +16,23 @@ use podgate_types::validate;
 
 use crate::audit::Event;
 use crate::clock::{from_ms, now_ms};
-use crate::{Caller, Error, Result, Role, Sandboxes, ids};
+use crate::kernel::{Kernel, Services as _};
+use crate::{Caller, Error, Result, Role, ids};
 
 /// Largest warm pool of one template.
 const MAX_POOL: u32 = 100;
 /// What non-admins see for a template's env values.
 const HIDDEN: &str = "(hidden)";
 
-impl Sandboxes {
+/// The template service: templates and their warm pools.
+#[derive(Clone)]
+pub struct Templates {
+    pub(crate) k: Arc<Kernel>,
+}
+
+impl Templates {
     /// Defines (or replaces) template `name` (admins).
-    pub async fn put_template(&self, caller: &Caller, name: &str, t: TemplateRequest) -> Result<Template> {
+    pub async fn put(&self, caller: &Caller, name: &str, t: TemplateRequest) -> Result<Template> {
         caller.require_admin()?;
         validate::sandbox_name(name).map_err(|e| Error::Invalid(e.replace("sandbox name", "template name")))?;
         let r = &t.request;
@@ -53,17 +61,17 @@ impl Sandboxes {
             pool_error: None,
             pool_error_at: None,
         };
-        self.store.put_template(&row).await?;
+        self.k.store.put_template(&row).await?;
         let detail = format!("{name} (pool {})", t.pool_size);
-        self.audit.record(Event::by(caller, "template.put").detail(detail)).await;
-        self.template_view(self.store.template(name).await?.unwrap_or(row)).await
+        self.k.audit.record(Event::by(caller, "template.put").detail(detail)).await;
+        self.template_view(self.k.store.template(name).await?.unwrap_or(row)).await
     }
 
     /// Every template (any user may list them, to create from one). Only admins see the values
     /// of their env (they may hold credentials); others see the names.
-    pub async fn list_templates(&self, caller: &Caller) -> Result<Vec<Template>> {
+    pub async fn list(&self, caller: &Caller) -> Result<Vec<Template>> {
         let mut out = Vec::new();
-        for t in self.store.templates().await? {
+        for t in self.k.store.templates().await? {
             let mut view = self.template_view(t).await?;
             if caller.role != crate::Role::Admin {
                 view.request.env.values_mut().for_each(|v| *v = HIDDEN.to_string());
@@ -77,7 +85,7 @@ impl Sandboxes {
     /// timeout, resources, env, image), checked when the template is put rather than at its
     /// first use.
     fn check_template_request(&self, r: &CreateSandboxRequest) -> Result<()> {
-        let max_ttl = self.cfg.max_ttl.as_secs();
+        let max_ttl = self.k.cfg.max_ttl.as_secs();
         if let Some(ttl) = r.ttl_seconds
             && !(1..=max_ttl).contains(&ttl)
         {
@@ -103,52 +111,63 @@ impl Sandboxes {
         validate::env(&r.env).map_err(Error::Invalid)?;
         validate::labels(&r.labels).map_err(Error::Invalid)?;
         if let Some(image) = &r.image {
-            self.check_image(image)?;
+            self.k.sandboxes().check_image(image)?;
         }
         Ok(())
     }
 
     /// Deletes template `name` and its pool's unclaimed sandboxes (admins).
-    pub async fn delete_template(&self, caller: &Caller, name: &str) -> Result<()> {
+    pub async fn delete(&self, caller: &Caller, name: &str) -> Result<()> {
         caller.require_admin()?;
-        let t =
-            self.store.template(name).await?.ok_or_else(|| Error::NotFound(format!("template {name:?} not found")))?;
-        self.store.delete_template(name).await?;
+        let t = self
+            .k
+            .store
+            .template(name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("template {name:?} not found")))?;
+        self.k.store.delete_template(name).await?;
         for row in self.pool_rows(&t).await? {
-            if let Err(e) = self.remove(&row.id, "its template was deleted").await {
+            if let Err(e) = self.k.sandboxes().remove(&row.id, "its template was deleted").await {
                 tracing::warn!(sandbox_id = %row.id, error = %e, "removing a pool sandbox failed");
             }
         }
-        self.audit.record(Event::by(caller, "template.delete").detail(name)).await;
+        self.k.audit.record(Event::by(caller, "template.delete").detail(name)).await;
         Ok(())
     }
 
     /// Builds template `name`'s image from the build context `context` (a tar with a
     /// `Dockerfile`) and points the template at it; the pool's unclaimed sandboxes go, so it
     /// refills from the new image (admins).
-    pub async fn build_template(&self, caller: &Caller, name: &str, context: &std::path::Path) -> Result<Template> {
+    pub async fn build(&self, caller: &Caller, name: &str, context: &std::path::Path) -> Result<Template> {
         caller.require_admin()?;
-        let t =
-            self.store.template(name).await?.ok_or_else(|| Error::NotFound(format!("template {name:?} not found")))?;
+        let t = self
+            .k
+            .store
+            .template(name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("template {name:?} not found")))?;
         let image = format!("podgate-template-{name}:{}", now_ms());
-        let built: Result<String> = self.driver.build_image(context, &image).await.map_err(|e| match e {
+        let built: Result<String> = self.k.driver.build_image(context, &image).await.map_err(|e| match e {
             podgate_runtime::Error::InvalidSpec(m) => Error::Invalid(m),
             other => other.into(),
         });
-        self.audit.record(Event::by(caller, "template.build").detail(format!("{name}: {image}")).outcome(&built)).await;
+        self.k
+            .audit
+            .record(Event::by(caller, "template.build").detail(format!("{name}: {image}")).outcome(&built))
+            .await;
         let log = built?;
         tracing::info!(template = %name, %image, output = %log, "template image built");
         let mut req: CreateSandboxRequest =
             serde_json::from_str(&t.request).map_err(|e| Error::Internal(format!("template {name}: {e}")))?;
         req.image = Some(image);
         let request = serde_json::to_string(&req).map_err(|e| Error::Internal(e.to_string()))?;
-        self.store.put_template(&TemplateRow { request, ..t.clone() }).await?;
+        self.k.store.put_template(&TemplateRow { request, ..t.clone() }).await?;
         for row in self.pool_rows(&t).await? {
-            if let Err(e) = self.remove(&row.id, "its template was rebuilt").await {
+            if let Err(e) = self.k.sandboxes().remove(&row.id, "its template was rebuilt").await {
                 tracing::warn!(sandbox_id = %row.id, error = %e, "removing a stale pool sandbox failed");
             }
         }
-        self.template_view(self.store.template(name).await?.unwrap_or(t)).await
+        self.template_view(self.k.store.template(name).await?.unwrap_or(t)).await
     }
 
     /// For a create with `template`: a claimed pool sandbox, or the merged request to create.
@@ -158,8 +177,12 @@ impl Sandboxes {
         req: CreateSandboxRequest,
     ) -> Result<std::result::Result<Sandbox, (CreateSandboxRequest, Option<Scheduling>)>> {
         let name = req.template.clone().unwrap_or_default();
-        let t =
-            self.store.template(&name).await?.ok_or_else(|| Error::NotFound(format!("template {name:?} not found")))?;
+        let t = self
+            .k
+            .store
+            .template(&name)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("template {name:?} not found")))?;
         let base: CreateSandboxRequest =
             serde_json::from_str(&t.request).map_err(|e| Error::Internal(format!("template {name}: {e}")))?;
         if t.pool_size > 0
@@ -188,8 +211,8 @@ impl Sandboxes {
         };
         validate::env(&req.env).map_err(Error::Invalid)?;
         validate::labels(&req.labels).map_err(Error::Invalid)?;
-        let quota = self.limits_of(&caller.user_id).await?;
-        let ttl = self.ttl_within(req.ttl_seconds.or(base.ttl_seconds), &quota)?;
+        let quota = self.k.quotas().limits_of(&caller.user_id).await?;
+        let ttl = self.k.quotas().ttl_within(req.ttl_seconds.or(base.ttl_seconds), &quota)?;
         for cand in self.pool_rows(t).await?.into_iter().filter(|r| r.state == SandboxState::Running) {
             let mut spec = cand.spec.clone();
             spec.env.extend(req.env.clone());
@@ -208,34 +231,34 @@ impl Sandboxes {
                 ..cand.clone()
             };
             let ceiling = crate::limits::ceiling(&quota);
-            if !self.store.transfer_sandbox_within(&to, &t.owner_id, ceiling).await? {
-                match self.load(&cand.id).await? {
+            if !self.k.store.transfer_sandbox_within(&to, &t.owner_id, ceiling).await? {
+                match self.k.sandboxes().load(&cand.id).await? {
                     // Still in the pool: it does not fit the caller's quota.
                     r if r.owner_id == t.owner_id && r.state == SandboxState::Running => {
-                        return Err(self.over_quota(&caller.user_id, &quota, cpu, memory, disk).await);
+                        return Err(self.k.quotas().over_quota(&caller.user_id, &quota, cpu, memory, disk).await);
                     }
                     // Claimed by someone else a moment ago: try the next.
                     _ => continue,
                 }
             }
-            let row = self.load(&cand.id).await?;
+            let row = self.k.sandboxes().load(&cand.id).await?;
             if !req.env.is_empty()
-                && let Err(e) = self.agent(&row)?.set_env(&req.env).await
+                && let Err(e) = self.k.sandboxes().agent(&row)?.set_env(&req.env).await
             {
                 tracing::warn!(sandbox_id = %row.id, error = %e, "setting a claimed sandbox's env failed");
             }
-            self.activity.touch(&row.id);
+            self.k.activity.touch(&row.id);
             let detail = format!("template {} (warm pool)", t.name);
-            self.audit.record(Event::by(caller, "sandbox.create").sandbox(&row.id).detail(detail)).await;
+            self.k.audit.record(Event::by(caller, "sandbox.create").sandbox(&row.id).detail(detail)).await;
             tracing::info!(sandbox_id = %row.id, template = %t.name, user_id = %caller.user_id, "claimed a warm sandbox");
-            return Ok(Some(self.view(&row)?));
+            return Ok(Some(self.k.sandboxes().view(&row)?));
         }
         Ok(None)
     }
 
     /// The live sandboxes of `t`'s pool (not claimed yet).
     async fn pool_rows(&self, t: &TemplateRow) -> Result<Vec<SandboxRow>> {
-        Ok(self.store.pool_sandboxes(&t.owner_id, &t.name).await?)
+        Ok(self.k.store.pool_sandboxes(&t.owner_id, &t.name).await?)
     }
 
     /// Starts the sandboxes templates' pools are missing (the reconciler's leader, each pass).
@@ -243,22 +266,22 @@ impl Sandboxes {
     /// A failed refill is retried after a backoff ([`crate::pools`]) and its error kept on the
     /// template for `template ls` until one succeeds.
     pub(crate) async fn refill_pools(&self) -> Result<()> {
-        for t in self.store.templates().await?.into_iter().filter(|t| t.pool_size > 0) {
+        for t in self.k.store.templates().await?.into_iter().filter(|t| t.pool_size > 0) {
             let filling = self.pool_rows(&t).await?.iter().filter(|r| HELD.contains(&r.state.as_str())).count();
             let missing = usize::try_from(t.pool_size).unwrap_or(0).saturating_sub(filling);
-            if missing == 0 || !self.refilling.begin(&t.name, std::time::Instant::now()) {
+            if missing == 0 || !self.k.refilling.begin(&t.name, std::time::Instant::now()) {
                 continue;
             }
             let this = self.clone();
             tokio::spawn(async move {
                 let result = this.refill(&t, missing).await;
-                let wait = this.refilling.end(&t.name, result.is_ok(), std::time::Instant::now());
+                let wait = this.k.refilling.end(&t.name, result.is_ok(), std::time::Instant::now());
                 let recorded = match &result {
                     Err(e) => {
                         tracing::warn!(template = %t.name, error = %e, retry_in = ?wait, "refilling a warm pool failed");
-                        this.store.set_pool_error(&t.name, Some(&e.to_string()), now_ms()).await
+                        this.k.store.set_pool_error(&t.name, Some(&e.to_string()), now_ms()).await
                     }
-                    Ok(()) if t.pool_error.is_some() => this.store.set_pool_error(&t.name, None, now_ms()).await,
+                    Ok(()) if t.pool_error.is_some() => this.k.store.set_pool_error(&t.name, None, now_ms()).await,
                     Ok(()) => Ok(()),
                 };
                 if let Err(e) = recorded {
@@ -270,7 +293,7 @@ impl Sandboxes {
     }
 
     async fn refill(&self, t: &TemplateRow, missing: usize) -> Result<()> {
-        let owner = self.store.user(&t.owner_id).await?.ok_or_else(|| Error::NotFound("template owner".into()))?;
+        let owner = self.k.store.user(&t.owner_id).await?.ok_or_else(|| Error::NotFound("template owner".into()))?;
         let caller = Caller {
             user_id: owner.id,
             user_name: owner.name,
@@ -282,7 +305,7 @@ impl Sandboxes {
         for _ in 0..missing {
             let name = format!("pool-{}-{}", t.name, ids::random_base32(6));
             let req = CreateSandboxRequest { name: Some(name), ..req.clone() };
-            self.create_pooled(&caller, req, &t.name, scheduling_of(t)?).await?;
+            self.k.sandboxes().create_pooled(&caller, req, &t.name, scheduling_of(t)?).await?;
         }
         Ok(())
     }

@@ -44,10 +44,10 @@ impl Terminals {
             Ok(info) => event.detail(format!("terminal {}", info.id)),
             Err(_) => event.outcome(&r),
         };
-        self.sandboxes.audit.record(event).await;
+        self.sandboxes.k.audit.record(event).await;
         let info = r?;
         if recorded {
-            self.sandboxes.recordings.start(agent, &row.id, &info);
+            self.sandboxes.k.recordings.start(agent, &row.id, &info);
         }
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, terminal_id = %info.id, "terminal created");
         Ok((row.id, info))
@@ -80,7 +80,7 @@ impl Terminals {
         let mode = if read_only { "read-only" } else { "read-write" };
         let event =
             Event::by(caller, "terminal.attach").sandbox(&row.id).detail(format!("terminal {terminal} ({mode})"));
-        self.sandboxes.audit.record(event).await;
+        self.sandboxes.k.audit.record(event).await;
         Ok((row.id, IssuedToken { token, claims }))
     }
 
@@ -94,7 +94,7 @@ impl Terminals {
             .await?;
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, terminal_id = terminal, "read-only share link issued");
         let event = Event::by(caller, "terminal.share").sandbox(&row.id).detail(format!("terminal {terminal}"));
-        self.sandboxes.audit.record(event).await;
+        self.sandboxes.k.audit.record(event).await;
         Ok(IssuedToken { token, claims })
     }
 
@@ -103,9 +103,9 @@ impl Terminals {
         path_segment(terminal).map_err(|e| Error::Invalid(e.to_string()))?;
         let row = self.sandboxes.resolve(caller, sandbox).await?;
         let r =
-            self.sandboxes.store.revoke_shares(&row.id, terminal, crate::clock::now_ms()).await.map_err(Error::from);
+            self.sandboxes.k.store.revoke_shares(&row.id, terminal, crate::clock::now_ms()).await.map_err(Error::from);
         let event = Event::by(caller, "terminal.share_revoke").sandbox(&row.id).detail(format!("terminal {terminal}"));
-        self.sandboxes.audit.record(event.outcome(&r)).await;
+        self.sandboxes.k.audit.record(event.outcome(&r)).await;
         r
     }
 
@@ -113,7 +113,7 @@ impl Terminals {
     /// terminal's links since, or the API token that issued it is no longer valid.
     pub async fn exchange_share(&self, share_token: &str) -> Result<IssuedToken, Refusal> {
         let share = self.tokens.verify(share_token, AUD_SHARE).await?;
-        let store = &self.sandboxes.store;
+        let store = &self.sandboxes.k.store;
         let revoked = store.shares_revoked_at(&share.sid, &share.tid).await.map_err(|_| Refusal::Revoked)?;
         if revoked.is_some_and(|at| at >= share.issued_ms.unwrap_or(share.iat * 1000)) {
             return Err(Refusal::Revoked);
