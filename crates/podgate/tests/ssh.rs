@@ -749,3 +749,52 @@ async fn api_tokens_as_passwords_only_when_enabled_and_idle_connections_close() 
     let out = run(c);
     assert_eq!(out.status.code(), Some(255), "password auth must be off by default: {}", stdout(&out));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typing_into_an_ssh_session_of_an_idle_paused_sandbox_resumes_it() {
+    use std::io::{BufRead as _, Write as _};
+    let f = fixture().await;
+    let req = CreateSandboxRequest {
+        name: Some("dozy".into()),
+        image: Some(BUSYBOX.into()),
+        idle_timeout_seconds: Some(2),
+        ..Default::default()
+    };
+    let sb = f.alice.create(&req).await.unwrap();
+    // A shell reading commands from the session's stdin, its answers on stdout.
+    let mut c = ssh(&f.srv, &f.key, "dozy");
+    c.args(["--", "sh"]).stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = common::KillOnDrop(c.spawn().unwrap());
+    let mut stdin = child.0.stdin.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let (lines, out) = (lines.clone(), child.0.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        })
+    };
+    let answered = |what: &str, secs: u64| {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !lines.lock().unwrap().iter().any(|l| l == what) {
+            assert!(Instant::now() < deadline, "no {what:?} in {:?}", lines.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    stdin.write_all(b"echo first-$((6*7))\n").unwrap();
+    answered("first-42", 20);
+
+    common::eventually(30, "the idle sandbox is paused", async || {
+        f.alice.get(&sb.id).await.unwrap().state == podgate_types::api::SandboxState::Paused
+    })
+    .await;
+    stdin.write_all(b"echo again-$((7*6))\n").unwrap();
+    answered("again-42", 20);
+    assert_eq!(f.alice.get(&sb.id).await.unwrap().state, podgate_types::api::SandboxState::Running);
+    let events: serde_json::Value = f.srv.get_json("/v1/audit?action=sandbox.resume").await;
+    assert!(events["events"].as_array().unwrap().iter().any(|e| e["detail"] == "on input"), "{events}");
+    drop(stdin);
+    drop(child);
+    let _ = reader.join();
+}
