@@ -15,6 +15,15 @@ use podgate_types::bootstrap::{BootstrapSpec, BootstrapStatus};
 use podgate_types::terminal::{TerminalInfo, TerminalSpec};
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+/// A WebSocket to an agent.
+pub type AgentSocket = tokio_tungstenite::WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// `value` percent-encoded for a query string.
+fn query_value(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
 
 /// Largest agent response read into memory.
 const MAX_RESPONSE: usize = 8 << 20;
@@ -157,6 +166,48 @@ impl AgentClient {
         }
         let upgraded = hyper::upgrade::on(&mut resp).await.map_err(broken)?;
         Ok((resp.into_parts().0, upgraded))
+    }
+
+    /// Opens a WebSocket to the agent's `path` speaking `protocol`.
+    pub async fn websocket(&self, path: &str, protocol: &str) -> Result<AgentSocket, AgentError> {
+        let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
+        let (_, io) = self.upgrade(path, &key, Some(protocol)).await?;
+        Ok(tokio_tungstenite::WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Client, None).await)
+    }
+
+    /// A process stream: the first message starts the process (`process::ClientMessage::Start`).
+    pub async fn process_stream(&self) -> Result<AgentSocket, AgentError> {
+        self.websocket(paths::PROCESSES_STREAM, podgate_types::process::SUBPROTOCOL).await
+    }
+
+    /// The agent's SFTP server, one SFTP session per socket.
+    pub async fn sftp(&self) -> Result<AgentSocket, AgentError> {
+        self.websocket(paths::SFTP, podgate_types::sftp::SUBPROTOCOL).await
+    }
+
+    /// A TCP connection dialled from inside the sandbox to `host:port` (the agent takes IP
+    /// literals and `localhost` only).
+    pub async fn tunnel(&self, host: &str, port: u16) -> Result<AgentSocket, AgentError> {
+        let path = format!("{}?host={}&port={port}", paths::TUNNEL, query_value(host));
+        self.websocket(&path, podgate_types::ports::TUNNEL_SUBPROTOCOL).await
+    }
+
+    /// A TCP listener inside the sandbox on `host:port` (0: the kernel picks); its first
+    /// message says where it listens, and it closes with the socket.
+    pub async fn listen_tcp(&self, host: &str, port: u16) -> Result<AgentSocket, AgentError> {
+        let path = format!("{}?host={}&port={port}", paths::LISTEN, query_value(host));
+        self.websocket(&path, podgate_types::ports::LISTEN_SUBPROTOCOL).await
+    }
+
+    /// A listener on a private Unix socket inside the sandbox.
+    pub async fn listen_unix(&self) -> Result<AgentSocket, AgentError> {
+        self.websocket(&format!("{}?unix=true", paths::LISTEN), podgate_types::ports::LISTEN_SUBPROTOCOL).await
+    }
+
+    /// The next connection to listener `id`, once one arrives.
+    pub async fn accept(&self, id: &str) -> Result<AgentSocket, AgentError> {
+        let path = paths::with_id(paths::LISTENER_ACCEPT, path_segment(id)?);
+        self.websocket(&path, podgate_types::ports::LISTEN_SUBPROTOCOL).await
     }
 
     #[tracing::instrument(name = "agent.call", skip(self, body, timeout), fields(method = %method, path))]

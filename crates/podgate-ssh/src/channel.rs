@@ -3,22 +3,17 @@
 //! it forwards its agent) or the agent's SFTP server. Output is flushed before the exit status,
 //! which comes before EOF and close.
 
-use podgate_types::agent::paths;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use hyper_util::rt::TokioIo;
 use podgate_core::Caller;
 use podgate_core::agent_client::AgentClient;
 use podgate_core::audit::Event;
 use podgate_types::process::{self, ClientMessage, ProcessSpec, PtySize, ServerMessage};
 use russh::server::{Handle, Msg};
 use russh::{Channel, ChannelMsg, Sig};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::Shared;
 use crate::forward;
@@ -85,17 +80,10 @@ impl Login {
     }
 }
 
-pub(crate) type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+pub(crate) type Ws = podgate_core::agent_client::AgentSocket;
 
 /// The user's login shell, as a login shell (`$0` is the shell the agent runs the line with).
 const LOGIN_SHELL: &str = "exec \"$0\" -l";
-
-/// Opens a WebSocket to `path` on the agent.
-pub(crate) async fn connect(agent: &AgentClient, path: &str, protocol: &str) -> Result<Ws, String> {
-    let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
-    let (_, io) = agent.upgrade(path, &key, Some(protocol)).await.map_err(|e| e.to_string())?;
-    Ok(WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Client, None).await)
-}
 
 /// Whether `name` matches the allowlist (`LC_*` matches every `LC_` name).
 fn env_allowed(allow: &[String], name: &str) -> bool {
@@ -180,7 +168,7 @@ pub(crate) async fn session(channel: Channel<Msg>, login: Arc<Login>, shared: Ar
             Some(ChannelMsg::RequestSubsystem { name, .. }) if name == "sftp" => {
                 let event = Event::by(&login.caller, "ssh.sftp").sandbox(&login.sandbox_id);
                 shared.sandboxes.audit().record(event).await;
-                let code = match connect(&login.agent, paths::SFTP, podgate_types::sftp::SUBPROTOCOL).await {
+                let code = match login.agent.sftp().await {
                     Ok(ws) => {
                         splice(rx, &tx, ws).await;
                         0
@@ -220,7 +208,7 @@ pub(crate) async fn session(channel: Channel<Msg>, login: Arc<Login>, shared: Ar
         stdin: true,
         ..Default::default()
     };
-    let mut ws = match connect(&login.agent, paths::PROCESSES_STREAM, process::SUBPROTOCOL).await {
+    let mut ws = match login.agent.process_stream().await {
         Ok(ws) => ws,
         Err(e) => {
             let _ = tx.extended_data_bytes(1, format!("podgate: the sandbox cannot be reached: {e}\r\n")).await;

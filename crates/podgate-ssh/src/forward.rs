@@ -4,37 +4,20 @@
 //! agent listens on a private Unix socket, `SSH_AUTH_SOCK`, and each connection becomes an
 //! `auth-agent@openssh.com` channel to the client's ssh-agent).
 
-use podgate_types::agent::paths;
-
 use futures_util::StreamExt as _;
 use podgate_core::agent_client::AgentClient;
-use podgate_types::ports::{LISTEN_SUBPROTOCOL, ListenMessage, TUNNEL_SUBPROTOCOL};
+use podgate_types::ports::ListenMessage;
 use russh::Channel;
 use russh::server::{Handle, Msg};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::channel::{Login, Ws, connect, splice};
-
-/// `value` percent-encoded for a query string.
-fn query_value(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b".:-[]".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
+use crate::channel::{Login, Ws, splice};
 
 /// Opens an agent tunnel to `host:port` inside the sandbox.
 pub(crate) async fn open_tunnel(login: &Login, host: &str, port: u32) -> Result<Ws, String> {
     let port = u16::try_from(port).ok().filter(|p| *p > 0).ok_or("invalid port")?;
     // The agent takes IP literals and `localhost` only; anything else is refused there.
-    let path = format!("{}?host={}&port={port}", paths::TUNNEL, query_value(host));
-    connect(&login.agent, &path, TUNNEL_SUBPROTOCOL).await
+    login.agent.tunnel(host, port).await.map_err(|e| e.to_string())
 }
 
 /// Copies bytes both ways between a forwarding channel and an agent WebSocket.
@@ -66,16 +49,15 @@ pub(crate) enum Destination {
 
 /// Opens a TCP listener on `host:port` (port 0: the kernel chooses) inside the sandbox.
 pub(crate) async fn listen_tcp(agent: &AgentClient, host: &str, port: u16) -> Result<Listener, String> {
-    listen(agent, &format!("{}?host={}&port={port}", paths::LISTEN, query_value(host))).await
+    listen(agent.listen_tcp(host, port).await.map_err(|e| e.to_string())?).await
 }
 
 /// Opens a private Unix socket inside the sandbox.
 pub(crate) async fn listen_unix(agent: &AgentClient) -> Result<Listener, String> {
-    listen(agent, &format!("{}?unix=true", paths::LISTEN)).await
+    listen(agent.listen_unix().await.map_err(|e| e.to_string())?).await
 }
 
-async fn listen(agent: &AgentClient, path: &str) -> Result<Listener, String> {
-    let mut control = connect(agent, path, LISTEN_SUBPROTOCOL).await?;
+async fn listen(mut control: Ws) -> Result<Listener, String> {
     match first_message(&mut control).await? {
         ListenMessage::Listening { id, address, port } => Ok(Listener { control, id, address, port }),
         other => Err(format!("the agent answered {other:?} instead of listening")),
@@ -95,10 +77,9 @@ async fn first_message(ws: &mut Ws) -> Result<ListenMessage, String> {
 /// Serves a listener's connections until it or the SSH connection goes: each one is carried by
 /// a new channel to the client. Aborting the task closes the listener.
 pub(crate) async fn serve(mut listener: Listener, agent: AgentClient, handle: Handle, to: Destination) {
-    let accept_path = paths::with_id(paths::LISTENER_ACCEPT, &listener.id);
     loop {
         let next = async {
-            let mut ws = connect(&agent, &accept_path, LISTEN_SUBPROTOCOL).await?;
+            let mut ws = agent.accept(&listener.id).await.map_err(|e| e.to_string())?;
             match first_message(&mut ws).await? {
                 ListenMessage::Accepted { peer } => Ok::<_, String>((ws, peer)),
                 other => Err(format!("the agent answered {other:?} instead of a connection")),

@@ -79,8 +79,21 @@ proptest! {
     }
 
     #[test]
-    fn memory_sizes_parse_or_refuse(s in "\\PC{0,24}") {
-        let _ = s.parse::<MemorySize>();
+    fn memory_sizes_parse_or_refuse(s in prop_oneof!["\\PC{0,24}", " ?[0-9]{1,21} ?(?i)(b|k|kb|m|mb|g|gb|ki|kib|mi|mib|gi|gib|t|x)? ?"]) {
+        let parsed = s.parse::<MemorySize>();
+        if let Ok(m) = parsed {
+            // The bytes alone, and the JSON form, read back as the same size.
+            prop_assert_eq!(m.0.to_string().parse::<MemorySize>(), Ok(m));
+            let json = serde_json::to_string(&m).unwrap();
+            prop_assert_eq!(serde_json::from_str::<MemorySize>(&json).unwrap(), m);
+            // The number given is a whole count of the unit's bytes.
+            let digits: String = s.trim().chars().take_while(char::is_ascii_digit).collect();
+            let n: u64 = digits.parse().unwrap();
+            prop_assert!(n == 0 || m.0 % n == 0, "{s:?} -> {m:?}");
+            prop_assert!(m.0 >= n, "{s:?} -> {m:?}");
+        }
+        // Units do not depend on case.
+        prop_assert_eq!(s.to_ascii_uppercase().parse::<MemorySize>().ok(), parsed.ok());
     }
 
     #[test]
@@ -91,9 +104,16 @@ proptest! {
 
     #[test]
     fn protocol_decoders_refuse_or_accept_any_text(s in "\\PC{0,200}") {
-        let _ = serde_json::from_str::<ClientMessage>(&s);
-        let _ = serde_json::from_str::<ServerMessage>(&s);
-        let _ = serde_json::from_str::<Control>(&s);
+        // Whatever decodes encodes back to the same message.
+        if let Ok(m) = serde_json::from_str::<ClientMessage>(&s) {
+            prop_assert_eq!(serde_json::from_str::<ClientMessage>(&serde_json::to_string(&m).unwrap()).unwrap(), m);
+        }
+        if let Ok(m) = serde_json::from_str::<ServerMessage>(&s) {
+            prop_assert_eq!(serde_json::from_str::<ServerMessage>(&serde_json::to_string(&m).unwrap()).unwrap(), m);
+        }
+        if let Ok(m) = serde_json::from_str::<Control>(&s) {
+            prop_assert_eq!(serde_json::from_str::<Control>(&serde_json::to_string(&m).unwrap()).unwrap(), m);
+        }
     }
 
     #[test]
@@ -103,7 +123,11 @@ proptest! {
             let again = serde_json::to_string(&m).unwrap();
             prop_assert_eq!(format!("{:?}", serde_json::from_str::<ClientMessage>(&again).unwrap()), format!("{m:?}"));
         }
-        let _ = serde_json::from_str::<ServerMessage>(&s);
-        let _ = serde_json::from_str::<Control>(&s);
+        if let Ok(m) = serde_json::from_str::<ServerMessage>(&s) {
+            prop_assert_eq!(serde_json::from_str::<ServerMessage>(&serde_json::to_string(&m).unwrap()).unwrap(), m);
+        }
+        if let Ok(m) = serde_json::from_str::<Control>(&s) {
+            prop_assert_eq!(serde_json::from_str::<Control>(&serde_json::to_string(&m).unwrap()).unwrap(), m);
+        }
     }
 }
