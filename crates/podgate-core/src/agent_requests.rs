@@ -1,5 +1,6 @@
 //! Requests relayed to a sandbox's agent on a caller's behalf: authorized, sent and audited here,
-//! so that the REST API and the WebSocket gateway only translate their requests into these calls.
+//! so that the REST API and the WebSocket gateway only translate their requests into these calls;
+//! and what SSH connections do in a sandbox (`SshUse`), which SSH reports and the core audits.
 
 use bytes::Bytes;
 use hyper::Method;
@@ -66,6 +67,53 @@ impl Sandboxes {
         };
         let result = if status < 400 { "ok".to_string() } else { format!("http_{status}") };
         self.k.audit.record(Event::by(caller, action).sandbox(sandbox_id).result(&result).detail(detail)).await;
+    }
+}
+
+/// What an SSH connection does in a sandbox, as SSH reports it to the core for the audit.
+#[derive(Debug)]
+pub enum SshUse<'a> {
+    /// A login, described by how it authenticated.
+    Login { how: &'a str },
+    /// An interactive shell.
+    Shell,
+    /// A command line.
+    Exec { command: &'a str },
+    /// The SFTP subsystem.
+    Sftp,
+    /// A `-L` forward to `host:port` inside the sandbox.
+    Forward { host: &'a str, port: u32 },
+    /// A `-R` forward: `asked` (`address:port`) now listens at `listening` inside the sandbox.
+    RemoteForward { asked: &'a str, listening: &'a str },
+    /// The client's ssh-agent, reachable in the sandbox at `socket`.
+    AgentForward { socket: &'a str },
+}
+
+impl SshUse<'_> {
+    fn action_and_detail(&self) -> (&'static str, String) {
+        match self {
+            SshUse::Login { how } => ("ssh.login", how.to_string()),
+            SshUse::Shell => ("ssh.shell", String::new()),
+            SshUse::Exec { command } => ("ssh.exec", command.to_string()),
+            SshUse::Sftp => ("ssh.sftp", String::new()),
+            SshUse::Forward { host, port } => ("ssh.forward", format!("{host}:{port}")),
+            SshUse::RemoteForward { asked, listening } => ("ssh.remote_forward", format!("{asked} -> {listening}")),
+            SshUse::AgentForward { socket } => ("ssh.agent_forward", socket.to_string()),
+        }
+    }
+}
+
+impl Sandboxes {
+    /// Audits what an SSH connection of `caller` does in sandbox `sandbox_id`.
+    pub async fn record_ssh(&self, caller: &Caller, sandbox_id: &str, what: SshUse<'_>) {
+        let (action, detail) = what.action_and_detail();
+        self.k.audit.record(Event::by(caller, action).sandbox(sandbox_id).detail(detail)).await;
+    }
+
+    /// Audits a refused SSH login from `source` as `user`, with the reason.
+    pub async fn record_ssh_refusal(&self, source: Option<&str>, user: &str, why: &str) {
+        let event = Event::anonymous(source, "ssh.login").result("refused").detail(format!("{user}: {why}"));
+        self.k.audit.record(event).await;
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures_util::{SinkExt as _, StreamExt as _};
 use podgate_core::Caller;
 use podgate_core::agent_client::AgentClient;
-use podgate_core::audit::Event;
+use podgate_core::agent_requests::SshUse;
 use podgate_types::process::{self, ClientMessage, ProcessSpec, PtySize, ServerMessage};
 use russh::server::{Handle, Msg};
 use russh::{Channel, ChannelMsg, Sig};
@@ -158,16 +158,15 @@ pub(crate) async fn session(channel: Channel<Msg>, login: Arc<Login>, shared: Ar
             }
             Some(ChannelMsg::AgentForward { .. }) if shared.cfg.allow_agent_forwarding => {
                 if let Some(path) = login.agent_socket(&handle).await {
-                    let event = Event::by(&login.caller, "ssh.agent_forward").sandbox(&login.sandbox_id).detail(&path);
-                    shared.sandboxes.audit().record(event).await;
+                    let what = SshUse::AgentForward { socket: &path };
+                    shared.sandboxes.record_ssh(&login.caller, &login.sandbox_id, what).await;
                     env.insert("SSH_AUTH_SOCK".into(), path);
                 }
             }
             Some(ChannelMsg::RequestShell { .. }) => break None,
             Some(ChannelMsg::Exec { command, .. }) => break Some(String::from_utf8_lossy(&command).into_owned()),
             Some(ChannelMsg::RequestSubsystem { name, .. }) if name == "sftp" => {
-                let event = Event::by(&login.caller, "ssh.sftp").sandbox(&login.sandbox_id);
-                shared.sandboxes.audit().record(event).await;
+                shared.sandboxes.record_ssh(&login.caller, &login.sandbox_id, SshUse::Sftp).await;
                 let code = match login.agent.sftp().await {
                     Ok(ws) => {
                         splice(rx, &tx, ws).await;
@@ -191,12 +190,12 @@ pub(crate) async fn session(channel: Channel<Msg>, login: Arc<Login>, shared: Ar
             Some(_) => {}
         }
     };
-    let (action, detail) = match &command {
-        Some(c) => ("ssh.exec", c.chars().take(300).collect::<String>()),
-        None => ("ssh.shell", String::new()),
+    let command_line = command.as_deref().map(|c| c.chars().take(300).collect::<String>());
+    let what = match &command_line {
+        Some(c) => SshUse::Exec { command: c },
+        None => SshUse::Shell,
     };
-    let event = Event::by(&login.caller, action).sandbox(&login.sandbox_id).detail(detail);
-    shared.sandboxes.audit().record(event).await;
+    shared.sandboxes.record_ssh(&login.caller, &login.sandbox_id, what).await;
     if let Some((term, _, _)) = &pty {
         env.insert("TERM".into(), term.clone());
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use podgate_core::Caller;
 use podgate_core::agent_client::AgentClient;
-use podgate_core::audit::Event;
+use podgate_core::agent_requests::SshUse;
 use podgate_types::api::CreateSandboxRequest;
 use russh::keys::HashAlg;
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session, VerifiedPublicKey};
@@ -107,8 +107,8 @@ impl Connection {
     async fn authenticate(&mut self, user: &str, credential: Credential<'_>, what: &str) -> Auth {
         match self.log_in(user, credential).await {
             Ok(login) => {
-                let event = Event::by(&login.caller, "ssh.login").sandbox(&login.sandbox_id).detail(what);
-                self.shared.sandboxes.audit().record(event).await;
+                let how = SshUse::Login { how: what };
+                self.shared.sandboxes.record_ssh(&login.caller, &login.sandbox_id, how).await;
                 tracing::info!(user_id = %login.caller.user_id, sandbox_id = %login.sandbox_id, "SSH login");
                 if let Some(previous) = self.login.replace(Arc::new(login)) {
                     // A second login on one connection: it was counted twice.
@@ -118,10 +118,7 @@ impl Connection {
                 Auth::Accept
             }
             Err(why) => {
-                let event = Event::anonymous(self.source().as_deref(), "ssh.login")
-                    .result("refused")
-                    .detail(format!("{user}: {why}"));
-                self.shared.sandboxes.audit().record(event).await;
+                self.shared.sandboxes.record_ssh_refusal(self.source().as_deref(), user, &why.to_string()).await;
                 tracing::info!(user, reason = %why, "SSH login refused");
                 Auth::reject()
             }
@@ -216,9 +213,8 @@ impl russh::server::Handler for Connection {
         match forward::open_tunnel(&login, host, port).await {
             Ok(ws) => {
                 reply.accept().await;
-                let event =
-                    Event::by(&login.caller, "ssh.forward").sandbox(&login.sandbox_id).detail(format!("{host}:{port}"));
-                self.shared.sandboxes.audit().record(event).await;
+                let what = SshUse::Forward { host, port };
+                self.shared.sandboxes.record_ssh(&login.caller, &login.sandbox_id, what).await;
                 tokio::spawn(forward::forward(channel, ws));
             }
             Err(e) => {
@@ -249,9 +245,9 @@ impl russh::server::Handler for Connection {
             }
         };
         *port = u32::from(listener.port);
-        let detail = format!("{address}:{asked} -> {}", listener.address);
-        let event = Event::by(&login.caller, "ssh.remote_forward").sandbox(&login.sandbox_id).detail(detail);
-        self.shared.sandboxes.audit().record(event).await;
+        let asked_at = format!("{address}:{asked}");
+        let what = SshUse::RemoteForward { asked: &asked_at, listening: &listener.address };
+        self.shared.sandboxes.record_ssh(&login.caller, &login.sandbox_id, what).await;
         let to = forward::Destination::Tcp { address: address.to_string(), port: *port };
         let task = tokio::spawn(forward::serve(listener, login.agent.clone(), session.handle(), to));
         if let Some(old) = self.remote.insert((address.to_string(), *port), task.abort_handle()) {
