@@ -160,9 +160,6 @@ pub async fn rotate_keys(
     State(st): State<Arc<AppState>>,
     Authed(caller): Authed,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    caller.require_admin()?;
-    let kid = st.terminals.tokens().rotate().await?;
-    let event = podgate_core::audit::Event::by(&caller, "keys.rotate").detail(format!("new key {kid}"));
-    st.sandboxes.audit().record(event).await;
+    let kid = st.terminals.rotate_keys(&caller).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "kid": kid }))))
 }

@@ -24,6 +24,15 @@ pub struct Terminals {
 }
 
 impl Terminals {
+    /// Makes a new session-token signing key current (admins); audited as `keys.rotate`.
+    pub async fn rotate_keys(&self, caller: &crate::Caller) -> Result<String> {
+        caller.require_admin()?;
+        let kid = self.tokens.rotate().await?;
+        let event = crate::audit::Event::by(caller, "keys.rotate").detail(format!("new key {kid}"));
+        self.sandboxes.k.audit.record(event).await;
+        Ok(kid)
+    }
+
     pub fn new(sandboxes: Sandboxes, tokens: SessionTokens) -> Terminals {
         Terminals { sandboxes, tokens }
     }
