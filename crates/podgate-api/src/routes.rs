@@ -157,7 +157,7 @@ pub async fn pause_sandbox(
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<Sandbox>, ApiError> {
-    Ok(Json(st.sandboxes.pause(&caller, &id).await?))
+    Ok(Json(st.sandboxes.lifecycle().pause(&caller, &id).await?))
 }
 
 /// Continues a paused sandbox where it stopped.
@@ -173,7 +173,7 @@ pub async fn resume_sandbox(
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<Sandbox>, ApiError> {
-    Ok(Json(st.sandboxes.resume(&caller, &id).await?))
+    Ok(Json(st.sandboxes.lifecycle().resume(&caller, &id).await?))
 }
 
 /// Moves the sandbox's expiry to `ttl_seconds` from now (within the caller's quota) and/or sets
@@ -192,5 +192,5 @@ pub async fn extend_sandbox(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ExtendRequest>,
 ) -> Result<Json<Sandbox>, ApiError> {
-    Ok(Json(st.sandboxes.extend(&caller, &id, req).await?))
+    Ok(Json(st.sandboxes.lifecycle().extend(&caller, &id, req).await?))
 }

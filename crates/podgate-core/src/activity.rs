@@ -25,7 +25,7 @@ pub struct Activity {
     /// Per sandbox: when activity was last seen, and when it was last written.
     seen: Arc<Mutex<HashMap<String, (i64, i64)>>>,
     /// Sandboxes a user sent input to after a quiet second: each may have been paused for
-    /// idleness meanwhile, and is resumed if so ([`crate::Sandboxes::run_waker`]).
+    /// idleness meanwhile, and is resumed if so ([`crate::lifecycle::Lifecycle::run_waker`]).
     wake: tokio::sync::mpsc::UnboundedSender<Arc<str>>,
     wakes: Arc<Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Arc<str>>>>>,
 }

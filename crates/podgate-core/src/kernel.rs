@@ -1,7 +1,7 @@
 //! The kernel every core service shares: the store, the runtime driver, the policy, metrics,
 //! rate limits, the audit trail, activity marks, and the little state that must be one per
 //! server (reconciler leadership, refills, resumes). It has no behaviour of its own; the services
-//! (`Sandboxes`, `Volumes`, `Snapshots`, `Templates`, `Quotas`, `Terminals`) each hold an `Arc`
+//! (`Sandboxes`, `Lifecycle`, `Volumes`, `Snapshots`, `Templates`, `Quotas`, `Terminals`) each hold an `Arc`
 //! of it and own their operations in their own files.
 
 use std::collections::{HashMap, HashSet};
@@ -68,6 +68,7 @@ pub(crate) trait Services {
     fn snapshots(&self) -> crate::snapshots::Snapshots;
     fn templates(&self) -> crate::templates::Templates;
     fn quotas(&self) -> crate::quotas::Quotas;
+    fn lifecycle(&self) -> crate::lifecycle::Lifecycle;
 }
 
 impl Services for Arc<Kernel> {
@@ -85,5 +86,8 @@ impl Services for Arc<Kernel> {
     }
     fn quotas(&self) -> crate::quotas::Quotas {
         crate::quotas::Quotas { k: self.clone() }
+    }
+    fn lifecycle(&self) -> crate::lifecycle::Lifecycle {
+        crate::lifecycle::Lifecycle { k: self.clone() }
     }
 }

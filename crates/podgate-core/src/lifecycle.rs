@@ -1,6 +1,8 @@
-//! Pause and resume: a paused sandbox keeps its processes and memory frozen by the runtime, and
+//! The `Lifecycle` service, pause and resume: a paused sandbox keeps its processes and memory frozen by the runtime, and
 //! any use of it (exec, terminals, processes, files, ports, SSH) resumes it first. Idle
 //! sandboxes are paused by the reconciler; TTL and idle timeout can be extended.
+
+use std::sync::Arc;
 
 use podgate_types::state::SandboxState;
 
@@ -8,28 +10,34 @@ use podgate_types::api::{ExtendRequest, Sandbox};
 
 use crate::audit::Event;
 use crate::clock::now_ms;
-use crate::kernel::Services as _;
-use crate::{Caller, Error, Result, Sandboxes};
+use crate::kernel::{Kernel, Services as _};
+use crate::{Caller, Error, Result};
 use podgate_store::SandboxRow;
 
-impl Sandboxes {
+/// The lifecycle service: pause, resume (also on a user's input), extend, and idle pauses.
+#[derive(Clone)]
+pub struct Lifecycle {
+    pub(crate) k: Arc<Kernel>,
+}
+
+impl Lifecycle {
     /// Freezes a running sandbox (a paused one stays paused).
     pub async fn pause(&self, caller: &Caller, id_or_name: &str) -> Result<Sandbox> {
-        let row = self.resolve(caller, id_or_name).await?;
+        let row = self.k.sandboxes().resolve(caller, id_or_name).await?;
         let r = self.pause_row(&row).await;
         self.k.audit.record(Event::by(caller, "sandbox.pause").sandbox(&row.id).outcome(&r)).await;
         r?;
-        self.view(&self.load(&row.id).await?)
+        self.k.sandboxes().view(&self.k.sandboxes().load(&row.id).await?)
     }
 
     /// Continues a paused sandbox (a running one stays running).
     pub async fn resume(&self, caller: &Caller, id_or_name: &str) -> Result<Sandbox> {
-        let row = self.resolve(caller, id_or_name).await?;
+        let row = self.k.sandboxes().resolve(caller, id_or_name).await?;
         let r = self.resume_row(&row).await;
         self.k.audit.record(Event::by(caller, "sandbox.resume").sandbox(&row.id).outcome(&r)).await;
         r?;
         self.k.activity.touch(&row.id);
-        self.view(&self.load(&row.id).await?)
+        self.k.sandboxes().view(&self.k.sandboxes().load(&row.id).await?)
     }
 
     /// `row` as it is once usable: a paused sandbox is resumed first (audited as a resume on use).
@@ -41,7 +49,7 @@ impl Sandboxes {
         let r = self.resume_row(&row).await;
         self.k.audit.record(Event::system("sandbox.resume").sandbox(&row.id).detail("on use").outcome(&r)).await;
         r?;
-        self.load(&row.id).await
+        self.k.sandboxes().load(&row.id).await
     }
 
     /// Resumes the sandboxes users send input to while they are paused (an open terminal or SSH
@@ -69,12 +77,12 @@ impl Sandboxes {
 
     /// Moves a sandbox's expiry to `ttl_seconds` from now and/or sets its idle timeout.
     pub async fn extend(&self, caller: &Caller, id_or_name: &str, req: ExtendRequest) -> Result<Sandbox> {
-        let row = self.resolve(caller, id_or_name).await?;
+        let row = self.k.sandboxes().resolve(caller, id_or_name).await?;
         let r = self.extend_row(caller, &row, &req).await;
         let detail = format!("ttl {:?} idle {:?}", req.ttl_seconds, req.idle_timeout_seconds);
         self.k.audit.record(Event::by(caller, "sandbox.extend").sandbox(&row.id).detail(detail).outcome(&r)).await;
         r?;
-        self.view(&self.load(&row.id).await?)
+        self.k.sandboxes().view(&self.k.sandboxes().load(&row.id).await?)
     }
 
     /// Applies an extend as a compare-and-set on the sandbox's spec revision: a concurrent
@@ -107,7 +115,7 @@ impl Sandboxes {
             if self.k.store.update_spec(&row, expires, now).await? {
                 return Ok(());
             }
-            row = self.load(&row.id).await?;
+            row = self.k.sandboxes().load(&row.id).await?;
             if !row.state.is_live() || row.state == SandboxState::Stopping {
                 return Err(Error::Conflict(format!("sandbox {} is being deleted", row.id)));
             }
@@ -170,18 +178,20 @@ impl Sandboxes {
             map.entry(row.id.clone()).or_default().clone()
         };
         let _flight = lock.lock().await;
-        let row = &self.load(&row.id).await?;
+        let row = &self.k.sandboxes().load(&row.id).await?;
         match row.state {
             SandboxState::Running => Ok(()),
             SandboxState::Paused => {
                 if let Some(endpoint) = self.k.driver.resume(&row.id).await? {
                     // Recreated (Kubernetes' hibernation): a new address, and an agent to wait for.
                     self.k.store.set_agent_url(&row.id, &endpoint.to_url(), now_ms()).await?;
-                    self.wait_for_agent(
-                        &row.id,
-                        crate::agent_client::AgentClient::new(endpoint, row.agent_secret.clone()),
-                    )
-                    .await?;
+                    self.k
+                        .sandboxes()
+                        .wait_for_agent(
+                            &row.id,
+                            crate::agent_client::AgentClient::new(endpoint, row.agent_secret.clone()),
+                        )
+                        .await?;
                 }
                 self.settle(&row.id, SandboxState::Paused, SandboxState::Running).await
             }
@@ -196,7 +206,7 @@ impl Sandboxes {
             tracing::info!(sandbox_id = %id, state = %to, "sandbox {to}");
             return Ok(());
         }
-        match self.load(id).await?.state {
+        match self.k.sandboxes().load(id).await?.state {
             s if s == to => Ok(()),
             s => Err(Error::Conflict(format!("sandbox {id} is {s}"))),
         }

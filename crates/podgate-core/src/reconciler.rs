@@ -86,7 +86,7 @@ impl Sandboxes {
                 tracing::warn!(sandbox_id = %row.id, state = %row.state, error = %e, "reconciling a sandbox failed; retrying next pass");
             }
         }
-        self.pause_idle(&rows, now).await;
+        self.k.lifecycle().pause_idle(&rows, now).await;
         if let Err(e) = self.k.templates().refill_pools().await {
             tracing::warn!(error = %e, "checking warm pools failed");
         }

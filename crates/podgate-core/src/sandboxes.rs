@@ -18,10 +18,10 @@ use crate::{Caller, CoreConfig, Error, Metrics, Result, ids};
 
 pub use crate::spec::{MAX_DISK, MIN_DISK, parse_user};
 
-/// The sandbox service: create, list, get, delete, exec and the lifecycle (`lifecycle.rs`,
-/// `startup.rs`, `reconciler.rs`, `bootstrap.rs`). Cheap to clone. The other services
+/// The sandbox service: create (with `spec.rs` and `startup.rs`), list, get, delete, exec, the
+/// reconciler (`reconciler.rs`) and bootstrap following (`bootstrap.rs`). Cheap to clone. The other services
 /// ([`Sandboxes::volumes`], [`Sandboxes::snapshots`], [`Sandboxes::templates`],
-/// [`Sandboxes::quotas`]) share its kernel.
+/// [`Sandboxes::quotas`], [`Sandboxes::lifecycle`]) share its kernel.
 #[derive(Clone)]
 pub struct Sandboxes {
     pub(crate) k: Arc<Kernel>,
@@ -30,6 +30,11 @@ pub struct Sandboxes {
 impl Sandboxes {
     pub fn new(store: Store, driver: Arc<dyn Driver>, cfg: CoreConfig, metrics: Metrics) -> Sandboxes {
         Sandboxes { k: Arc::new(Kernel::new(store, driver, cfg, metrics)) }
+    }
+
+    /// Pause, resume, extend and idle pauses.
+    pub fn lifecycle(&self) -> crate::lifecycle::Lifecycle {
+        self.k.lifecycle()
     }
 
     /// Persistent volumes.
@@ -299,7 +304,7 @@ impl Sandboxes {
     pub async fn exec(&self, caller: &Caller, id_or_name: &str, req: ExecRequest) -> Result<ExecResponse> {
         validate::argv("argv", &req.argv).map_err(Error::Invalid)?;
         validate::env(&req.env).map_err(Error::Invalid)?;
-        let row = self.awake(self.resolve(caller, id_or_name).await?).await?;
+        let row = self.k.lifecycle().awake(self.resolve(caller, id_or_name).await?).await?;
         let event = Event::by(caller, "sandbox.exec").sandbox(&row.id).detail(req.argv.join(" "));
         let r = match self.agent(&row) {
             Ok(agent) => agent.exec(&req).await.map_err(|e| agent_error(&row.id, e)),
@@ -328,7 +333,7 @@ impl Sandboxes {
 
     /// The caller's running sandbox (resumed first when paused) and its agent.
     pub async fn running_agent(&self, caller: &Caller, id_or_name: &str) -> Result<(SandboxRow, AgentClient)> {
-        let row = self.awake(self.resolve(caller, id_or_name).await?).await?;
+        let row = self.k.lifecycle().awake(self.resolve(caller, id_or_name).await?).await?;
         let agent = self.agent(&row)?;
         Ok((row, agent))
     }
@@ -338,7 +343,7 @@ impl Sandboxes {
     pub(crate) async fn agent_by_id(&self, id: &str) -> Result<AgentClient> {
         let row = self.k.store.sandbox(id).await?.filter(|r| r.state.is_live());
         let row = row.ok_or_else(|| Error::NotFound(format!("sandbox {id:?} not found")))?;
-        self.agent(&self.awake(row).await?)
+        self.agent(&self.k.lifecycle().awake(row).await?)
     }
 
     /// Finds a live sandbox the caller may access, by id or by the caller's own name for it.

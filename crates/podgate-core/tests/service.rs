@@ -106,8 +106,8 @@ async fn other_users_sandboxes_answer_like_missing_ones() {
     assert!(driver.deleted.lock().unwrap().is_empty(), "bob deleted nothing");
     // Bob cannot pause Alice's sandbox; Alice hears clearly that this driver cannot pause, and
     // her sandbox stays running.
-    assert!(not_found(sandboxes.pause(&bob, &alice2.id).await.unwrap_err()));
-    match sandboxes.pause(&alice, &alice2.id).await.unwrap_err() {
+    assert!(not_found(sandboxes.lifecycle().pause(&bob, &alice2.id).await.unwrap_err()));
+    match sandboxes.lifecycle().pause(&alice, &alice2.id).await.unwrap_err() {
         Error::Conflict(m) => assert_eq!(m, "not supported by the fake driver: pause"),
         other => panic!("expected a conflict, got {other:?}"),
     }

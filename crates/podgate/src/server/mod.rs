@@ -144,7 +144,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     let parts = supervisor::Supervisor::default();
     parts.spawn_loop("reconciler", sandboxes.clone().run_reconciler());
-    parts.spawn_loop("waker", sandboxes.clone().run_waker());
+    parts.spawn_loop("waker", sandboxes.lifecycle().run_waker());
     if s.audit_retention.is_some() || s.recording_retention.is_some() {
         parts.spawn_loop("retention", enforce_retention(sandboxes.clone(), s.audit_retention, s.recording_retention));
     }
