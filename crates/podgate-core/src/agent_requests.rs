@@ -54,16 +54,15 @@ impl Sandboxes {
         path_and_query: &str,
         status: u16,
     ) {
-        let agent_path = path_and_query.split_once('?').map_or(path_and_query, |(p, _)| p);
+        let (agent_path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
         let Some(action) = agent_action(method, agent_path) else { return };
         // The query decoded, so that paths read as they are (`path=/tmp/x`, not `%2Ftmp%2Fx`).
-        let detail = match path_and_query.split_once('?') {
-            Some((path, query)) => {
-                let pairs: Vec<String> =
-                    url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| format!("{k}={v}")).collect();
-                format!("{method} {path} {}", pairs.join(" "))
-            }
-            None => format!("{method} {path_and_query}"),
+        let detail = if path_and_query.contains('?') {
+            let pairs: Vec<String> =
+                url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{method} {agent_path} {}", pairs.join(" "))
+        } else {
+            format!("{method} {agent_path}")
         };
         let result = if status < 400 { "ok".to_string() } else { format!("http_{status}") };
         self.k.audit.record(Event::by(caller, action).sandbox(sandbox_id).result(&result).detail(detail)).await;

@@ -41,10 +41,11 @@ impl Recordings {
 
     /// Starts recording terminal `info` of sandbox `sandbox_id` in the background.
     pub fn start(&self, agent: AgentClient, sandbox_id: &str, info: &TerminalInfo) {
-        let (Ok(_), Ok(_)) = (path_segment(sandbox_id), path_segment(&info.id)) else {
+        // The terminal's id goes into the agent's URL; the sandbox's only into bound parameters.
+        if path_segment(&info.id).is_err() {
             tracing::warn!(sandbox_id, terminal_id = %info.id, "not recording a terminal with an unusable id");
             return;
-        };
+        }
         let cast = Cast::new(self.store.clone(), sandbox_id, &info.id);
         let (info, max, sandbox_id) = (info.clone(), self.max_bytes, sandbox_id.to_string());
         tokio::spawn(async move {
