@@ -168,7 +168,7 @@ pub async fn splice_to_agent(
     // Recorded beside the connection, not before its 101: the client is not kept waiting.
     let (sandboxes, caller, status) = (st.sandboxes.clone(), caller.clone(), resp.status().as_u16());
     tokio::spawn(async move {
-        sandboxes.record_agent_request(&caller, &row.id, &Method::GET, &path, status).await;
+        sandboxes.agent_requests().record(&caller, &row.id, &Method::GET, &path, status).await;
     });
     Ok(resp)
 }

@@ -45,7 +45,7 @@ pub async fn logs(
     Path(id): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
-    match st.sandboxes.bootstrap_log(&caller, &id).await? {
+    match st.sandboxes.bootstrap().log(&caller, &id).await? {
         BootstrapLog::Kept(bytes) => Ok(text(Body::from(bytes))),
         BootstrapLog::Live(agent) => {
             let path = format!("{}?follow={}", paths::BOOTSTRAP_LOG, q.follow);

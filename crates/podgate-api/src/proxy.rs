@@ -1,5 +1,5 @@
 //! Forwarding a request to a sandbox's agent with body and answer streamed through: the core
-//! authorizes, sends and audits it (`Sandboxes::forward_to_agent`); this only translates.
+//! authorizes, sends and audits it (`AgentRequests::forward`); this only translates.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -24,7 +24,10 @@ pub async fn forward(
     };
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = if method == Method::GET || method == Method::DELETE { Body::empty() } else { req.into_body() };
-    let resp =
-        st.sandboxes.forward_to_agent(caller, id, method, &path_and_query, content_type.as_deref(), body).await?;
+    let resp = st
+        .sandboxes
+        .agent_requests()
+        .forward(caller, id, method, &path_and_query, content_type.as_deref(), body)
+        .await?;
     Ok(resp.map(Body::new).into_response())
 }

@@ -31,7 +31,7 @@ pub async fn list_recordings(
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<RecordingList>, ApiError> {
-    Ok(Json(RecordingList { recordings: st.sandboxes.recordings(&caller, &id).await? }))
+    Ok(Json(RecordingList { recordings: st.sandboxes.recordings().list(&caller, &id).await? }))
 }
 
 /// One terminal's recording as an asciicast v2 file (`asciinema play` plays it), also while
@@ -47,7 +47,7 @@ pub async fn get_recording(
     Authed(caller): Authed,
     Path((id, tid)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let bytes = st.sandboxes.recording(&caller, &id, &tid).await?;
+    let bytes = st.sandboxes.recordings().read(&caller, &id, &tid).await?;
     let body = Body::from_stream(bytes);
     Ok(([(header::CONTENT_TYPE, "application/x-asciicast")], body).into_response())
 }

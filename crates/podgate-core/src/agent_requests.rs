@@ -8,13 +8,23 @@ use podgate_types::agent::paths;
 
 use crate::agent_client::AgentError;
 use crate::audit::Event;
-use crate::{Caller, Error, Result, Sandboxes};
+use std::sync::Arc;
 
-impl Sandboxes {
+use crate::kernel::{Kernel, Services as _};
+use crate::{Caller, Error, Result};
+
+/// The agent-requests service: relays callers' requests to their sandboxes' agents, and audits
+/// those and what SSH connections do.
+#[derive(Clone)]
+pub struct AgentRequests {
+    pub(crate) k: Arc<Kernel>,
+}
+
+impl AgentRequests {
     /// Sends `method path_and_query` (with `body`) to the agent of the caller's sandbox, resumed
     /// first when paused, and returns the agent's answer as it streams. A request that changes
     /// something is audited with the agent's status.
-    pub async fn forward_to_agent<B>(
+    pub async fn forward<B>(
         &self,
         caller: &Caller,
         id_or_name: &str,
@@ -27,10 +37,10 @@ impl Sandboxes {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let (row, agent) = self.running_agent(caller, id_or_name).await?;
+        let (row, agent) = self.k.sandboxes().running_agent(caller, id_or_name).await?;
         match agent.forward(method.clone(), path_and_query, content_type, body).await {
             Ok(resp) => {
-                self.record_agent_request(caller, &row.id, &method, path_and_query, resp.status().as_u16()).await;
+                self.record(caller, &row.id, &method, path_and_query, resp.status().as_u16()).await;
                 Ok(resp)
             }
             Err(AgentError::Unreachable(m)) => {
@@ -46,14 +56,7 @@ impl Sandboxes {
 
     /// Audits a request relayed to sandbox `sandbox_id`'s agent (also a WebSocket upgrade,
     /// `GET`) that changed something, with the agent's `status`; reads are not audited.
-    pub async fn record_agent_request(
-        &self,
-        caller: &Caller,
-        sandbox_id: &str,
-        method: &Method,
-        path_and_query: &str,
-        status: u16,
-    ) {
+    pub async fn record(&self, caller: &Caller, sandbox_id: &str, method: &Method, path_and_query: &str, status: u16) {
         let (agent_path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
         let Some(action) = agent_action(method, agent_path) else { return };
         // The query decoded, so that paths read as they are (`path=/tmp/x`, not `%2Ftmp%2Fx`).
@@ -102,7 +105,7 @@ impl SshUse<'_> {
     }
 }
 
-impl Sandboxes {
+impl AgentRequests {
     /// Audits what an SSH connection of `caller` does in sandbox `sandbox_id`.
     pub async fn record_ssh(&self, caller: &Caller, sandbox_id: &str, what: SshUse<'_>) {
         let (action, detail) = what.action_and_detail();

@@ -11,7 +11,10 @@ use podgate_types::bootstrap::{BootstrapPhase, BootstrapSpec, BootstrapStatus};
 
 use crate::agent_client::AgentClient;
 use crate::clock::now_ms;
-use crate::{Caller, Error, Result, Sandboxes};
+use std::sync::Arc;
+
+use crate::kernel::{Kernel, Services as _};
+use crate::{Caller, Error, Result};
 
 /// How often the server asks the agent how the bootstrap goes.
 const POLL: Duration = Duration::from_millis(250);
@@ -30,26 +33,32 @@ fn status_json(s: &BootstrapStatus) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
-impl Sandboxes {
+/// The bootstrap service: starts, follows and serves the log of sandboxes' code bootstraps.
+#[derive(Clone)]
+pub struct Bootstrap {
+    pub(crate) k: Arc<Kernel>,
+}
+
+impl Bootstrap {
     /// Starts the bootstrap of a sandbox that has just started running, then follows it.
-    pub(crate) async fn begin_bootstrap(&self, row: &SandboxRow, spec: &BootstrapSpec) -> Result<()> {
-        let agent = self.agent(row)?;
+    pub(crate) async fn begin(&self, row: &SandboxRow, spec: &BootstrapSpec) -> Result<()> {
+        let agent = self.k.sandboxes().agent(row)?;
         match agent.start_bootstrap(spec).await {
             Ok(status) => {
                 self.k.store.set_bootstrap(&row.id, &status_json(&status), None, now_ms()).await?;
-                tokio::spawn(self.clone().follow_bootstrap(row.id.clone()));
+                tokio::spawn(self.clone().follow(row.id.clone()));
                 Ok(())
             }
             Err(e) => {
                 let reason = format!("bootstrap could not start: {e}");
-                self.end_bootstrap(&row.id, &failed(&reason), None).await
+                self.end(&row.id, &failed(&reason), None).await
             }
         }
     }
 
     /// Polls the agent until the bootstrap ends (or the sandbox stops running), recording each
     /// change. Also started at server start for bootstraps that were under way.
-    pub(crate) async fn follow_bootstrap(self, id: String) {
+    pub(crate) async fn follow(self, id: String) {
         let mut last: Option<BootstrapStatus> = None;
         loop {
             tokio::time::sleep(POLL).await;
@@ -57,7 +66,7 @@ impl Sandboxes {
                 Ok(Some(r)) if r.state == SandboxState::Running => r,
                 _ => return,
             };
-            let Ok(agent) = self.agent(&row) else { return };
+            let Ok(agent) = self.k.sandboxes().agent(&row) else { return };
             let status = match agent.bootstrap_status().await {
                 Ok(s) => s,
                 // The reconciler notices a sandbox that is gone; a slow agent is asked again.
@@ -67,10 +76,10 @@ impl Sandboxes {
                 }
             };
             if status.phase.is_final() {
-                self.record_bootstrap_terminal(&row, &agent, &status).await;
+                self.record_terminal(&row, &agent, &status).await;
                 let from = status.log_bytes.saturating_sub(KEPT_LOG);
                 let log = agent.bootstrap_log(from).await.ok().map(|b| b.to_vec());
-                if let Err(e) = self.end_bootstrap(&id, &status, log).await {
+                if let Err(e) = self.end(&id, &status, log).await {
                     tracing::warn!(sandbox_id = %id, error = %e, "recording the end of the bootstrap failed");
                 }
                 return;
@@ -86,14 +95,14 @@ impl Sandboxes {
 
     /// Records the terminal the bootstrap's command runs in, if the sandbox is recorded (from a
     /// redraw of its screen and scrollback: it started before the recorder could attach).
-    async fn record_bootstrap_terminal(&self, row: &SandboxRow, agent: &AgentClient, status: &BootstrapStatus) {
+    async fn record_terminal(&self, row: &SandboxRow, agent: &AgentClient, status: &BootstrapStatus) {
         let Some(tid) = &status.terminal_id else { return };
-        if !self.records_terminals(row) {
+        if !row.spec.record_terminals {
             return;
         }
         match agent.list_terminals().await {
             Ok(list) => match list.iter().find(|t| &t.id == tid) {
-                Some(info) => self.k.recordings.start(agent.clone(), &row.id, info),
+                Some(info) => self.k.recorder.start(agent.clone(), &row.id, info),
                 None => {
                     tracing::warn!(sandbox_id = %row.id, terminal_id = %tid, "bootstrap terminal gone before recording")
                 }
@@ -102,7 +111,7 @@ impl Sandboxes {
         }
     }
 
-    async fn end_bootstrap(&self, id: &str, status: &BootstrapStatus, log: Option<Vec<u8>>) -> Result<()> {
+    async fn end(&self, id: &str, status: &BootstrapStatus, log: Option<Vec<u8>>) -> Result<()> {
         self.k.store.set_bootstrap(id, &status_json(status), log.as_deref(), now_ms()).await?;
         if status.phase == BootstrapPhase::Failed {
             let reason = format!("bootstrap failed: {}", status.error.as_deref().unwrap_or("unknown error"));
@@ -123,7 +132,7 @@ impl Sandboxes {
     }
 
     /// Whether the sandbox runs with a bootstrap that has not ended.
-    pub(crate) fn bootstrap_under_way(&self, row: &SandboxRow) -> bool {
+    pub(crate) fn under_way(&self, row: &SandboxRow) -> bool {
         row.state == SandboxState::Running
             && row
                 .bootstrap
@@ -133,13 +142,13 @@ impl Sandboxes {
     }
 
     /// The bootstrap log of the caller's sandbox.
-    pub async fn bootstrap_log(&self, caller: &Caller, id_or_name: &str) -> Result<BootstrapLog> {
-        let row = self.resolve(caller, id_or_name).await?;
+    pub async fn log(&self, caller: &Caller, id_or_name: &str) -> Result<BootstrapLog> {
+        let row = self.k.sandboxes().resolve(caller, id_or_name).await?;
         if row.bootstrap.is_none() {
             return Err(Error::NotFound(format!("sandbox {} has no code bootstrap, so no bootstrap log", row.id)));
         }
         match (row.state.as_str(), &row.bootstrap_log) {
-            ("running", _) => Ok(BootstrapLog::Live(self.agent(&row)?)),
+            ("running", _) => Ok(BootstrapLog::Live(self.k.sandboxes().agent(&row)?)),
             (_, Some(log)) => Ok(BootstrapLog::Kept(log.clone())),
             (_, None) => Ok(BootstrapLog::Kept(Vec::new())),
         }

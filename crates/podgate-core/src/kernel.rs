@@ -1,8 +1,9 @@
 //! The kernel every core service shares: the store, the runtime driver, the policy, metrics,
 //! rate limits, the audit trail, activity marks, and the little state that must be one per
 //! server (reconciler leadership, refills, resumes). It has no behaviour of its own; the services
-//! (`Sandboxes`, `Lifecycle`, `Volumes`, `Snapshots`, `Templates`, `Quotas`, `Terminals`) each hold an `Arc`
-//! of it and own their operations in their own files.
+//! (`Sandboxes`, `Startup`, `Bootstrap`, `Lifecycle`, `Reconciler`, `Volumes`, `Snapshots`,
+//! `Templates`, `Quotas`, `Recordings`, `AgentRequests`; `Terminals` on top of `Sandboxes`) each
+//! hold an `Arc` of it and own their operations in their own file.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -14,7 +15,7 @@ use podgate_store::Store;
 use crate::activity::Activity;
 use crate::audit::Audit;
 use crate::limits::RateLimiter;
-use crate::recordings::Recordings;
+use crate::recordings::Recorder;
 use crate::{CoreConfig, Metrics};
 
 /// The shared parts of the core.
@@ -28,7 +29,8 @@ pub(crate) struct Kernel {
     pub(crate) audit: Audit,
     /// User activity seen by this server, for idle shutdown.
     pub(crate) activity: Activity,
-    pub(crate) recordings: Recordings,
+    /// Writes terminal recordings into the store.
+    pub(crate) recorder: Recorder,
     /// Whether this replica held the reconciler lease at its last check.
     pub(crate) leading: AtomicBool,
     /// Templates whose warm pools are being refilled now.
@@ -47,7 +49,7 @@ impl Kernel {
         Kernel {
             limiter: RateLimiter::new(store.clone(), cfg.rates),
             audit: Audit::new(store.clone()),
-            recordings: Recordings::new(store.clone(), cfg.recording.max_bytes),
+            recorder: Recorder::new(store.clone(), cfg.recording.max_bytes),
             activity: Activity::new(store.clone()),
             store,
             driver,
@@ -69,6 +71,11 @@ pub(crate) trait Services {
     fn templates(&self) -> crate::templates::Templates;
     fn quotas(&self) -> crate::quotas::Quotas;
     fn lifecycle(&self) -> crate::lifecycle::Lifecycle;
+    fn startup(&self) -> crate::startup::Startup;
+    fn bootstrap(&self) -> crate::bootstrap::Bootstrap;
+    fn reconciler(&self) -> crate::reconciler::Reconciler;
+    fn recordings(&self) -> crate::recordings::Recordings;
+    fn agent_requests(&self) -> crate::agent_requests::AgentRequests;
 }
 
 impl Services for Arc<Kernel> {
@@ -89,5 +96,20 @@ impl Services for Arc<Kernel> {
     }
     fn lifecycle(&self) -> crate::lifecycle::Lifecycle {
         crate::lifecycle::Lifecycle { k: self.clone() }
+    }
+    fn startup(&self) -> crate::startup::Startup {
+        crate::startup::Startup { k: self.clone() }
+    }
+    fn bootstrap(&self) -> crate::bootstrap::Bootstrap {
+        crate::bootstrap::Bootstrap { k: self.clone() }
+    }
+    fn reconciler(&self) -> crate::reconciler::Reconciler {
+        crate::reconciler::Reconciler { k: self.clone() }
+    }
+    fn recordings(&self) -> crate::recordings::Recordings {
+        crate::recordings::Recordings { k: self.clone() }
+    }
+    fn agent_requests(&self) -> crate::agent_requests::AgentRequests {
+        crate::agent_requests::AgentRequests { k: self.clone() }
     }
 }

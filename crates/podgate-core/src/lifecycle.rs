@@ -186,7 +186,7 @@ impl Lifecycle {
                     // Recreated (Kubernetes' hibernation): a new address, and an agent to wait for.
                     self.k.store.set_agent_url(&row.id, &endpoint.to_url(), now_ms()).await?;
                     self.k
-                        .sandboxes()
+                        .startup()
                         .wait_for_agent(
                             &row.id,
                             crate::agent_client::AgentClient::new(endpoint, row.agent_secret.clone()),

@@ -11,8 +11,10 @@ use podgate_runtime::InstanceStatus;
 
 use crate::audit::Event;
 use crate::clock::now_ms;
-use crate::kernel::Services as _;
-use crate::{Result, Sandboxes};
+use std::sync::Arc;
+
+use crate::Result;
+use crate::kernel::{Kernel, Services as _};
 use podgate_store::SandboxRow;
 
 /// The reconciler's lease.
@@ -27,7 +29,13 @@ fn lease_ttl(interval: std::time::Duration) -> i64 {
 /// Creates older than this in `pending`/`starting` were left by a replica that died.
 const ABANDONED_CREATE_MS: i64 = 20 * 60 * 1000;
 
-impl Sandboxes {
+/// The reconciler service. One replica at a time runs it, holding a lease in the database.
+#[derive(Clone)]
+pub struct Reconciler {
+    pub(crate) k: Arc<Kernel>,
+}
+
+impl Reconciler {
     /// Run once at start, before serving: creates interrupted by a stop or crash of this server
     /// can never finish, so they fail and their instances go. Only the replica holding the
     /// reconciler lease does this (another replica's creates may be under way); a server
@@ -39,8 +47,8 @@ impl Sandboxes {
         }
         for row in self.k.store.list_sandboxes(None).await? {
             // Bootstraps under way when the server stopped are followed again.
-            if self.bootstrap_under_way(&row) {
-                tokio::spawn(self.clone().follow_bootstrap(row.id.clone()));
+            if self.k.bootstrap().under_way(&row) {
+                tokio::spawn(self.k.bootstrap().follow(row.id.clone()));
             }
             if SandboxState::CREATING.contains(&row.state) {
                 tracing::warn!(sandbox_id = %row.id, "create was interrupted by a server stop; marking failed");
@@ -66,7 +74,7 @@ impl Sandboxes {
         let now = now_ms();
         for row in self.k.store.expired_sandboxes(now).await? {
             tracing::info!(sandbox_id = %row.id, "ttl expired; deleting");
-            let r = self.remove(&row.id, "ttl expired").await;
+            let r = self.k.sandboxes().remove(&row.id, "ttl expired").await;
             self.k.audit.record(Event::system("sandbox.expire").sandbox(&row.id).outcome(&r)).await;
             if let Err(e) = r {
                 tracing::warn!(sandbox_id = %row.id, error = %e, "deleting an expired sandbox failed; will retry");
@@ -127,7 +135,7 @@ impl Sandboxes {
                 self.k.driver.delete(&row.id).await?;
             }
             (SandboxState::Stopping, _) => {
-                if let Err(e) = self.remove(&row.id, "deleted").await {
+                if let Err(e) = self.k.sandboxes().remove(&row.id, "deleted").await {
                     tracing::warn!(sandbox_id = %row.id, error = %e, "retrying an interrupted delete failed");
                 }
             }
@@ -173,9 +181,9 @@ impl Sandboxes {
         Ok(())
     }
 
-    /// Runs [`Sandboxes::reconcile`] every `reconcile_interval` while this replica holds the
+    /// Runs [`Reconciler::reconcile`] every `reconcile_interval` while this replica holds the
     /// reconciler lease, forever.
-    pub async fn run_reconciler(self) {
+    pub async fn run(self) {
         let mut tick = tokio::time::interval(self.k.cfg.reconcile_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

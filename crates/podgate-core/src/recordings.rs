@@ -18,7 +18,10 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::agent_client::{AgentClient, path_segment};
 use crate::clock::now_ms;
-use crate::{Caller, Error, Result, Sandboxes};
+use std::sync::Arc;
+
+use crate::kernel::{Kernel, Services as _};
+use crate::{Caller, Error, Result};
 
 /// The most bytes one stored chunk of a recording holds.
 const CHUNK: usize = 64 << 10;
@@ -27,16 +30,16 @@ const FLUSH_AFTER: Duration = Duration::from_millis(500);
 /// How many chunks a reader fetches at a time.
 const READ_PAGE: i64 = 16;
 
-/// Where recordings go and how large one may grow.
+/// The recorder, in the kernel: where recordings go and how large one may grow.
 #[derive(Clone, Debug)]
-pub struct Recordings {
+pub struct Recorder {
     store: Store,
     max_bytes: u64,
 }
 
-impl Recordings {
-    pub fn new(store: Store, max_bytes: u64) -> Recordings {
-        Recordings { store, max_bytes }
+impl Recorder {
+    pub fn new(store: Store, max_bytes: u64) -> Recorder {
+        Recorder { store, max_bytes }
     }
 
     /// Starts recording terminal `info` of sandbox `sandbox_id` in the background.
@@ -132,39 +135,40 @@ impl Recordings {
     }
 }
 
-impl Sandboxes {
-    /// Whether the sandbox's terminals are recorded.
-    pub(crate) fn records_terminals(&self, row: &podgate_store::SandboxRow) -> bool {
-        row.spec.record_terminals
-    }
+/// The recordings service: what callers may read, and the server's upkeep.
+#[derive(Clone)]
+pub struct Recordings {
+    pub(crate) k: Arc<Kernel>,
+}
 
+impl Recordings {
     /// Removes recordings older than `retention`; returns how many.
-    pub async fn purge_recordings(&self, retention: std::time::Duration) -> Result<u64> {
-        self.k.recordings.purge(SystemTime::now() - retention).await
+    pub async fn purge(&self, retention: std::time::Duration) -> Result<u64> {
+        self.k.recorder.purge(SystemTime::now() - retention).await
     }
 
     /// Moves recordings an older server left on its disk into the database (see
-    /// [`Recordings::import_dir`]).
-    pub async fn import_recordings(&self, dir: &Path) -> Result<u64> {
-        self.k.recordings.import_dir(dir).await
+    /// [`Recorder::import_dir`]).
+    pub async fn import_dir(&self, dir: &Path) -> Result<u64> {
+        self.k.recorder.import_dir(dir).await
     }
 
     /// The terminal recordings of the caller's sandbox (live by id or name, or deleted by id).
-    pub async fn recordings(&self, caller: &Caller, id_or_name: &str) -> Result<Vec<RecordingInfo>> {
-        let row = self.resolve_any(caller, id_or_name).await?;
-        self.k.recordings.list(&row.id).await
+    pub async fn list(&self, caller: &Caller, id_or_name: &str) -> Result<Vec<RecordingInfo>> {
+        let row = self.k.sandboxes().resolve_any(caller, id_or_name).await?;
+        self.k.recorder.list(&row.id).await
     }
 
     /// The bytes of one terminal recording of the caller's sandbox.
-    pub async fn recording(
+    pub async fn read(
         &self,
         caller: &Caller,
         id_or_name: &str,
         terminal: &str,
     ) -> Result<impl Stream<Item = Result<Vec<u8>>> + Send + use<>> {
-        let row = self.resolve_any(caller, id_or_name).await?;
+        let row = self.k.sandboxes().resolve_any(caller, id_or_name).await?;
         self.k
-            .recordings
+            .recorder
             .read(&row.id, terminal)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no recording of terminal {terminal:?} in sandbox {}", row.id)))
@@ -336,7 +340,7 @@ impl Utf8Stream {
 
 #[cfg(test)]
 mod tests {
-    use super::{Recordings, Utf8Stream};
+    use super::{Recorder, Utf8Stream};
     use futures_util::TryStreamExt as _;
     use std::time::{Duration, SystemTime};
 
@@ -344,7 +348,7 @@ mod tests {
     async fn recordings_left_on_disk_move_into_the_database() {
         let db = tempfile::tempdir().unwrap();
         let store = podgate_store::Store::open_sqlite(&db.path().join("t.db")).await.unwrap();
-        let r = Recordings::new(store, 1 << 20);
+        let r = Recorder::new(store, 1 << 20);
         let dir = tempfile::tempdir().unwrap();
         let big: String = (0..100_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
         for (sb, t, text) in [("sb-a", "t1", "small\n"), ("sb-a", "t2", big.as_str()), ("sb-b", "t1", "b\n")] {

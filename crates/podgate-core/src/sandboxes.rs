@@ -18,10 +18,11 @@ use crate::{Caller, CoreConfig, Error, Metrics, Result, ids};
 
 pub use crate::spec::{MAX_DISK, MIN_DISK, parse_user};
 
-/// The sandbox service: create (with `spec.rs` and `startup.rs`), list, get, delete, exec, the
-/// reconciler (`reconciler.rs`) and bootstrap following (`bootstrap.rs`). Cheap to clone. The other services
-/// ([`Sandboxes::volumes`], [`Sandboxes::snapshots`], [`Sandboxes::templates`],
-/// [`Sandboxes::quotas`], [`Sandboxes::lifecycle`]) share its kernel.
+/// The sandbox service: create (the spec from `spec.rs`, brought up by `startup.rs`), list, get,
+/// delete and exec. Cheap to clone. The other services ([`Sandboxes::lifecycle`],
+/// [`Sandboxes::volumes`], [`Sandboxes::snapshots`], [`Sandboxes::templates`],
+/// [`Sandboxes::quotas`], [`Sandboxes::reconciler`], [`Sandboxes::bootstrap`],
+/// [`Sandboxes::recordings`], [`Sandboxes::agent_requests`]) share its kernel.
 #[derive(Clone)]
 pub struct Sandboxes {
     pub(crate) k: Arc<Kernel>,
@@ -55,6 +56,26 @@ impl Sandboxes {
     /// Quotas: the limits of each user and what they use.
     pub fn quotas(&self) -> crate::quotas::Quotas {
         self.k.quotas()
+    }
+
+    /// The reconciler: start-up recovery and the periodic passes.
+    pub fn reconciler(&self) -> crate::reconciler::Reconciler {
+        self.k.reconciler()
+    }
+
+    /// Code bootstraps and their logs.
+    pub fn bootstrap(&self) -> crate::bootstrap::Bootstrap {
+        self.k.bootstrap()
+    }
+
+    /// Terminal recordings.
+    pub fn recordings(&self) -> crate::recordings::Recordings {
+        self.k.recordings()
+    }
+
+    /// Requests relayed to agents, and the audit of what SSH does.
+    pub fn agent_requests(&self) -> crate::agent_requests::AgentRequests {
+        self.k.agent_requests()
     }
 
     /// The audit trail.
@@ -154,7 +175,10 @@ impl Sandboxes {
         let this = self.clone();
         let started = Instant::now();
         let id = row.id.clone();
-        let task = tokio::spawn(tracing::Instrument::in_current_span(async move { this.bring_up(row, key).await }));
+        let task =
+            tokio::spawn(tracing::Instrument::in_current_span(
+                async move { this.k.startup().bring_up(row, key).await },
+            ));
         let result = match task.await {
             Ok(r) => r,
             Err(e) => Err(Error::Internal(format!("create task for {id} failed: {e}"))),
@@ -174,7 +198,7 @@ impl Sandboxes {
         pool: Option<String>,
         scheduling: Option<podgate_types::api::Scheduling>,
     ) -> Result<(SandboxRow, Option<podgate_runtime::VolumeKey>)> {
-        let new = self.build_spec(caller, req, scheduling).await?;
+        let new = crate::spec::NewSandbox::build(&self.k, caller, req, scheduling).await?;
         let ttl = new.spec.ttl_seconds.unwrap_or(1);
         let now = now_ms();
         let mut row = SandboxRow {
@@ -225,23 +249,6 @@ impl Sandboxes {
         }
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, image = %row.image, "creating sandbox");
         Ok((row, claimed.and_then(|c| c.key)))
-    }
-
-    /// Checks an image a caller named for a sandbox or sidecar: a name (never an id), not a
-    /// snapshot's (those are used through `snapshot`, by their owner), from a registry the
-    /// admin allows.
-    pub(crate) fn check_image(&self, image: &str) -> Result<()> {
-        let reference = podgate_types::image_ref::ImageRef::parse(image).map_err(Error::Invalid)?;
-        if crate::snapshots::is_snapshot_image(image) {
-            return Err(Error::Forbidden("snapshot images are used through `snapshot`, by their owner".into()));
-        }
-        if !podgate_types::image_ref::registry_allowed(&self.k.cfg.sandbox.image_registries, &reference.registry) {
-            return Err(Error::Forbidden(format!(
-                "image {image:?} is from registry {}, which this server does not allow (admins: --image-registries)",
-                reference.registry
-            )));
-        }
-        Ok(())
     }
 
     /// The caller's live sandboxes (every live sandbox for an admin).

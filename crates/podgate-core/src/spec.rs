@@ -5,11 +5,13 @@ use podgate_types::api::{CreateSandboxRequest, Scheduling};
 use podgate_types::spec::SandboxSpec;
 use podgate_types::{MemorySize, validate};
 
-use crate::config::RecordingPolicy;
-use crate::kernel::Services as _;
-use crate::volumes::EncryptionAsk;
-use crate::{Caller, Error, Result, Sandboxes, ids};
 use podgate_types::users::QuotaLimits;
+use std::sync::Arc;
+
+use crate::config::{RecordingPolicy, SandboxPolicy};
+use crate::kernel::{Kernel, Services as _};
+use crate::volumes::EncryptionAsk;
+use crate::{Caller, Error, Result, ids};
 
 /// Smallest memory limit the Docker engine accepts (6 MiB).
 pub(crate) const MIN_MEMORY: u64 = 6 << 20;
@@ -74,23 +76,23 @@ pub(crate) fn ttl_from_creation(created_at: i64, expires_at: i64) -> Option<u64>
     u64::try_from((expires_at.saturating_sub(created_at) + 999) / 1000).ok()
 }
 
-impl Sandboxes {
+impl NewSandbox {
     /// Validates a create request and applies the policy and defaults: the one place a
     /// [`SandboxSpec`] is made.
-    pub(crate) async fn build_spec(
-        &self,
+    pub(crate) async fn build(
+        k: &Arc<Kernel>,
         caller: &Caller,
         req: CreateSandboxRequest,
         scheduling: Option<Scheduling>,
     ) -> Result<NewSandbox> {
-        let encryption = self.volumes().check_encryption(&req)?;
-        let (disk, volume_size) = crate::quotas::disk_sizes(&req, &self.k.cfg.sandbox)?;
+        let encryption = k.volumes().check_encryption(&req)?;
+        let (disk, volume_size) = crate::quotas::disk_sizes(&req, &k.cfg.sandbox)?;
         let image = match (&req.snapshot, req.image) {
             (Some(_), Some(_)) => return Err(Error::Invalid("give `image` or `snapshot`, not both".into())),
-            (Some(s), None) => self.k.snapshots().snapshot_image(caller, s).await?,
+            (Some(s), None) => k.snapshots().snapshot_image(caller, s).await?,
             (None, image) => {
-                let image = image.unwrap_or_else(|| self.k.cfg.default_image.clone());
-                self.check_image(&image)?;
+                let image = image.unwrap_or_else(|| k.cfg.default_image.clone());
+                check_image(&k.cfg.sandbox, &image)?;
                 image
             }
         };
@@ -116,7 +118,7 @@ impl Sandboxes {
         {
             return Err(Error::Invalid(format!("memory {m} bytes is out of range: give 6Mi to 16Ti")));
         }
-        let policy = &self.k.cfg.sandbox;
+        let policy = &k.cfg.sandbox;
         let user = match req.user.as_deref() {
             None => policy.user,
             Some(u) => parse_user(u)?,
@@ -126,7 +128,7 @@ impl Sandboxes {
                 "this server does not allow root sandboxes: leave out `user` to run as uid 1000".into(),
             ));
         }
-        let record_terminals = match self.k.cfg.recording.policy {
+        let record_terminals = match k.cfg.recording.policy {
             RecordingPolicy::Always => true,
             RecordingPolicy::Requested => req.record_terminals,
             RecordingPolicy::Off if req.record_terminals => {
@@ -134,22 +136,22 @@ impl Sandboxes {
             }
             RecordingPolicy::Off => false,
         };
-        let max_ttl = self.k.cfg.max_ttl.as_secs();
-        let quota = self.k.quotas().limits_of(&caller.user_id).await?;
-        let ttl = self.k.quotas().ttl_within(req.ttl_seconds, &quota)?;
-        let idle_timeout = req.idle_timeout_seconds.unwrap_or(self.k.cfg.default_idle_timeout.as_secs());
+        let max_ttl = k.cfg.max_ttl.as_secs();
+        let quota = k.quotas().limits_of(&caller.user_id).await?;
+        let ttl = k.quotas().ttl_within(req.ttl_seconds, &quota)?;
+        let idle_timeout = req.idle_timeout_seconds.unwrap_or(k.cfg.default_idle_timeout.as_secs());
         if idle_timeout > max_ttl {
             return Err(Error::Invalid(format!(
                 "idle_timeout_seconds {idle_timeout} is out of range: use 0 (never) to {max_ttl}"
             )));
         }
-        let sidecars = crate::sidecars::prepare(req.sidecars, quota.sidecars, MIN_MEMORY, |i| self.check_image(i))?;
+        let sidecars = crate::sidecars::prepare(req.sidecars, quota.sidecars, MIN_MEMORY, |i| check_image(policy, i))?;
         let bootstrap = crate::code_source::prepare(
             req.code.as_ref(),
             req.install.as_ref(),
             req.command.as_ref(),
             req.shell,
-            &self.k.cfg.code,
+            &k.cfg.code,
         )
         .await?;
         let spec = SandboxSpec {
@@ -174,4 +176,21 @@ impl Sandboxes {
         let persist = req.persist.then_some((volume_size, encryption));
         Ok(NewSandbox { name, image, spec, charge, quota, persist })
     }
+}
+
+/// Checks an image a caller named for a sandbox or sidecar: a name (never an id), not a
+/// snapshot's (those are used through `snapshot`, by their owner), from a registry the admin
+/// allows (`policy`).
+pub(crate) fn check_image(policy: &SandboxPolicy, image: &str) -> Result<()> {
+    let reference = podgate_types::image_ref::ImageRef::parse(image).map_err(Error::Invalid)?;
+    if crate::snapshots::is_snapshot_image(image) {
+        return Err(Error::Forbidden("snapshot images are used through `snapshot`, by their owner".into()));
+    }
+    if !podgate_types::image_ref::registry_allowed(&policy.image_registries, &reference.registry) {
+        return Err(Error::Forbidden(format!(
+            "image {image:?} is from registry {}, which this server does not allow (admins: --image-registries)",
+            reference.registry
+        )));
+    }
+    Ok(())
 }

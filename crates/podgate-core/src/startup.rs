@@ -12,9 +12,18 @@ use podgate_types::api::{NetworkMode, Sandbox};
 
 use crate::agent_client::AgentClient;
 use crate::clock::now_ms;
-use crate::{Error, Result, Sandboxes};
+use std::sync::Arc;
 
-impl Sandboxes {
+use crate::kernel::{Kernel, Services as _};
+use crate::{Error, Result};
+
+/// The start-up service: brings a sandbox whose row was just inserted up to running.
+#[derive(Clone)]
+pub(crate) struct Startup {
+    pub(crate) k: Arc<Kernel>,
+}
+
+impl Startup {
     /// Places a new sandbox (`key` encrypts or unlocks its workspace) and waits for its agent.
     pub(crate) async fn bring_up(&self, row: SandboxRow, key: Option<podgate_runtime::VolumeKey>) -> Result<Sandbox> {
         let id = row.id.clone();
@@ -30,11 +39,11 @@ impl Sandboxes {
                     return Err(self.removed_while_starting(&id).await);
                 }
                 tracing::info!(sandbox_id = %id, "sandbox running");
-                let row = self.load(&id).await?;
+                let row = self.k.sandboxes().load(&id).await?;
                 if let Some(b) = &row.spec.bootstrap {
-                    self.begin_bootstrap(&row, b).await?;
+                    self.k.bootstrap().begin(&row, b).await?;
                 }
-                self.view(&self.load(&id).await?)
+                self.k.sandboxes().view(&self.k.sandboxes().load(&id).await?)
             }
             Err(e) => {
                 tracing::warn!(sandbox_id = %id, error = %e, "create failed; removing the sandbox");

@@ -111,7 +111,7 @@ impl Templates {
         validate::env(&r.env).map_err(Error::Invalid)?;
         validate::labels(&r.labels).map_err(Error::Invalid)?;
         if let Some(image) = &r.image {
-            self.k.sandboxes().check_image(image)?;
+            crate::spec::check_image(&self.k.cfg.sandbox, image)?;
         }
         Ok(())
     }

@@ -46,7 +46,7 @@ impl Terminals {
     pub async fn create(&self, caller: &Caller, sandbox: &str, spec: &TerminalSpec) -> Result<(String, TerminalInfo)> {
         let (row, agent) = self.sandboxes.running_agent(caller, sandbox).await?;
         let r = agent.create_terminal(spec).await.map_err(|e| agent_error(&row.id, e));
-        let recorded = self.sandboxes.records_terminals(&row);
+        let recorded = row.spec.record_terminals;
         let event = Event::by(caller, "terminal.open").sandbox(&row.id);
         let event = match &r {
             Ok(info) if recorded => event.detail(format!("terminal {} (recorded)", info.id)),
@@ -56,7 +56,7 @@ impl Terminals {
         self.sandboxes.k.audit.record(event).await;
         let info = r?;
         if recorded {
-            self.sandboxes.k.recordings.start(agent, &row.id, &info);
+            self.sandboxes.k.recorder.start(agent, &row.id, &info);
         }
         tracing::info!(sandbox_id = %row.id, user_id = %caller.user_id, terminal_id = %info.id, "terminal created");
         Ok((row.id, info))

@@ -133,7 +133,7 @@ async fn an_idle_pause_the_runtime_refuses_is_tried_once() {
     let sb = sandboxes.create(&alice, req).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     for _ in 0..3 {
-        sandboxes.reconcile().await.unwrap();
+        sandboxes.reconciler().reconcile().await.unwrap();
     }
     assert_eq!(*driver.pauses.lock().unwrap(), 1, "a refusal is not retried every pass");
     assert_eq!(sandboxes.get(&alice, &sb.id).await.unwrap().state, podgate_types::api::SandboxState::Running);
@@ -156,7 +156,7 @@ async fn one_sandbox_the_runtime_refuses_does_not_stop_the_others() {
     // Both vanish from the runtime; removing what is left of the first one fails.
     driver.vanished.lock().unwrap().extend([a.id.clone(), b.id.clone()]);
     driver.undeletable.lock().unwrap().push(a.id.clone());
-    sandboxes.reconcile().await.unwrap();
+    sandboxes.reconciler().reconcile().await.unwrap();
     let state = |id: String| {
         let store = store.clone();
         async move { store.sandbox(&id).await.unwrap().unwrap().state }
@@ -175,6 +175,6 @@ async fn one_sandbox_the_runtime_refuses_does_not_stop_the_others() {
     };
     store.insert_sandbox(&c).await.unwrap();
     driver.undeletable.lock().unwrap().push(c.id.clone());
-    sandboxes.recover().await.unwrap();
+    sandboxes.reconciler().recover().await.unwrap();
     assert_eq!(state(c.id.clone()).await, podgate_types::api::SandboxState::Failed);
 }

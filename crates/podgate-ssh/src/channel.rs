@@ -159,14 +159,14 @@ pub(crate) async fn session(channel: Channel<Msg>, login: Arc<Login>, shared: Ar
             Some(ChannelMsg::AgentForward { .. }) if shared.cfg.allow_agent_forwarding => {
                 if let Some(path) = login.agent_socket(&handle).await {
                     let what = SshUse::AgentForward { socket: &path };
-                    shared.sandboxes.record_ssh(&login.caller, &login.sandbox_id, what).await;
+                    shared.sandboxes.agent_requests().record_ssh(&login.caller, &login.sandbox_id, what).await;
                     env.insert("SSH_AUTH_SOCK".into(), path);
                 }
             }
             Some(ChannelMsg::RequestShell { .. }) => break None,
             Some(ChannelMsg::Exec { command, .. }) => break Some(String::from_utf8_lossy(&command).into_owned()),
             Some(ChannelMsg::RequestSubsystem { name, .. }) if name == "sftp" => {
-                shared.sandboxes.record_ssh(&login.caller, &login.sandbox_id, SshUse::Sftp).await;
+                shared.sandboxes.agent_requests().record_ssh(&login.caller, &login.sandbox_id, SshUse::Sftp).await;
                 let code = match login.agent.sftp().await {
                     Ok(ws) => {
                         splice(rx, &tx, ws).await;
@@ -195,7 +195,7 @@ pub(crate) async fn session(channel: Channel<Msg>, login: Arc<Login>, shared: Ar
         Some(c) => SshUse::Exec { command: c },
         None => SshUse::Shell,
     };
-    shared.sandboxes.record_ssh(&login.caller, &login.sandbox_id, what).await;
+    shared.sandboxes.agent_requests().record_ssh(&login.caller, &login.sandbox_id, what).await;
     if let Some((term, _, _)) = &pty {
         env.insert("TERM".into(), term.clone());
     }

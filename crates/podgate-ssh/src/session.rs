@@ -108,7 +108,7 @@ impl Connection {
         match self.log_in(user, credential).await {
             Ok(login) => {
                 let how = SshUse::Login { how: what };
-                self.shared.sandboxes.record_ssh(&login.caller, &login.sandbox_id, how).await;
+                self.shared.sandboxes.agent_requests().record_ssh(&login.caller, &login.sandbox_id, how).await;
                 tracing::info!(user_id = %login.caller.user_id, sandbox_id = %login.sandbox_id, "SSH login");
                 if let Some(previous) = self.login.replace(Arc::new(login)) {
                     // A second login on one connection: it was counted twice.
@@ -118,7 +118,11 @@ impl Connection {
                 Auth::Accept
             }
             Err(why) => {
-                self.shared.sandboxes.record_ssh_refusal(self.source().as_deref(), user, &why.to_string()).await;
+                self.shared
+                    .sandboxes
+                    .agent_requests()
+                    .record_ssh_refusal(self.source().as_deref(), user, &why.to_string())
+                    .await;
                 tracing::info!(user, reason = %why, "SSH login refused");
                 Auth::reject()
             }
@@ -214,7 +218,7 @@ impl russh::server::Handler for Connection {
             Ok(ws) => {
                 reply.accept().await;
                 let what = SshUse::Forward { host, port };
-                self.shared.sandboxes.record_ssh(&login.caller, &login.sandbox_id, what).await;
+                self.shared.sandboxes.agent_requests().record_ssh(&login.caller, &login.sandbox_id, what).await;
                 tokio::spawn(forward::forward(channel, ws));
             }
             Err(e) => {
@@ -247,7 +251,7 @@ impl russh::server::Handler for Connection {
         *port = u32::from(listener.port);
         let asked_at = format!("{address}:{asked}");
         let what = SshUse::RemoteForward { asked: &asked_at, listening: &listener.address };
-        self.shared.sandboxes.record_ssh(&login.caller, &login.sandbox_id, what).await;
+        self.shared.sandboxes.agent_requests().record_ssh(&login.caller, &login.sandbox_id, what).await;
         let to = forward::Destination::Tcp { address: address.to_string(), port: *port };
         let task = tokio::spawn(forward::serve(listener, login.agent.clone(), session.handle(), to));
         if let Some(old) = self.remote.insert((address.to_string(), *port), task.abort_handle()) {

@@ -135,15 +135,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&scratch_dir).with_context(|| format!("creating {}", scratch_dir.display()))?;
     let core = podgate_core::CoreConfig { replica_id: replica_id(&data_dir)?, scratch_dir, ..s.core };
     let sandboxes = Sandboxes::new(store.clone(), driver, core, metrics.clone());
-    sandboxes.recover().await.context("recovering sandboxes after the last run")?;
+    sandboxes.reconciler().recover().await.context("recovering sandboxes after the last run")?;
     // Recordings now live in the database; move any an older server left on this disk.
-    match sandboxes.import_recordings(&data_dir.join("recordings")).await {
+    match sandboxes.recordings().import_dir(&data_dir.join("recordings")).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(moved = n, "moved terminal recordings from the data dir into the database"),
         Err(e) => tracing::warn!(error = %e, "moving old terminal recordings into the database failed"),
     }
     let parts = supervisor::Supervisor::default();
-    parts.spawn_loop("reconciler", sandboxes.clone().run_reconciler());
+    parts.spawn_loop("reconciler", sandboxes.reconciler().run());
     parts.spawn_loop("waker", sandboxes.lifecycle().run_waker());
     if s.audit_retention.is_some() || s.recording_retention.is_some() {
         parts.spawn_loop("retention", enforce_retention(sandboxes.clone(), s.audit_retention, s.recording_retention));
@@ -230,7 +230,7 @@ async fn enforce_retention(sandboxes: Sandboxes, audit: Option<Duration>, record
             }
         }
         if let Some(r) = recordings {
-            match sandboxes.purge_recordings(r).await {
+            match sandboxes.recordings().purge(r).await {
                 Ok(n) => tracing::info!(removed = n, "purged old terminal recordings"),
                 Err(e) => tracing::warn!(error = %e, "purging terminal recordings failed"),
             }
