@@ -50,6 +50,7 @@ pub async fn run(processes: &Processes, req: ExecRequest) -> Result<ExecResponse
         pty: None,
         timeout_seconds: req.timeout_seconds,
         stdin: req.stdin.is_some(),
+        tag: None,
     };
     let started = Instant::now();
     let (process, guard) = processes.start_attached(spec).map_err(|e| match e {

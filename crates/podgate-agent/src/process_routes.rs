@@ -35,6 +35,57 @@ pub fn routes() -> Router<Arc<AgentState>> {
         .route(paths::PROCESS, get(info).delete(kill))
         .route(paths::PROCESS_SIGNAL, post(signal))
         .route(paths::PROCESS_ATTACH, get(attach))
+        .route(paths::PROCESS_INPUT, post(input))
+        .route(paths::PROCESS_CLOSE_STDIN, post(close_stdin))
+        .route(paths::PROCESS_RESIZE, post(resize))
+}
+
+/// Most bytes one `input` request may carry.
+const MAX_INPUT: usize = 1 << 20;
+
+fn refused(m: String) -> Response {
+    error(StatusCode::CONFLICT, "refused", m)
+}
+
+async fn input(State(st): State<Arc<AgentState>>, Path(id): Path<String>, body: axum::body::Body) -> Response {
+    let p = match st.processes.get(&id) {
+        Ok(p) => p,
+        Err(e) => return proc_error(e),
+    };
+    let data = match axum::body::to_bytes(body, MAX_INPUT).await {
+        Ok(d) => d,
+        Err(_) => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("input is at most {MAX_INPUT} bytes"));
+        }
+    };
+    match p.write_stdin(&data).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(m) => refused(m),
+    }
+}
+
+async fn close_stdin(State(st): State<Arc<AgentState>>, Path(id): Path<String>) -> Response {
+    match st.processes.get(&id) {
+        Ok(p) => match p.close_stdin().await {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(m) => refused(m),
+        },
+        Err(e) => proc_error(e),
+    }
+}
+
+async fn resize(
+    State(st): State<Arc<AgentState>>,
+    Path(id): Path<String>,
+    JsonBody(size): JsonBody<podgate_types::process::ResizeRequest>,
+) -> Response {
+    match st.processes.get(&id) {
+        Ok(p) => match p.resize(size.cols, size.rows) {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(m) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m),
+        },
+        Err(e) => proc_error(e),
+    }
 }
 
 fn proc_error(e: ProcError) -> Response {

@@ -107,6 +107,8 @@ pub struct Process {
     argv: Vec<String>,
     shell: bool,
     user: Option<String>,
+    cwd: String,
+    tag: Option<String>,
     started_at: i64,
     pty: Option<Arc<Pty>>,
     input: Input,
@@ -170,6 +172,8 @@ impl Process {
             shell: self.shell,
             pty: self.pty.is_some(),
             user: self.user.clone(),
+            cwd: self.cwd.clone(),
+            tag: self.tag.clone(),
             started_at: self.started_at,
             clients,
             exit,
@@ -345,6 +349,11 @@ impl Processes {
     }
 
     fn launch(&self, spec: ProcessSpec, attach: bool) -> Result<(Arc<Process>, Option<AttachGuard>), ProcError> {
+        if let Some(tag) = &spec.tag
+            && (tag.len() > 256 || tag.chars().any(char::is_control))
+        {
+            return Err(ProcError::Invalid("a tag is at most 256 characters, none of them control characters".into()));
+        }
         if let Some(p) = spec.pty {
             check_size(p.cols, p.rows).map_err(ProcError::Invalid)?;
         }
@@ -389,6 +398,8 @@ impl Processes {
             argv,
             shell: spec.shell,
             user: spec.user.clone(),
+            cwd: cwd.display().to_string(),
+            tag: spec.tag.clone(),
             started_at: now_ms(),
             pty,
             input,

@@ -127,6 +127,8 @@ pub fn agent_action(method: &Method, agent_path: &str) -> Option<&'static str> {
         Method::GET if p.ends_with("/attach") => Some("process.attach"),
         Method::GET if p == paths::TUNNEL => Some("tunnel.open"),
         Method::GET => None,
+        // Keystrokes and window sizes of a process whose start was audited.
+        Method::POST if p.ends_with("/input") || p.ends_with("/resize") || p.ends_with("/close-stdin") => None,
         _ if p.starts_with(paths::FILES) => Some("file.write"),
         Method::POST if p == paths::PROCESSES => Some("process.start"),
         Method::POST if p.ends_with("/signal") => Some("process.signal"),

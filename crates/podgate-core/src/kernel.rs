@@ -2,7 +2,7 @@
 //! rate limits, the audit trail, activity marks, and the little state that must be one per
 //! server (reconciler leadership, refills, resumes). It has no behaviour of its own; the services
 //! (`Sandboxes`, `Startup`, `Bootstrap`, `Lifecycle`, `Reconciler`, `Volumes`, `Snapshots`,
-//! `Templates`, `Quotas`, `Recordings`, `AgentRequests`; `Terminals` on top of `Sandboxes`) each
+//! `Templates`, `Quotas`, `Recordings`, `AgentRequests`, `AccessTokens`; `Terminals` on top of `Sandboxes`) each
 //! hold an `Arc` of it and own their operations in their own file.
 
 use std::collections::{HashMap, HashSet};
@@ -76,6 +76,7 @@ pub(crate) trait Services {
     fn reconciler(&self) -> crate::reconciler::Reconciler;
     fn recordings(&self) -> crate::recordings::Recordings;
     fn agent_requests(&self) -> crate::agent_requests::AgentRequests;
+    fn access_tokens(&self) -> crate::access_tokens::AccessTokens;
 }
 
 impl Services for Arc<Kernel> {
@@ -111,5 +112,8 @@ impl Services for Arc<Kernel> {
     }
     fn agent_requests(&self) -> crate::agent_requests::AgentRequests {
         crate::agent_requests::AgentRequests { k: self.clone() }
+    }
+    fn access_tokens(&self) -> crate::access_tokens::AccessTokens {
+        crate::access_tokens::AccessTokens { k: self.clone() }
     }
 }

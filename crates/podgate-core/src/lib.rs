@@ -1,6 +1,7 @@
 //! podgate's core: the `Sandboxes` service every way in (REST, WebSocket, SSH; E2B and gRPC to come) translates
 //! into, authentication, the agent client, the reconciler and metrics.
 
+pub mod access_tokens;
 pub mod activity;
 pub mod agent_client;
 pub mod agent_requests;

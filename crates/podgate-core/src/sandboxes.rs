@@ -78,6 +78,11 @@ impl Sandboxes {
         self.k.agent_requests()
     }
 
+    /// Access tokens to one sandbox, for clients that address it directly.
+    pub fn access_tokens(&self) -> crate::access_tokens::AccessTokens {
+        self.k.access_tokens()
+    }
+
     /// The audit trail.
     pub fn audit(&self) -> &Audit {
         &self.k.audit

@@ -48,6 +48,12 @@ pub mod paths {
     pub const PROCESS: &str = "/v1/processes/{id}";
     pub const PROCESS_SIGNAL: &str = "/v1/processes/{id}/signal";
     pub const PROCESS_ATTACH: &str = "/v1/processes/{id}/attach";
+    /// `POST`: the body goes to the process's stdin.
+    pub const PROCESS_INPUT: &str = "/v1/processes/{id}/input";
+    /// `POST`: closes the process's stdin (on a PTY: types the EOF character).
+    pub const PROCESS_CLOSE_STDIN: &str = "/v1/processes/{id}/close-stdin";
+    /// `POST` a [`crate::process::ResizeRequest`]: resizes the process's PTY.
+    pub const PROCESS_RESIZE: &str = "/v1/processes/{id}/resize";
     pub const LISTEN: &str = "/v1/listen";
     pub const LISTENER_ACCEPT: &str = "/v1/listen/{id}/accept";
 

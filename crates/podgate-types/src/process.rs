@@ -47,6 +47,9 @@ pub struct ProcessSpec {
     /// Keep stdin open for input sent over the stream; otherwise stdin is `/dev/null`.
     #[serde(default)]
     pub stdin: bool,
+    /// A caller's label for the process, shown when listed (for finding it again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 /// A PTY's size.
@@ -80,6 +83,12 @@ pub struct ProcessInfo {
     pub shell: bool,
     pub pty: bool,
     pub user: Option<String>,
+    /// The working directory it started in.
+    #[serde(default)]
+    pub cwd: String,
+    /// The caller's label, from the spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
     /// Unix milliseconds.
     pub started_at: i64,
     /// Clients attached now.
@@ -118,6 +127,14 @@ pub enum ServerMessage {
     },
     /// A client message could not be carried out; the stream goes on.
     Error { message: String },
+}
+
+/// Body of the agent's `POST /v1/processes/{id}/resize`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResizeRequest {
+    pub cols: u16,
+    pub rows: u16,
 }
 
 /// Body of `POST /v1/sandboxes/{id}/processes/{pid}/signal`.

@@ -78,6 +78,8 @@ enum Command {
     Sync(cli::SyncArgs),
     /// Forward local ports to ports inside a sandbox.
     PortForward(cli::PortForwardArgs),
+    /// The E2B-compatible API: `podgate e2b env` prints the environment for E2B SDK programs.
+    E2b(cli::E2bArgs),
 }
 
 /// The command line, with `podgate server`'s config file (`--config`) as its flags' defaults.
@@ -154,6 +156,7 @@ fn main() {
             Command::Token(a) => cli::token(a).await.map(|()| 0),
             Command::Sync(a) => cli::sync(a).await.map(|()| 0),
             Command::PortForward(a) => cli::port_forward(a).await.map(|()| 0),
+            Command::E2b(a) => cli::e2b(a).await.map(|()| 0),
         }
     });
     match result {

@@ -74,6 +74,7 @@ pub async fn exec(a: ExecArgs) -> anyhow::Result<i32> {
         }),
         timeout_seconds: a.timeout,
         stdin: a.interactive,
+        tag: None,
     };
     let _raw = if a.tty { Some(RawMode::enable()) } else { None };
     let (stdin_tx, mut stdin_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);

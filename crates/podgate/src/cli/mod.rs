@@ -2,6 +2,7 @@
 
 mod config;
 mod cp;
+mod e2b;
 mod enter;
 mod exec;
 mod forward;
@@ -26,6 +27,7 @@ use podgate_types::bootstrap::{CodeSource, CommandLine};
 
 pub use config::{LoginArgs, login};
 pub use cp::{CpArgs, cp};
+pub use e2b::{E2bArgs, e2b};
 pub use enter::{EnterArgs, TerminalsArgs, enter, terminals};
 pub use exec::{ExecArgs, exec};
 pub use forward::{PortForwardArgs, port_forward};

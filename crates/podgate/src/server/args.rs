@@ -29,6 +29,14 @@ pub struct ServerArgs {
     /// SSH listen address (`:0` picks a port, written to DATA_DIR/ssh.addr), or `off` [default: 127.0.0.1:2222].
     #[arg(long, env = "PODGATE_SSH_LISTEN")]
     pub(crate) ssh_listen: Option<String>,
+    /// E2B-compatible API listen address (the E2B SDKs' `E2B_API_URL` and `E2B_SANDBOX_URL`; `:0`
+    /// picks a port, written to DATA_DIR/e2b.addr), or `off` [default: 127.0.0.1:3000].
+    #[arg(long, env = "PODGATE_E2B_LISTEN")]
+    pub(crate) e2b_listen: Option<String>,
+    /// Domain under which sandboxes are reached as `PORT-SANDBOXID.DOMAIN` by the E2B SDKs (needs
+    /// wildcard DNS and TLS in front) [default: none: clients set `E2B_SANDBOX_URL`].
+    #[arg(long, env = "PODGATE_E2B_DOMAIN")]
+    pub(crate) e2b_domain: Option<String>,
     /// Environment variables SSH clients may set, comma-separated (`LC_*` for a prefix) [default: LANG,LC_*,TERM].
     #[arg(long, env = "PODGATE_SSH_ENV_ALLOW", value_delimiter = ',')]
     pub(crate) ssh_env_allow: Option<Vec<String>>,

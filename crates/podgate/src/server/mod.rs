@@ -184,6 +184,19 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 .context("the SSH server")
         });
     }
+    if let Some(e2b_listen) = &s.e2b_listen {
+        let e2b = tokio::net::TcpListener::bind(e2b_listen)
+            .await
+            .with_context(|| format!("listening for the E2B API on {e2b_listen}"))?;
+        let e2b_addr = e2b.local_addr()?;
+        tracing::info!(%e2b_addr, "podgate's E2B-compatible API listening on http://{e2b_addr}");
+        crate::files::write_private(&data_dir.join("e2b.addr"), &format!("{e2b_addr}\n"))?;
+        let app = podgate_e2b::router(podgate_e2b::E2bState::new(sandboxes.clone(), auth.clone(), s.e2b.clone()))
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        parts.spawn("e2b", move |stop| async move {
+            axum::serve(e2b, app).with_graceful_shutdown(stop.cancelled_owned()).await.context("the E2B API server")
+        });
+    }
     let listener =
         tokio::net::TcpListener::bind(&s.listen).await.with_context(|| format!("listening on {}", s.listen))?;
     let addr = listener.local_addr()?;

@@ -17,6 +17,9 @@ pub(super) struct Settings {
     /// `None`: SSH is off.
     pub(super) ssh_listen: Option<String>,
     pub(super) ssh: podgate_ssh::SshConfig,
+    /// `None`: the E2B API is off.
+    pub(super) e2b_listen: Option<String>,
+    pub(super) e2b: podgate_e2b::E2bConfig,
     pub(super) data_dir: PathBuf,
     pub(super) database_url: Option<secrecy::SecretString>,
     pub(super) agent_bin: PathBuf,
@@ -150,9 +153,17 @@ pub(super) fn resolve(mut args: ServerArgs) -> anyhow::Result<Settings> {
     if !(3..=86400).contains(&new_lease) {
         bail!("--ssh-new-lease-seconds {new_lease} is out of range: use 3 to 86400");
     }
+    let e2b_domain = match args.e2b_domain.map(|d| d.trim_matches('.').to_ascii_lowercase()) {
+        Some(d) if d.is_empty() || !d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') => {
+            bail!("--e2b-domain {d:?} is not a domain name")
+        }
+        d => d,
+    };
     Ok(Settings {
         listen: args.listen.unwrap_or_else(|| "127.0.0.1:7070".into()),
         ssh_listen: Some(args.ssh_listen.unwrap_or_else(|| "127.0.0.1:2222".into())).filter(|l| l != "off"),
+        e2b_listen: Some(args.e2b_listen.unwrap_or_else(|| "127.0.0.1:3000".into())).filter(|l| l != "off"),
+        e2b: podgate_e2b::E2bConfig { domain: e2b_domain },
         ssh: podgate_ssh::SshConfig {
             env_allow: args.ssh_env_allow.unwrap_or_else(|| podgate_ssh::SshConfig::default().env_allow),
             allow_local_forwarding: !(no_forwarding || args.ssh_no_local_forwarding.unwrap_or(false)),

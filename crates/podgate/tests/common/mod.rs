@@ -29,6 +29,8 @@ pub struct Server {
     pub pg: Option<podgate_testpg::TestPg>,
     /// Where the SSH server listens (a free loopback port).
     pub ssh_addr: String,
+    /// Where the E2B-compatible API listens (a free loopback port).
+    pub e2b_addr: String,
     child: Option<Child>,
 }
 
@@ -72,6 +74,7 @@ impl Server {
             database_url: pg.as_ref().map(|p| p.url()),
             pg,
             ssh_addr: String::new(),
+            e2b_addr: String::new(),
             child: None,
         };
         s.spawn(opts);
@@ -107,6 +110,11 @@ impl Server {
             } else {
                 &["--ssh-listen", "127.0.0.1:0"][..]
             })
+            .args(if opts.extra.iter().any(|a| a == "--e2b-listen") {
+                &[][..]
+            } else {
+                &["--e2b-listen", "127.0.0.1:0"][..]
+            })
             // Tests create sandboxes faster than the default 10 a minute; tests of that limit set it.
             .args(if opts.extra.iter().any(|a| a == "--create-rate-limit") {
                 &[][..]
@@ -138,6 +146,8 @@ impl Server {
         self.token = std::fs::read_to_string(self.dir.path().join("admin.token")).unwrap().trim().to_string();
         self.ssh_addr =
             std::fs::read_to_string(self.dir.path().join("ssh.addr")).map(|a| a.trim().to_string()).unwrap_or_default();
+        self.e2b_addr =
+            std::fs::read_to_string(self.dir.path().join("e2b.addr")).map(|a| a.trim().to_string()).unwrap_or_default();
         let log = self.log();
         self.instance = log
             .split("instance=")
