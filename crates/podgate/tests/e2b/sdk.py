@@ -12,6 +12,9 @@ import time
 import e2b
 from e2b import Sandbox, SandboxQuery, CommandExitException, NotFoundException
 
+from importlib.metadata import version
+
+print(f"version {version('e2b')}", flush=True)
 checks = sys.argv[1:] or None
 done = []
 
@@ -90,6 +93,24 @@ def _():
     again = sbx.commands.connect(h.pid)
     r = again.wait()
     assert r.stdout == "late\n", r.stdout
+
+
+@check("pty")
+def _():
+    from e2b import PtySize
+
+    h = sbx.pty.create(PtySize(rows=24, cols=80))
+    sbx.pty.resize(h.pid, PtySize(rows=30, cols=100))
+    sbx.pty.send_stdin(h.pid, b"stty size; echo pty-$((6*7)); exit\n")
+    out = []
+    try:
+        h.wait(on_pty=lambda d: out.append(bytes(d).decode(errors="replace")))
+    except CommandExitException:
+        pass
+    text = "".join(out)
+    assert "30 100" in text and "pty-42" in text, text
+    t = sbx.pty.create(PtySize(rows=24, cols=80))
+    assert sbx.pty.kill(t.pid)
 
 
 @check("files.text")
@@ -212,4 +233,4 @@ def _():
     assert sbx.sandbox_id not in ids
 
 
-print(f"passed {len(done)} checks with e2b {e2b.__version__ if hasattr(e2b, '__version__') else '?'}")
+print(f"passed {len(done)} checks")
