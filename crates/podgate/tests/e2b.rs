@@ -184,3 +184,193 @@ fn compare_with_the_docs(table: &str) {
         }
     }
 }
+
+/// One Connect envelope.
+fn envelope(flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut b = vec![flags];
+    b.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    b.extend_from_slice(payload);
+    b
+}
+
+/// The end message of a Connect stream's body.
+fn end_message(body: &[u8]) -> serde_json::Value {
+    let mut rest = body;
+    while rest.len() >= 5 {
+        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        if rest[0] & 2 != 0 {
+            return serde_json::from_slice(&rest[5..5 + len]).unwrap();
+        }
+        rest = &rest[5 + len..];
+    }
+    panic!("no end message in {body:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_and_other_tenants_get_clear_errors() {
+    let srv = Server::start();
+    let admin = srv.client();
+    let mut keys = Vec::new();
+    for name in ["alice", "bob"] {
+        keys.push(admin.create_user(&CreateUserRequest { name: name.into(), role: None }).await.unwrap().token.secret);
+    }
+    let (alice, bob) = (&keys[0], &keys[1]);
+    let base = format!("http://{}", srv.e2b_addr);
+    let http = reqwest::Client::new();
+    let create = |key: &str| {
+        http.post(format!("{base}/v2/sandboxes"))
+            .header("x-api-key", key)
+            .json(&serde_json::json!({"templateID": "base"}))
+    };
+
+    // The control plane: no key, a wrong key, another user's sandbox, unsupported options.
+    let r = http.get(format!("{base}/v2/sandboxes")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], 401, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("X-API-Key"), "{body}");
+    let r = http.get(format!("{base}/v2/sandboxes")).header("x-api-key", "pgt_wrong").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = create(alice).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let sb: serde_json::Value = r.json().await.unwrap();
+    let (id, token) =
+        (sb["sandboxID"].as_str().unwrap().to_string(), sb["envdAccessToken"].as_str().unwrap().to_string());
+    assert_eq!(sb["envdVersion"], "0.5.7");
+    for (method, path) in [
+        ("GET", format!("/sandboxes/{id}")),
+        ("DELETE", format!("/sandboxes/{id}")),
+        ("POST", format!("/sandboxes/{id}/pause")),
+    ] {
+        let r = http
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .header("x-api-key", bob)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "bob {method} {path}");
+    }
+    let r = http
+        .post(format!("{base}/v2/sandboxes"))
+        .header("x-api-key", alice)
+        .json(&serde_json::json!({"templateID": "base", "autoPause": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 501);
+    assert!(r.text().await.unwrap().contains("autoPause"));
+    let r =
+        http.post(format!("{base}/v2/sandboxes")).header("x-api-key", alice).body("{not json").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http.get(format!("{base}/sandboxes/{id}/metrics")).header("x-api-key", alice).send().await.unwrap();
+    assert_eq!(r.status(), 501, "routes podgate lacks say so");
+
+    // The daemon: the token is the sandbox's own; bob's sandbox token does not open alice's.
+    let rpc = |path: &str, token: &str| {
+        http.post(format!("{base}{path}"))
+            .header("e2b-sandbox-id", &id)
+            .header("e2b-sandbox-port", "49983")
+            .header("x-access-token", token)
+    };
+    let list = "/process.Process/List";
+    let r = http
+        .post(format!("{base}{list}"))
+        .header("e2b-sandbox-id", &id)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let bobs: serde_json::Value = create(bob).send().await.unwrap().json().await.unwrap();
+    let r = rpc(list, bobs["envdAccessToken"].as_str().unwrap()).json(&serde_json::json!({})).send().await.unwrap();
+    assert_eq!(r.status(), 401, "bob's sandbox token opened alice's sandbox");
+    let r = rpc(list, &token).json(&serde_json::json!({})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Malformed messages, unknown methods, other codecs, oversized messages, bad paths.
+    let code = |v: serde_json::Value| v["code"].as_str().unwrap_or_default().to_string();
+    let r = rpc(list, &token).header("content-type", "application/json").body("{oops").send().await.unwrap();
+    assert_eq!((r.status().as_u16(), code(r.json().await.unwrap())), (400, "invalid_argument".into()));
+    let r = rpc("/process.Process/Nope", &token).json(&serde_json::json!({})).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), code(r.json().await.unwrap())), (501, "unimplemented".into()));
+    let r = rpc(list, &token).header("content-type", "application/proto").body(vec![0u8; 3]).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), code(r.json().await.unwrap())), (501, "unimplemented".into()));
+    let huge = format!("{{\"path\":\"{}\"}}", "a".repeat(5 << 20));
+    let r = rpc("/filesystem.Filesystem/Stat", &token)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(r.json().await.unwrap()), "resource_exhausted");
+    let r = rpc("/filesystem.Filesystem/Stat", &token)
+        .json(&serde_json::json!({"path": "/tmp/\u{0}x"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let r = rpc("/filesystem.Filesystem/Stat", &token).json(&serde_json::json!({"path": ""})).send().await.unwrap();
+    assert_eq!(code(r.json().await.unwrap()), "invalid_argument");
+    let start = "/process.Process/Start";
+    let stream = |body: Vec<u8>| rpc(start, &token).header("content-type", "application/connect+json").body(body);
+    for (body, want) in [
+        (vec![0u8, 0], "invalid_argument"),
+        (envelope(0, b"{oops"), "invalid_argument"),
+        (envelope(1, b"{}"), "unimplemented"),
+        ([&envelope(0, b"{}")[..], b"trailing"].concat(), "invalid_argument"),
+        (envelope(0, br#"{"process":{"cmd":""}}"#), "invalid_argument"),
+        (envelope(0, br#"{"process":{"cmd":"/nonexistent/binary"}}"#), "invalid_argument"),
+    ] {
+        let r = stream(body.clone()).send().await.unwrap();
+        assert_eq!(r.status(), 200, "a stream's errors are its end message");
+        let end = end_message(&r.bytes().await.unwrap());
+        assert_eq!(end["error"]["code"], want, "{body:?}: {end}");
+    }
+    let r = http
+        .get(format!("{base}/files?path="))
+        .header("e2b-sandbox-id", &id)
+        .header("x-access-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http
+        .get(format!("{base}/files?path=/nope"))
+        .header("e2b-sandbox-id", &id)
+        .header("x-access-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = http.get(format!("{base}/health")).header("e2b-sandbox-id", "../../x").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http
+        .get(format!("{base}/health"))
+        .header("e2b-sandbox-id", &id)
+        .header("e2b-sandbox-port", "8080")
+        .header("x-access-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 501, "other ports are refused at once");
+
+    // After all that the daemon still runs commands.
+    let ok = stream(envelope(0, br#"{"process":{"cmd":"/bin/echo","args":["still","here"]}}"#)).send().await.unwrap();
+    let body = ok.bytes().await.unwrap();
+    assert_eq!(end_message(&body), serde_json::json!({}));
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("\"stdout\":\"c3RpbGwgaGVyZQo=\""), "{text}");
+
+    // A deleted sandbox's token is told the sandbox is gone (the SDKs' "not running").
+    let r = http.delete(format!("{base}/sandboxes/{id}")).header("x-api-key", alice).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let r = http
+        .get(format!("{base}/health"))
+        .header("e2b-sandbox-id", &id)
+        .header("x-access-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(r.text().await.unwrap().contains("was not found"));
+}
