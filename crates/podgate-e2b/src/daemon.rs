@@ -39,18 +39,16 @@ pub fn routes() -> Router<Arc<E2bState>> {
         .route("/health", get(crate::files::health))
         .route("/envs", get(crate::files::envs))
         .fallback(unknown)
-        .layer(axum::middleware::from_fn(only_the_daemon_port))
 }
 
-/// Ports other than the daemon's are the sandbox's own servers, which this does not reach yet.
-async fn only_the_daemon_port(req: Request, next: axum::middleware::Next) -> Response {
-    match req.extensions().get::<Target>() {
-        Some(t) if t.port != crate::ENVD_PORT => E2bError::unsupported(&format!(
-            "reaching port {} of a sandbox through the E2B API (only the daemon's port {})",
-            t.port,
-            crate::ENVD_PORT
-        ))
-        .into_response(),
+/// Sends requests for ports other than the daemon's to the sandbox's own servers.
+pub async fn other_ports(
+    axum::extract::State(st): axum::extract::State<Arc<E2bState>>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match req.extensions().get::<Target>().cloned() {
+        Some(t) if t.port != crate::ENVD_PORT => crate::ports::relay(st, t, req).await,
         _ => next.run(req).await,
     }
 }

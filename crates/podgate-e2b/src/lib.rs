@@ -6,7 +6,8 @@
 //! agent through `AgentRequests`.
 //!
 //! One listener serves both: a request that names a sandbox (the `E2b-Sandbox-Id` header, or a
-//! host name `PORT-SANDBOXID.DOMAIN`) goes to that sandbox, anything else to the control plane.
+//! host name `PORT-SANDBOXID.DOMAIN`) goes to that sandbox (its daemon, or on another port its
+//! own server), anything else to the control plane.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ mod daemon;
 mod error;
 mod files;
 mod filesystem;
+mod ports;
 mod process;
 mod proto;
 mod routing;
@@ -65,7 +67,9 @@ impl E2bState {
 pub fn router(state: E2bState) -> Router {
     let state = Arc::new(state);
     let control = control::routes().with_state(state.clone());
-    let daemon = daemon::routes().with_state(state.clone());
+    let daemon = daemon::routes()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), daemon::other_ports))
+        .with_state(state.clone());
     let domain = state.cfg.domain.clone();
     Router::new()
         .fallback(move |req: Request| dispatch(control.clone(), daemon.clone(), domain.clone(), req))

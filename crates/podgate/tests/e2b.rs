@@ -344,15 +344,33 @@ async fn bad_input_and_other_tenants_get_clear_errors() {
     assert_eq!(r.status(), 404);
     let r = http.get(format!("{base}/health")).header("e2b-sandbox-id", "../../x").send().await.unwrap();
     assert_eq!(r.status(), 400);
-    let r = http
-        .get(format!("{base}/health"))
-        .header("e2b-sandbox-id", &id)
-        .header("e2b-sandbox-port", "8080")
-        .header("x-access-token", &token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 501, "other ports are refused at once");
+    // Other ports reach the sandbox's own server, with the traffic token (or the daemon's).
+    let perl = r#"$s=IO::Socket::INET->new(LocalAddr=>'127.0.0.1',LocalPort=>8000,Listen=>5,ReuseAddr=>1) or die;
+while($c=$s->accept){$r='';while(<$c>){$r.=$_;last if /^\r?$/} ($p)=$r=~/^GET (\S+)/; $b="path=$p";
+print $c "HTTP/1.1 200 OK\r\nContent-Length: ".length($b)."\r\nConnection: close\r\n\r\n$b"; close $c}"#;
+    let server = serde_json::json!({"process": {"cmd": "perl", "args": ["-MIO::Socket::INET", "-e", perl]}});
+    drop(stream(envelope(0, server.to_string().as_bytes())).send().await.unwrap());
+    let traffic = sb["trafficAccessToken"].as_str().unwrap().to_string();
+    let port = |port: &str| {
+        http.get(format!("{base}/hello?x=1")).header("e2b-sandbox-id", &id).header("e2b-sandbox-port", port)
+    };
+    let mut answer = String::new();
+    for _ in 0..50 {
+        let r = port("8000").header("e2b-traffic-access-token", &traffic).send().await.unwrap();
+        if r.status() == 200 {
+            answer = r.text().await.unwrap();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(answer, "path=/hello?x=1");
+    assert_eq!(port("8000").header("x-access-token", &token).send().await.unwrap().status(), 200);
+    assert_eq!(port("8000").send().await.unwrap().status(), 401);
+    let bobs_traffic = bobs["trafficAccessToken"].as_str().unwrap();
+    assert_eq!(port("8000").header("e2b-traffic-access-token", bobs_traffic).send().await.unwrap().status(), 401);
+    let daemon_as_traffic = port("8000").header("e2b-traffic-access-token", &token).send().await.unwrap();
+    assert_eq!(daemon_as_traffic.status(), 401, "the daemon token is not a traffic token");
+    assert_eq!(port("8001").header("e2b-traffic-access-token", &traffic).send().await.unwrap().status(), 502);
 
     // After all that the daemon still runs commands.
     let ok = stream(envelope(0, br#"{"process":{"cmd":"/bin/echo","args":["still","here"]}}"#)).send().await.unwrap();
