@@ -14,7 +14,17 @@ fn server_as_10001(data: &std::path::Path, kubeconfig: &std::path::Path) -> std:
     Command::new("setpriv")
         .args([&format!("--reuid={UID}"), &format!("--regid={UID}"), &format!("--groups={UID}"), "--"])
         .arg(env!("CARGO_BIN_EXE_podgate"))
-        .args(["server", "--listen", "127.0.0.1:0", "--ssh-listen", "127.0.0.1:0", "--runtime", "kubernetes"])
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--ssh-listen",
+            "127.0.0.1:0",
+            "--e2b-listen",
+            "off",
+            "--runtime",
+            "kubernetes",
+        ])
         .args(["--kube-namespace", "sandboxes", "--data-dir"])
         .arg(data)
         .arg("--kubeconfig")

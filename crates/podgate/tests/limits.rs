@@ -48,7 +48,7 @@ fn replica(srv: &Server, extra: &[&str]) -> (String, KillOnDrop) {
         .arg("--agent-bin")
         .arg(common::agent_bin())
         .args(srv.database_url.iter().flat_map(|u| ["--database-url", u]))
-        .args(["--ssh-listen", "off"])
+        .args(["--ssh-listen", "off", "--e2b-listen", "off"])
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
