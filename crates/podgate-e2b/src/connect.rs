@@ -124,26 +124,40 @@ async fn read_body(req: Request) -> Result<Bytes, ConnectError> {
 pub struct Unary<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Unary<T> {
-    type Rejection = ConnectError;
+    type Rejection = Response;
 
-    async fn from_request(req: Request, _: &S) -> Result<Self, ConnectError> {
+    async fn from_request(req: Request, _: &S) -> Result<Self, Response> {
         match content_type(req.headers()) {
             "application/json" => {}
             "application/proto" => {
-                return Err(ConnectError::new("unimplemented", "podgate speaks Connect with the JSON codec only"));
+                return Err(ConnectError::new("unimplemented", "podgate speaks Connect with the JSON codec only")
+                    .into_response());
             }
-            other => return Err(ConnectError::invalid(format!("content type {other:?}: send application/json"))),
+            other => {
+                return Err(
+                    ConnectError::invalid(format!("content type {other:?}: send application/json")).into_response()
+                );
+            }
         }
-        check_encoding(req.headers(), "content-encoding")?;
-        let body = read_body(req).await?;
+        check_encoding(req.headers(), "content-encoding").map_err(IntoResponse::into_response)?;
+        let body = read_body(req).await.map_err(closing)?;
         if body.len() > MAX_MESSAGE {
-            return Err(ConnectError::new(
-                "resource_exhausted",
-                format!("the message is larger than {MAX_MESSAGE} bytes"),
-            ));
+            return Err(closing(too_large()));
         }
-        Ok(Unary(parse(&body)?))
+        Ok(Unary(parse(&body).map_err(IntoResponse::into_response)?))
     }
+}
+
+fn too_large() -> ConnectError {
+    ConnectError::new("resource_exhausted", format!("the message is larger than {MAX_MESSAGE} bytes"))
+}
+
+/// `e` answered on a connection that then closes: the rest of a request body that was not read
+/// must not be taken for the next request.
+fn closing(e: impl IntoResponse) -> Response {
+    let mut r = e.into_response();
+    r.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    r
 }
 
 /// The request message of a server-streaming call (one envelope), and the keepalive interval the
@@ -180,7 +194,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StreamRequest<T> {
             .and_then(|v| v.parse::<u64>().ok())
             .filter(|s| *s > 0)
             .map(|s| Duration::from_secs(s.min(3600)));
-        let body = read_body(req).await.map_err(fail)?;
+        let body = read_body(req).await.map_err(|e| closing(fail(e)))?;
         let message = envelope(&body).map_err(fail)?;
         Ok(StreamRequest { message: parse(message).map_err(fail)?, keepalive })
     }
@@ -196,7 +210,7 @@ fn envelope(body: &[u8]) -> Result<&[u8], ConnectError> {
     }
     let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
     if len > MAX_MESSAGE {
-        return Err(ConnectError::new("resource_exhausted", format!("the message is larger than {MAX_MESSAGE} bytes")));
+        return Err(too_large());
     }
     if body.len() != 5 + len {
         return Err(ConnectError::invalid("the envelope's length does not match the request body"));

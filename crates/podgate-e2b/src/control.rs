@@ -74,14 +74,19 @@ impl FromRequestParts<Arc<E2bState>> for ApiCaller {
 pub struct Body<T>(pub T);
 
 impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Body<T> {
-    type Rejection = E2bError;
+    type Rejection = Response;
 
-    async fn from_request(req: axum::extract::Request, _: &S) -> Result<Self> {
-        let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
-            .await
-            .map_err(|_| E2bError::new(StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than 1 MiB"))?;
+    async fn from_request(req: axum::extract::Request, _: &S) -> Result<Self, Response> {
+        let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|_| {
+            // The rest of the body is unread: the connection closes after the answer.
+            let mut r = E2bError::new(StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than 1 MiB").into_response();
+            r.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
+            r
+        })?;
         let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-        serde_json::from_slice(bytes).map(Body).map_err(|e| E2bError::bad_request(format!("invalid body: {e}")))
+        serde_json::from_slice(bytes)
+            .map(Body)
+            .map_err(|e| E2bError::bad_request(format!("invalid body: {e}")).into_response())
     }
 }
 

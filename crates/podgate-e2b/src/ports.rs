@@ -19,6 +19,11 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::routing::Target;
 use crate::{E2bError, E2bState};
 
+/// A sandbox younger than this (ms) may still be starting its servers.
+const YOUNG_MS: i64 = 60_000;
+/// How long a young sandbox's closed port is tried again.
+const STARTING_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Headers that address or authorize the sandbox, never passed to its server.
 const STRIPPED: [&str; 5] =
     ["e2b-sandbox-id", "e2b-sandbox-port", "x-access-token", "e2b-traffic-access-token", "authorization"];
@@ -69,9 +74,20 @@ async fn relay_inner(st: &E2bState, target: &Target, req: &mut Request) -> Resul
     if upgrade {
         return Err(E2bError::unsupported("relaying a WebSocket or other upgrade to a sandbox port"));
     }
-    let (_, agent) = st.sandboxes.running_agent(&caller, &target.sandbox_id).await.map_err(crate::daemon::gone)?;
+    let (row, agent) = st.sandboxes.running_agent(&caller, &target.sandbox_id).await.map_err(crate::daemon::gone)?;
     let tunnel_path = format!("{}?host=127.0.0.1&port={}", paths::TUNNEL, target.port);
-    let socket = agent.tunnel("127.0.0.1", target.port).await;
+    // A sandbox's own server may still be starting just after the sandbox did (the code
+    // interpreter's): a young sandbox's closed port is tried again for a few seconds.
+    let young = row.created_at > podgate_core::clock::now_ms() - YOUNG_MS;
+    let deadline = tokio::time::Instant::now() + STARTING_GRACE;
+    let socket = loop {
+        match agent.tunnel("127.0.0.1", target.port).await {
+            Err(_) if young && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            r => break r,
+        }
+    };
     let status = if socket.is_ok() { 101 } else { 502 };
     st.sandboxes.agent_requests().record(&caller, &target.sandbox_id, &hyper::Method::GET, &tunnel_path, status).await;
     let socket = socket.map_err(|e| {

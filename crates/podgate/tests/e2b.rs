@@ -62,6 +62,11 @@ fn run(lang: &str, version: &str, env: &BTreeMap<String, String>) -> Run {
             c.arg(tests.join("sdk.py"));
             c
         }
+        "code-interpreter" => {
+            let mut c = Command::new(dir.join("bin/python"));
+            c.arg(tests.join("code_interpreter.py"));
+            c
+        }
         "js" => {
             // Node resolves `e2b` from the script's own folder.
             std::fs::copy(tests.join("sdk.mjs"), dir.join("sdk.mjs")).unwrap();
@@ -130,7 +135,7 @@ async fn the_e2b_sdks_work_unmodified() {
     env.insert("E2B_OTHER_API_KEY".into(), keys[1].clone());
 
     // The database does not change the protocol: the PostgreSQL pass runs the newest releases only.
-    let mut all = versions();
+    let mut all: Vec<_> = versions().into_iter().filter(|(lang, _)| lang == "python" || lang == "js").collect();
     if common::postgres_by_default() {
         let newest: Vec<(String, String)> =
             ["python", "js"].iter().filter_map(|l| all.iter().find(|(lang, _)| lang == l).cloned()).collect();
@@ -183,6 +188,38 @@ fn compare_with_the_docs(table: &str) {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_code_interpreter_sdk_runs_code_in_the_template() {
+    let srv = Server::start();
+    // The template the SDK asks for, as an admin defines it (docs/E2B.md).
+    let image = "podgate/code-interpreter:latest";
+    let r = srv
+        .req(reqwest::Method::PUT, "/v1/templates/code-interpreter-v1")
+        .json(&serde_json::json!({"request": {"image": image, "cmd": ["/opt/code-interpreter/bin/python", "/opt/podgate/code-interpreter.py"]}, "pool_size": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "{} (build the image with scripts/build-code-interpreter-image)",
+        r.text().await.unwrap()
+    );
+    let env: BTreeMap<String, String> = [
+        ("E2B_API_KEY".to_string(), srv.token.clone()),
+        ("E2B_API_URL".to_string(), format!("http://{}", srv.e2b_addr)),
+        ("E2B_SANDBOX_URL".to_string(), format!("http://{}", srv.e2b_addr)),
+    ]
+    .into();
+    for (lang, version) in versions().into_iter().filter(|(lang, _)| lang == "code-interpreter") {
+        let r = run(&lang, &version, &env);
+        assert_eq!(r.version, version);
+        let want =
+            ["run_code", "state", "callbacks", "errors", "rich results", "env_vars", "contexts", "files and commands"];
+        assert_eq!(r.passed, want, "e2b-code-interpreter {version}");
+    }
+    assert_eq!(srv.client().list().await.unwrap().len(), 0, "the script killed its sandbox");
 }
 
 /// One Connect envelope.

@@ -119,10 +119,16 @@ await check('files.watch', async () => {
   await sbx.files.makeDir('/tmp/e2b/w')
   const seen = new Set()
   const h = await sbx.files.watchDir('/tmp/e2b/w', (e) => seen.add(`${e.name} ${e.type}`), { recursive: true })
+  const waitFor = async (...want) => {
+    for (let i = 0; i < 50 && !want.every((w) => seen.has(w)); i++) await sleep(200)
+    assert.ok(want.every((w) => seen.has(w)), [...seen].join(', '))
+  }
   await sbx.files.write('/tmp/e2b/w/a.txt', '1')
-  await sbx.commands.run('mkdir -p /tmp/e2b/w/sub && echo 2 > /tmp/e2b/w/sub/b.txt')
-  for (let i = 0; i < 50 && !(seen.has('a.txt create') && seen.has('sub/b.txt create')); i++) await sleep(200)
-  assert.ok(seen.has('a.txt create') && seen.has('sub/b.txt create'), [...seen].join(', '))
+  await sbx.commands.run('mkdir /tmp/e2b/w/sub')
+  await waitFor('a.txt create', 'sub create')
+  // Once the new directory is watched too (inotify adds it after it appears), its files are seen.
+  await sbx.commands.run('echo 2 > /tmp/e2b/w/sub/b.txt')
+  await waitFor('sub/b.txt create')
   await h.stop()
 })
 

@@ -167,8 +167,11 @@ def _():
         assert want <= seen, (want, seen)
 
     sbx.files.write("/tmp/e2b/w/a.txt", "1")
-    sbx.commands.run("mkdir -p /tmp/e2b/w/sub && echo 2 > /tmp/e2b/w/sub/b.txt")
-    wait_for({("a.txt", "create"), ("sub/b.txt", "create")})
+    sbx.commands.run("mkdir /tmp/e2b/w/sub")
+    wait_for({("a.txt", "create"), ("sub", "create")})
+    # Once the new directory is watched too (inotify adds it after it appears), its files are seen.
+    sbx.commands.run("echo 2 > /tmp/e2b/w/sub/b.txt")
+    wait_for({("sub/b.txt", "create")})
     sbx.commands.run("rm /tmp/e2b/w/a.txt")
     wait_for({("a.txt", "remove")})
     h.stop()
