@@ -245,7 +245,9 @@ fn end_message(body: &[u8]) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_and_other_tenants_get_clear_errors() {
-    let srv = Server::start();
+    // A wildcard domain, so that host names route too (TLS in front is the proxy's: docs/E2B.md).
+    let extra = vec!["--e2b-domain".to_string(), "sandboxes.test".to_string()];
+    let srv = Server::start_with(common::Opts { extra, ..Default::default() });
     let admin = srv.client();
     let mut keys = Vec::new();
     for name in ["alice", "bob"] {
@@ -274,6 +276,7 @@ async fn bad_input_and_other_tenants_get_clear_errors() {
     let (id, token) =
         (sb["sandboxID"].as_str().unwrap().to_string(), sb["envdAccessToken"].as_str().unwrap().to_string());
     assert_eq!(sb["envdVersion"], "0.5.7");
+    assert_eq!(sb["domain"], "sandboxes.test");
     for (method, path) in [
         ("GET", format!("/sandboxes/{id}")),
         ("DELETE", format!("/sandboxes/{id}")),
@@ -415,6 +418,24 @@ print $c "HTTP/1.1 200 OK\r\nContent-Length: ".length($b)."\r\nConnection: close
     assert_eq!(end_message(&body), serde_json::json!({}));
     let text = String::from_utf8_lossy(&body);
     assert!(text.contains("\"stdout\":\"c3RpbGwgaGVyZQo=\""), "{text}");
+
+    // The host name PORT-ID.DOMAIN addresses the same sandbox and port as the headers do; a host
+    // that only ends like the domain is the control plane's.
+    let by_host = |host: String| http.get(format!("{base}/health")).header("host", host);
+    let r = by_host(format!("49983-{id}.sandboxes.test")).header("x-access-token", &token).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let r = by_host(format!("8000-{id}.sandboxes.test:443"))
+        .header("e2b-traffic-access-token", &traffic)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "path=/health");
+    let r = by_host(format!("49983-{id}.sandboxes.test")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = by_host(format!("49983-{id}.evilsandboxes.test")).header("x-access-token", &token).send().await.unwrap();
+    assert_eq!(r.status(), 200, "not a sandbox host: the control plane's /health");
+    let r = by_host("nonsense.sandboxes.test".into()).send().await.unwrap();
+    assert_eq!(r.status(), 400);
 
     // A deleted sandbox's token is told the sandbox is gone (the SDKs' "not running").
     let r = http.delete(format!("{base}/sandboxes/{id}")).header("x-api-key", alice).send().await.unwrap();
