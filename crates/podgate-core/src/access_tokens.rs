@@ -49,6 +49,12 @@ impl AccessTokens {
         Ok(token_of(&row.id, &row.agent_secret, scope))
     }
 
+    /// The daemon and traffic tokens of the caller's sandbox, from one read of it.
+    pub async fn issue_both(&self, caller: &Caller, id_or_name: &str) -> Result<(String, String)> {
+        let row = self.k.sandboxes().resolve(caller, id_or_name).await?;
+        Ok((token_of(&row.id, &row.agent_secret, Scope::Daemon), token_of(&row.id, &row.agent_secret, Scope::Traffic)))
+    }
+
     /// The caller that `token` makes of its holder for sandbox `sandbox_id`: the sandbox's owner,
     /// with a user's rights only. A wrong token and an unknown sandbox are refused alike; a right
     /// token of a sandbox that is gone is told so (`NotFound`).

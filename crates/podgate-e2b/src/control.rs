@@ -232,15 +232,15 @@ fn refuse_unsupported(n: &NewSandbox) -> Result<()> {
 }
 
 async fn answer(st: &E2bState, caller: &Caller, sb: &Sandbox) -> Result<E2bSandbox> {
-    let tokens = st.sandboxes.access_tokens();
+    let (envd_access_token, traffic_access_token) = st.sandboxes.access_tokens().issue_both(caller, &sb.id).await?;
     Ok(E2bSandbox {
         template_id: sb.image.clone(),
         sandbox_id: sb.id.clone(),
         client_id: "podgate",
         alias: sb.name.clone(),
         envd_version: crate::ENVD_VERSION,
-        envd_access_token: tokens.issue(caller, &sb.id, Scope::Daemon).await?,
-        traffic_access_token: tokens.issue(caller, &sb.id, Scope::Traffic).await?,
+        envd_access_token,
+        traffic_access_token,
         domain: st.cfg.domain.clone(),
     })
 }
