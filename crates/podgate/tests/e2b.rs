@@ -162,7 +162,25 @@ async fn the_e2b_sdks_work_unmodified() {
     });
     for ((lang, version), r) in &runs {
         assert_eq!(&r.version, version, "the {lang} client installed is not the release named");
-        assert!(r.passed.len() >= 15, "e2b {lang} {version} ran only {:?}", r.passed);
+        let every = [
+            "info",
+            "commands.run",
+            "commands.stream",
+            "commands.background",
+            "commands.stdin",
+            "commands.connect",
+            "pty",
+            "files.text",
+            "files.bytes",
+            "files.dirs",
+            "files.watch",
+            "list",
+            "other-user",
+            "timeout",
+            "pause-resume",
+            "kill",
+        ];
+        assert_eq!(r.passed, every, "e2b {lang} {version} did not run every check");
     }
     // Nothing of alice's is left: every script killed its sandbox.
     let alice = Client::new(&srv.url, &keys[0]).unwrap();
