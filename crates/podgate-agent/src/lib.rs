@@ -9,6 +9,7 @@ pub mod files;
 pub mod init;
 pub mod launch;
 pub mod listen;
+pub mod metrics;
 pub mod paths;
 pub mod ports;
 pub mod privileges;

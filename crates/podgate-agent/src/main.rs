@@ -150,6 +150,8 @@ async fn serve(args: args::Args, secret: String, listener: Bound) -> std::io::Re
     tokio::spawn(terminals.clone().run_sweeper());
     let (ports_tx, ports) = tokio::sync::watch::channel(Vec::new());
     tokio::spawn(podgate_agent::ports::watch(ports_tx));
+    let metrics = podgate_agent::metrics::Metrics::default();
+    tokio::spawn(metrics.clone().run());
     let processes = podgate_agent::processes::Processes::new(reaper.clone(), dirs.clone());
     let bootstrap = podgate_agent::bootstrap::Bootstrap::new(processes.clone(), terminals.clone());
     let state = Arc::new(server::AgentState {
@@ -161,6 +163,7 @@ async fn serve(args: args::Args, secret: String, listener: Bound) -> std::io::Re
         bootstrap,
         ports,
         listeners: Default::default(),
+        metrics,
     });
     eprintln!("podgate-agent: serving on {:?}", args.listen);
     let app = server::router(state);

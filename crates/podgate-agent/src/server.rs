@@ -45,6 +45,8 @@ pub struct AgentState {
     pub ports: tokio::sync::watch::Receiver<Vec<podgate_types::ports::ListeningPort>>,
     /// Listeners opened for SSH remote and agent forwarding.
     pub listeners: crate::listen::Listeners,
+    /// Resource samples, taken by [`crate::metrics::Metrics::run`].
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The `/v1` router.
@@ -60,6 +62,7 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .route(paths::FILES_LIST, get(list_files))
         .route(paths::FILES_MKDIR, post(make_dir))
         .route(paths::FILES_MOVE, post(move_file))
+        .route(paths::METRICS, get(metrics))
         .route(paths::PORTS, get(list_ports))
         .route(paths::PORTS_WATCH, get(watch_ports))
         .route(paths::TUNNEL, get(open_tunnel))
@@ -100,6 +103,13 @@ async fn health() -> Json<AgentHealth> {
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         pid: std::process::id(),
     })
+}
+
+async fn metrics(
+    State(st): State<Arc<AgentState>>,
+    Query(q): Query<podgate_types::metrics::MetricsQuery>,
+) -> Json<Vec<podgate_types::metrics::MetricsSample>> {
+    Json(st.metrics.between(&q))
 }
 
 async fn exec_handler(State(st): State<Arc<AgentState>>, JsonBody(req): JsonBody<ExecRequest>) -> Response {

@@ -1,5 +1,6 @@
 //! `GET /v1/sandboxes/{id}/logs`: the bootstrap log, streamed from the agent while the sandbox
-//! runs (followed with `follow=true`), or the end of it kept by the server once it ended.
+//! runs (followed with `follow=true`), or the end of it kept by the server once it ended; and
+//! `GET /v1/sandboxes/{id}/metrics`: the resource samples the sandbox's agent took.
 
 use podgate_types::agent::paths;
 
@@ -19,7 +20,7 @@ use crate::{ApiError, AppState};
 
 /// Log routes.
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/sandboxes/{id}/logs", get(logs))
+    Router::new().route("/v1/sandboxes/{id}/logs", get(logs)).route("/v1/sandboxes/{id}/metrics", get(metrics))
 }
 
 #[derive(Deserialize)]
@@ -55,4 +56,22 @@ pub async fn logs(
             }
         }
     }
+}
+
+/// CPU, memory and disk samples, every 5 seconds for the last hour, oldest first; none while the
+/// sandbox is paused (reading them does not wake it).
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/metrics", tag = "sandboxes",
+    params(("id" = String, Path, description = "sandbox id or name"),
+        ("start" = Option<i64>, Query, description = "first second (Unix time) to include"),
+        ("end" = Option<i64>, Query, description = "last second (Unix time) to include")),
+    responses((status = 200, body = Vec<podgate_types::metrics::MetricsSample>),
+        (status = 404, body = podgate_types::api::ErrorBody, description = "no such sandbox")),
+    security(("bearer" = [])))]
+pub async fn metrics(
+    State(st): State<Arc<AppState>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    Query(q): Query<podgate_types::metrics::MetricsQuery>,
+) -> Result<axum::Json<Vec<podgate_types::metrics::MetricsSample>>, ApiError> {
+    Ok(axum::Json(st.sandboxes.observe().samples(&caller, &id, &q).await?))
 }

@@ -59,13 +59,30 @@ impl AccessTokens {
     /// with a user's rights only. A wrong token and an unknown sandbox are refused alike; a right
     /// token of a sandbox that is gone is told so (`NotFound`).
     pub async fn authorize(&self, sandbox_id: &str, token: &str, scope: Scope, source: Option<&str>) -> Result<Caller> {
+        if token.is_empty() || token.len() > 128 {
+            return Err(Error::Unauthenticated(format!("invalid access token for sandbox {sandbox_id:?}")));
+        }
+        self.authorize_proof(sandbox_id, scope, source, |expected| {
+            bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), token.as_bytes()))
+        })
+        .await
+    }
+
+    /// Like [`AccessTokens::authorize`] for a holder who proves it knows the token without
+    /// sending it (a signed URL): `proves` is given the token and says whether the proof fits.
+    pub async fn authorize_proof(
+        &self,
+        sandbox_id: &str,
+        scope: Scope,
+        source: Option<&str>,
+        proves: impl FnOnce(&str) -> bool,
+    ) -> Result<Caller> {
         let refused = || Error::Unauthenticated(format!("invalid access token for sandbox {sandbox_id:?}"));
-        if token.is_empty() || token.len() > 128 || sandbox_id.len() > 128 {
+        if sandbox_id.is_empty() || sandbox_id.len() > 128 {
             return Err(refused());
         }
         let row = self.k.store.sandbox(sandbox_id).await?.ok_or_else(refused)?;
-        let expected = token_of(&row.id, &row.agent_secret, scope);
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), token.as_bytes())) {
+        if !proves(&token_of(&row.id, &row.agent_secret, scope)) {
             return Err(refused());
         }
         if matches!(row.state, SandboxState::Deleted | SandboxState::Stopping | SandboxState::Failed) {

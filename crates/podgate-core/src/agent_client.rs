@@ -12,6 +12,7 @@ use podgate_runtime::AgentEndpoint;
 use podgate_types::agent::{AgentHealth, SECRET_HEADER};
 use podgate_types::api::{ErrorBody, ExecRequest, ExecResponse};
 use podgate_types::bootstrap::{BootstrapSpec, BootstrapStatus};
+use podgate_types::metrics::{MetricsQuery, MetricsSample};
 use podgate_types::terminal::{TerminalInfo, TerminalSpec};
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -64,6 +65,17 @@ impl AgentClient {
     /// `GET /v1/health`.
     pub async fn health(&self) -> Result<AgentHealth, AgentError> {
         self.call(Method::GET, paths::HEALTH, None, Some(Duration::from_secs(5))).await
+    }
+
+    /// `GET /v1/metrics`: the resource samples taken in `q`'s time range.
+    pub async fn metrics(&self, q: &MetricsQuery) -> Result<Vec<MetricsSample>, AgentError> {
+        let mut path = format!("{}?", paths::METRICS);
+        for (key, value) in [("start", q.start), ("end", q.end)] {
+            if let Some(v) = value {
+                path.push_str(&format!("{key}={v}&"));
+            }
+        }
+        self.call(Method::GET, path.trim_end_matches(['?', '&']), None, Some(Duration::from_secs(5))).await
     }
 
     /// `POST /v1/exec`: runs a process to completion.

@@ -77,6 +77,7 @@ pub(crate) trait Services {
     fn recordings(&self) -> crate::recordings::Recordings;
     fn agent_requests(&self) -> crate::agent_requests::AgentRequests;
     fn access_tokens(&self) -> crate::access_tokens::AccessTokens;
+    fn observe(&self) -> crate::observe::Observe;
 }
 
 impl Services for Arc<Kernel> {
@@ -115,5 +116,8 @@ impl Services for Arc<Kernel> {
     }
     fn access_tokens(&self) -> crate::access_tokens::AccessTokens {
         crate::access_tokens::AccessTokens { k: self.clone() }
+    }
+    fn observe(&self) -> crate::observe::Observe {
+        crate::observe::Observe { k: self.clone() }
     }
 }

@@ -17,6 +17,7 @@ mod kernel;
 pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
+pub mod observe;
 pub mod oidc;
 mod pools;
 pub mod quotas;

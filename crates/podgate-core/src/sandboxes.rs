@@ -83,6 +83,11 @@ impl Sandboxes {
         self.k.access_tokens()
     }
 
+    /// Resource samples and output of a sandbox.
+    pub fn observe(&self) -> crate::observe::Observe {
+        self.k.observe()
+    }
+
     /// The audit trail.
     pub fn audit(&self) -> &Audit {
         &self.k.audit

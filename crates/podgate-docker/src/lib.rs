@@ -580,7 +580,8 @@ impl Driver for DockerDriver {
     }
 
     async fn logs(&self, sandbox_id: &str, lines: usize) -> Result<String> {
-        let opts = LogsOptionsBuilder::new().stdout(true).stderr(true).tail(&lines.to_string()).build();
+        let opts =
+            LogsOptionsBuilder::new().stdout(true).stderr(true).timestamps(true).tail(&lines.to_string()).build();
         let mut stream = self.docker.logs(&self.container_name(sandbox_id), Some(opts));
         let mut out = String::new();
         while let Some(item) = stream.next().await {

@@ -43,6 +43,7 @@ pub fn routes() -> Router<Arc<E2bState>> {
         .route("/v2/sandboxes/{id}/connect", post(connect))
         .route("/templates", get(templates))
         .route("/health", get(|| async { StatusCode::OK }))
+        .merge(crate::observe::routes())
         .fallback(unsupported)
 }
 

@@ -102,18 +102,23 @@ impl FromRequestParts<Arc<E2bState>> for Daemon {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<E2bState>) -> Result<Self, E2bError> {
         let target =
             parts.extensions.get::<Target>().cloned().ok_or_else(|| E2bError::not_found("no sandbox named"))?;
-        let token = parts
-            .headers
-            .get("x-access-token")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| E2bError::unauthenticated("missing X-Access-Token: the sandbox's envdAccessToken"))?;
+        let token = parts.headers.get("x-access-token").and_then(|v| v.to_str().ok());
         let source = crate::source(&parts.extensions);
-        let caller = state
-            .sandboxes
-            .access_tokens()
-            .authorize(&target.sandbox_id, token, Scope::Daemon, source.as_deref())
-            .await
-            .map_err(gone)?;
+        let tokens = state.sandboxes.access_tokens();
+        let caller = match (token, crate::signature::SignedUrl::of(parts)) {
+            (Some(token), _) => tokens.authorize(&target.sandbox_id, token, Scope::Daemon, source.as_deref()).await,
+            (None, Some(signed)) => {
+                let signed = signed?;
+                signed.check_expiry(time::OffsetDateTime::now_utc().unix_timestamp())?;
+                tokens
+                    .authorize_proof(&target.sandbox_id, Scope::Daemon, source.as_deref(), |t| signed.made_with(t))
+                    .await
+            }
+            (None, None) => {
+                return Err(E2bError::unauthenticated("missing X-Access-Token: the sandbox's envdAccessToken"));
+            }
+        }
+        .map_err(gone)?;
         state.sandboxes.limiter().user(&caller).await?;
         let user = basic_user(parts)?;
         Ok(Daemon { caller, sandbox: target.sandbox_id, user, state: state.clone() })

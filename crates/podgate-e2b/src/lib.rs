@@ -21,13 +21,16 @@ use podgate_core::{Auth, Sandboxes};
 mod connect;
 mod control;
 mod daemon;
+mod drain;
 mod error;
 mod files;
 mod filesystem;
+mod observe;
 mod ports;
 mod process;
 mod proto;
 mod routing;
+mod signature;
 mod watch;
 
 pub use error::E2bError;
@@ -73,6 +76,7 @@ pub fn router(state: E2bState) -> Router {
     let domain = state.cfg.domain.clone();
     Router::new()
         .fallback(move |req: Request| dispatch(control.clone(), daemon.clone(), domain.clone(), req))
+        .layer(axum::middleware::from_fn(drain::drain_refused))
         .layer(axum::middleware::from_fn_with_state(state, limit_by_address))
 }
 

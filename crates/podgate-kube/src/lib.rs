@@ -402,6 +402,7 @@ impl Driver for KubeDriver {
         let lp = LogParams {
             container: Some(objects::MAIN_CONTAINER.into()),
             tail_lines: Some(lines.min(10_000) as i64),
+            timestamps: true,
             ..Default::default()
         };
         match self.pods.logs(&name, &lp).await {

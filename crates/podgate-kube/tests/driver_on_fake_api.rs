@@ -51,7 +51,7 @@ async fn create_writes_the_policy_and_secret_and_start_the_pod() {
     let e = d.start("sb-one").await.unwrap();
     assert!(matches!(&e, AgentEndpoint::Tcp(a) if a.starts_with("10.244.0.") && a.ends_with(":49983")), "{e:?}");
     assert_eq!(fake.names("pods"), ["podgate-sb-one"]);
-    assert_eq!(d.logs("sb-one", 5).await.unwrap(), "podgate-agent: serving\n");
+    assert_eq!(d.logs("sb-one", 5).await.unwrap(), "2026-01-01T00:00:00.000000000Z podgate-agent: serving\n");
     d.delete("sb-one").await.unwrap();
     assert!(fake.names("pods").is_empty() && fake.names("secrets").is_empty());
 }

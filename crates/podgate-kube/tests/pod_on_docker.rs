@@ -79,7 +79,7 @@ async fn the_pods_containers_run_the_agent_as_the_sandbox_user() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(health.0, 200, "{health:?}; logs: {}", kubelet.logs(&pod_name, 50));
+    assert_eq!(health.0, 200, "{health:?}; logs: {}", kubelet.logs(&pod_name, 50, false));
     assert!(health.1.contains("protocol_version"));
     assert_eq!(http(&addr, "GET", "/v1/health", None, "").await.0, 401, "no secret, no entry");
     assert_eq!(http(&addr, "GET", "/v1/health", Some("wrong"), "").await.0, 401);

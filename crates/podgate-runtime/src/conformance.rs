@@ -65,7 +65,11 @@ async fn lifecycle(driver: &dyn Driver, image: &str, id: &str) {
     assert_eq!(running.labels, labels);
     let listed = driver.list().await.expect("list");
     assert!(listed.iter().any(|i| i.sandbox_id == id), "list must include {id}: {listed:?}");
-    driver.logs(id, 10).await.expect("logs of a running instance");
+    let logs = driver.logs(id, 10).await.expect("logs of a running instance");
+    for line in logs.lines() {
+        let stamp = line.split_once(' ').map_or(line, |(t, _)| t);
+        assert!(stamp.len() >= 20 && stamp.as_bytes()[10] == b'T', "a log line without its timestamp: {line:?}");
+    }
     driver.delete(id).await.expect("delete");
     assert!(driver.inspect(id).await.expect("inspect").is_none(), "instance gone after delete");
     assert!(!driver.list().await.expect("list").iter().any(|i| i.sandbox_id == id));

@@ -217,7 +217,8 @@ pub trait Driver: Send + Sync + 'static {
     async fn list(&self) -> Result<Vec<Instance>>;
     /// Removes the instance and its host-side state; succeeds when there is nothing to remove.
     async fn delete(&self, sandbox_id: &str) -> Result<()>;
-    /// The last `lines` lines of the instance's output (for error messages).
+    /// The last `lines` lines of the instance's output (its main process's and the agent's
+    /// stdout and stderr), each line starting with its RFC 3339 timestamp and a space.
     async fn logs(&self, sandbox_id: &str, lines: usize) -> Result<String>;
     /// Freezes every process of the instance (and its sidecars), keeping their memory; a
     /// driver that cannot answers [`Error::Unsupported`].

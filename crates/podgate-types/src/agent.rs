@@ -34,6 +34,7 @@ pub mod paths {
     pub const FILES_LIST: &str = "/v1/files/list";
     pub const FILES_MKDIR: &str = "/v1/files/mkdir";
     pub const FILES_MOVE: &str = "/v1/files/move";
+    pub const METRICS: &str = "/v1/metrics";
     pub const PORTS: &str = "/v1/ports";
     pub const PORTS_WATCH: &str = "/v1/ports/watch";
     pub const TUNNEL: &str = "/v1/tunnel";

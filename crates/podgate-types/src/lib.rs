@@ -7,6 +7,7 @@ pub mod bytes;
 pub mod files;
 pub mod image_ref;
 pub mod memory;
+pub mod metrics;
 pub mod passphrase;
 pub mod ports;
 pub mod process;

@@ -174,6 +174,8 @@ async fn the_e2b_sdks_work_unmodified() {
             "files.bytes",
             "files.dirs",
             "files.watch",
+            "files.signed-url",
+            "metrics",
             "list",
             "other-user",
             "timeout",
@@ -320,7 +322,7 @@ async fn bad_input_and_other_tenants_get_clear_errors() {
     let r =
         http.post(format!("{base}/v2/sandboxes")).header("x-api-key", alice).body("{not json").send().await.unwrap();
     assert_eq!(r.status(), 400);
-    let r = http.get(format!("{base}/sandboxes/{id}/metrics")).header("x-api-key", alice).send().await.unwrap();
+    let r = http.post(format!("{base}/sandboxes/{id}/snapshots")).header("x-api-key", alice).send().await.unwrap();
     assert_eq!(r.status(), 501, "routes podgate lacks say so");
 
     // The daemon: the token is the sandbox's own; bob's sandbox token does not open alice's.
@@ -467,4 +469,133 @@ print $c "HTTP/1.1 200 OK\r\nContent-Length: ".length($b)."\r\nConnection: close
         .unwrap();
     assert_eq!(r.status(), 502);
     assert!(r.text().await.unwrap().contains("was not found"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_and_logs_come_from_the_sandbox_without_waking_it() {
+    let srv = Server::start();
+    let admin = srv.client();
+    let mut keys = Vec::new();
+    for name in ["alice", "bob"] {
+        keys.push(admin.create_user(&CreateUserRequest { name: name.into(), role: None }).await.unwrap().token.secret);
+    }
+    let (alice, bob) = (&keys[0], &keys[1]);
+    let base = format!("http://{}", srv.e2b_addr);
+    let http = reqwest::Client::new();
+    let get = |path: String, key: &str| http.get(format!("{base}{path}")).header("x-api-key", key).send();
+    let r = http
+        .post(format!("{base}/v2/sandboxes"))
+        .header("x-api-key", alice)
+        .json(&serde_json::json!({"templateID": "base"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<serde_json::Value>().await.unwrap()["sandboxID"].as_str().unwrap().to_string();
+    let before = time::OffsetDateTime::now_utc().unix_timestamp() - 60;
+
+    // Metrics: the agent samples a second after it starts, then every 5 seconds.
+    let mut samples = Vec::new();
+    for _ in 0..60 {
+        samples = get(format!("/sandboxes/{id}/metrics"), alice)
+            .await
+            .unwrap()
+            .json::<Vec<serde_json::Value>>()
+            .await
+            .unwrap();
+        if !samples.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let m = samples.last().expect("no sample within 30 s");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let at = m["timestampUnix"].as_i64().unwrap();
+    assert!((before..=now).contains(&at), "{m}");
+    assert!(
+        m["timestamp"]
+            .as_str()
+            .unwrap()
+            .starts_with(&time::OffsetDateTime::from_unix_timestamp(at).unwrap().year().to_string())
+    );
+    assert!(m["cpuCount"].as_u64().unwrap() >= 1, "{m}");
+    assert!((0.0..=100.0).contains(&m["cpuUsedPct"].as_f64().unwrap()), "{m}");
+    let (used, total) = (m["memUsed"].as_u64().unwrap(), m["memTotal"].as_u64().unwrap());
+    assert!(used > 0 && used <= total && total <= 1 << 40, "{m}");
+    assert!(m["diskUsed"].as_u64().unwrap() <= m["diskTotal"].as_u64().unwrap() && m["memCache"].is_u64(), "{m}");
+    let r = get(format!("/sandboxes/{id}/metrics?start={}&end={}", before - 7200, before - 3600), alice).await.unwrap();
+    assert_eq!(r.json::<Vec<serde_json::Value>>().await.unwrap().len(), 0, "a range before the sandbox has nothing");
+    let r = get(format!("/sandboxes/{id}/metrics?start=10&end=5"), alice).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = get(format!("/sandboxes/metrics?sandbox_ids={id},sb-nope"), alice).await.unwrap();
+    assert_eq!(r.status(), 404, "an unknown id in the list is an error, as for one sandbox");
+    let latest: serde_json::Value =
+        get(format!("/sandboxes/metrics?sandbox_ids={id}"), alice).await.unwrap().json().await.unwrap();
+    assert!(latest["sandboxes"][&id]["timestampUnix"].as_i64().unwrap() >= at, "{latest}");
+    // podgate's own API serves the same samples.
+    let native: Vec<serde_json::Value> = http
+        .get(format!("{}/v1/sandboxes/{id}/metrics", srv.url))
+        .bearer_auth(alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        native.iter().any(|s| s["timestamp"].as_i64() == Some(at) && s["cpu_count"] == m["cpuCount"]),
+        "{native:?}"
+    );
+
+    // Logs: the sandbox's output, here the agent's own start-up line, timestamped.
+    let v1: serde_json::Value = get(format!("/sandboxes/{id}/logs"), alice).await.unwrap().json().await.unwrap();
+    let line =
+        v1["logs"].as_array().unwrap().iter().find(|l| l["line"].as_str().unwrap().contains("podgate-agent: serving"));
+    let stamp = time::OffsetDateTime::parse(
+        line.expect("the agent's line").get("timestamp").unwrap().as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!((before..=now).contains(&stamp.unix_timestamp()), "{v1}");
+    assert_eq!(v1["logs"].as_array().unwrap().len(), v1["logEntries"].as_array().unwrap().len());
+    let v2 = |q: &str| get(format!("/v2/sandboxes/{id}/logs?{q}"), alice);
+    let found: serde_json::Value = v2("search=serving").await.unwrap().json().await.unwrap();
+    let entries = found["logs"].as_array().unwrap();
+    assert!(
+        !entries.is_empty()
+            && entries.iter().all(|e| e["message"].as_str().unwrap().contains("serving") && e["level"] == "info"),
+        "{found}"
+    );
+    let none: serde_json::Value = v2("level=error").await.unwrap().json().await.unwrap();
+    assert_eq!(none["logs"].as_array().unwrap().len(), 0, "nothing is above info");
+    let later = (stamp.unix_timestamp() + 3600) * 1000;
+    let none: serde_json::Value = v2(&format!("cursor={later}")).await.unwrap().json().await.unwrap();
+    assert_eq!(none["logs"].as_array().unwrap().len(), 0, "nothing after the cursor");
+    let back: serde_json::Value =
+        v2(&format!("cursor={later}&direction=backward&limit=1")).await.unwrap().json().await.unwrap();
+    assert_eq!(back["logs"].as_array().unwrap().len(), 1, "{back}");
+    for bad in ["direction=sideways", "level=loud", "limit=5000"] {
+        assert_eq!(v2(bad).await.unwrap().status(), 400, "{bad}");
+    }
+
+    // Another tenant sees neither.
+    for path in
+        [format!("/sandboxes/{id}/metrics"), format!("/sandboxes/{id}/logs"), format!("/v2/sandboxes/{id}/logs")]
+    {
+        assert_eq!(get(path.clone(), bob).await.unwrap().status(), 404, "bob {path}");
+    }
+
+    // A paused sandbox has no samples to give, and asking does not resume it.
+    let r = http.post(format!("{base}/sandboxes/{id}/pause")).header("x-api-key", alice).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let r = get(format!("/sandboxes/{id}/metrics"), alice).await.unwrap();
+    assert_eq!(r.json::<Vec<serde_json::Value>>().await.unwrap().len(), 0);
+    let logs: serde_json::Value = get(format!("/v2/sandboxes/{id}/logs"), alice).await.unwrap().json().await.unwrap();
+    assert!(!logs["logs"].as_array().unwrap().is_empty(), "a paused sandbox's output is still there");
+    let state: serde_json::Value = get(format!("/sandboxes/{id}"), alice).await.unwrap().json().await.unwrap();
+    assert_eq!(state["state"], "paused");
+    assert_eq!(
+        http.delete(format!("{base}/sandboxes/{id}")).header("x-api-key", alice).send().await.unwrap().status(),
+        204
+    );
 }

@@ -400,7 +400,11 @@ async fn logs(
     match fake.kubelet.clone() {
         Some(k) => {
             let tail = q.get("tailLines").and_then(|t| t.parse().ok()).unwrap_or(100);
-            tokio::task::spawn_blocking(move || k.logs(&name, tail)).await.unwrap_or_default().into_response()
+            let stamped = q.get("timestamps").is_some_and(|t| t == "true");
+            tokio::task::spawn_blocking(move || k.logs(&name, tail, stamped)).await.unwrap_or_default().into_response()
+        }
+        None if q.get("timestamps").is_some_and(|t| t == "true") => {
+            "2026-01-01T00:00:00.000000000Z podgate-agent: serving\n".into_response()
         }
         None => "podgate-agent: serving\n".into_response(),
     }

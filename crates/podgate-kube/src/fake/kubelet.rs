@@ -174,8 +174,12 @@ impl DockerKubelet {
     }
 
     /// The end of the sandbox container's output.
-    pub fn logs(&self, pod: &str, tail: usize) -> String {
-        let out = Command::new("docker").args(["logs", "--tail", &tail.to_string(), &self.container(pod)]).output();
+    pub fn logs(&self, pod: &str, tail: usize, timestamps: bool) -> String {
+        let mut args = vec!["logs".to_string(), "--tail".into(), tail.to_string(), self.container(pod)];
+        if timestamps {
+            args.insert(1, "--timestamps".into());
+        }
+        let out = Command::new("docker").args(args).output();
         out.map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
             .unwrap_or_default()
     }
@@ -186,7 +190,7 @@ impl DockerKubelet {
     pub fn wait(&self, pod: &str) -> Option<(i32, String)> {
         let code = docker(&["wait".into(), self.container(pod)]).ok()?.parse().ok()?;
         docker(&["inspect".into(), self.container(pod)]).ok()?;
-        Some((code, self.logs(pod, 20)))
+        Some((code, self.logs(pod, 20, false)))
     }
 
     /// Removes a claim's folder.

@@ -132,6 +132,42 @@ await check('files.watch', async () => {
   await h.stop()
 })
 
+await check('files.signed-url', async () => {
+  // With E2B_SANDBOX_URL the link names no sandbox: the routing headers go with it, no token.
+  const route = { 'E2b-Sandbox-Id': sbx.sandboxId, 'E2b-Sandbox-Port': '49983' }
+  await sbx.files.write('/tmp/e2b/signed.txt', 'signed bytes')
+  const url = await sbx.downloadUrl('/tmp/e2b/signed.txt', { useSignatureExpiration: 120 })
+  assert.match(url, /signature=v1_.*signature_expiration=/)
+  let r = await fetch(url, { headers: route })
+  assert.equal(r.status, 200, await r.clone().text())
+  assert.equal(await r.text(), 'signed bytes')
+  // The signature covers the path and the operation.
+  r = await fetch(url.replace('signed.txt', 'other.txt'), { headers: route })
+  assert.equal(r.status, 401)
+  const form = new FormData()
+  form.append('file', new Blob(['uploaded bytes']), 'uploaded.txt')
+  r = await fetch(await sbx.uploadUrl('/tmp/e2b/uploaded.txt'), { method: 'POST', headers: route, body: form })
+  assert.equal(r.status, 200, await r.clone().text())
+  assert.equal(await sbx.files.read('/tmp/e2b/uploaded.txt'), 'uploaded bytes')
+  r = await fetch(url, { method: 'POST', headers: route, body: form })
+  assert.equal(r.status, 401)
+})
+
+await check('metrics', async () => {
+  let metrics = []
+  for (let i = 0; i < 60 && metrics.length === 0; i++) {
+    metrics = await sbx.getMetrics()
+    if (metrics.length === 0) await sleep(500)
+  }
+  assert.ok(metrics.length > 0, 'no metrics within 30 s')
+  const m = metrics[metrics.length - 1]
+  assert.ok(m.cpuCount >= 1 && m.cpuUsedPct >= 0 && m.cpuUsedPct <= 100, JSON.stringify(m))
+  assert.ok(m.memUsed > 0 && m.memUsed <= m.memTotal && m.diskUsed > 0 && m.diskUsed <= m.diskTotal, JSON.stringify(m))
+  assert.ok(Math.abs(new Date(m.timestamp).getTime() - Date.now()) < 60_000, String(m.timestamp))
+  const old = new Date(Date.now() - 2 * 3600_000)
+  assert.deepEqual(await sbx.getMetrics({ start: old, end: new Date(old.getTime() + 1800_000) }), [])
+})
+
 await check('list', async () => {
   const found = await Sandbox.list({ query: { metadata: { suite: 'e2b-js' } } }).nextItems()
   assert.ok(found.some((s) => s.sandboxId === sbx.sandboxId))

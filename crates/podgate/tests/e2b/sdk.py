@@ -177,6 +177,47 @@ def _():
     h.stop()
 
 
+@check("files.signed-url")
+def _():
+    import httpx
+
+    # With E2B_SANDBOX_URL the link names no sandbox: the routing headers go with it, no token.
+    route = {"E2b-Sandbox-Id": sbx.sandbox_id, "E2b-Sandbox-Port": "49983"}
+    sbx.files.write("/tmp/e2b/signed.txt", "signed bytes")
+    url = sbx.download_url("/tmp/e2b/signed.txt", use_signature_expiration=120)
+    assert "signature=v1_" in url and "signature_expiration=" in url, url
+    r = httpx.get(url, headers=route)
+    assert r.status_code == 200 and r.content == b"signed bytes", (r.status_code, r.text)
+    # The signature covers the path and the operation.
+    r = httpx.get(url.replace("signed.txt", "other.txt"), headers=route)
+    assert r.status_code == 401, (r.status_code, r.text)
+    up = sbx.upload_url("/tmp/e2b/uploaded.txt")
+    r = httpx.post(up, headers=route, files={"file": ("uploaded.txt", b"uploaded bytes")})
+    assert r.status_code == 200, (r.status_code, r.text)
+    assert sbx.files.read("/tmp/e2b/uploaded.txt") == "uploaded bytes"
+    r = httpx.post(url, headers=route, files={"file": ("x", b"x")})
+    assert r.status_code == 401, (r.status_code, r.text)
+
+
+@check("metrics")
+def _():
+    import datetime
+
+    metrics = []
+    for _ in range(60):
+        metrics = sbx.get_metrics()
+        if metrics:
+            break
+        time.sleep(0.5)
+    assert metrics, "no metrics within 30 s"
+    m = metrics[-1]
+    assert m.cpu_count >= 1 and 0 <= m.cpu_used_pct <= 100, m
+    assert 0 < m.mem_used <= m.mem_total and 0 < m.disk_used <= m.disk_total, m
+    assert abs(m.timestamp.timestamp() - time.time()) < 60, m.timestamp
+    old = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=2)
+    assert sbx.get_metrics(start=old, end=old + datetime.timedelta(minutes=30)) == []
+
+
 @check("list")
 def _():
     found = [s.sandbox_id for s in Sandbox.list(query=SandboxQuery(metadata={"suite": "e2b-python"})).next_items()]
