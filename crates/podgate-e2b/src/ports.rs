@@ -1,7 +1,8 @@
 //! A sandbox's own servers on ports other than the daemon's, as the E2B SDKs reach them (the
 //! code interpreter's port 49999, a user's web server): the request needs the sandbox's traffic
 //! or daemon access token, and goes through an agent tunnel to `127.0.0.1:PORT` inside the
-//! sandbox as HTTP/1.1, its answer streamed back. WebSocket upgrades are not relayed yet.
+//! sandbox as HTTP/1.1, its answer streamed back. An upgrade (a WebSocket) that the sandbox's
+//! server accepts joins the two connections, byte for byte, until either side closes.
 
 use std::sync::Arc;
 
@@ -71,9 +72,6 @@ async fn relay_inner(st: &E2bState, target: &Target, req: &mut Request) -> Resul
     }
     .map_err(crate::daemon::gone)?;
     st.sandboxes.limiter().user(&caller).await?;
-    if upgrade {
-        return Err(E2bError::unsupported("relaying a WebSocket or other upgrade to a sandbox port"));
-    }
     let (row, agent) = st.sandboxes.running_agent(&caller, &target.sandbox_id).await.map_err(crate::daemon::gone)?;
     let tunnel_path = format!("{}?host=127.0.0.1&port={}", paths::TUNNEL, target.port);
     // A sandbox's own server may still be starting just after the sandbox did (the code
@@ -98,13 +96,31 @@ async fn relay_inner(st: &E2bState, target: &Target, req: &mut Request) -> Resul
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(mine))
         .await
         .map_err(|e| E2bError::new(StatusCode::BAD_GATEWAY, format!("port {}: {e}", target.port)))?;
-    tokio::spawn(conn);
+    tokio::spawn(conn.with_upgrades());
+    // The client's side of an upgrade, taken before the request is passed on.
+    let client_side = upgrade.then(|| hyper::upgrade::on(&mut *req));
     let out = outgoing(std::mem::take(req), target.port)?;
-    let resp = sender.send_request(out).await.map_err(|e| {
+    let mut resp = sender.send_request(out).await.map_err(|e| {
         E2bError::new(StatusCode::BAD_GATEWAY, format!("port {} of the sandbox did not answer: {e}", target.port))
     })?;
+    if let Some(client_side) = client_side
+        && resp.status() == StatusCode::SWITCHING_PROTOCOLS
+    {
+        let server_side = hyper::upgrade::on(&mut resp);
+        tokio::spawn(join(client_side, server_side));
+    }
     let (parts, body) = resp.into_parts();
     Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+/// Copies bytes both ways between the client's and the sandbox server's upgraded connections.
+async fn join(client: hyper::upgrade::OnUpgrade, server: hyper::upgrade::OnUpgrade) {
+    match tokio::try_join!(client, server) {
+        Ok((client, server)) => {
+            let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(client), &mut TokioIo::new(server)).await;
+        }
+        Err(e) => tracing::debug!(error = %e, "an upgrade to a sandbox port did not complete"),
+    }
 }
 
 /// Copies bytes between an agent tunnel and one end of a pipe until both directions end.

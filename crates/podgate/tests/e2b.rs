@@ -431,6 +431,31 @@ print $c "HTTP/1.1 200 OK\r\nContent-Length: ".length($b)."\r\nConnection: close
     let daemon_as_traffic = port("8000").header("e2b-traffic-access-token", &token).send().await.unwrap();
     assert_eq!(daemon_as_traffic.status(), 401, "the daemon token is not a traffic token");
     assert_eq!(port("8001").header("e2b-traffic-access-token", &traffic).send().await.unwrap().status(), 502);
+    // An upgrade (what a WebSocket does) that the sandbox's server accepts joins the connections.
+    let echo = r#"$s=IO::Socket::INET->new(LocalAddr=>'127.0.0.1',LocalPort=>8002,Listen=>5,ReuseAddr=>1) or die;
+while($c=$s->accept){while(<$c>){last if /^\r?$/} $c->autoflush(1);
+print $c "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n";
+while(<$c>){print $c "echo:$_"} close $c}"#;
+    let server = serde_json::json!({"process": {"cmd": "perl", "args": ["-MIO::Socket::INET", "-e", echo]}});
+    drop(stream(envelope(0, server.to_string().as_bytes())).send().await.unwrap());
+    let upgrade = |token: &str| {
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: x\r\nE2b-Sandbox-Id: {id}\r\nE2b-Sandbox-Port: 8002\r\n\
+             E2B-Traffic-Access-Token: {token}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"
+        )
+    };
+    let (head, mut conn) = raw_exchange(&srv.e2b_addr, &upgrade(&traffic)).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    for word in ["ping", "pong"] {
+        use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+        conn.get_mut().write_all(format!("{word}\n").as_bytes()).await.unwrap();
+        let mut line = String::new();
+        tokio::time::timeout(std::time::Duration::from_secs(10), conn.read_line(&mut line)).await.unwrap().unwrap();
+        assert_eq!(line, format!("echo:{word}\n"));
+    }
+    drop(conn);
+    let (head, _) = raw_exchange(&srv.e2b_addr, &upgrade(bobs["trafficAccessToken"].as_str().unwrap())).await;
+    assert!(head.starts_with("HTTP/1.1 401"), "another tenant's token upgrades nothing: {head}");
 
     // After all that the daemon still runs commands.
     let ok = stream(envelope(0, br#"{"process":{"cmd":"/bin/echo","args":["still","here"]}}"#)).send().await.unwrap();
@@ -598,4 +623,26 @@ async fn metrics_and_logs_come_from_the_sandbox_without_waking_it() {
         http.delete(format!("{base}/sandboxes/{id}")).header("x-api-key", alice).send().await.unwrap().status(),
         204
     );
+}
+
+/// Sends `request` on a new connection to `addr` and reads the answer's head; the connection
+/// stays open for what follows an upgrade.
+async fn raw_exchange(addr: &str, request: &str) -> (String, tokio::io::BufReader<tokio::net::TcpStream>) {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut conn = tokio::io::BufReader::new(tcp);
+    let mut head = String::new();
+    let read_head = async {
+        loop {
+            let mut line = String::new();
+            if conn.read_line(&mut line).await.unwrap() == 0 || line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+    };
+    // A young sandbox's port is retried while its server starts (up to 10 s).
+    tokio::time::timeout(std::time::Duration::from_secs(20), read_head).await.expect("no answer");
+    (head, conn)
 }
