@@ -67,11 +67,12 @@ fn run(lang: &str, version: &str, env: &BTreeMap<String, String>) -> Run {
             c.arg(tests.join("code_interpreter.py"));
             c
         }
-        "js" => {
-            // Node resolves `e2b` from the script's own folder.
-            std::fs::copy(tests.join("sdk.mjs"), dir.join("sdk.mjs")).unwrap();
+        "js" | "code-interpreter-js" => {
+            // Node resolves the SDK from the script's own folder.
+            let script = if lang == "js" { "sdk.mjs" } else { "code_interpreter.mjs" };
+            std::fs::copy(tests.join(script), dir.join(script)).unwrap();
             let mut c = Command::new("node");
-            c.arg("sdk.mjs");
+            c.arg(script);
             c
         }
         other => panic!("unknown language {other}"),
@@ -232,13 +233,25 @@ async fn the_code_interpreter_sdk_runs_code_in_the_template() {
         ("E2B_SANDBOX_URL".to_string(), format!("http://{}", srv.e2b_addr)),
     ]
     .into();
-    for (lang, version) in versions().into_iter().filter(|(lang, _)| lang == "code-interpreter") {
+    let mut ran = Vec::new();
+    for (lang, version) in versions().into_iter().filter(|(lang, _)| lang.starts_with("code-interpreter")) {
         let r = run(&lang, &version, &env);
         assert_eq!(r.version, version);
-        let want =
-            ["run_code", "state", "callbacks", "errors", "rich results", "env_vars", "contexts", "files and commands"];
-        assert_eq!(r.passed, want, "e2b-code-interpreter {version}");
+        let want = [
+            "run_code",
+            "state",
+            "callbacks",
+            "errors",
+            "rich results",
+            "env_vars",
+            "contexts",
+            "files and commands",
+            "other languages",
+        ];
+        assert_eq!(r.passed, want, "{lang} {version}");
+        ran.push(lang);
     }
+    assert_eq!(ran, ["code-interpreter", "code-interpreter-js"], "both SDKs are in tests/e2b/versions");
     assert_eq!(srv.client().list().await.unwrap().len(), 0, "the script killed its sandbox");
 }
 

@@ -94,5 +94,15 @@ def _():
     assert sbx.commands.run("cat /tmp/made-by-code.txt").stdout == "from python"
 
 
+@check("other languages")
+def _():
+    # podgate's server runs Python only, and says so at once.
+    try:
+        sbx.run_code("console.log(1)", language="js")
+        raise AssertionError("another language did not raise")
+    except Exception as e:
+        assert "python" in str(e).lower(), e
+
+
 sbx.kill()
 print("passed")
