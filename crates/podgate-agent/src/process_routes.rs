@@ -104,8 +104,17 @@ async fn start(State(st): State<Arc<AgentState>>, JsonBody(spec): JsonBody<Proce
     }
 }
 
-async fn list(State(st): State<Arc<AgentState>>) -> Response {
-    Json(st.processes.list()).into_response()
+/// Narrows the process list: only the processes with this pid, or this tag.
+#[derive(Deserialize)]
+struct ListQuery {
+    pid: Option<i32>,
+    tag: Option<String>,
+}
+
+async fn list(State(st): State<Arc<AgentState>>, Query(q): Query<ListQuery>) -> Response {
+    let mut list = st.processes.list();
+    list.retain(|p| q.pid.is_none_or(|pid| p.pid == pid) && q.tag.as_ref().is_none_or(|t| p.tag.as_ref() == Some(t)));
+    Json(list).into_response()
 }
 
 async fn info(State(st): State<Arc<AgentState>>, Path(id): Path<String>) -> Response {

@@ -49,7 +49,14 @@ async fn find(d: &Daemon, selector: Option<&ProcessSelector>) -> Result<AgentPro
     if s.pid.is_none() && s.tag.is_none() {
         return Err(ConnectError::invalid("give the process: a pid or a tag"));
     }
-    let mut list: Vec<AgentProcess> = processes(d).await?.into_iter().filter(matches).collect();
+    // The agent narrows its list to the pid or tag asked for.
+    let narrowed = match (&s.pid, &s.tag) {
+        (Some(pid), _) => crate::filesystem::with_query(paths::PROCESSES, &[("pid", &pid.to_string())]),
+        (None, Some(tag)) => crate::filesystem::with_query(paths::PROCESSES, &[("tag", tag)]),
+        (None, None) => paths::PROCESSES.to_string(),
+    };
+    let found: Vec<AgentProcess> = d.call(Method::GET, &narrowed, None).await?;
+    let mut list: Vec<AgentProcess> = found.into_iter().filter(matches).collect();
     list.sort_by_key(|p| (p.exit.is_none(), p.started_at));
     list.pop().ok_or_else(|| match (&s.pid, &s.tag) {
         (Some(pid), _) => ConnectError::not_found(format!("process with pid {pid} not found")),

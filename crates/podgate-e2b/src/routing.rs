@@ -26,6 +26,9 @@ fn sandbox_id(s: &str) -> Result<String, E2bError> {
     if ok { Ok(s.to_string()) } else { Err(E2bError::bad_request(format!("invalid sandbox id {s:?}"))) }
 }
 
+/// The host label of the control plane under the domain (`api.DOMAIN`).
+const API_LABEL: &str = "api";
+
 /// The target of a request, if it names one; a malformed name is an error.
 pub fn target(headers: &HeaderMap, domain: Option<&str>) -> Result<Option<Target>, E2bError> {
     let header = |name: &str| {
@@ -42,6 +45,10 @@ pub fn target(headers: &HeaderMap, domain: Option<&str>) -> Result<Option<Target
     let (Some(domain), Some(Ok(host))) = (domain, headers.get(HOST).map(|h| h.to_str())) else { return Ok(None) };
     let host = host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
     let Some(label) = host.strip_suffix(domain).and_then(|h| h.strip_suffix('.')) else { return Ok(None) };
+    if label == API_LABEL {
+        // `api.DOMAIN`: where the SDKs send control-plane calls when only E2B_DOMAIN is set.
+        return Ok(None);
+    }
     let Some((p, id)) = label.split_once('-') else {
         return Err(E2bError::bad_request(format!("host {host:?} is not PORT-SANDBOXID.{domain}")));
     };
@@ -81,6 +88,7 @@ mod tests {
         assert_eq!(target(&headers(&[("host", "api.example.com")]), d).unwrap(), None);
         assert_eq!(target(&headers(&[("host", "3000-sb-a.evilsb.example.com")]), d).unwrap(), None);
         assert!(target(&headers(&[("host", "nope.sb.example.com")]), d).is_err());
+        assert_eq!(target(&headers(&[("host", "api.sb.example.com:443")]), d).unwrap(), None, "E2B_DOMAIN's API");
         assert_eq!(target(&headers(&[("host", "49983-sb-a.sb.example.com")]), None).unwrap(), None);
     }
 }

@@ -49,6 +49,18 @@ struct Run {
 }
 
 fn run(lang: &str, version: &str, env: &BTreeMap<String, String>) -> Run {
+    run_checks(lang, version, env, None, &[])
+}
+
+/// Runs the script of `lang` with `checks` only (all when empty); with `resolv`, in a mount
+/// namespace whose /etc/resolv.conf is that file (the resolver override of the host-name test).
+fn run_checks(
+    lang: &str,
+    version: &str,
+    env: &BTreeMap<String, String>,
+    resolv: Option<&Path>,
+    checks: &[&str],
+) -> Run {
     let dir = clients_dir().join(format!("{lang}-{version}"));
     assert!(
         dir.join(".installed").exists(),
@@ -77,7 +89,21 @@ fn run(lang: &str, version: &str, env: &BTreeMap<String, String>) -> Run {
         }
         other => panic!("unknown language {other}"),
     };
-    let out = cmd.current_dir(&dir).envs(env).env_remove("E2B_DOMAIN").output().unwrap();
+    cmd.args(checks);
+    if let Some(resolv) = resolv {
+        let mut wrapped = Command::new("unshare");
+        wrapped
+            .args(["--mount", "--", "sh", "-c", r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#])
+            .arg(resolv)
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        cmd = wrapped;
+    }
+    cmd.current_dir(&dir);
+    for name in ["E2B_DOMAIN", "E2B_API_URL", "E2B_SANDBOX_URL", "E2B_DEBUG"] {
+        cmd.env_remove(name);
+    }
+    let out = cmd.envs(env).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -658,4 +684,90 @@ async fn raw_exchange(addr: &str, request: &str) -> (String, tokio::io::BufReade
     // A young sandbox's port is retried while its server starts (up to 10 s).
     tokio::time::timeout(std::time::Duration::from_secs(20), read_head).await.expect("no answer");
     (head, conn)
+}
+
+/// A resolver for the test: dnsmasq on 127.0.0.77:53 answering 127.0.0.1 for every name under
+/// `domain` and nothing else, and a resolv.conf naming it. Stopped when dropped.
+struct Resolver {
+    child: std::process::Child,
+    conf: PathBuf,
+}
+
+impl Resolver {
+    fn start(dir: &Path, domain: &str) -> Resolver {
+        let mut child = Command::new("/usr/sbin/dnsmasq")
+            .args(["--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces", "--port=53"])
+            .args(["--listen-address=127.0.0.77", "--interface=lo", "--user=root", "--pid-file="])
+            .arg(format!("--address=/{domain}/127.0.0.1"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dnsmasq (Debian's dnsmasq-base, installed by scripts/e2b-clients)");
+        let conf = dir.join("resolv.conf");
+        std::fs::write(&conf, "nameserver 127.0.0.77\n").unwrap();
+        // dnsmasq answers once it listens.
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.set_read_timeout(Some(std::time::Duration::from_millis(200))).unwrap();
+        let query = [
+            &[0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0][..],
+            &[3],
+            b"api",
+            &[domain.split('.').next().unwrap().len() as u8],
+            domain.split('.').next().unwrap().as_bytes(),
+            &[domain.split('.').nth(1).unwrap().len() as u8],
+            domain.split('.').nth(1).unwrap().as_bytes(),
+            &[0, 0, 1, 0, 1],
+        ]
+        .concat();
+        for _ in 0..50 {
+            let _ = probe.send_to(&query, "127.0.0.77:53");
+            if probe.recv(&mut [0u8; 512]).is_ok() {
+                return Resolver { child, conf };
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("dnsmasq did not answer on 127.0.0.77:53");
+    }
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sdks_reach_sandboxes_by_host_name_over_tls() {
+    // As deployed with a wildcard domain: a reverse proxy terminates TLS for *.DOMAIN (the API at
+    // api.DOMAIN, sandboxes at PORT-ID.DOMAIN) in front of --e2b-listen, wildcard DNS points the
+    // names at it, and clients get E2B_API_KEY and E2B_DOMAIN only.
+    let domain = "sandboxes.test";
+    let extra = vec!["--e2b-domain".to_string(), domain.to_string()];
+    let srv = Server::start_with(common::Opts { extra, ..Default::default() });
+    let (ca, cert, key) = common::tls::certificates(&[&format!("*.{domain}")]);
+    let _proxy = common::tls::tls_proxy(cert, key, srv.e2b_addr.clone()).await;
+    let ca_file = srv.dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let resolver = Resolver::start(srv.dir.path(), domain);
+    let out = Command::new(env!("CARGO_BIN_EXE_podgate"))
+        .args(["e2b", "env", "--url", &srv.url, "--token", &srv.token, "--domain", domain])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut env = parse_exports(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(env.get("E2B_DOMAIN").map(String::as_str), Some(domain));
+    assert!(!env.contains_key("E2B_SANDBOX_URL") && !env.contains_key("E2B_API_URL"), "{env:?}");
+    // The proxy's certificate is the test CA's: Python's httpx and Node trust it through these.
+    env.insert("SSL_CERT_FILE".into(), ca_file.display().to_string());
+    env.insert("NODE_EXTRA_CA_CERTS".into(), ca_file.display().to_string());
+    let checks = ["info", "commands.run", "commands.stream", "pty", "files.bytes", "files.signed-url", "kill"];
+    let newest: Vec<(String, String)> =
+        ["python", "js"].iter().filter_map(|l| versions().into_iter().find(|(lang, _)| lang == l)).collect();
+    for (lang, version) in newest {
+        let r = tokio::task::block_in_place(|| run_checks(&lang, &version, &env, Some(&resolver.conf), &checks));
+        assert_eq!(r.passed, checks, "e2b {lang} {version} by host name over TLS");
+    }
+    assert_eq!(srv.client().list().await.unwrap().len(), 0, "the scripts killed their sandboxes");
 }

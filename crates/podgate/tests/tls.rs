@@ -6,51 +6,10 @@
 mod common;
 
 use std::process::Output;
-use std::sync::Arc;
 
 use common::Server;
 
 const BUSYBOX: &str = "podgate/busybox:test";
-
-/// A CA and a certificate it signed for `localhost` and 127.0.0.1: (CA PEM, leaf DER, key DER).
-fn certificates() -> (String, Vec<u8>, Vec<u8>) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(rcgen::DnType::CommonName, "podgate test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    let cert = leaf.signed_by(&key, &issuer).unwrap();
-    (ca_cert.pem(), cert.der().to_vec(), key.serialize_der())
-}
-
-/// Terminates TLS on 127.0.0.1:443 and passes the bytes to `backend`.
-async fn tls_proxy(cert: Vec<u8>, key: Vec<u8>, backend: String) -> tokio::task::JoinHandle<()> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![rustls::pki_types::CertificateDer::from(cert)],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:443").await.expect("port 443 on loopback is free");
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, backend) = (acceptor.clone(), backend.clone());
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
-                let Ok(mut up) = tokio::net::TcpStream::connect(&backend).await else { return };
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
-            });
-        }
-    })
-}
 
 fn text(o: &Output) -> String {
     assert!(o.status.success(), "exit {:?}: {}", o.status.code(), String::from_utf8_lossy(&o.stderr));
@@ -60,9 +19,9 @@ fn text(o: &Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_cli_works_over_https_on_the_default_port() {
     let srv = Server::start();
-    let (ca, cert, key) = certificates();
+    let (ca, cert, key) = common::tls::certificates(&["localhost", "127.0.0.1"]);
     let backend = srv.url.trim_start_matches("http://").to_string();
-    let _proxy = tls_proxy(cert, key, backend).await;
+    let _proxy = common::tls::tls_proxy(cert, key, backend).await;
     let ca_file = srv.dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca).unwrap();
     let run = |args: &[&str], stdin: Option<&[u8]>, ca: bool| {

@@ -21,11 +21,12 @@ enum E2bCmd {
 struct EnvArgs {
     #[command(flatten)]
     conn: Conn,
-    /// The server's E2B API URL [default: the server URL's scheme and host, port 3000].
+    /// The server's E2B API URL [default: with --domain, none (the SDKs use https://api.DOMAIN);
+    /// else the server URL's scheme and host, port 3000].
     #[arg(long)]
     api_url: Option<String>,
     /// The server's `--e2b-domain`, when sandboxes are reached as PORT-SANDBOXID.DOMAIN (then
-    /// E2B_DOMAIN is printed instead of E2B_SANDBOX_URL).
+    /// E2B_DOMAIN is printed instead of E2B_SANDBOX_URL, and E2B_API_URL only with --api-url).
     #[arg(long)]
     domain: Option<String>,
 }
@@ -36,11 +37,15 @@ fn quote(value: &str) -> String {
 }
 
 /// The export lines.
-fn exports(token: &str, api_url: &str, domain: Option<&str>) -> String {
-    let mut out = format!("export E2B_API_KEY={}\nexport E2B_API_URL={}\n", quote(token), quote(api_url));
-    match domain {
-        Some(d) => out.push_str(&format!("export E2B_DOMAIN={}\n", quote(d))),
-        None => out.push_str(&format!("export E2B_SANDBOX_URL={}\n", quote(api_url))),
+fn exports(token: &str, api_url: Option<&str>, domain: Option<&str>) -> String {
+    let mut out = format!("export E2B_API_KEY={}\n", quote(token));
+    if let Some(url) = api_url {
+        out.push_str(&format!("export E2B_API_URL={}\n", quote(url)));
+    }
+    match (domain, api_url) {
+        (Some(d), _) => out.push_str(&format!("export E2B_DOMAIN={}\n", quote(d))),
+        (None, Some(url)) => out.push_str(&format!("export E2B_SANDBOX_URL={}\n", quote(url))),
+        (None, None) => {}
     }
     out
 }
@@ -59,11 +64,12 @@ pub async fn e2b(a: E2bArgs) -> anyhow::Result<()> {
     let client = a.conn.client()?;
     // The token is checked, so that a stale login fails here rather than in the E2B program.
     client.me().await?;
-    let api_url = match a.api_url {
-        Some(u) => u.trim_end_matches('/').to_string(),
-        None => default_api_url(client.base())?,
+    let api_url = match (a.api_url, &a.domain) {
+        (Some(u), _) => Some(u.trim_end_matches('/').to_string()),
+        (None, Some(_)) => None,
+        (None, None) => Some(default_api_url(client.base())?),
     };
-    print!("{}", exports(client.token(), &api_url, a.domain.as_deref()));
+    print!("{}", exports(client.token(), api_url.as_deref(), a.domain.as_deref()));
     Ok(())
 }
 
@@ -73,14 +79,19 @@ mod tests {
 
     #[test]
     fn exports_point_the_sdks_at_the_server() {
-        let out = exports("pgt_x", "http://h:3000", None);
+        let out = exports("pgt_x", Some("http://h:3000"), None);
         assert_eq!(
             out,
             "export E2B_API_KEY='pgt_x'\nexport E2B_API_URL='http://h:3000'\nexport E2B_SANDBOX_URL='http://h:3000'\n"
         );
         assert!(
-            exports("t", "https://e2b.example.com", Some("sb.example.com"))
+            exports("t", Some("https://e2b.example.com"), Some("sb.example.com"))
                 .contains("export E2B_DOMAIN='sb.example.com'\n")
+        );
+        // With a domain alone the SDKs find the API at https://api.DOMAIN.
+        assert_eq!(
+            exports("t", None, Some("sb.example.com")),
+            "export E2B_API_KEY='t'\nexport E2B_DOMAIN='sb.example.com'\n"
         );
         assert_eq!(quote("a'b"), r"'a'\''b'");
         assert_eq!(default_api_url("https://podgate.example.com:7070/").unwrap(), "https://podgate.example.com:3000");

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use podgate_client::Client;
 
 pub mod term;
+pub mod tls;
 
 /// The static agent: `PODGATE_AGENT_BIN`, else built once with scripts/build-agent.
 pub fn agent_bin() -> PathBuf {

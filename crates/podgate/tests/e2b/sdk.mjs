@@ -133,8 +133,9 @@ await check('files.watch', async () => {
 })
 
 await check('files.signed-url', async () => {
-  // With E2B_SANDBOX_URL the link names no sandbox: the routing headers go with it, no token.
-  const route = { 'E2b-Sandbox-Id': sbx.sandboxId, 'E2b-Sandbox-Port': '49983' }
+  // By host name (E2B_DOMAIN) the link is complete; with E2B_SANDBOX_URL it names no sandbox, so
+  // the routing headers go with it. Never a token.
+  const route = process.env.E2B_DOMAIN ? {} : { 'E2b-Sandbox-Id': sbx.sandboxId, 'E2b-Sandbox-Port': '49983' }
   await sbx.files.write('/tmp/e2b/signed.txt', 'signed bytes')
   const url = await sbx.downloadUrl('/tmp/e2b/signed.txt', { useSignatureExpiration: 120 })
   assert.match(url, /signature=v1_.*signature_expiration=/)

@@ -181,8 +181,9 @@ def _():
 def _():
     import httpx
 
-    # With E2B_SANDBOX_URL the link names no sandbox: the routing headers go with it, no token.
-    route = {"E2b-Sandbox-Id": sbx.sandbox_id, "E2b-Sandbox-Port": "49983"}
+    # By host name (E2B_DOMAIN) the link is complete; with E2B_SANDBOX_URL it names no sandbox, so
+    # the routing headers go with it. Never a token.
+    route = {} if os.environ.get("E2B_DOMAIN") else {"E2b-Sandbox-Id": sbx.sandbox_id, "E2b-Sandbox-Port": "49983"}
     sbx.files.write("/tmp/e2b/signed.txt", "signed bytes")
     url = sbx.download_url("/tmp/e2b/signed.txt", use_signature_expiration=120)
     assert "signature=v1_" in url and "signature_expiration=" in url, url
