@@ -24,24 +24,7 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        let status = match &e {
-            Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) | Error::QuotaExceeded(_) => StatusCode::FORBIDDEN,
-            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::Invalid(_) | Error::ImageUnavailable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Internal(cause) => {
-                tracing::error!(cause = %cause, "internal error");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
-        let rate_limit = match &e {
-            Error::RateLimited { limit, retry_after, .. } => Some((*limit, *retry_after)),
-            _ => None,
-        };
-        ApiError { rate_limit, ..ApiError::new(status, e.code(), e.to_string()) }
+        ApiError { rate_limit: e.retry(), ..ApiError::new(e.status(), e.code(), e.to_string()) }
     }
 }
 

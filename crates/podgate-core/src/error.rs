@@ -40,6 +40,32 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The HTTP status every API answers this error with (an internal cause is logged here, once).
+    pub fn status(&self) -> hyper::StatusCode {
+        use hyper::StatusCode as S;
+        match self {
+            Error::Unauthenticated(_) => S::UNAUTHORIZED,
+            Error::Forbidden(_) | Error::QuotaExceeded(_) => S::FORBIDDEN,
+            Error::RateLimited { .. } => S::TOO_MANY_REQUESTS,
+            Error::NotFound(_) => S::NOT_FOUND,
+            Error::Conflict(_) => S::CONFLICT,
+            Error::Invalid(_) | Error::ImageUnavailable(_) => S::UNPROCESSABLE_ENTITY,
+            Error::Unavailable(_) => S::SERVICE_UNAVAILABLE,
+            Error::Internal(cause) => {
+                tracing::error!(cause = %cause, "internal error");
+                S::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// For a rate limit: the limit and the seconds to wait before retrying.
+    pub fn retry(&self) -> Option<(u32, u64)> {
+        match self {
+            Error::RateLimited { limit, retry_after, .. } => Some((*limit, *retry_after)),
+            _ => None,
+        }
+    }
+
     /// Stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
