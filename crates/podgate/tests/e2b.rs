@@ -74,6 +74,11 @@ fn run_checks(
             c.arg(tests.join("sdk.py"));
             c
         }
+        "langchain-e2b" => {
+            let mut c = Command::new(dir.join("bin/python"));
+            c.arg(tests.join("deep_agent.py"));
+            c
+        }
         "code-interpreter" => {
             let mut c = Command::new(dir.join("bin/python"));
             c.arg(tests.join("code_interpreter.py"));
@@ -278,6 +283,25 @@ async fn the_code_interpreter_sdk_runs_code_in_the_template() {
         ran.push(lang);
     }
     assert_eq!(ran, ["code-interpreter", "code-interpreter-js"], "both SDKs are in tests/e2b/versions");
+    assert_eq!(srv.client().list().await.unwrap().len(), 0, "the script killed its sandbox");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_framework_runs_its_tools_in_a_sandbox() {
+    // LangChain's Deep Agents with E2B's own backend for it, as its README shows, on podgate.
+    let srv = Server::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_podgate"))
+        .args(["e2b", "env", "--url", &srv.url, "--token", &srv.token])
+        .args(["--api-url", &format!("http://{}", srv.e2b_addr)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let env = parse_exports(&String::from_utf8_lossy(&out.stdout));
+    let (lang, version) =
+        versions().into_iter().find(|(lang, _)| lang == "langchain-e2b").expect("langchain-e2b in tests/e2b/versions");
+    let r = tokio::task::block_in_place(|| run(&lang, &version, &env));
+    assert_eq!(r.version, version);
+    assert_eq!(r.passed, ["agent runs tools in the sandbox", "backend file operations"]);
     assert_eq!(srv.client().list().await.unwrap().len(), 0, "the script killed its sandbox");
 }
 
