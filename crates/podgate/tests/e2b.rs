@@ -149,11 +149,7 @@ const END: &str = "<!-- end of matrix -->";
 #[tokio::test(flavor = "multi_thread")]
 async fn the_e2b_sdks_work_unmodified() {
     let srv = Server::start();
-    let admin = srv.client();
-    let mut keys = Vec::new();
-    for name in ["alice", "bob"] {
-        keys.push(admin.create_user(&CreateUserRequest { name: name.into(), role: None }).await.unwrap().token.secret);
-    }
+    let keys = alice_and_bob(&srv).await;
     // The environment as `podgate e2b env` prints it for alice.
     let out = Command::new(env!("CARGO_BIN_EXE_podgate"))
         .args(["e2b", "env", "--url", &srv.url, "--token", &keys[0]])
@@ -305,6 +301,16 @@ async fn an_agent_framework_runs_its_tools_in_a_sandbox() {
     assert_eq!(srv.client().list().await.unwrap().len(), 0, "the script killed its sandbox");
 }
 
+/// API keys of two new users, alice's then bob's.
+async fn alice_and_bob(srv: &Server) -> Vec<String> {
+    let mut keys = Vec::new();
+    for name in ["alice", "bob"] {
+        let user = srv.client().create_user(&CreateUserRequest { name: name.into(), role: None }).await.unwrap();
+        keys.push(user.token.secret);
+    }
+    keys
+}
+
 /// One Connect envelope.
 fn envelope(flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut b = vec![flags];
@@ -331,11 +337,7 @@ async fn bad_input_and_other_tenants_get_clear_errors() {
     // A wildcard domain, so that host names route too (TLS in front is the proxy's: docs/E2B.md).
     let extra = vec!["--e2b-domain".to_string(), "sandboxes.test".to_string()];
     let srv = Server::start_with(common::Opts { extra, ..Default::default() });
-    let admin = srv.client();
-    let mut keys = Vec::new();
-    for name in ["alice", "bob"] {
-        keys.push(admin.create_user(&CreateUserRequest { name: name.into(), role: None }).await.unwrap().token.secret);
-    }
+    let keys = alice_and_bob(&srv).await;
     let (alice, bob) = (&keys[0], &keys[1]);
     let base = format!("http://{}", srv.e2b_addr);
     let http = reqwest::Client::new();
@@ -562,11 +564,7 @@ while(<$c>){print $c "echo:$_"} close $c}"#;
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_and_logs_come_from_the_sandbox_without_waking_it() {
     let srv = Server::start();
-    let admin = srv.client();
-    let mut keys = Vec::new();
-    for name in ["alice", "bob"] {
-        keys.push(admin.create_user(&CreateUserRequest { name: name.into(), role: None }).await.unwrap().token.secret);
-    }
+    let keys = alice_and_bob(&srv).await;
     let (alice, bob) = (&keys[0], &keys[1]);
     let base = format!("http://{}", srv.e2b_addr);
     let http = reqwest::Client::new();
