@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use axum::serve::ListenerExt as _;
 use podgate_core::sessions::SessionTokens;
 use podgate_core::{Auth, Metrics, Sandboxes, Terminals, ids};
 use podgate_docker::{DockerConfig, DockerDriver};
@@ -194,7 +195,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let app = podgate_e2b::router(podgate_e2b::E2bState::new(sandboxes.clone(), auth.clone(), s.e2b.clone()))
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
         parts.spawn("e2b", move |stop| async move {
-            axum::serve(e2b, app).with_graceful_shutdown(stop.cancelled_owned()).await.context("the E2B API server")
+            axum::serve(e2b.tap_io(no_delay), app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+                .context("the E2B API server")
         });
     }
     let listener =
@@ -217,7 +221,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     });
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     parts.spawn("http", move |stop| async move {
-        axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await.context("the HTTP server")
+        axum::serve(listener.tap_io(no_delay), app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+            .context("the HTTP server")
     });
     tokio::select! {
         () = shutdown() => tracing::info!("stopping: HTTP, SSH, the reconciler and the purgers"),
@@ -322,5 +329,14 @@ mod tests {
         assert_eq!(s.kube.server_namespace, "podgate");
         assert_eq!(s.kube.access, podgate_kube::Access::PodIp);
         assert!(s.database_url.is_none(), "the database URL comes from the Secret, not the file");
+    }
+}
+
+/// Sends small writes at once (streamed frames, WebSocket messages) instead of holding them for
+/// Nagle's algorithm, which with the peer's delayed ACK adds 40 ms to a small answer that follows
+/// another one.
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "setting TCP_NODELAY");
     }
 }
