@@ -304,6 +304,15 @@ fn replica_id(data_dir: &Path) -> anyhow::Result<String> {
     }
 }
 
+/// Sends small writes at once (streamed frames, WebSocket messages) instead of holding them for
+/// Nagle's algorithm, which with the peer's delayed ACK adds 40 ms to a small answer that follows
+/// another one.
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "setting TCP_NODELAY");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,14 +338,5 @@ mod tests {
         assert_eq!(s.kube.server_namespace, "podgate");
         assert_eq!(s.kube.access, podgate_kube::Access::PodIp);
         assert!(s.database_url.is_none(), "the database URL comes from the Secret, not the file");
-    }
-}
-
-/// Sends small writes at once (streamed frames, WebSocket messages) instead of holding them for
-/// Nagle's algorithm, which with the peer's delayed ACK adds 40 ms to a small answer that follows
-/// another one.
-fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "setting TCP_NODELAY");
     }
 }
