@@ -41,6 +41,10 @@ pub enum AgentError {
     /// The agent answered something that is not the protocol.
     #[error("agent answered outside the protocol: {0}")]
     Protocol(String),
+    /// The request's own body failed while it was being sent (the caller's upload broke off):
+    /// the caller's fault, not the agent's.
+    #[error("the request body broke off: {0}")]
+    RequestBody(String),
 }
 
 /// One sandbox's agent.
@@ -276,7 +280,15 @@ impl AgentClient {
             req = req.header(hyper::header::CONTENT_TYPE, ct);
         }
         let req = req.body(body).map_err(|e| AgentError::Protocol(e.to_string()))?;
-        sender.send_request(req).await.map_err(broken)
+        sender.send_request(req).await.map_err(|e| {
+            // hyper reports a failure of the body we send as a user error.
+            if e.is_user() {
+                let cause = std::error::Error::source(&e).map_or_else(|| e.to_string(), |c| c.to_string());
+                AgentError::RequestBody(cause)
+            } else {
+                broken(e)
+            }
+        })
     }
 
     /// A fresh connection to the agent.
@@ -420,6 +432,7 @@ pub(crate) fn agent_error(id: &str, e: AgentError) -> crate::Error {
             tracing::warn!(sandbox_id = %id, error = %m, "agent unreachable");
             Error::Unavailable(format!("the agent of sandbox {id} is unreachable"))
         }
+        AgentError::RequestBody(m) => Error::Invalid(format!("the request body broke off: {m}")),
         other => {
             tracing::error!(sandbox_id = %id, error = %other, "agent failure");
             Error::Unavailable(format!("the agent of sandbox {id} failed"))
@@ -447,5 +460,34 @@ mod tests {
         let stream = connect_unix_nofollow(&real).await.unwrap();
         assert!(check_peer(&stream, std::process::id()).is_ok());
         assert!(check_peer(&stream, std::process::id() + 1).is_err());
+    }
+
+    /// An upload that breaks off is the caller's fault, told apart from an agent that is gone.
+    #[tokio::test]
+    async fn a_broken_request_body_is_not_an_unreachable_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("agent.sock");
+        let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+        // An agent that reads what it is sent and never answers.
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut s, &mut tokio::io::sink()).await;
+                });
+            }
+        });
+        let client = AgentClient::new(AgentEndpoint::Unix(sock.clone()), "secret".into());
+        let chunks: Vec<std::result::Result<hyper::body::Frame<Bytes>, std::io::Error>> = vec![
+            Ok(hyper::body::Frame::data(Bytes::from_static(b"first part"))),
+            Err(std::io::Error::other("the client went away")),
+        ];
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(chunks));
+        let err = client.forward(Method::PUT, "/v1/files?path=x", None, body).await.unwrap_err();
+        assert!(matches!(&err, AgentError::RequestBody(m) if m.contains("the client went away")), "got {err:?}");
+        assert!(matches!(agent_error("sb", err), crate::Error::Invalid(_)));
+        // With no agent listening, it stays unreachable.
+        drop(std::fs::remove_file(&sock));
+        let err = client.forward(Method::GET, "/v1/health", None, Full::new(Bytes::new())).await.unwrap_err();
+        assert!(matches!(err, AgentError::Unreachable(_)), "got {err:?}");
     }
 }

@@ -11,7 +11,7 @@ use crate::audit::Event;
 use std::sync::Arc;
 
 use crate::kernel::{Kernel, Services as _};
-use crate::{Caller, Error, Result};
+use crate::{Caller, Result};
 
 /// The agent-requests service: relays callers' requests to their sandboxes' agents, and audits
 /// those and what SSH connections do.
@@ -43,13 +43,10 @@ impl AgentRequests {
                 self.record(caller, &row.id, &method, path_and_query, resp.status().as_u16()).await;
                 Ok(resp)
             }
-            Err(AgentError::Unreachable(m)) => {
-                tracing::warn!(sandbox_id = %row.id, error = %m, "agent unreachable");
-                Err(Error::Unavailable(format!("the agent of sandbox {} is unreachable", row.id)))
-            }
             Err(e) => {
-                tracing::error!(sandbox_id = %row.id, error = %e, "agent request failed");
-                Err(Error::Unavailable(format!("the agent of sandbox {} failed", row.id)))
+                let status = if matches!(e, AgentError::RequestBody(_)) { 400 } else { 503 };
+                self.record(caller, &row.id, &method, path_and_query, status).await;
+                Err(crate::agent_client::agent_error(&row.id, e))
             }
         }
     }
