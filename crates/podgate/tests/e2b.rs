@@ -222,6 +222,91 @@ async fn the_e2b_sdks_work_unmodified() {
     }
 }
 
+/// The same SDK checks on the Kubernetes driver: the newest Python and JS releases, on the real
+/// cluster of `PODGATE_TEST_KUBECONFIG` or else on the fake API server with Docker as kubelet.
+/// Pause is the one difference: a pod cannot be frozen, and hibernating one keeps only a
+/// persisted /workspace, so E2B's pause (which keeps every file and process) is refused at once
+/// with the reason instead of losing them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_e2b_sdks_work_on_kubernetes() {
+    let mut cluster = common::kube::cluster("the_e2b_sdks_work_on_kubernetes").await;
+    let image = common::kube::image();
+    let srv = cluster.server(&["--default-image", &image]);
+    let keys = alice_and_bob(&srv).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_podgate"))
+        .args(["e2b", "env", "--url", &srv.url, "--token", &keys[0]])
+        .args(["--api-url", &format!("http://{}", srv.e2b_addr)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut env = parse_exports(&String::from_utf8_lossy(&out.stdout));
+    env.insert("E2B_OTHER_API_KEY".into(), keys[1].clone());
+    let every = [
+        "info",
+        "commands.run",
+        "commands.stream",
+        "commands.background",
+        "commands.stdin",
+        "commands.connect",
+        "pty",
+        "files.text",
+        "files.bytes",
+        "files.dirs",
+        "files.watch",
+        "files.signed-url",
+        "metrics",
+        "list",
+        "other-user",
+        "timeout",
+        "kill",
+    ];
+    let newest: Vec<(String, String)> =
+        ["python", "js"].iter().filter_map(|l| versions().into_iter().find(|(lang, _)| lang == l)).collect();
+    assert_eq!(newest.len(), 2);
+    let runs: Vec<(String, Run)> = std::thread::scope(|s| {
+        let lanes: Vec<_> = newest
+            .iter()
+            .map(|(lang, version)| {
+                let env = &env;
+                s.spawn(move || (lang.clone(), run_checks(lang, version, env, None, &every)))
+            })
+            .collect();
+        lanes.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (lang, r) in &runs {
+        assert_eq!(r.passed, every, "e2b {lang} on Kubernetes did not pass every check");
+    }
+
+    // Pause: refused at once with the reason, and the sandbox keeps running.
+    let base = format!("http://{}", srv.e2b_addr);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{base}/v2/sandboxes"))
+        .header("x-api-key", &keys[0])
+        .json(&serde_json::json!({"templateID": "base"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let sb: serde_json::Value = r.json().await.unwrap();
+    let id = sb["sandboxID"].as_str().unwrap();
+    if let Some(fake) = &cluster.fake {
+        assert!(fake.names("pods").iter().any(|p| p.contains(id)), "the sandbox is a pod: {:?}", fake.names("pods"));
+    }
+    let r = http.post(format!("{base}/sandboxes/{id}/pause")).header("x-api-key", &keys[0]).send().await.unwrap();
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!((status, body["code"].as_u64()), (409, Some(409)), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("persistent /workspace"), "{body}");
+    let r = http.get(format!("{base}/sandboxes/{id}")).header("x-api-key", &keys[0]).send().await.unwrap();
+    let info: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(info["state"], "running", "{info}");
+    let r = http.delete(format!("{base}/sandboxes/{id}")).header("x-api-key", &keys[0]).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let alice = Client::new(&srv.url, &keys[0]).unwrap();
+    assert_eq!(alice.list().await.unwrap().len(), 0, "every sandbox of alice's is gone");
+}
+
 fn compare_with_the_docs(table: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/E2B.md");
     let doc = std::fs::read_to_string(&path).unwrap();

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use podgate_client::Client;
 
+pub mod kube;
 pub mod term;
 pub mod tls;
 
