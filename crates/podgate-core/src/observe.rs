@@ -8,7 +8,7 @@ use podgate_types::metrics::{MetricsQuery, MetricsSample};
 use podgate_types::state::SandboxState;
 use time::OffsetDateTime;
 
-use crate::agent_client::{AgentClient, AgentError};
+use crate::agent_client::AgentError;
 use crate::kernel::{Kernel, Services as _};
 use crate::{Caller, Error, Result};
 
@@ -36,12 +36,7 @@ impl Observe {
         if row.state != SandboxState::Running {
             return Ok(Vec::new());
         }
-        let endpoint = row
-            .agent_url
-            .as_deref()
-            .and_then(podgate_runtime::AgentEndpoint::from_url)
-            .ok_or_else(|| Error::Internal(format!("sandbox {} has no agent address", row.id)))?;
-        match AgentClient::new(endpoint, row.agent_secret.clone()).metrics(q).await {
+        match crate::sandboxes::quiet_agent(&row)?.metrics(q).await {
             Ok(samples) => Ok(samples),
             Err(AgentError::Refused { status: 404, .. }) => Ok(Vec::new()),
             Err(e) => {

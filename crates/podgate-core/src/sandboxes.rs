@@ -337,15 +337,7 @@ impl Sandboxes {
 
     /// The agent of a running sandbox.
     pub(crate) fn agent(&self, row: &SandboxRow) -> Result<AgentClient> {
-        if row.state != SandboxState::Running {
-            return Err(Error::Conflict(format!("sandbox {} is {}, not running", row.id, row.state)));
-        }
-        let endpoint = row
-            .agent_url
-            .as_deref()
-            .and_then(AgentEndpoint::from_url)
-            .ok_or_else(|| Error::Internal(format!("sandbox {} has no agent address", row.id)))?;
-        Ok(AgentClient::new(endpoint, row.agent_secret.clone()).with_activity(self.k.activity.marker(&row.id)))
+        Ok(quiet_agent(row)?.with_activity(self.k.activity.marker(&row.id)))
     }
 
     /// The caller's running sandbox (resumed first when paused) and its agent.
@@ -424,4 +416,18 @@ impl Sandboxes {
             progress: SandboxState::CREATING.contains(&r.state).then(|| self.k.driver.progress(&r.id)).flatten(),
         })
     }
+}
+
+/// The agent of a running sandbox, its traffic not counted as the user's activity (the server's
+/// own reads: health, resource samples).
+pub(crate) fn quiet_agent(row: &SandboxRow) -> Result<AgentClient> {
+    if row.state != SandboxState::Running {
+        return Err(Error::Conflict(format!("sandbox {} is {}, not running", row.id, row.state)));
+    }
+    let endpoint = row
+        .agent_url
+        .as_deref()
+        .and_then(AgentEndpoint::from_url)
+        .ok_or_else(|| Error::Internal(format!("sandbox {} has no agent address", row.id)))?;
+    Ok(AgentClient::new(endpoint, row.agent_secret.clone()))
 }

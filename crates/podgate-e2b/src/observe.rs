@@ -107,9 +107,12 @@ async fn latest(State(st): St, ApiCaller(caller): ApiCaller, Query(q): Query<Ids
     if ids.len() > MAX_IDS {
         return Err(E2bError::bad_request(format!("at most {MAX_IDS} sandbox_ids")));
     }
+    // The agent samples every 5 s: the last half minute holds the newest sample (several, should
+    // one be late), without reading the whole hour the agent keeps.
+    let recent = MetricsQuery { start: Some(OffsetDateTime::now_utc().unix_timestamp() - 30), end: None };
     let mut sandboxes = BTreeMap::new();
     for id in ids {
-        let samples = st.sandboxes.observe().samples(&caller, id, &MetricsQuery::default()).await?;
+        let samples = st.sandboxes.observe().samples(&caller, id, &recent).await?;
         if let Some(s) = samples.into_iter().last() {
             sandboxes.insert(id.to_string(), Metric::from(s));
         }

@@ -57,8 +57,7 @@ impl SignedUrl {
     /// Whether the signature is the one `token` makes.
     pub fn made_with(&self, token: &str) -> bool {
         let expected = sign(&self.path, self.operation, &self.user, token, self.expiration);
-        expected.len() == self.signature.len()
-            && expected.bytes().zip(self.signature.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), self.signature.as_bytes()))
     }
 }
 
